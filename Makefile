@@ -1,0 +1,50 @@
+# The suite's commands. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed-$(shell cat requirements/dev.txt pyproject.toml | cksum | cut -d' ' -f1)
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format bench lock clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+
+$(INSTALLED): requirements/dev.txt pyproject.toml
+	@deploy/dev/system-deps.sh run
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@rm -f $(VENV)/.installed-*
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/dev.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+install: $(INSTALLED) ## Create .venv with the pinned dependencies
+
+run: install ## Start the whole suite on its embedded defaults, with the demo clinic
+	@deploy/dev/run.sh
+
+test: install ## Install what the tests need and run every test
+	@deploy/dev/system-deps.sh test
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install ## ruff (lint and format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install ## Rewrite the code with ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install ## Run the benchmarks and print their figures
+	@deploy/dev/system-deps.sh bench
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+
+lock: install ## Re-pin requirements/*.txt from pyproject.toml
+	$(BIN)/pip-compile -q --strip-extras --no-header --no-emit-index-url --no-emit-find-links -o requirements/main.txt pyproject.toml
+	$(BIN)/pip-compile -q --strip-extras --no-header --no-emit-index-url --no-emit-find-links --extra dev -o requirements/dev.txt pyproject.toml
+
+clean: ## Remove the virtualenv, local databases and caches
+	rm -rf $(VENV) var node_modules .mypy_cache .ruff_cache artifacts

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# `make run`: migrate, seed the demo clinic, start every process under honcho and print where to start.
+# Expects the virtualenv at .venv (the Makefile builds it first). Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PATH="$PWD/.venv/bin:$PATH"
+export SUITE_ENV=${SUITE_ENV:-development}
+export LOG_FORMAT=${LOG_FORMAT:-text}
+export BOOKING_PORT=${BOOKING_PORT:-8001} NOTIFY_PORT=${NOTIFY_PORT:-8002} CONSULT_PORT=${CONSULT_PORT:-8003}
+export BOOKING_PUBLIC_URL=${BOOKING_PUBLIC_URL:-http://127.0.0.1:$BOOKING_PORT}
+export NOTIFY_PUBLIC_URL=${NOTIFY_PUBLIC_URL:-http://127.0.0.1:$NOTIFY_PORT}
+export CONSULT_PUBLIC_URL=${CONSULT_PUBLIC_URL:-http://127.0.0.1:$CONSULT_PORT}
+REDIS_PORT=${REDIS_PORT:-6379}
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
+mkdir -p var/redis
+
+procfile=var/Procfile.run
+cp deploy/Procfile "$procfile"
+if python - "$REDIS_URL" <<'PY'
+import sys, redis
+try:
+    redis.Redis.from_url(sys.argv[1], socket_connect_timeout=1).ping()
+except redis.RedisError:
+    sys.exit(1)
+PY
+then
+  echo "Using the Redis already answering at $REDIS_URL"
+else
+  echo "redis: redis-server --bind 127.0.0.1 --port $REDIS_PORT --dir var/redis --appendonly yes --save ''" >>"$procfile"
+  # Migrations and the seed write only to the databases, so they need not wait for Redis.
+fi
+
+for service in booking notify consult; do
+  flask --app "services.$service" db upgrade >/dev/null
+done
+seed_json=$(flask --app services.booking seed-demo)
+
+honcho -f "$procfile" -d . start &
+honcho_pid=$!
+trap 'kill -INT $honcho_pid 2>/dev/null || true; wait $honcho_pid 2>/dev/null || true' INT TERM
+
+python - "$seed_json" <<'PY' || { kill -INT $honcho_pid 2>/dev/null || true; wait $honcho_pid; exit 1; }
+import json, os, sys, time, urllib.request
+
+urls = {name: os.environ[f"{name.upper()}_PUBLIC_URL"] for name in ("booking", "notify", "consult")}
+deadline = time.time() + 60
+for name, base in urls.items():
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=2) as answer:
+                if answer.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.time() > deadline:
+            sys.exit(f"{name} did not become ready at {base}/readyz")
+        time.sleep(0.5)
+
+seed = json.loads(sys.argv[1])
+lines = [
+    "",
+    "The telehealth suite is running with its demo clinic. Open:",
+    f"  Booking API docs     {urls['booking']}/api/docs",
+    f"  Notify API docs      {urls['notify']}/api/docs",
+    f"  Consult API docs     {urls['consult']}/api/docs",
+]
+if seed.get("demo_manage_url"):
+    lines.append(f"  Demo patient's booking (signed manage link, JSON)  {seed['demo_manage_url'].replace('/manage/', '/api/v1/manage/')}")
+lines += [
+    f"  Staff API key        dev-api-key   (curl -H 'Authorization: Bearer dev-api-key' {urls['booking']}/api/v1/bookings)",
+    "Press Ctrl-C to stop everything.",
+    "",
+]
+print("\n".join(lines), flush=True)
+PY
+wait $honcho_pid

@@ -1,0 +1,1 @@
+"""The suite's services: booking, notify and consult. None imports another."""

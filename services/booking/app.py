@@ -1,0 +1,29 @@
+"""Application factory of the booking service."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from services.booking import cli, views
+from services.booking.config import BookingConfig
+from shared.app import create_service_app
+from shared.config import load
+from shared.links import LinkSigner
+
+
+def create_app(config: BookingConfig | None = None) -> Flask:
+    """Build the booking app from ``config`` (default: the environment)."""
+    config = config or load(BookingConfig)
+    app, api = create_service_app(
+        service="booking",
+        config=config,
+        database_url=config.database_url,
+        title="Booking service",
+        description="Providers, appointment types, availability, free slots and bookings of the clinic.",
+        import_name=__name__,
+    )
+    app.extensions["link_signer"] = LinkSigner(config.link_signing_keys)
+    for blueprint in views.BLUEPRINTS:
+        api.register_blueprint(blueprint)
+    cli.register(app)
+    return app

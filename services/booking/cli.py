@@ -1,0 +1,53 @@
+"""``flask --app services.booking ...`` commands: the outbox relay and the demo seed."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from services.booking import relay, seed, service
+from shared.db import get_db
+from shared.links import manage_url
+
+
+def register(app: Flask) -> None:
+    """Add the booking commands to ``app``."""
+
+    @app.cli.command("relay")
+    @with_appcontext
+    def _relay() -> None:
+        """Move committed events from the outbox to the Redis queues, until stopped."""
+        config = current_app.extensions["suite_config"]
+        relay.run_relay(
+            db=get_db(),
+            redis=current_app.extensions["redis"],
+            poll_seconds=config.outbox_poll_seconds,
+            batch_size=config.outbox_batch_size,
+            retention=timedelta(days=config.outbox_retention_days),
+        )
+
+    @app.cli.command("seed-demo")
+    @click.option("--no-booking", is_flag=True, help="Do not create the demo booking.")
+    @with_appcontext
+    def _seed(no_booking: bool) -> None:
+        """Create the demo clinic (idempotent) and print what a newcomer opens first, as JSON."""
+        config = current_app.extensions["suite_config"]
+        with get_db().transaction() as session:
+            demo = seed.seed_demo(session=session, with_booking=not no_booking)
+            summary = {
+                "clinic": demo.clinic.slug,
+                "providers": [p.id for p in demo.providers],
+                "appointment_types": {slug: t.id for slug, t in demo.types.items()},
+                "demo_booking": str(demo.booking.id) if demo.booking else None,
+                "demo_manage_url": manage_url(
+                    config.booking_public_url,
+                    service.manage_token(current_app.extensions["link_signer"], demo.booking),
+                )
+                if demo.booking
+                else None,
+            }
+        click.echo(json.dumps(summary))

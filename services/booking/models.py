@@ -1,0 +1,239 @@
+"""Tables of the booking service.
+
+Double booking is prevented by the database, not by a check-then-insert: a booking claims every 5-minute
+granule of its blocked time (start minus buffer-before to end plus buffer-after) in ``slot_claims``, whose
+primary key is (provider, granule). Two bookings that overlap for a provider collide on that key in any
+engine, under any timing, and the second transaction fails as a whole. Daily limits work the same way with
+numbered ``day_claims``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, time
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from shared.db import GUID, NAMING_CONVENTION, BigIntKey, JSONDocument, UTCDateTime
+from shared.timeutil import utcnow
+
+GRANULE_MINUTES = 5
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Clinic(Base):
+    __tablename__ = "clinics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    time_zone: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(Text, default="")
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Provider(Base):
+    __tablename__ = "providers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    time_zone: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    clinic: Mapped[Clinic] = relationship(lazy="joined")
+    appointment_types: Mapped[list[AppointmentType]] = relationship(
+        secondary="provider_appointment_types", back_populates="providers", order_by="AppointmentType.id"
+    )
+
+
+class AppointmentType(Base):
+    __tablename__ = "appointment_types"
+    __table_args__ = (
+        UniqueConstraint("clinic_id", "slug"),
+        CheckConstraint("mode IN ('video', 'in_person')", name="mode"),
+        CheckConstraint("duration_minutes > 0", name="duration"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(16))
+    buffer_before_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    buffer_after_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    slot_interval_minutes: Mapped[int] = mapped_column(Integer, default=15)
+    min_notice_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    horizon_days: Mapped[int] = mapped_column(Integer, default=60)
+    daily_limit: Mapped[int | None] = mapped_column(Integer)
+    location: Mapped[str] = mapped_column(Text, default="")
+    reminder_protocol: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    clinic: Mapped[Clinic] = relationship(lazy="joined")
+    providers: Mapped[list[Provider]] = relationship(
+        secondary="provider_appointment_types", back_populates="appointment_types"
+    )
+
+
+class ProviderAppointmentType(Base):
+    """Which provider offers which appointment type."""
+
+    __tablename__ = "provider_appointment_types"
+
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"), primary_key=True)
+    appointment_type_id: Mapped[int] = mapped_column(
+        ForeignKey("appointment_types.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class AvailabilityRule(Base):
+    """A weekly window of availability, in the provider's own time zone."""
+
+    __tablename__ = "availability_rules"
+    __table_args__ = (
+        CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday"),
+        CheckConstraint("start_time < end_time", name="order"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"), index=True)
+    weekday: Mapped[int] = mapped_column(SmallInteger)  # 0 = Monday
+    start_time: Mapped[time] = mapped_column(Time)
+    end_time: Mapped[time] = mapped_column(Time)
+
+
+class AvailabilityOverride(Base):
+    """A date whose hours differ from the weekly rules: closed, or open in the listed windows only."""
+
+    __tablename__ = "availability_overrides"
+    __table_args__ = (
+        CheckConstraint(
+            "(closed AND start_time IS NULL AND end_time IS NULL) OR "
+            "(NOT closed AND start_time IS NOT NULL AND end_time IS NOT NULL AND start_time < end_time)",
+            name="shape",
+        ),
+        Index("ix_availability_overrides_provider_day", "provider_id", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    start_time: Mapped[time | None] = mapped_column(Time)
+    end_time: Mapped[time | None] = mapped_column(Time)
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True, default=uuid.uuid4)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(20))  # E.164
+    email: Mapped[str] = mapped_column(String(320))
+    time_zone: Mapped[str] = mapped_column(String(64))
+    sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Booking(Base):
+    __tablename__ = "bookings"
+    __table_args__ = (
+        CheckConstraint("status IN ('confirmed', 'cancelled')", name="status"),
+        CheckConstraint("start_at < end_at", name="order"),
+        Index("ix_bookings_provider_block", "provider_id", "block_start"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True, default=uuid.uuid4)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"))
+    appointment_type_id: Mapped[int] = mapped_column(ForeignKey("appointment_types.id"))
+    patient_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("patients.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="confirmed")
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The time the provider is unavailable: start/end widened by the type's buffers when booked.
+    block_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    block_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    cancelled_by: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    clinic: Mapped[Clinic] = relationship(lazy="joined")
+    provider: Mapped[Provider] = relationship(lazy="joined")
+    appointment_type: Mapped[AppointmentType] = relationship(lazy="joined")
+    patient: Mapped[Patient] = relationship(lazy="joined")
+
+    # Every UPDATE checks and raises the version, so two concurrent changes cannot both win.
+    __mapper_args__ = {"version_id_col": version}
+
+
+class SlotClaim(Base):
+    """One 5-minute granule of a provider's time held by one booking."""
+
+    __tablename__ = "slot_claims"
+
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    booking_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("bookings.id", ondelete="CASCADE"), index=True
+    )
+
+
+class DayClaim(Base):
+    """One of the N places a provider has for an appointment type on a day (its daily limit)."""
+
+    __tablename__ = "day_claims"
+
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), primary_key=True)
+    appointment_type_id: Mapped[int] = mapped_column(ForeignKey("appointment_types.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    ordinal: Mapped[int] = mapped_column(Integer, primary_key=True)
+    booking_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("bookings.id", ondelete="CASCADE"), index=True
+    )
+
+
+class OutboxEvent(Base):
+    """An event written in the same transaction as the change it reports, waiting for the relay."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_unpublished", "published_at", "seq"),)
+
+    seq: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(GUID, unique=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    booking_id: Mapped[uuid.UUID] = mapped_column(GUID, index=True)
+    payload: Mapped[dict[str, object]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,551 @@
+"""Business operations on slots and bookings.
+
+Each change to a booking happens in the caller's transaction together with its claims and its outbox event,
+so a booking, its protection against double booking and its notifications commit or vanish together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from services.booking import catalog
+from services.booking.models import (
+    GRANULE_MINUTES,
+    AppointmentType,
+    AvailabilityOverride,
+    AvailabilityRule,
+    Booking,
+    DayClaim,
+    OutboxEvent,
+    Patient,
+    Provider,
+    SlotClaim,
+)
+from services.booking.slots import DayHours, SlotRules, Window, availability_windows, blocked_span, free_slots
+from shared import events, links
+from shared.db import is_unique_violation
+from shared.logging import get_correlation_id
+from shared.problems import Conflict, Gone, NotFound, Problem, field_error
+from shared.timeutil import day_bounds_utc, ensure_utc, local_date, utcnow
+
+GRANULE = timedelta(minutes=GRANULE_MINUTES)
+MAX_SEARCH_DAYS = 62
+CONFIRMED = "confirmed"
+CANCELLED = "cancelled"
+
+
+def rules_of(appointment_type: AppointmentType) -> SlotRules:
+    """The slot rules of an appointment type."""
+    return SlotRules(
+        duration=timedelta(minutes=appointment_type.duration_minutes),
+        buffer_before=timedelta(minutes=appointment_type.buffer_before_minutes),
+        buffer_after=timedelta(minutes=appointment_type.buffer_after_minutes),
+        interval=timedelta(minutes=appointment_type.slot_interval_minutes),
+        min_notice=timedelta(minutes=appointment_type.min_notice_minutes),
+        horizon=timedelta(days=appointment_type.horizon_days),
+        daily_limit=appointment_type.daily_limit,
+    )
+
+
+def _offering(
+    session: Session, provider_id: int, appointment_type_id: int
+) -> tuple[Provider, AppointmentType]:
+    provider = catalog.get_provider(session=session, provider_id=provider_id)
+    appointment_type = catalog.get_appointment_type(session=session, type_id=appointment_type_id)
+    if appointment_type.id not in {t.id for t in provider.appointment_types}:
+        raise field_error("appointment_type_id", "this provider does not offer this appointment type")
+    if not provider.active or not appointment_type.active:
+        raise Conflict("This provider or appointment type is not taking bookings.", slug="not-bookable")
+    return provider, appointment_type
+
+
+def _windows(session: Session, provider: Provider, first_day: date, last_day: date) -> list[Window]:
+    weekly: dict[int, list[DayHours]] = {}
+    for rule in session.scalars(select(AvailabilityRule).where(AvailabilityRule.provider_id == provider.id)):
+        weekly.setdefault(rule.weekday, []).append(DayHours(rule.start_time, rule.end_time))
+    closed: set[date] = set()
+    changed: dict[date, list[DayHours]] = {}
+    for row in session.scalars(
+        select(AvailabilityOverride).where(
+            AvailabilityOverride.provider_id == provider.id,
+            AvailabilityOverride.day >= first_day,
+            AvailabilityOverride.day <= last_day,
+        )
+    ):
+        if row.closed:
+            closed.add(row.day)
+        elif row.start_time is not None and row.end_time is not None:
+            changed.setdefault(row.day, []).append(DayHours(row.start_time, row.end_time))
+    overrides: dict[date, list[DayHours] | None] = dict.fromkeys(closed)
+    overrides.update({day: hours for day, hours in changed.items() if day not in closed})
+    return availability_windows(
+        weekly=weekly, overrides=overrides, tz=provider.time_zone, first_day=first_day, last_day=last_day
+    )
+
+
+def find_slots(
+    *,
+    session: Session,
+    provider_id: int,
+    appointment_type_id: int,
+    start: datetime,
+    end: datetime,
+    now: datetime | None = None,
+    ignore_booking_id: uuid.UUID | None = None,
+) -> list[datetime]:
+    """Start instants (UTC) of the free slots beginning in ``[start, end)``."""
+    start, end = ensure_utc(start), ensure_utc(end)
+    if end <= start:
+        raise field_error("end", "must be after start", location="query")
+    if end - start > timedelta(days=MAX_SEARCH_DAYS):
+        raise field_error("end", f"a search spans at most {MAX_SEARCH_DAYS} days", location="query")
+    provider, appointment_type = _offering(session, provider_id, appointment_type_id)
+    rules = rules_of(appointment_type)
+    tz = provider.time_zone
+    first_day, last_day = local_date(start, tz), local_date(end, tz)
+
+    # Bookings whose blocks could touch a candidate, and all of this type on the days searched (for limits).
+    pad = rules.duration + rules.buffer_before + rules.buffer_after + timedelta(days=1)
+    lower, upper = day_bounds_utc(first_day, tz)[0] - pad, day_bounds_utc(last_day, tz)[1] + pad
+    query = (
+        select(Booking.block_start, Booking.block_end, Booking.start_at, Booking.appointment_type_id)
+        .where(
+            Booking.provider_id == provider.id,
+            Booking.status == CONFIRMED,
+            Booking.block_start < upper,
+            Booking.block_end > lower,
+        )
+        .order_by(Booking.block_start)
+    )
+    if ignore_booking_id is not None:
+        query = query.where(Booking.id != ignore_booking_id)
+    rows = session.execute(query).all()
+    blocks = [(r.block_start, r.block_end) for r in rows]
+    day_counts = Counter(
+        local_date(r.start_at, tz) for r in rows if r.appointment_type_id == appointment_type.id
+    )
+    return free_slots(
+        windows=_windows(session, provider, first_day, last_day),
+        blocks=blocks,
+        day_counts=day_counts,
+        rules=rules,
+        provider_tz=tz,
+        now=now or utcnow(),
+        range_start=start,
+        range_end=end,
+    )
+
+
+def nearest_free(
+    *,
+    session: Session,
+    provider_id: int,
+    appointment_type_id: int,
+    around: datetime,
+    count: int = 3,
+    ignore_booking_id: uuid.UUID | None = None,
+) -> list[datetime]:
+    """Up to ``count`` free starts nearest to ``around`` (within a week either side)."""
+    now = utcnow()
+    starts = find_slots(
+        session=session,
+        provider_id=provider_id,
+        appointment_type_id=appointment_type_id,
+        start=max(now, around - timedelta(days=7)),
+        end=max(now, around) + timedelta(days=7),
+        now=now,
+        ignore_booking_id=ignore_booking_id,
+    )
+    return sorted(starts, key=lambda s: (abs(s - around), s))[:count]
+
+
+def _slot_taken(
+    session: Session, booking_like: tuple[int, int, datetime], ignore: uuid.UUID | None = None
+) -> Problem:
+    provider_id, type_id, start = booking_like
+    alternatives = nearest_free(
+        session=session,
+        provider_id=provider_id,
+        appointment_type_id=type_id,
+        around=start,
+        ignore_booking_id=ignore,
+    )
+    return Conflict(
+        "That time is no longer available.",
+        slug="slot-unavailable",
+        extra={"alternatives": [a.isoformat() for a in alternatives]},
+    )
+
+
+def _require_free(
+    session: Session,
+    provider: Provider,
+    appointment_type: AppointmentType,
+    start: datetime,
+    ignore: uuid.UUID | None,
+) -> None:
+    offered = find_slots(
+        session=session,
+        provider_id=provider.id,
+        appointment_type_id=appointment_type.id,
+        start=start,
+        end=start + GRANULE,
+        ignore_booking_id=ignore,
+    )
+    if start not in offered:
+        raise _slot_taken(session, (provider.id, appointment_type.id, start), ignore)
+
+
+def _claim_time(session: Session, booking: Booking) -> None:
+    """Insert the granules ``booking`` blocks; IntegrityError if any is held by another booking."""
+    at = booking.block_start
+    rows = []
+    while at < booking.block_end:
+        rows.append({"provider_id": booking.provider_id, "at": at, "booking_id": booking.id})
+        at += GRANULE
+    session.execute(insert(SlotClaim), rows)
+
+
+def _claim_day(session: Session, booking: Booking, limit: int | None) -> None:
+    """Take one of the day's numbered places for a type with a daily limit; 409 when none is left."""
+    if limit is None:
+        return
+    day = local_date(booking.start_at, booking.provider.time_zone)
+    key = (
+        DayClaim.provider_id == booking.provider_id,
+        DayClaim.appointment_type_id == booking.appointment_type_id,
+    )
+    for _attempt in range(limit):
+        taken = set(session.scalars(select(DayClaim.ordinal).where(*key, DayClaim.day == day)))
+        free = [n for n in range(1, limit + 1) if n not in taken]
+        if not free:
+            break
+        nested = session.begin_nested()
+        try:
+            session.add(
+                DayClaim(
+                    provider_id=booking.provider_id,
+                    appointment_type_id=booking.appointment_type_id,
+                    day=day,
+                    ordinal=free[0],
+                    booking_id=booking.id,
+                )
+            )
+            nested.commit()
+            return
+        except IntegrityError as exc:
+            # Another booking took that place a moment ago: look again.
+            nested.rollback()
+            if not is_unique_violation(exc):
+                raise
+    raise Conflict("The provider's daily limit for this appointment type is reached.", slug="daily-limit")
+
+
+def _release(session: Session, booking: Booking) -> None:
+    session.execute(delete(SlotClaim).where(SlotClaim.booking_id == booking.id))
+    session.execute(delete(DayClaim).where(DayClaim.booking_id == booking.id))
+
+
+def snapshot(booking: Booking) -> events.BookingSnapshot:
+    """The booking as an event carries it."""
+    t, p, c, pt = booking.appointment_type, booking.provider, booking.clinic, booking.patient
+    return events.BookingSnapshot(
+        id=booking.id,
+        version=booking.version,
+        status=booking.status,
+        start=booking.start_at,
+        end=booking.end_at,
+        clinic=events.ClinicRef(
+            slug=c.slug, name=c.name, time_zone=c.time_zone, address=c.address, phone=c.phone
+        ),
+        appointment_type=events.AppointmentTypeRef(
+            id=t.id,
+            slug=t.slug,
+            name=t.name,
+            mode=t.mode,
+            duration_minutes=t.duration_minutes,
+            reminder_protocol=t.reminder_protocol,
+            location=t.location,
+        ),
+        provider=events.ProviderRef(id=p.id, name=p.name, email=p.email, time_zone=p.time_zone),
+        patient=events.PatientRef(
+            id=pt.id,
+            name=pt.name,
+            email=pt.email,
+            phone=pt.phone,
+            time_zone=pt.time_zone,
+            sms_consent=pt.sms_consent,
+        ),
+    )
+
+
+def _record_event(
+    session: Session,
+    booking: Booking,
+    event_type: str,
+    *,
+    previous: events.TimeRange | None = None,
+    cancelled_by: str | None = None,
+) -> OutboxEvent:
+    event = events.BookingEvent(
+        type=event_type,
+        booking=snapshot(booking),
+        correlation_id=get_correlation_id(),
+        previous=previous,
+        cancelled_by=cancelled_by,
+    )
+    row = OutboxEvent(
+        event_id=event.event_id,
+        event_type=event_type,
+        booking_id=booking.id,
+        payload=events.dump_event(event),
+    )
+    session.add(row)
+    return row
+
+
+def _find_or_create_patient(session: Session, clinic_id: int, details: dict[str, Any]) -> Patient:
+    """The clinic's patient with the same email and phone (details refreshed), or a new one."""
+    existing = session.scalar(
+        select(Patient)
+        .where(
+            Patient.clinic_id == clinic_id,
+            func.lower(Patient.email) == details["email"].lower(),
+            Patient.phone.is_(None) if details.get("phone") is None else Patient.phone == details["phone"],
+        )
+        .order_by(Patient.created_at)
+        .limit(1)
+    )
+    if existing is None:
+        return catalog.create_patient(session=session, clinic_id=clinic_id, **details)
+    if details.get("sms_consent") and not details.get("phone"):
+        raise field_error("patient.sms_consent", "SMS consent needs a mobile number")
+    existing.name = details["name"]
+    existing.time_zone = details["time_zone"]
+    existing.sms_consent = bool(details.get("sms_consent", existing.sms_consent))
+    return existing
+
+
+def _by_key(session: Session, key: str) -> Booking | None:
+    return session.scalar(select(Booking).where(Booking.idempotency_key == key))
+
+
+def _replay(booking: Booking, request_hash: str | None) -> tuple[Booking, bool]:
+    if booking.request_hash != request_hash:
+        raise field_error(
+            "Idempotency-Key", "this key was already used with a different request", location="headers"
+        )
+    return booking, False
+
+
+def book_appointment(
+    *,
+    session: Session,
+    provider_id: int,
+    appointment_type_id: int,
+    start: datetime,
+    patient_id: uuid.UUID | None = None,
+    patient: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> tuple[Booking, bool]:
+    """Book a slot; return the booking and whether it was created now (False: an idempotent replay)."""
+    if idempotency_key and (existing := _by_key(session, idempotency_key)) is not None:
+        return _replay(existing, request_hash)
+    start = ensure_utc(start)
+    provider, appointment_type = _offering(session, provider_id, appointment_type_id)
+    if patient_id is not None:
+        person = catalog.get_patient(session=session, patient_id=patient_id)
+        if person.clinic_id != provider.clinic_id:
+            raise field_error("patient_id", "this patient belongs to another clinic")
+    _require_free(session, provider, appointment_type, start, None)
+    rules = rules_of(appointment_type)
+    block_start, block_end = blocked_span(start, rules)
+
+    nested = session.begin_nested()
+    try:
+        if patient_id is None:
+            assert patient is not None
+            person = _find_or_create_patient(session, provider.clinic_id, patient)
+        booking = Booking(
+            clinic_id=provider.clinic_id,
+            provider=provider,
+            appointment_type=appointment_type,
+            patient=person,
+            status=CONFIRMED,
+            start_at=start,
+            end_at=start + rules.duration,
+            block_start=block_start,
+            block_end=block_end,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
+        session.add(booking)
+        session.flush()
+        _claim_time(session, booking)
+        nested.commit()
+    except IntegrityError as exc:
+        nested.rollback()
+        if not is_unique_violation(exc):
+            raise
+        # Either the same Idempotency-Key won a race a moment ago, or another booking took the time.
+        if idempotency_key and (existing := _by_key(session, idempotency_key)) is not None:
+            return _replay(existing, request_hash)
+        raise _slot_taken(session, (provider.id, appointment_type.id, start)) from exc
+    _claim_day(session, booking, appointment_type.daily_limit)
+    _record_event(session, booking, events.BOOKING_CONFIRMED)
+    session.flush()
+    return booking, True
+
+
+def get_booking(*, session: Session, booking_id: uuid.UUID) -> Booking:
+    """The booking ``booking_id`` or 404."""
+    booking = session.get(Booking, booking_id)
+    if booking is None:
+        raise NotFound(f"No booking {booking_id}.")
+    return booking
+
+
+def list_bookings(
+    *,
+    session: Session,
+    provider_id: int | None = None,
+    patient_id: uuid.UUID | None = None,
+    status: str | None = None,
+    start_from: datetime | None = None,
+    start_to: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[Sequence[Booking], int]:
+    """Bookings matching the filters, by start; and how many match in all."""
+    conditions = []
+    if provider_id is not None:
+        conditions.append(Booking.provider_id == provider_id)
+    if patient_id is not None:
+        conditions.append(Booking.patient_id == patient_id)
+    if status is not None:
+        conditions.append(Booking.status == status)
+    if start_from is not None:
+        conditions.append(Booking.start_at >= start_from)
+    if start_to is not None:
+        conditions.append(Booking.start_at < start_to)
+    total = session.scalar(select(func.count()).select_from(Booking).where(*conditions)) or 0
+    rows = session.scalars(
+        select(Booking).where(*conditions).order_by(Booking.start_at, Booking.id).limit(limit).offset(offset)
+    ).all()
+    return rows, total
+
+
+def _check_changeable(booking: Booking, expected_version: int | None) -> None:
+    if expected_version is not None and expected_version != booking.version:
+        raise Conflict(
+            f"The booking changed (now version {booking.version}); reload it and try again.",
+            slug="version-mismatch",
+            extra={"current_version": booking.version},
+        )
+
+
+def _flush_versioned(session: Session) -> None:
+    try:
+        session.flush()
+    except StaleDataError as exc:
+        raise Conflict(
+            "The booking was changed at the same moment; reload it and try again.", slug="version-mismatch"
+        ) from exc
+
+
+def reschedule_booking(
+    *, session: Session, booking_id: uuid.UUID, start: datetime, expected_version: int | None = None
+) -> Booking:
+    """Move a confirmed booking to a new free start; the version rises by one."""
+    booking = get_booking(session=session, booking_id=booking_id)
+    _check_changeable(booking, expected_version)
+    if booking.status != CONFIRMED:
+        raise Conflict("A cancelled booking cannot be rescheduled.", slug="booking-cancelled")
+    if booking.start_at <= utcnow():
+        raise Conflict("This appointment has already started.", slug="booking-started")
+    start = ensure_utc(start)
+    if start == booking.start_at:
+        raise field_error("start", "the booking is already at this time")
+    provider, appointment_type = _offering(session, booking.provider_id, booking.appointment_type_id)
+    _require_free(session, provider, appointment_type, start, booking.id)
+    previous = events.TimeRange(start=booking.start_at, end=booking.end_at)
+    rules = rules_of(appointment_type)
+
+    nested = session.begin_nested()
+    try:
+        _release(session, booking)
+        booking.start_at, booking.end_at = start, start + rules.duration
+        booking.block_start, booking.block_end = blocked_span(start, rules)
+        _flush_versioned(session)
+        _claim_time(session, booking)
+        nested.commit()
+    except IntegrityError as exc:
+        nested.rollback()
+        if not is_unique_violation(exc):
+            raise
+        session.refresh(booking)
+        raise _slot_taken(session, (provider.id, appointment_type.id, start), booking.id) from exc
+    _claim_day(session, booking, appointment_type.daily_limit)
+    _record_event(session, booking, events.BOOKING_RESCHEDULED, previous=previous)
+    session.flush()
+    return booking
+
+
+def cancel_booking(
+    *, session: Session, booking_id: uuid.UUID, by: str, expected_version: int | None = None
+) -> tuple[Booking, bool]:
+    """Cancel a booking and free its time; return it and whether this call cancelled it."""
+    booking = get_booking(session=session, booking_id=booking_id)
+    if booking.status == CANCELLED:
+        return booking, False
+    _check_changeable(booking, expected_version)
+    if booking.end_at <= utcnow():
+        raise Conflict("This appointment has already taken place.", slug="booking-past")
+    _release(session, booking)
+    booking.status = CANCELLED
+    booking.cancelled_at = utcnow()
+    booking.cancelled_by = by
+    _flush_versioned(session)
+    _record_event(session, booking, events.BOOKING_CANCELLED, cancelled_by=by)
+    session.flush()
+    return booking, True
+
+
+def booking_for_link(*, session: Session, signer: links.LinkSigner, token: str) -> Booking:
+    """The booking a patient's manage token opens: 404 if forged, 410 if expired, 409 if superseded."""
+    try:
+        claims = signer.verify(token, purpose=links.MANAGE)
+    except links.LinkError as exc:
+        if exc.reason == "expired":
+            raise Gone("This link has expired.", slug="link-expired") from exc
+        raise NotFound("This link is not valid.", slug="link-invalid") from exc
+    try:
+        booking_id = uuid.UUID(claims.subject)
+    except ValueError as exc:
+        raise NotFound("This link is not valid.", slug="link-invalid") from exc
+    booking = session.get(Booking, booking_id)
+    if booking is None:
+        raise NotFound("This link is not valid.", slug="link-invalid")
+    if claims.version != booking.version:
+        raise Conflict(
+            "This booking has changed since this link was sent; use the link in your latest message.",
+            slug="link-outdated",
+        )
+    return booking
+
+
+def manage_token(signer: links.LinkSigner, booking: Booking) -> str:
+    """The patient's manage token for ``booking`` at its current version."""
+    return links.manage_token(
+        signer, booking_id=str(booking.id), version=booking.version, ends_at=booking.end_at
+    )

@@ -1,0 +1,119 @@
+"""Free slots from weekly availability, date overrides and existing bookings.
+
+Availability is wall-clock time in the provider's zone. Each local day's windows are turned into UTC
+instants day by day, so a 09:00-17:00 provider stays 09:00-17:00 local on both sides of a DST change;
+candidates are then stepped in real (UTC) time inside each window. Everything here is pure: the service
+layer loads rows and passes plain values in.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from shared.timeutil import local_date, local_to_utc
+
+
+@dataclass(frozen=True)
+class Window:
+    """A span of availability as UTC instants."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class DayHours:
+    """Wall-clock windows for one weekday or one dated override."""
+
+    start: time
+    end: time
+
+
+@dataclass(frozen=True)
+class SlotRules:
+    """The parts of an appointment type that shape its slots."""
+
+    duration: timedelta
+    buffer_before: timedelta
+    buffer_after: timedelta
+    interval: timedelta
+    min_notice: timedelta
+    horizon: timedelta
+    daily_limit: int | None
+
+
+def availability_windows(
+    *,
+    weekly: Mapping[int, Sequence[DayHours]],
+    overrides: Mapping[date, Sequence[DayHours] | None],
+    tz: str,
+    first_day: date,
+    last_day: date,
+) -> list[Window]:
+    """UTC windows for each local day from ``first_day`` to ``last_day`` inclusive.
+
+    ``overrides`` maps a date to its own windows, or to ``None`` when the provider is closed that day.
+    """
+    windows: list[Window] = []
+    day = first_day
+    while day <= last_day:
+        hours = overrides[day] if day in overrides else weekly.get(day.weekday(), ())
+        for h in sorted(hours or (), key=lambda h: h.start):
+            start, end = local_to_utc(day, h.start, tz), local_to_utc(day, h.end, tz)
+            if start < end:
+                windows.append(Window(start, end))
+        day += timedelta(days=1)
+    return windows
+
+
+def free_slots(
+    *,
+    windows: Iterable[Window],
+    blocks: Sequence[tuple[datetime, datetime]],
+    day_counts: Mapping[date, int],
+    rules: SlotRules,
+    provider_tz: str,
+    now: datetime,
+    range_start: datetime,
+    range_end: datetime,
+) -> list[datetime]:
+    """Start instants of the free slots that begin in ``[range_start, range_end)``.
+
+    ``blocks`` are the (start, end) spans other bookings hold, sorted by start and not overlapping each
+    other (the claims table guarantees that), so their ends are sorted too and one bisect finds a clash.
+    """
+    earliest = max(range_start, now + rules.min_notice)
+    latest = min(range_end, now + rules.horizon + timedelta(microseconds=1))
+    block_ends = [end for _, end in blocks]
+    starts: list[datetime] = []
+    for window in windows:
+        candidate = window.start
+        while candidate + rules.duration <= window.end:
+            if candidate >= latest:
+                break
+            if candidate >= earliest and _is_free(candidate, rules, blocks, block_ends):
+                limit = rules.daily_limit
+                if limit is None or day_counts.get(local_date(candidate, provider_tz), 0) < limit:
+                    starts.append(candidate)
+            candidate += rules.interval
+    return starts
+
+
+def _is_free(
+    start: datetime,
+    rules: SlotRules,
+    blocks: Sequence[tuple[datetime, datetime]],
+    block_ends: Sequence[datetime],
+) -> bool:
+    occupied_start = start - rules.buffer_before
+    occupied_end = start + rules.duration + rules.buffer_after
+    i = bisect.bisect_right(block_ends, occupied_start)
+    return i >= len(blocks) or blocks[i][0] >= occupied_end
+
+
+def blocked_span(start: datetime, rules: SlotRules) -> tuple[datetime, datetime]:
+    """The span a booking starting at ``start`` holds, buffers included."""
+    return start - rules.buffer_before, start + rules.duration + rules.buffer_after

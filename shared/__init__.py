@@ -1,0 +1,1 @@
+"""What the services share: config, database helpers, the event contract, queues, signed links, time."""

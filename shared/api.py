@@ -1,0 +1,133 @@
+"""flask-smorest wiring shared by the services: problem+json errors, staff API keys, local API docs."""
+
+from __future__ import annotations
+
+import functools
+import hmac
+from collections.abc import Callable
+from datetime import date
+from typing import Any, TypeVar, cast
+
+import swagger_ui_bundle
+from flask import Flask, current_app, request, send_from_directory
+from flask_smorest import Api, Blueprint
+from marshmallow import Schema, fields
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter, ValidationError
+
+from shared import problems
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+API_PREFIX = "/api/v1"
+DOCS_ASSETS = "/api/docs/assets/"
+
+
+class ProblemSchema(Schema):
+    """An RFC 9457 problem details body."""
+
+    type = fields.String(metadata={"example": "https://telehealth-suite.invalid/problems/slot-taken"})
+    title = fields.String(metadata={"example": "Conflict"})
+    status = fields.Integer(metadata={"example": 409})
+    detail = fields.String()
+    errors = fields.Dict(metadata={"description": "validation messages by location and field"})
+    invalid_params = fields.List(
+        fields.Dict(), metadata={"description": "one entry per field at fault: name, in, reason"}
+    )
+
+
+class DateConverter(BaseConverter):
+    """``<isodate:day>``: a ``YYYY-MM-DD`` path segment as a ``date``; anything else is a 404."""
+
+    regex = r"\d{4}-\d{2}-\d{2}"
+
+    def to_python(self, value: str) -> date:
+        try:
+            return date.fromisoformat(value)
+        except ValueError as exc:
+            raise ValidationError() from exc
+
+    def to_url(self, value: date) -> str:
+        return value.isoformat()
+
+
+class ProblemApi(Api):
+    """An ``Api`` whose errors are problem+json bodies."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def handle_http_exception(self, error: HTTPException) -> Any:
+        return problems.from_http_exception(error)
+
+
+def init_api(app: Flask, *, title: str, description: str) -> ProblemApi:
+    """Configure OpenAPI for ``app``: spec at ``/api/openapi.json``, Swagger UI at ``/api/docs``."""
+    app.config.update(
+        API_TITLE=title,
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL=DOCS_ASSETS,
+        API_SPEC_OPTIONS={
+            "info": {"description": description},
+            "components": {
+                "securitySchemes": {
+                    "staffKey": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "A staff API key from the API_KEYS setting",
+                    }
+                }
+            },
+        },
+    )
+    app.url_map.converters["isodate"] = DateConverter
+    api = ProblemApi(app)
+    api.register_converter(DateConverter, lambda _converter: {"type": "string", "format": "date"})
+
+    @app.route(DOCS_ASSETS + "<path:filename>")
+    def _swagger_assets(filename: str) -> Any:
+        # Served from the installed swagger-ui-bundle: the docs page loads nothing from outside.
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
+
+    app.register_error_handler(problems.Problem, problems.from_problem)
+    return api
+
+
+def _key_matches(presented: str, keys: tuple[str, ...]) -> bool:
+    # Compare against every key so timing does not reveal which prefix matched.
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(presented.encode(), key.encode())
+    return matched
+
+
+def check_api_key() -> None:
+    """Raise 401 unless the request carries a configured staff key as a bearer token."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, presented = header.partition(" ")
+    keys = current_app.extensions["suite_config"].api_keys
+    if scheme.lower() != "bearer" or not presented or not _key_matches(presented.strip(), keys):
+        raise problems.Unauthorized(
+            "A staff API key is required: send 'Authorization: Bearer <key>'.",
+            headers={"WWW-Authenticate": 'Bearer realm="staff"'},
+        )
+
+
+def staff_only(bp: Blueprint) -> Callable[[F], F]:
+    """Require a staff key on a view and say so in the OpenAPI document."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            check_api_key()
+            return view(*args, **kwargs)
+
+        documented = bp.doc(security=[{"staffKey": []}])(wrapper)
+        return cast(
+            F, bp.alt_response(401, schema=ProblemSchema, description="No or wrong staff key")(documented)
+        )
+
+    return decorator

@@ -1,0 +1,101 @@
+"""The part of every service's ``create_app`` that is the same: logging, database, Redis, API, health."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+from flask import Flask, current_app, g, request
+from flask.wrappers import Response
+from redis import Redis
+
+from shared import db as dbmod
+from shared import health, migrate
+from shared.api import ProblemApi, init_api
+from shared.config import CommonConfig
+from shared.logging import configure_logging, new_correlation_id, set_correlation_id
+
+log = logging.getLogger("suite.request")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class SuiteFlask(Flask):
+    """Flask that logs unhandled errors by route template: request paths carry signed patient tokens."""
+
+    def log_exception(self, exc_info: Any) -> None:
+        rule = request.url_rule.rule if request.url_rule else "<unmatched>"
+        self.logger.error("Exception on %s [%s]", rule, request.method, exc_info=exc_info)
+
+
+def make_redis(url: str) -> Redis:
+    """A Redis client with timeouts, so a dead Redis fails fast instead of hanging a request."""
+    return Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
+
+
+def create_service_app(
+    *,
+    service: str,
+    config: CommonConfig,
+    database_url: str,
+    title: str,
+    description: str,
+    import_name: str,
+) -> tuple[Flask, ProblemApi]:
+    """Build the common skeleton of a service app; the caller registers its blueprints on the Api."""
+    configure_logging(service, level=config.log_level, fmt=config.log_format)
+    app = SuiteFlask(import_name)
+    app.config["SERVICE_NAME"] = service
+    app.extensions["suite_config"] = config
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    database = dbmod.Database(database_url)
+    dbmod.init_app(app, database)
+    redis = make_redis(config.redis_url)
+    app.extensions["redis"] = redis
+
+    api = init_api(app, title=title, description=description)
+    app.register_blueprint(health.bp)
+    health.add_readiness_check(app, "database", database.ping)
+    health.add_readiness_check(app, "redis", lambda: bool(redis.ping()))
+    migrate.register_cli(app, service=service)
+
+    @app.before_request
+    def _start_request() -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        cid = incoming if _REQUEST_ID.match(incoming) else new_correlation_id()
+        g.correlation_token = set_correlation_id(cid)
+        g.correlation_id = cid
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def _finish_request(response: Response) -> Response:
+        cid = g.get("correlation_id")
+        if cid:
+            response.headers["X-Request-ID"] = cid
+        started = g.get("request_started")
+        if started is not None:
+            # The route template, never the path: paths carry signed tokens.
+            rule = request.url_rule.rule if request.url_rule else "<unmatched>"
+            log.info(
+                "%s %s %s",
+                request.method,
+                rule,
+                response.status_code,
+                extra={"duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+            )
+        return response
+
+    return app, api
+
+
+def get_redis() -> Redis:
+    """The current app's Redis client."""
+    redis: Redis = current_app.extensions["redis"]
+    return redis
+
+
+def get_config() -> Any:
+    """The current app's typed config."""
+    return current_app.extensions["suite_config"]

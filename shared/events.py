@@ -1,0 +1,233 @@
+"""The event contract between services: versioned marshmallow schemas and the dataclasses they load into.
+
+Booking events are "fat": they carry the booking as it is after the change (with its version), so a consumer
+never has to call back into the booking service and can apply events that arrive out of order by comparing
+versions. Unknown fields are ignored on load, so a producer may add optional fields within a version;
+removing or changing a field means a new ``schema_version``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
+
+from shared.timeutil import utcnow
+
+BOOKING_CONFIRMED = "booking.confirmed"
+BOOKING_RESCHEDULED = "booking.rescheduled"
+BOOKING_CANCELLED = "booking.cancelled"
+BOOKING_EVENT_TYPES = (BOOKING_CONFIRMED, BOOKING_RESCHEDULED, BOOKING_CANCELLED)
+
+VIDEO = "video"
+IN_PERSON = "in_person"
+MODES = (VIDEO, IN_PERSON)
+
+
+class _Base(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+def _when() -> fields.AwareDateTime:
+    return fields.AwareDateTime(required=True, default_timezone=UTC)
+
+
+@dataclass(frozen=True)
+class ClinicRef:
+    """The clinic a booking belongs to."""
+
+    slug: str
+    name: str
+    time_zone: str
+    address: str = ""
+    phone: str = ""
+
+
+@dataclass(frozen=True)
+class AppointmentTypeRef:
+    """What kind of visit a booking is."""
+
+    id: int
+    slug: str
+    name: str
+    mode: str
+    duration_minutes: int
+    reminder_protocol: str
+    location: str = ""
+
+
+@dataclass(frozen=True)
+class ProviderRef:
+    """Who the patient sees."""
+
+    id: int
+    name: str
+    email: str
+    time_zone: str
+
+
+@dataclass(frozen=True)
+class PatientRef:
+    """How to reach the patient. Contact details travel in events but never into logs."""
+
+    id: uuid.UUID
+    name: str
+    email: str
+    time_zone: str
+    sms_consent: bool
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class BookingSnapshot:
+    """A booking as it is after the change an event reports."""
+
+    id: uuid.UUID
+    version: int
+    status: str
+    start: datetime
+    end: datetime
+    clinic: ClinicRef
+    appointment_type: AppointmentTypeRef
+    provider: ProviderRef
+    patient: PatientRef
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """A start and an end."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class BookingEvent:
+    """``booking.confirmed``, ``booking.rescheduled`` or ``booking.cancelled``."""
+
+    type: str
+    booking: BookingSnapshot
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    occurred_at: datetime = field(default_factory=utcnow)
+    correlation_id: str = ""
+    schema_version: int = 1
+    previous: TimeRange | None = None
+    cancelled_by: str | None = None
+
+
+class ClinicSchema(_Base):
+    slug = fields.String(required=True)
+    name = fields.String(required=True)
+    time_zone = fields.String(required=True)
+    address = fields.String(load_default="")
+    phone = fields.String(load_default="")
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> ClinicRef:
+        return ClinicRef(**data)
+
+
+class AppointmentTypeSchema(_Base):
+    id = fields.Integer(required=True)
+    slug = fields.String(required=True)
+    name = fields.String(required=True)
+    mode = fields.String(required=True, validate=validate.OneOf(MODES))
+    duration_minutes = fields.Integer(required=True)
+    reminder_protocol = fields.String(required=True)
+    location = fields.String(load_default="")
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> AppointmentTypeRef:
+        return AppointmentTypeRef(**data)
+
+
+class ProviderSchema(_Base):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    email = fields.String(required=True)
+    time_zone = fields.String(required=True)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> ProviderRef:
+        return ProviderRef(**data)
+
+
+class PatientSchema(_Base):
+    id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    email = fields.String(required=True)
+    phone = fields.String(allow_none=True, load_default=None)
+    time_zone = fields.String(required=True)
+    sms_consent = fields.Boolean(required=True)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> PatientRef:
+        return PatientRef(**data)
+
+
+class BookingSnapshotSchema(_Base):
+    id = fields.UUID(required=True)
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    status = fields.String(required=True, validate=validate.OneOf(("confirmed", "cancelled")))
+    start = _when()
+    end = _when()
+    clinic = fields.Nested(ClinicSchema, required=True)
+    appointment_type = fields.Nested(AppointmentTypeSchema, required=True)
+    provider = fields.Nested(ProviderSchema, required=True)
+    patient = fields.Nested(PatientSchema, required=True)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> BookingSnapshot:
+        return BookingSnapshot(**data)
+
+
+class TimeRangeSchema(_Base):
+    start = _when()
+    end = _when()
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> TimeRange:
+        return TimeRange(**data)
+
+
+class BookingEventSchema(_Base):
+    """Version 1 of the booking events."""
+
+    event_id = fields.UUID(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(BOOKING_EVENT_TYPES))
+    schema_version = fields.Integer(required=True, validate=validate.Equal(1))
+    occurred_at = _when()
+    correlation_id = fields.String(load_default="")
+    booking = fields.Nested(BookingSnapshotSchema, required=True)
+    previous = fields.Nested(TimeRangeSchema, allow_none=True, load_default=None)
+    cancelled_by = fields.String(
+        allow_none=True, load_default=None, validate=validate.OneOf(("patient", "staff"))
+    )
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> BookingEvent:
+        return BookingEvent(**data)
+
+
+_BOOKING_EVENT_SCHEMA = BookingEventSchema()
+
+
+def dump_event(event: BookingEvent) -> dict[str, Any]:
+    """The JSON-ready form of ``event``, validated against its schema on the way out."""
+    data: dict[str, Any] = _BOOKING_EVENT_SCHEMA.dump(event)
+    errors = _BOOKING_EVENT_SCHEMA.validate(data)
+    if errors:
+        raise ValidationError(errors)
+    return data
+
+
+def load_event(payload: dict[str, Any]) -> BookingEvent:
+    """Load a booking event payload; raise ``ValidationError`` if it breaks the contract."""
+    if payload.get("type") not in BOOKING_EVENT_TYPES:
+        raise ValidationError({"type": [f"unknown event type {payload.get('type')!r}"]})
+    event: BookingEvent = _BOOKING_EVENT_SCHEMA.load(payload)
+    return event

@@ -1,0 +1,40 @@
+"""Idempotent consumers: remember which events were handled, in the same transaction as their effects."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import String
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from shared.db import GUID, UTCDateTime, is_unique_violation
+from shared.timeutil import utcnow
+
+
+class ProcessedEventMixin:
+    """Columns of a consumer's ``processed_events`` table (mix into the service's own model)."""
+
+    event_id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+def first_delivery(
+    session: Session, model: type[ProcessedEventMixin], *, event_id: uuid.UUID, event_type: str
+) -> bool:
+    """Record ``event_id`` as handled in this transaction; False if it already was (a redelivery)."""
+    if session.get(model, event_id) is not None:
+        return False
+    nested = session.begin_nested()
+    try:
+        session.add(model(event_id=event_id, event_type=event_type, processed_at=utcnow()))  # type: ignore[call-arg]
+        nested.commit()
+    except IntegrityError as exc:
+        # A concurrent delivery of the same event committed first.
+        nested.rollback()
+        if is_unique_violation(exc):
+            return False
+        raise
+    return True

@@ -1,0 +1,117 @@
+"""Signed, expiring patient links, each scoped to one subject (a booking) and one purpose.
+
+A token carries the subject id, the subject's version when it was minted, an expiry and optional extras
+(a participant, say). The purpose is the signing salt, so a manage token never verifies as a join token.
+Keys rotate by appending: the last key signs, every key verifies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from shared.timeutil import utcnow
+
+# Every purpose a link can have; verifying with a purpose outside this set is a programming error.
+MANAGE = "manage"  # a patient sees, reschedules or cancels one booking
+JOIN = "join"  # a participant joins one booking's consultation room
+INVITE = "invite"  # a patient books through a clinic's private invitation
+FEED = "feed"  # a provider's private calendar feed
+PURPOSES = frozenset({MANAGE, JOIN, INVITE, FEED})
+
+
+class LinkError(Exception):
+    """A token that must not be honoured; ``reason`` is ``invalid`` or ``expired``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class LinkClaims:
+    """What a verified token says."""
+
+    purpose: str
+    subject: str
+    version: int
+    expires_at: datetime
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class LinkSigner:
+    """Mints and verifies link tokens with a rotating list of keys."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        if not keys:
+            raise ValueError("at least one link-signing key is required")
+        if any(len(k) < 32 for k in keys):
+            raise ValueError("link-signing keys must be at least 32 characters")
+        self._keys = list(keys)
+
+    def _serializer(self, purpose: str) -> URLSafeSerializer:
+        if purpose not in PURPOSES:
+            raise ValueError(f"unknown link purpose {purpose!r}")
+        return URLSafeSerializer(self._keys, salt=f"telehealth.link.{purpose}")
+
+    def sign(
+        self,
+        *,
+        purpose: str,
+        subject: str,
+        version: int,
+        expires_at: datetime,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Mint a token for ``subject`` at ``version`` that stops working at ``expires_at``."""
+        payload: dict[str, Any] = {"s": subject, "v": version, "e": int(expires_at.timestamp())}
+        if extra:
+            payload["x"] = dict(extra)
+        token: str = self._serializer(purpose).dumps(payload)
+        return token
+
+    def verify(self, token: str, *, purpose: str, now: datetime | None = None) -> LinkClaims:
+        """Return the claims of ``token`` for ``purpose``; raise :class:`LinkError` if it must not be used."""
+        try:
+            payload = self._serializer(purpose).loads(token)
+        except BadSignature as exc:
+            raise LinkError("invalid") from exc
+        if not isinstance(payload, dict) or not {"s", "v", "e"} <= payload.keys():
+            raise LinkError("invalid")
+        expires_at = datetime.fromtimestamp(int(payload["e"]), UTC)
+        if (now or utcnow()) >= expires_at:
+            raise LinkError("expired")
+        return LinkClaims(
+            purpose=purpose,
+            subject=str(payload["s"]),
+            version=int(payload["v"]),
+            expires_at=expires_at,
+            extra=payload.get("x") or {},
+        )
+
+
+def link_url(base_url: str, path: str, token: str) -> str:
+    """Join a public base URL, a path and a token into a link."""
+    return f"{base_url.rstrip('/')}/{path.strip('/')}/{quote(token, safe='')}"
+
+
+# A manage link works until a week after the visit ends, so the patient can still look it up afterwards;
+# changes are refused earlier by the booking rules, not by the link.
+MANAGE_LINK_GRACE = timedelta(days=7)
+
+
+def manage_token(signer: LinkSigner, *, booking_id: str, version: int, ends_at: datetime) -> str:
+    """The token of the manage link for one booking at one version."""
+    return signer.sign(
+        purpose=MANAGE, subject=booking_id, version=version, expires_at=ends_at + MANAGE_LINK_GRACE
+    )
+
+
+def manage_url(base_url: str, token: str) -> str:
+    """The patient-facing manage page for ``token`` on the booking service."""
+    return link_url(base_url, "manage", token)

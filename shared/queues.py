@@ -1,0 +1,90 @@
+"""Queue names, who consumes which event, and ``publish``.
+
+A handler is named by its dotted path, so the publisher never imports the consumer's code. Jobs are
+serialized as JSON (not pickle): payloads stay readable, portable and safe to load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+from redis.client import Pipeline
+from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError
+from rq.serializers import JSONSerializer
+
+from shared import events
+
+BOOKING_QUEUE = "booking"
+NOTIFY_QUEUE = "notify"
+CONSULT_QUEUE = "consult"
+ALL_QUEUES = (BOOKING_QUEUE, NOTIFY_QUEUE, CONSULT_QUEUE)
+
+# Retries back off from seconds to an hour; after the last one the job stays in the failed registry,
+# where ops can requeue it. Handlers are idempotent, so a retry never doubles an effect.
+EVENT_RETRY = Retry(max=8, interval=[5, 15, 60, 180, 600, 1800, 3600, 3600])
+EVENT_JOB_TIMEOUT = 60
+EVENT_RESULT_TTL = 24 * 3600
+EVENT_FAILURE_TTL = 30 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Route:
+    """One consumer of an event type."""
+
+    consumer: str
+    queue: str
+    handler: str
+
+
+_NOTIFY_BOOKING = Route("notify", NOTIFY_QUEUE, "services.notify.jobs.handle_booking_event")
+_CONSULT_BOOKING = Route("consult", CONSULT_QUEUE, "services.consult.jobs.handle_booking_event")
+
+ROUTES: dict[str, tuple[Route, ...]] = {
+    events.BOOKING_CONFIRMED: (_NOTIFY_BOOKING, _CONSULT_BOOKING),
+    events.BOOKING_RESCHEDULED: (_NOTIFY_BOOKING, _CONSULT_BOOKING),
+    events.BOOKING_CANCELLED: (_NOTIFY_BOOKING, _CONSULT_BOOKING),
+}
+
+
+def queue(name: str, connection: Redis) -> Queue:
+    """The RQ queue ``name`` with the suite's JSON serializer."""
+    return Queue(name, connection=connection, serializer=JSONSerializer)
+
+
+def job_id_for(route: Route, event_id: str) -> str:
+    """The job id of ``route``'s delivery of event ``event_id`` (the same on every re-publish)."""
+    return f"{route.consumer}-{event_id}"
+
+
+def publish(connection: Redis, event: dict[str, Any], *, pipeline: Pipeline | None = None) -> list[str]:
+    """Enqueue ``event`` for every consumer of its type; return the job ids.
+
+    The job id is derived from the event id, so publishing the same event twice (a relay that crashed
+    between enqueueing and marking the row sent) does not queue a second job while the first exists.
+    """
+    routes = ROUTES.get(event["type"])
+    if not routes:
+        raise ValueError(f"no consumer for event type {event['type']!r}")
+    job_ids = []
+    for route in routes:
+        job_id = job_id_for(route, event["event_id"])
+        job_ids.append(job_id)
+        try:
+            queue(route.queue, connection).enqueue_call(
+                route.handler,
+                args=(event,),
+                job_id=job_id,
+                retry=EVENT_RETRY,
+                timeout=EVENT_JOB_TIMEOUT,
+                result_ttl=EVENT_RESULT_TTL,
+                failure_ttl=EVENT_FAILURE_TTL,
+                description=f"{event['type']} {event['event_id']}",
+                pipeline=pipeline,
+                unique=pipeline is None,
+            )
+        except DuplicateJobError:
+            continue
+    return job_ids
