@@ -5,6 +5,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed-$(shell cat requirements/dev.txt pyproject.toml | cksum | cut -d' ' -f1)
+NODE_INSTALLED := node_modules/.installed-$(shell cat package-lock.json | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test lint format bench lock clean
@@ -20,7 +21,12 @@ $(INSTALLED): requirements/dev.txt pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-install: $(INSTALLED) ## Create .venv with the pinned dependencies
+$(NODE_INSTALLED): package.json package-lock.json
+	@deploy/dev/system-deps.sh run
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(INSTALLED) $(NODE_INSTALLED) ## Create .venv and node_modules with the pinned dependencies
 
 run: install ## Start the whole suite on its embedded defaults, with the demo clinic
 	@deploy/dev/run.sh

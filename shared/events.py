@@ -21,6 +21,7 @@ BOOKING_CONFIRMED = "booking.confirmed"
 BOOKING_RESCHEDULED = "booking.rescheduled"
 BOOKING_CANCELLED = "booking.cancelled"
 BOOKING_EVENT_TYPES = (BOOKING_CONFIRMED, BOOKING_RESCHEDULED, BOOKING_CANCELLED)
+CONSULT_LINKS_READY = "consult.links_ready"
 
 VIDEO = "video"
 IN_PERSON = "in_person"
@@ -213,13 +214,55 @@ class BookingEventSchema(_Base):
         return BookingEvent(**data)
 
 
+@dataclass(frozen=True)
+class LinksReadyEvent:
+    """``consult.links_ready``: a video booking's room is recorded and its two join links are issued.
+
+    Sent again (with the new version and new links) after a reschedule; the old links stop working.
+    """
+
+    booking_id: uuid.UUID
+    booking_version: int
+    patient_join_url: str
+    provider_join_url: str
+    opens_at: datetime
+    closes_at: datetime
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    occurred_at: datetime = field(default_factory=utcnow)
+    correlation_id: str = ""
+    schema_version: int = 1
+    type: str = CONSULT_LINKS_READY
+
+
+class LinksReadyEventSchema(_Base):
+    """Version 1 of ``consult.links_ready``."""
+
+    event_id = fields.UUID(required=True)
+    type = fields.String(required=True, validate=validate.Equal(CONSULT_LINKS_READY))
+    schema_version = fields.Integer(required=True, validate=validate.Equal(1))
+    occurred_at = _when()
+    correlation_id = fields.String(load_default="")
+    booking_id = fields.UUID(required=True)
+    booking_version = fields.Integer(required=True, validate=validate.Range(min=1))
+    patient_join_url = fields.Url(required=True, require_tld=False)
+    provider_join_url = fields.Url(required=True, require_tld=False)
+    opens_at = _when()
+    closes_at = _when()
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> LinksReadyEvent:
+        return LinksReadyEvent(**data)
+
+
 _BOOKING_EVENT_SCHEMA = BookingEventSchema()
+_LINKS_READY_SCHEMA = LinksReadyEventSchema()
 
 
-def dump_event(event: BookingEvent) -> dict[str, Any]:
+def dump_event(event: BookingEvent | LinksReadyEvent) -> dict[str, Any]:
     """The JSON-ready form of ``event``, validated against its schema on the way out."""
-    data: dict[str, Any] = _BOOKING_EVENT_SCHEMA.dump(event)
-    errors = _BOOKING_EVENT_SCHEMA.validate(data)
+    schema = _LINKS_READY_SCHEMA if isinstance(event, LinksReadyEvent) else _BOOKING_EVENT_SCHEMA
+    data: dict[str, Any] = schema.dump(event)
+    errors = schema.validate(data)
     if errors:
         raise ValidationError(errors)
     return data
@@ -230,4 +273,10 @@ def load_event(payload: dict[str, Any]) -> BookingEvent:
     if payload.get("type") not in BOOKING_EVENT_TYPES:
         raise ValidationError({"type": [f"unknown event type {payload.get('type')!r}"]})
     event: BookingEvent = _BOOKING_EVENT_SCHEMA.load(payload)
+    return event
+
+
+def load_links_ready(payload: dict[str, Any]) -> LinksReadyEvent:
+    """Load a ``consult.links_ready`` payload; raise ``ValidationError`` if it breaks the contract."""
+    event: LinksReadyEvent = _LINKS_READY_SCHEMA.load(payload)
     return event

@@ -115,3 +115,26 @@ def manage_token(signer: LinkSigner, *, booking_id: str, version: int, ends_at: 
 def manage_url(base_url: str, token: str) -> str:
     """The patient-facing manage page for ``token`` on the booking service."""
     return link_url(base_url, "manage", token)
+
+
+# A join link is usable from shortly before the visit until shortly after it; the consult service decides the
+# exact window, the token only bounds it from above.
+PATIENT = "patient"
+PROVIDER = "provider"
+PARTICIPANTS = (PATIENT, PROVIDER)
+
+
+def join_token(
+    signer: LinkSigner, *, booking_id: str, version: int, participant: str, expires_at: datetime
+) -> str:
+    """The token of one participant's join link for one booking at one version."""
+    if participant not in PARTICIPANTS:
+        raise ValueError(f"unknown participant {participant!r}")
+    return signer.sign(
+        purpose=JOIN, subject=booking_id, version=version, expires_at=expires_at, extra={"p": participant}
+    )
+
+
+def join_url(base_url: str, token: str) -> str:
+    """The join page for ``token`` on the consult service."""
+    return link_url(base_url, "join", token)

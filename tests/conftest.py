@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 from tests.support.databases import DatabaseFactory
+from tests.support.browser import launch as launch_browser
 from tests.support.servers import PostgresServer, RedisServer
+from tests.support.twilio_mock import API_SPEC, VIDEO_SPEC, PrismServer
 
 BACKENDS = ("sqlite", "postgresql")
 _skipped: list[str] = []
@@ -96,3 +99,32 @@ def make_database_url(
 def backend(request: pytest.FixtureRequest) -> str:
     """Run the test once on SQLite and once on PostgreSQL."""
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def twilio_api_mock(session_dir: Path) -> Iterator[PrismServer]:
+    """Prism serving Twilio's REST API 2010 description (Messages and the rest)."""
+    server = PrismServer(API_SPEC, session_dir / "prism-api.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def twilio_video_mock(session_dir: Path) -> Iterator[PrismServer]:
+    """Prism serving Twilio's Video v1 description (Rooms)."""
+    server = PrismServer(VIDEO_SPEC, session_dir / "prism-video.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """A headless Debian Chromium for the whole session."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch_browser(playwright)
+        yield chromium
+        chromium.close()

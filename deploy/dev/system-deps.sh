@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages a make target needs, only when they are missing.
-#   system-deps.sh run    python venv support and redis-server (make run)
-#   system-deps.sh test   + PostgreSQL, Chromium, Node/npm for the Twilio contract mock (make test, CI)
+#   system-deps.sh run    python venv support, redis-server, Node/npm (the video SDK the join page serves)
+#   system-deps.sh test   + PostgreSQL and Chromium (make test, CI)
 #   system-deps.sh bench  + PostgreSQL and wrk (make bench)
 set -euo pipefail
 target=${1:-run}
@@ -12,12 +12,12 @@ want() { missing+=("$@"); }
 
 python3.11 -c 'import ensurepip, venv' 2>/dev/null || want python3.11-venv
 have_cmd redis-server || want redis-server
+have_cmd npm || want nodejs npm
 if [[ $target == test || $target == bench ]]; then
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || want postgresql
 fi
 if [[ $target == test ]]; then
   [[ -x /usr/bin/chromium ]] || want chromium
-  have_cmd npm || want nodejs npm
 fi
 if [[ $target == bench ]]; then
   have_cmd wrk || want wrk
