@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import redis
 
-from tests.support.databases import DatabaseFactory
 from tests.support.browser import launch as launch_browser
+from tests.support.databases import DatabaseFactory
 from tests.support.servers import PostgresServer, RedisServer
 from tests.support.twilio_mock import API_SPEC, VIDEO_SPEC, PrismServer
 
