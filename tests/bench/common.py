@@ -61,7 +61,7 @@ def wrk(
     lua: str = "",
     timeout: str = "10s",
 ) -> LoadResult:
-    """Load ``url`` with wrk; ``lua`` may define ``request``/``response``/``init`` (a ``done`` is appended)."""
+    """Load ``url`` with wrk; ``lua`` may define ``request``, ``response``, ``init`` (``done`` is ours)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(lua + "\n" + _REPORT_LUA)
     try:
