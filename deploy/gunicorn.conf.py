@@ -13,3 +13,5 @@ accesslog = None
 errorlog = "-"
 # Each worker builds its own app (and database pool) after the fork.
 preload_app = False
+# Gunicorn's control socket defaults to one fixed path per user; several services on one host would share it.
+control_socket_disable = True

@@ -124,14 +124,22 @@ PROVIDER = "provider"
 PARTICIPANTS = (PATIENT, PROVIDER)
 
 
+# The token's expiry is only an upper bound; the consult service opens and closes the room window inside it.
+JOIN_LINK_GRACE = timedelta(hours=2)
+
+
 def join_token(
-    signer: LinkSigner, *, booking_id: str, version: int, participant: str, expires_at: datetime
+    signer: LinkSigner, *, booking_id: str, version: int, participant: str, ends_at: datetime
 ) -> str:
-    """The token of one participant's join link for one booking at one version."""
+    """The token of one participant's join link for one booking at one version (the same in every service)."""
     if participant not in PARTICIPANTS:
         raise ValueError(f"unknown participant {participant!r}")
     return signer.sign(
-        purpose=JOIN, subject=booking_id, version=version, expires_at=expires_at, extra={"p": participant}
+        purpose=JOIN,
+        subject=booking_id,
+        version=version,
+        expires_at=ends_at + JOIN_LINK_GRACE,
+        extra={"p": participant},
     )
 
 
