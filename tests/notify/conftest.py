@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -87,6 +88,27 @@ def clock() -> Iterator[time_machine.Coordinates]:
     """Time stands at Monday 2 March 2026, 12:00 UTC until a test moves it."""
     with time_machine.travel(MONDAY_NOON, tick=False) as traveller:
         yield traveller
+
+
+def use_senders(app: Flask, *, sms: Any = None, email: Any = None) -> None:
+    """Swap the app's SMS and/or email sender (the console ones record into the app's database)."""
+    runtime: Runtime = app.extensions["notify"]
+    senders = Senders(sms=sms or runtime.senders.sms, email=email or runtime.senders.email)
+    app.extensions["notify"] = dataclasses.replace(runtime, senders=senders)
+
+
+def twilio_sender(http_client: Any = None, base_url: str = "") -> Any:
+    """A Twilio SMS sender with test credentials, over ``http_client`` or to ``base_url``."""
+    from services.notify.senders.twilio_sms import TwilioSmsSender
+    from tests.notify.doubles import ACCOUNT_SID, MESSAGING_SERVICE_SID
+
+    return TwilioSmsSender(
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        messaging_service_sid=MESSAGING_SERVICE_SID,
+        api_base_url=base_url,
+        http_client=http_client,
+    )
 
 
 def deliver(app: Flask, payload: dict[str, Any]) -> str:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import queue
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class Outcome(enum.Enum):
@@ -85,9 +90,54 @@ class EmailSender(Protocol):
         ...
 
 
+class Pool(Generic[T]):
+    """Connections (SMTP sessions, HTTP clients) reused across send jobs and their short-lived threads."""
+
+    def __init__(self, create: Callable[[], T], close: Callable[[T], None], *, keep: int = 16) -> None:
+        self._create = create
+        self._close = close
+        self._idle: queue.LifoQueue[T] = queue.LifoQueue(maxsize=keep)
+
+    @contextlib.contextmanager
+    def borrow(self) -> Iterator[tuple[T, bool]]:
+        """A connection and whether it is new; one that raised is closed rather than given back."""
+        try:
+            item, fresh = self._idle.get_nowait(), False
+        except queue.Empty:
+            item, fresh = self._create(), True
+        try:
+            yield item, fresh
+        except BaseException:
+            self._discard(item)
+            raise
+        try:
+            self._idle.put_nowait(item)
+        except queue.Full:
+            self._discard(item)
+
+    def _discard(self, item: T) -> None:
+        with contextlib.suppress(Exception):
+            self._close(item)
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        while True:
+            try:
+                self._discard(self._idle.get_nowait())
+            except queue.Empty:
+                return
+
+
 @dataclass(frozen=True)
 class Senders:
     """The SMS and email senders a notify app uses."""
 
     sms: SmsSender
     email: EmailSender
+
+    def close(self) -> None:
+        """Close the senders' kept connections."""
+        for sender in (self.sms, self.email):
+            close = getattr(sender, "close", None)
+            if close is not None:
+                close()

@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
-import threading
 from datetime import datetime
 from email.message import EmailMessage
 
-from services.notify.senders.base import Lookup, Outcome, SendResult
+from services.notify.senders.base import Lookup, Outcome, Pool, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +19,15 @@ def _smtp_result(code: int, detail: str) -> SendResult:
     return SendResult(outcome, error_code=f"smtp-{code}", detail=detail[:300])
 
 
+def _quit(connection: smtplib.SMTP) -> None:
+    try:
+        connection.quit()
+    except (smtplib.SMTPException, OSError):
+        connection.close()
+
+
 class SmtpEmailSender:
-    """Sends each message over a connection kept per thread and reopened when the server dropped it."""
+    """Sends over pooled connections; one the server closed while idle is replaced once, at once."""
 
     name = "smtp"
 
@@ -45,7 +51,7 @@ class SmtpEmailSender:
         self._security = security
         self._timeout = timeout
         self._ssl_context = ssl_context or ssl.create_default_context()
-        self._local = threading.local()
+        self._pool: Pool[smtplib.SMTP] = Pool(self._connect, _quit)
 
     def _connect(self) -> smtplib.SMTP:
         connection: smtplib.SMTP
@@ -55,69 +61,49 @@ class SmtpEmailSender:
             )
         else:
             connection = smtplib.SMTP(self._host, self._port, timeout=self._timeout)
+        try:
             if self._security == "starttls":
                 connection.starttls(context=self._ssl_context)
-        if self._username:
-            connection.login(self._username, self._password)
+            if self._username:
+                connection.login(self._username, self._password)
+        except BaseException:
+            connection.close()
+            raise
         return connection
 
-    def _drop(self) -> None:
-        connection: smtplib.SMTP | None = getattr(self._local, "connection", None)
-        self._local.connection = None
-        if connection is not None:
-            try:
-                connection.close()
-            except OSError:
-                log.debug("closing a broken SMTP connection failed")
-
-    def _send_once(self, message: EmailMessage) -> None:
-        connection: smtplib.SMTP | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._connect()
-            self._local.connection = connection
-        connection.send_message(message)
-
     def send(self, message: EmailMessage, *, key: str) -> SendResult:
-        """Send ``message``; a kept connection the server closed meanwhile is reopened once."""
-        reused = getattr(self._local, "connection", None) is not None
-        try:
+        """Send ``message``."""
+        for _attempt in range(2):
+            fresh = True
             try:
-                self._send_once(message)
+                with self._pool.borrow() as (connection, fresh):
+                    connection.send_message(message)
             except smtplib.SMTPServerDisconnected:
-                self._drop()
-                if not reused:
-                    raise
-                self._send_once(message)
-        except smtplib.SMTPRecipientsRefused as exc:
-            self._drop()
-            code, reply = next(iter(exc.recipients.values()))
-            return _smtp_result(code, reply.decode(errors="replace"))
-        except smtplib.SMTPAuthenticationError as exc:
-            self._drop()
-            # Our credentials, not the message: retrying lets it go once ops fix SMTP_PASSWORD.
-            return SendResult(Outcome.RETRY, error_code=f"smtp-{exc.smtp_code}", detail="SMTP login refused")
-        except smtplib.SMTPResponseException as exc:
-            self._drop()
-            error = exc.smtp_error
-            return _smtp_result(
-                exc.smtp_code, error.decode(errors="replace") if isinstance(error, bytes) else error
-            )
-        except (smtplib.SMTPException, OSError) as exc:
-            self._drop()
-            # SMTP has no way to ask afterwards; the message is sent again with the same Message-ID.
-            return SendResult(Outcome.RETRY, detail=f"mail server unreachable ({type(exc).__name__})")
-        return SendResult.accepted(str(message["Message-ID"]), "sent")
+                if fresh:
+                    return SendResult(Outcome.RETRY, detail="the mail server closed the connection")
+                continue  # a kept connection the server had closed meanwhile: once more on a new one
+            except smtplib.SMTPRecipientsRefused as exc:
+                code, refusal = next(iter(exc.recipients.values()))
+                return _smtp_result(code, refusal.decode(errors="replace"))
+            except smtplib.SMTPAuthenticationError as exc:
+                # Our credentials, not the message: retrying lets it go once ops fix SMTP_PASSWORD.
+                return SendResult(
+                    Outcome.RETRY, error_code=f"smtp-{exc.smtp_code}", detail="SMTP login refused"
+                )
+            except smtplib.SMTPResponseException as exc:
+                error = exc.smtp_error
+                reply = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
+                return _smtp_result(exc.smtp_code, reply)
+            except (smtplib.SMTPException, OSError) as exc:
+                # SMTP has no way to ask afterwards; a retry sends it again with the same Message-ID.
+                return SendResult(Outcome.RETRY, detail=f"mail server unreachable ({type(exc).__name__})")
+            return SendResult.accepted(str(message["Message-ID"]), "sent")
+        return SendResult(Outcome.RETRY, detail="the mail server keeps closing the connection")
 
     def find(self, *, key: str, since: datetime) -> Lookup | None:
         """SMTP cannot say whether a message was accepted earlier."""
         return None
 
     def close(self) -> None:
-        """Close this thread's connection."""
-        connection: smtplib.SMTP | None = getattr(self._local, "connection", None)
-        if connection is not None:
-            try:
-                connection.quit()
-            except (smtplib.SMTPException, OSError):
-                log.debug("quitting the SMTP connection failed")
-        self._local.connection = None
+        """Close the kept connections."""
+        self._pool.close()

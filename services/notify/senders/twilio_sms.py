@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,9 +13,11 @@ from twilio.http import HttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from services.notify.senders.base import Lookup, Outcome, OutgoingSms, SendResult
+from services.notify.senders.base import Lookup, Outcome, OutgoingSms, Pool, SendResult
 
 log = logging.getLogger(__name__)
+# The twilio library logs every request's URL at INFO, and a Messages list URL carries the patient's number.
+logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
 OPTED_OUT_CODE = 21610  # "Attempt to send to unsubscribed recipient"
 # How far back to look for a send whose outcome was lost (clock skew between us and Twilio).
@@ -49,6 +50,12 @@ def _never_reached_twilio(exc: requests.RequestException) -> bool:
     return False
 
 
+def _close_client(client: Client) -> None:
+    session = getattr(client.http_client, "session", None)
+    if session is not None:
+        session.close()
+
+
 class TwilioSmsSender:
     """Sends through a Messaging Service (or a From number) with a status callback per message."""
 
@@ -74,18 +81,19 @@ class TwilioSmsSender:
         self._api_base_url = api_base_url.rstrip("/")
         self._timeout = timeout
         self._http_client = http_client
-        self._local = threading.local()
+        # A client (and its HTTP session) per concurrent call, kept across send jobs for keep-alive.
+        self._pool: Pool[Client] = Pool(self._new_client, _close_client)
 
-    def _client(self) -> Client:
-        # One client (and connection pool) per thread: a send job sends from several threads at once.
-        client: Client | None = getattr(self._local, "client", None)
-        if client is None:
-            http = self._http_client or TwilioHttpClient(timeout=self._timeout)
-            client = Client(self._account_sid, self._auth_token, http_client=http)
-            if self._api_base_url:
-                client.api.base_url = self._api_base_url
-            self._local.client = client
+    def _new_client(self) -> Client:
+        http = self._http_client or TwilioHttpClient(timeout=self._timeout)
+        client = Client(self._account_sid, self._auth_token, http_client=http)
+        if self._api_base_url:
+            client.api.base_url = self._api_base_url
         return client
+
+    def close(self) -> None:
+        """Close the kept HTTP sessions."""
+        self._pool.close()
 
     def send(self, sms: OutgoingSms) -> SendResult:
         """Create the Message at Twilio."""
@@ -95,12 +103,13 @@ class TwilioSmsSender:
             else {"from_": self._from_number}
         )
         try:
-            message = self._client().messages.create(
-                to=sms.to,
-                body=sms.body,
-                status_callback=sms.status_callback or values.unset,
-                **sender,
-            )
+            with self._pool.borrow() as (client, _fresh):
+                message = client.messages.create(
+                    to=sms.to,
+                    body=sms.body,
+                    status_callback=sms.status_callback or values.unset,
+                    **sender,
+                )
         except TwilioRestException as exc:
             return classify_error(exc.status, exc.code, str(exc.msg))
         except TwilioServiceException as exc:
@@ -115,7 +124,8 @@ class TwilioSmsSender:
 
     def find(self, sms: OutgoingSms, *, since: datetime) -> Lookup | None:
         """Look for this body among the latest Messages to this number (Twilio has no idempotency key)."""
-        recent = self._client().messages.list(to=sms.to, limit=50)
+        with self._pool.borrow() as (client, _fresh):
+            recent = client.messages.list(to=sms.to, limit=50)
         for message in recent:
             created = message.date_created
             if message.body == sms.body and (created is None or created >= since - LOOKUP_SLACK):
