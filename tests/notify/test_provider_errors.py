@@ -189,3 +189,34 @@ def test_mail_server_down_is_retried(app: Flask, clock: time_machine.Coordinates
 
 def _confirmation_emails(app: Flask) -> list[Message]:
     return messages(app, channel="email", step="confirmation")
+
+
+def test_a_retry_never_goes_out_for_a_booking_that_moved_meanwhile(
+    app: Flask, twilio: TwilioAccount, clock: time_machine.Coordinates
+) -> None:
+    # The 24 h reminder is in flight when the patient moves the visit; Twilio answers 503. The retry must not
+    # remind the patient of the old time.
+    booking = Booking(start=START)
+    deliver(app, booking.confirmed(at=MONDAY_NOON))
+    work(app)
+    clock.move_to(START - timedelta(hours=24))
+    moved = booking.reschedule(START + timedelta(days=2), at=START - timedelta(hours=24))
+
+    class MovesDuringTheCall(TwilioAccount):
+        def request(self, method: str, uri: str, **kwargs: object) -> object:  # type: ignore[override]
+            if method == "POST" and not self.creates:
+                deliver(app, moved)  # another worker handles the reschedule meanwhile
+                self.fail_next(503)
+            return super().request(method, uri, **kwargs)  # type: ignore[arg-type]
+
+    account = MovesDuringTheCall()
+    use_senders(app, sms=twilio_sender(account))
+    tick(app)
+    old = by_step(app, booking_version=1)[("reminder-24h", "sms")]
+    assert old.status == PLANNED  # back for a retry ...
+    clock.shift(timedelta(minutes=1))
+    tick(app)
+    old = by_step(app, booking_version=1)[("reminder-24h", "sms")]
+    assert old.status == "cancelled"  # ... which the re-check at send time stops
+    assert old.reason == "the booking was moved (now version 2)"
+    assert not [b for b in account.bodies_to(PHONE) if "tomorrow" in b]
