@@ -1,0 +1,356 @@
+"""Business operations of the consult service: booking events in, join links checked, access to rooms.
+
+A join link names one booking, one version and one participant (shared.links.join_token). It opens the room
+only inside the window this service keeps for the booking's current version; the token's own expiry is just
+an upper bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.consult import rooms
+from services.consult.models import CANCELLED, CONFIRMED, Consultation, Room
+from services.consult.video import MAX_TOKEN_TTL, VideoError, VideoProvider, VideoUnavailable
+from shared import events
+from shared.db import is_unique_violation
+from shared.links import JOIN, PARTICIPANTS, LinkError, LinkSigner
+from shared.problems import Conflict, Gone, NotFound, Problem
+from shared.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+# What a join link can find, in the order they are decided.
+INVALID = "invalid"  # not a join token of ours
+EXPIRED = "expired"  # past the token's own expiry (end + JOIN_LINK_GRACE)
+NOT_READY = "not_ready"  # valid, but the booking event has not reached us yet
+CANCELLED_STATE = "cancelled"
+REPLACED = "replaced"  # the booking moved: this version's links were replaced by new ones
+UPCOMING = "upcoming"
+OPEN = "open"
+ENDED = "ended"
+
+
+class VideoServiceUnavailable(Problem):
+    status = 503
+    slug = "video-unavailable"
+
+
+# --- booking events ------------------------------------------------------------------------------------
+
+
+def apply_booking_event(
+    *, session: Session, event: events.BookingEvent, opens_before: timedelta, closes_after: timedelta
+) -> str:
+    """Bring the booking's consultation to the event's version; say what happened.
+
+    Older versions than the one stored are ignored (events may arrive out of order); a new version
+    replaces the window, issues new links (to be published) and makes the old rooms due at once.
+    """
+    booking = event.booking
+    if booking.appointment_type.mode != events.VIDEO:
+        return "not-video"
+    now = utcnow()
+    consultation = _locked(session, booking.id)
+    created = consultation is None
+    if consultation is None:
+        consultation = Consultation(
+            booking_id=booking.id, participant_key=secrets.token_hex(8), created_at=now
+        )
+        _fill(consultation, event, opens_before, closes_after, now)
+        nested = session.begin_nested()
+        try:
+            session.add(consultation)
+            nested.commit()
+        except IntegrityError as exc:
+            # Another event of the same booking recorded it a moment ago: compare versions with that one.
+            nested.rollback()
+            if not is_unique_violation(exc):
+                raise
+            created = False
+            consultation = _locked(session, booking.id)
+            assert consultation is not None
+    if not created:
+        if booking.version <= consultation.version:
+            log.info(
+                "stale booking event ignored",
+                extra={
+                    "booking_id": str(booking.id),
+                    "version": booking.version,
+                    "stored_version": consultation.version,
+                },
+            )
+            return "stale"
+        _fill(consultation, event, opens_before, closes_after, now)
+    session.flush()
+    cancelled = consultation.status == CANCELLED
+    rooms.mark_due(
+        session=session, booking_id=booking.id, below_version=None if cancelled else booking.version, now=now
+    )
+    log.info(
+        "consultation %s",
+        "cancelled" if cancelled else "recorded",
+        extra={"booking_id": str(booking.id), "version": booking.version},
+    )
+    return "cancelled" if cancelled else "recorded"
+
+
+def _locked(session: Session, booking_id: uuid.UUID) -> Consultation | None:
+    # FOR UPDATE: two events of one booking handled at once must not both decide from the old version.
+    return session.scalar(select(Consultation).where(Consultation.booking_id == booking_id).with_for_update())
+
+
+def _fill(
+    consultation: Consultation,
+    event: events.BookingEvent,
+    opens_before: timedelta,
+    closes_after: timedelta,
+    now: datetime,
+) -> None:
+    booking = event.booking
+    consultation.version = booking.version
+    consultation.status = booking.status
+    consultation.start_at, consultation.end_at = booking.start, booking.end
+    consultation.opens_at = booking.start - opens_before
+    consultation.closes_at = booking.end + closes_after
+    consultation.patient_time_zone = booking.patient.time_zone
+    consultation.provider_time_zone = booking.provider.time_zone
+    consultation.correlation_id = event.correlation_id[:64]
+    consultation.updated_at = now
+    if booking.status == CONFIRMED:
+        consultation.links_event_id = uuid.uuid4()
+        consultation.links_issued_at = now
+    else:
+        consultation.links_event_id = None
+        consultation.links_issued_at = None
+    consultation.links_published_at = None
+
+
+# --- join links ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JoinStatus:
+    """What a join link finds."""
+
+    state: str
+    participant: str | None = None
+    consultation: Consultation | None = None
+    room: Room | None = None
+
+    @property
+    def time_zone(self) -> str | None:
+        """The participant's own zone, for the times the page shows."""
+        c = self.consultation
+        if c is None or self.participant is None:
+            return None
+        return c.patient_time_zone if self.participant == "patient" else c.provider_time_zone
+
+
+def identity_of(consultation: Consultation, participant: str) -> str:
+    """A participant's video identity: the role and the booking's random key, never a name."""
+    return f"{participant}-{consultation.participant_key}"
+
+
+def join_status(
+    *, session: Session, signer: LinkSigner, token: str, now: datetime | None = None
+) -> JoinStatus:
+    """Check a join token against the consultation it names; never raises for a bad token."""
+    now = now or utcnow()
+    try:
+        claims = signer.verify(token, purpose=JOIN, now=now)
+    except LinkError as exc:
+        return JoinStatus(EXPIRED if exc.reason == "expired" else INVALID)
+    participant = claims.extra.get("p")
+    try:
+        booking_id = uuid.UUID(claims.subject)
+    except ValueError:
+        return JoinStatus(INVALID)
+    if participant not in PARTICIPANTS:
+        return JoinStatus(INVALID)
+    # One round trip: the consultation with the room of its current version, if one was opened.
+    row = session.execute(
+        select(Consultation, Room)
+        .outerjoin(
+            Room, and_(Room.booking_id == Consultation.booking_id, Room.version == Consultation.version)
+        )
+        .where(Consultation.booking_id == booking_id)
+    ).first()
+    if row is None:
+        return JoinStatus(NOT_READY, participant)
+    consultation, room = row
+    if consultation.status == CANCELLED:
+        state = CANCELLED_STATE
+    elif claims.version < consultation.version:
+        state = REPLACED
+    elif claims.version > consultation.version:
+        state = NOT_READY
+    elif now < consultation.opens_at:
+        state = UPCOMING
+    elif now >= consultation.closes_at - timedelta(seconds=1):
+        # Less than a second left is too little for a token: treat it as closed.
+        state = ENDED
+    else:
+        state = OPEN
+    return JoinStatus(state, participant, consultation, room)
+
+
+def refuse(status: JoinStatus) -> Problem:
+    """The problem a join link outside its open window answers with."""
+    c = status.consultation
+    if status.state == INVALID:
+        return NotFound("This join link is not valid.", slug="invalid-link")
+    if status.state == NOT_READY:
+        return Conflict(
+            "This consultation is still being set up. Try again in a minute.",
+            slug="not-ready",
+            headers={"Retry-After": "30"},
+        )
+    if status.state == CANCELLED_STATE:
+        return Gone("This consultation was cancelled.", slug="consultation-cancelled")
+    if status.state == REPLACED:
+        return Gone(
+            "This consultation has moved to a new time. Use the new link we sent you.", slug="link-replaced"
+        )
+    if status.state == UPCOMING and c is not None:
+        return Conflict(
+            "The consultation room is not open yet.",
+            slug="too-early",
+            extra={"opens_at": c.opens_at.isoformat(), "start": c.start_at.isoformat()},
+        )
+    return Gone("This consultation has ended.", slug="consultation-ended")
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a participant needs to connect to the room."""
+
+    provider: str
+    room_name: str
+    identity: str
+    participant: str
+    access_token: str
+    expires_at: datetime
+    closes_at: datetime
+
+
+def grant_access(
+    *,
+    session: Session,
+    signer: LinkSigner,
+    video: VideoProvider,
+    settings: rooms.RoomSettings,
+    token: str,
+    refresh: bool = False,
+) -> Grant:
+    """Open the room if needed and issue an access token for it, only inside the window."""
+    now = utcnow()
+    status = join_status(session=session, signer=signer, token=token, now=now)
+    if status.state != OPEN:
+        raise refuse(status)
+    consultation, room, participant = status.consultation, status.room, status.participant
+    assert consultation is not None
+    assert participant is not None
+    if rooms.needs_provider(room, video, refresh=refresh, now=now):
+        # End the read transaction before the network call (on SQLite it holds the write lock).
+        session.commit()
+        room = _open_room(session, video, consultation, room, settings)
+        now = utcnow()
+    assert room is not None
+    ttl = min(consultation.closes_at - now, MAX_TOKEN_TTL)
+    if ttl < timedelta(seconds=1):
+        raise refuse(JoinStatus(ENDED))
+    access_token = video.access_token(
+        room=room.unique_name, identity=identity_of(consultation, participant), ttl=ttl
+    )
+    log.info(
+        "access granted",
+        extra={"booking_id": str(consultation.booking_id), "participant": participant, "room_sid": room.sid},
+    )
+    return Grant(
+        provider=video.name,
+        room_name=room.unique_name,
+        identity=identity_of(consultation, participant),
+        participant=participant,
+        access_token=access_token,
+        expires_at=now + timedelta(seconds=int(ttl.total_seconds())),
+        closes_at=consultation.closes_at,
+    )
+
+
+def _open_room(
+    session: Session,
+    video: VideoProvider,
+    consultation: Consultation,
+    known: Room | None,
+    settings: rooms.RoomSettings,
+) -> Room:
+    try:
+        info = rooms.open_room(
+            video=video,
+            booking_id=consultation.booking_id,
+            version=consultation.version,
+            known=known,
+            settings=settings,
+        )
+    except (VideoUnavailable, VideoError) as exc:
+        log.warning(
+            "could not open the room", extra={"booking_id": str(consultation.booking_id), "error": str(exc)}
+        )
+        raise VideoServiceUnavailable(
+            "The video service is not answering. Please try again in a moment.", headers={"Retry-After": "5"}
+        ) from exc
+    room, current = rooms.record_room(
+        session=session,
+        booking_id=consultation.booking_id,
+        version=consultation.version,
+        provider=video.name,
+        info=info,
+    )
+    # Commit even when the booking moved meanwhile, so the sweeper completes the room just opened.
+    session.commit()
+    if not current:
+        fresh = session.get(Consultation, consultation.booking_id)
+        state = CANCELLED_STATE if fresh is None or fresh.status == CANCELLED else REPLACED
+        raise refuse(JoinStatus(state))
+    return room
+
+
+# --- staff view ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsultationStatus:
+    """A consultation with its rooms, for staff."""
+
+    consultation: Consultation
+    rooms: list[Room]
+    window: str
+
+
+def window_state(consultation: Consultation, now: datetime) -> str:
+    """``cancelled``, ``upcoming``, ``open`` or ``closed``."""
+    if consultation.status == CANCELLED:
+        return "cancelled"
+    if now < consultation.opens_at:
+        return "upcoming"
+    return "open" if now < consultation.closes_at else "closed"
+
+
+def consultation_status(*, session: Session, booking_id: uuid.UUID) -> ConsultationStatus:
+    """The consultation of a video booking, its rooms and link state; 404 if there is none."""
+    consultation = session.get(Consultation, booking_id)
+    if consultation is None:
+        raise NotFound(f"No video consultation for booking {booking_id}.")
+    found = list(
+        session.scalars(select(Room).where(Room.booking_id == booking_id).order_by(Room.version.desc()))
+    )
+    return ConsultationStatus(consultation, found, window_state(consultation, utcnow()))
