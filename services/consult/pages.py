@@ -34,10 +34,14 @@ STATUS = {
 # Twilio's SDK signals over wss and fetches its settings over https from twilio.com; media flows over
 # WebRTC, which connect-src does not govern. Nothing else leaves the page.
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'{eval}; style-src 'self'; img-src 'self' data:; "
     "media-src 'self' blob: mediastream:; connect-src 'self' https://*.twilio.com wss://*.twilio.com; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
+# twilio-video 2.x builds `new Function("url", "return import(url)")` when it loads (its loader for the
+# noise-cancellation plugins), which a CSP without 'unsafe-eval' refuses, and the SDK then fails to load.
+# Scripts still come only from this origin and inline scripts stay forbidden.
+TWILIO_SCRIPT_EVAL = " 'unsafe-eval'"
 
 
 def sdk_path(app_root: str) -> Path:
@@ -59,7 +63,8 @@ def _page_headers(response: Response) -> Response:
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = CSP
+    twilio = get_consult_config().video_provider == TWILIO
+    response.headers["Content-Security-Policy"] = CSP.format(eval=TWILIO_SCRIPT_EVAL if twilio else "")
     response.headers["Permissions-Policy"] = "camera=(self), microphone=(self), geolocation=()"
     return response
 
@@ -84,6 +89,8 @@ def _context(status: service.JoinStatus, token: str) -> dict[str, Any]:
             "closes": format_local(c.closes_at, zone),
         }
     sdk_version = current_app.extensions.get("video_sdk_fingerprint")
+    is_open = status.state == service.OPEN
+    local = config.video_provider != TWILIO
     return {
         "state": status.state,
         "participant": status.participant,
@@ -92,11 +99,9 @@ def _context(status: service.JoinStatus, token: str) -> dict[str, Any]:
         "time_zone": zone,
         "opens_minutes": config.join_opens_minutes,
         "provider": config.video_provider,
-        "access_url": url_for("join.Access", token=token),
-        "presence_url": url_for("local_video.Presence") if config.video_provider != TWILIO else "",
-        "leave_url": url_for("local_video.Leave") if config.video_provider != TWILIO else "",
+        "access_url": url_for("join.Access", token=token) if is_open else "",
+        "presence_url": url_for("local_video.Presence") if is_open and local else "",
+        "leave_url": url_for("local_video.Leave") if is_open and local else "",
         "heartbeat_seconds": local_video.HEARTBEAT_SECONDS,
-        "sdk_url": url_for("static", filename=SDK_FILE, v=sdk_version)
-        if config.video_provider == TWILIO
-        else "",
+        "sdk_url": url_for("static", filename=SDK_FILE, v=sdk_version) if is_open and not local else "",
     }

@@ -17,7 +17,7 @@ from services.consult.config import ConsultConfig
 from services.consult.video import RoomInfo, RoomSpec, VideoError, VideoUnavailable, video_access_token
 
 log = logging.getLogger(__name__)
-# twilio-python logs every request and response at INFO (URLs, headers): useful when debugging, noise otherwise.
+# twilio-python logs each request and response at INFO (URLs, headers): noise unless debugging.
 http_log = logging.getLogger(__name__ + ".http")
 http_log.setLevel(logging.WARNING)
 T = TypeVar("T")
@@ -53,7 +53,8 @@ class TwilioVideo:
             config.twilio_api_key_sid,
             config.twilio_api_key_secret,
             config.twilio_account_sid,
-            http_client=http_client or TwilioHttpClient(timeout=config.twilio_timeout_seconds, logger=http_log),
+            http_client=http_client
+            or TwilioHttpClient(timeout=config.twilio_timeout_seconds, logger=http_log),
         )
         if config.twilio_video_base_url:
             client.video.base_url = config.twilio_video_base_url.rstrip("/")

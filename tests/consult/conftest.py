@@ -1,4 +1,4 @@
-"""Consult app fixtures: a fresh migrated database per test on both backends, real Redis, a steerable clock."""
+"""Consult fixtures: a fresh migrated database per test on both backends, real Redis, a steerable clock."""
 
 from __future__ import annotations
 
@@ -88,7 +88,9 @@ def app(database_url: str, redis_server: RedisServer) -> Iterator[Flask]:
 
 
 @pytest.fixture
-def twilio_app(database_url: str, redis_server: RedisServer, twilio_video_mock: PrismServer) -> Iterator[Flask]:
+def twilio_app(
+    database_url: str, redis_server: RedisServer, twilio_video_mock: PrismServer
+) -> Iterator[Flask]:
     """The consult app with Twilio Video, pointed at Prism."""
     ensure_video_sdk()
     app = build_app(consult_config(database_url, redis_server.url, **twilio_overrides(twilio_video_mock)))
@@ -168,7 +170,12 @@ def signer_of(app: Flask) -> LinkSigner:
 
 
 def token_for(
-    app: Flask, booking_id: uuid.UUID | str, *, version: int = 1, participant: str = "patient", end: datetime | None = None
+    app: Flask,
+    booking_id: uuid.UUID | str,
+    *,
+    version: int = 1,
+    participant: str = "patient",
+    end: datetime | None = None,
 ) -> str:
     """A join token minted the way every service mints it."""
     return join_token(

@@ -1,4 +1,4 @@
-"""One contract, both video providers: Twilio Video (against Prism) and the local stand-in (on both databases)."""
+"""One contract for both video providers: Twilio Video (on Prism) and the local stand-in (both databases)."""
 
 from __future__ import annotations
 
@@ -32,10 +32,14 @@ class Contract:
 
 
 @pytest.fixture(params=["local-sqlite", "local-postgresql", "twilio"])
-def contract(request: pytest.FixtureRequest, make_database_url: Callable[[str, str], str]) -> Iterator[Contract]:
+def contract(
+    request: pytest.FixtureRequest, make_database_url: Callable[[str, str], str]
+) -> Iterator[Contract]:
     if request.param == "twilio":
         prism: PrismServer = request.getfixturevalue("twilio_video_mock")
-        config: ConsultConfig = consult_config("sqlite://", "redis://127.0.0.1:1/0", **twilio_overrides(prism))
+        config: ConsultConfig = consult_config(
+            "sqlite://", "redis://127.0.0.1:1/0", **twilio_overrides(prism)
+        )
         http = RoomRegistryClient()
         yield Contract(
             TwilioVideo.from_config(config, http_client=http),
@@ -53,7 +57,10 @@ def contract(request: pytest.FixtureRequest, make_database_url: Callable[[str, s
 
 def _spec() -> RoomSpec:
     return RoomSpec(
-        unique_name=f"consult-{uuid.uuid4().hex}-v1", max_participants=2, empty_room_timeout=10, unused_room_timeout=10
+        unique_name=f"consult-{uuid.uuid4().hex}-v1",
+        max_participants=2,
+        empty_room_timeout=10,
+        unused_room_timeout=10,
     )
 
 
@@ -106,7 +113,9 @@ def test_access_token_grants_one_room_to_one_identity_for_a_bounded_time(contrac
         )
     header = jwt.get_unverified_header(token)
     assert header["cty"] == "twilio-fpa;v=1"
-    claims = jwt.decode(token, contract.secret, algorithms=["HS256"], options={"verify_exp": False, "verify_nbf": False})
+    claims = jwt.decode(
+        token, contract.secret, algorithms=["HS256"], options={"verify_exp": False, "verify_nbf": False}
+    )
     assert claims["grants"] == {"identity": "patient-0123abcd", "video": {"room": "consult-abc-v1"}}
     assert claims["iss"] == contract.key_sid
     assert claims["sub"] == contract.account_sid

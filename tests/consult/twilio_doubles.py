@@ -35,7 +35,12 @@ def twilio_error(status: int, code: int, message: str) -> Response:
     """An error body in Twilio's classic shape."""
     return answer(
         status,
-        {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status},
+        {
+            "code": code,
+            "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status,
+        },
     )
 
 
