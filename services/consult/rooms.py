@@ -27,6 +27,22 @@ RECHECK_AFTER = timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
+class RoomView:
+    """What a join needs to know of a booking version's recorded room."""
+
+    unique_name: str
+    sid: str
+    status: str
+    provider: str
+    checked_at: datetime
+
+    @classmethod
+    def of(cls, room: Room) -> RoomView:
+        """The view of a stored room."""
+        return cls(room.unique_name, room.sid, room.status, room.provider, room.checked_at)
+
+
+@dataclass(frozen=True)
 class RoomSettings:
     """How rooms are created."""
 
@@ -49,7 +65,7 @@ def _spec(booking_id: uuid.UUID, version: int, settings: RoomSettings) -> RoomSp
     )
 
 
-def needs_provider(room: Room | None, video: VideoProvider, *, refresh: bool, now: datetime) -> bool:
+def needs_provider(room: RoomView | None, video: VideoProvider, *, refresh: bool, now: datetime) -> bool:
     """Whether a join must ask the provider before it can hand out a token for ``room``."""
     if room is None or room.status != IN_PROGRESS or room.provider != video.name:
         return True
@@ -57,7 +73,12 @@ def needs_provider(room: Room | None, video: VideoProvider, *, refresh: bool, no
 
 
 def open_room(
-    *, video: VideoProvider, booking_id: uuid.UUID, version: int, known: Room | None, settings: RoomSettings
+    *,
+    video: VideoProvider,
+    booking_id: uuid.UUID,
+    version: int,
+    known: RoomView | None,
+    settings: RoomSettings,
 ) -> RoomInfo:
     """Ask the provider for the room of this booking version: the known one if still open, else a new one."""
     if known is not None and known.provider == video.name and known.status == IN_PROGRESS:

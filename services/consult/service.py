@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -138,13 +138,29 @@ def _fill(
 
 
 @dataclass(frozen=True)
+class ConsultationView:
+    """What a join link needs to know of its consultation (read without loading the whole row)."""
+
+    booking_id: uuid.UUID
+    version: int
+    status: str
+    start_at: datetime
+    end_at: datetime
+    opens_at: datetime
+    closes_at: datetime
+    patient_time_zone: str
+    provider_time_zone: str
+    participant_key: str
+
+
+@dataclass(frozen=True)
 class JoinStatus:
     """What a join link finds."""
 
     state: str
     participant: str | None = None
-    consultation: Consultation | None = None
-    room: Room | None = None
+    consultation: ConsultationView | None = None
+    room: rooms.RoomView | None = None
 
     @property
     def time_zone(self) -> str | None:
@@ -155,9 +171,53 @@ class JoinStatus:
         return c.patient_time_zone if self.participant == "patient" else c.provider_time_zone
 
 
-def identity_of(consultation: Consultation, participant: str) -> str:
+def identity_of(consultation: ConsultationView, participant: str) -> str:
     """A participant's video identity: the role and the booking's random key, never a name."""
     return f"{participant}-{consultation.participant_key}"
+
+
+# The consultation with the room of its current version, if one was opened: one round trip.
+_JOIN_QUERY = (
+    select(
+        Consultation.booking_id,
+        Consultation.version,
+        Consultation.status,
+        Consultation.start_at,
+        Consultation.end_at,
+        Consultation.opens_at,
+        Consultation.closes_at,
+        Consultation.patient_time_zone,
+        Consultation.provider_time_zone,
+        Consultation.participant_key,
+        Room.unique_name,
+        Room.sid,
+        Room.status.label("room_status"),
+        Room.provider,
+        Room.checked_at,
+    )
+    .outerjoin(Room, and_(Room.booking_id == Consultation.booking_id, Room.version == Consultation.version))
+    .where(Consultation.booking_id == bindparam("booking_id"))
+)
+
+
+def _read_join_target(
+    session: Session, booking_id: uuid.UUID
+) -> tuple[ConsultationView, rooms.RoomView | None] | None:
+    # Every join of every participant comes through here. A single read needs no transaction, and in
+    # autocommit PostgreSQL saves the BEGIN and COMMIT round trips; a connection of its own leaves the
+    # caller's session untouched.
+    engine = session.get_bind().engine
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        row = connection.execute(_JOIN_QUERY, {"booking_id": booking_id}).first()
+    if row is None:
+        return None
+    consultation = ConsultationView(*row[:10])
+    room = (
+        rooms.RoomView(row.unique_name, row.sid, row.room_status, row.provider, row.checked_at)
+        if row.sid is not None
+        else None
+    )
+    return consultation, room
 
 
 def join_status(
@@ -176,17 +236,10 @@ def join_status(
         return JoinStatus(INVALID)
     if participant not in PARTICIPANTS:
         return JoinStatus(INVALID)
-    # One round trip: the consultation with the room of its current version, if one was opened.
-    row = session.execute(
-        select(Consultation, Room)
-        .outerjoin(
-            Room, and_(Room.booking_id == Consultation.booking_id, Room.version == Consultation.version)
-        )
-        .where(Consultation.booking_id == booking_id)
-    ).first()
-    if row is None:
+    found = _read_join_target(session, booking_id)
+    if found is None:
         return JoinStatus(NOT_READY, participant)
-    consultation, room = row
+    consultation, room = found
     if consultation.status == CANCELLED:
         state = CANCELLED_STATE
     elif claims.version < consultation.version:
@@ -260,17 +313,16 @@ def grant_access(
     assert consultation is not None
     assert participant is not None
     if rooms.needs_provider(room, video, refresh=refresh, now=now):
-        # End the read transaction before the network call (on SQLite it holds the write lock).
-        session.commit()
+        # No transaction is open during the provider call (the read above used its own connection): on
+        # SQLite an open one would hold the write lock for as long as Twilio takes.
         room = _open_room(session, video, consultation, room, settings)
         now = utcnow()
     assert room is not None
     ttl = min(consultation.closes_at - now, MAX_TOKEN_TTL)
     if ttl < timedelta(seconds=1):
         raise refuse(JoinStatus(ENDED))
-    access_token = video.access_token(
-        room=room.unique_name, identity=identity_of(consultation, participant), ttl=ttl
-    )
+    identity = identity_of(consultation, participant)
+    access_token = video.access_token(room=room.unique_name, identity=identity, ttl=ttl)
     log.info(
         "access granted",
         extra={"booking_id": str(consultation.booking_id), "participant": participant, "room_sid": room.sid},
@@ -278,7 +330,7 @@ def grant_access(
     return Grant(
         provider=video.name,
         room_name=room.unique_name,
-        identity=identity_of(consultation, participant),
+        identity=identity,
         participant=participant,
         access_token=access_token,
         expires_at=now + timedelta(seconds=int(ttl.total_seconds())),
@@ -289,10 +341,10 @@ def grant_access(
 def _open_room(
     session: Session,
     video: VideoProvider,
-    consultation: Consultation,
-    known: Room | None,
+    consultation: ConsultationView,
+    known: rooms.RoomView | None,
     settings: rooms.RoomSettings,
-) -> Room:
+) -> rooms.RoomView:
     try:
         info = rooms.open_room(
             video=video,
@@ -321,7 +373,7 @@ def _open_room(
         fresh = session.get(Consultation, consultation.booking_id)
         state = CANCELLED_STATE if fresh is None or fresh.status == CANCELLED else REPLACED
         raise refuse(JoinStatus(state))
-    return room
+    return rooms.RoomView.of(room)
 
 
 # --- staff view ----------------------------------------------------------------------------------------
