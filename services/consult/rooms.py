@@ -161,13 +161,15 @@ def complete_due_rooms(
 ) -> int:
     """Complete the rooms whose time is up; return how many were completed.
 
-    A provider that does not answer leaves the room due; the next sweep tries again.
+    A provider that does not answer leaves the room due; the next sweep tries again. A room opened with a
+    provider that is no longer configured cannot be reached: it is closed in our records only (Twilio ends
+    an empty room by itself after its empty-room timeout).
     """
     now = utcnow()
     with db.transaction() as session:
         query = (
-            select(Room.id, Room.sid)
-            .where(Room.status == IN_PROGRESS, Room.complete_after <= now, Room.provider == video.name)
+            select(Room.id, Room.sid, Room.provider)
+            .where(Room.status == IN_PROGRESS, Room.complete_after <= now)
             .order_by(Room.complete_after)
             .limit(limit)
         )
@@ -175,12 +177,17 @@ def complete_due_rooms(
             query = query.where(Room.booking_id == booking_id)
         due = session.execute(query).all()
     completed = 0
-    for room_id, sid in due:
-        try:
-            video.complete_room(sid)
-        except (VideoUnavailable, VideoError) as exc:
-            log.warning("could not complete a room; will retry", extra={"room_sid": sid, "error": str(exc)})
-            continue
+    for room_id, sid, provider in due:
+        if provider == video.name:
+            try:
+                video.complete_room(sid)
+            except (VideoUnavailable, VideoError) as exc:
+                log.warning(
+                    "could not complete a room; will retry", extra={"room_sid": sid, "error": str(exc)}
+                )
+                continue
+        else:
+            log.warning("room of another video provider closed in our records only", extra={"room_sid": sid})
         with db.transaction() as session:
             session.execute(
                 update(Room)

@@ -14,9 +14,19 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from services.consult.models import LocalVideoRoom, Room
+from services.consult.twilio_video import TwilioVideo
 from shared import events
 from shared.db import get_db
-from tests.consult.conftest import STAFF, START, booking_event, booking_id_of, deliver, token_for
+from tests.consult.conftest import (
+    STAFF,
+    START,
+    booking_event,
+    booking_id_of,
+    consult_config,
+    deliver,
+    token_for,
+    twilio_overrides,
+)
 
 CLOSES = START + timedelta(minutes=45 + 30)
 
@@ -146,3 +156,14 @@ def test_join_links_command_prints_the_current_links(
     assert granted.status_code == 200
     unknown = app.test_cli_runner().invoke(args=["join-links", str(uuid.uuid4())])
     assert unknown.exit_code != 0
+
+
+def test_a_room_of_a_provider_no_longer_configured_is_closed_in_our_records(
+    app: Flask, opened: uuid.UUID, clock: time_machine.Coordinates, twilio_video_mock: Any
+) -> None:
+    # The clinic switched from the local stand-in to Twilio: the local room cannot be reached any more.
+    config = consult_config("sqlite://", "redis://127.0.0.1:1/0", **twilio_overrides(twilio_video_mock))
+    app.extensions["video_provider"] = TwilioVideo.from_config(config)
+    clock.move_to(CLOSES)
+    assert '"rooms_completed": 1' in _sweep(app)
+    assert _statuses(app, opened) == ("completed", "in-progress")  # ours closed; the stand-in's untouched
