@@ -304,7 +304,7 @@ def grant_access(
     token: str,
     refresh: bool = False,
 ) -> Grant:
-    """Open the room if needed and issue an access token for it, only inside the window."""
+    """Issue a token for the link's room inside its window, opening (and committing) the room if needed."""
     now = utcnow()
     status = join_status(session=session, signer=signer, token=token, now=now)
     if status.state != OPEN:

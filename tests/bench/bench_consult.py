@@ -124,11 +124,11 @@ def _row(label: str, result: LoadResult) -> list[object]:
     return [label, result.rps, result.p50_ms, result.p95_ms, result.p99_ms, result.errors + result.non2xx]
 
 
-def _measure(env: dict[str, str], *, page_too: bool = False) -> list[LoadResult]:
+def _measure(env: dict[str, str], *, page_too: bool = False, workers: int = 2) -> list[LoadResult]:
     """Token issue (and, if asked, the join page itself) under load."""
     paths = _seed(env)
     results = []
-    with gunicorn("services.consult:create_app()", env=env) as base:
+    with gunicorn("services.consult:create_app()", env=env, workers=workers) as base:
         check = requests.post(base + paths[0], json={}, timeout=5)
         check.raise_for_status()
         assert check.json()["provider"] == "twilio"
@@ -158,6 +158,8 @@ def run() -> None:
             upgrade(service="consult", url=sqlite_url)
             on_postgres, page = _measure(_environment(pg_url, redis_server.url), page_too=True)
             (on_sqlite,) = _measure(_environment(sqlite_url, redis_server.url))
+            # Sync workers wait for PostgreSQL doing nothing; gunicorn suggests 2 x cores + 1 of them.
+            (four_workers,) = _measure(_environment(pg_url, redis_server.url), workers=4)
         finally:
             postgres.stop()
             redis_server.stop()
@@ -169,6 +171,7 @@ def run() -> None:
             _row("POST join/<token>/access, PostgreSQL", on_postgres),
             _row("POST join/<token>/access, SQLite", on_sqlite),
             _row("GET /join/<token> page, PostgreSQL", page),
+            _row("POST join/<token>/access, PostgreSQL, 4 workers", four_workers),
         ],
     )
     errors = on_postgres.errors + on_postgres.non2xx
