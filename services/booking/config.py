@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from shared.config import CommonConfig, setting
 
+DEV_COOKIE_KEY = "dev-only-booking-pages-secret-change-me-0123456789"
+
 
 @dataclass(frozen=True)
 class BookingConfig(CommonConfig):
@@ -24,4 +26,29 @@ class BookingConfig(CommonConfig):
     )
     outbox_retention_days: int = setting(
         "OUTBOX_RETENTION_DAYS", default=14, parse=int, doc="days a published event stays in the outbox table"
+    )
+    secret_key: str = setting(
+        "BOOKING_SECRET_KEY",
+        default=DEV_COOKIE_KEY,
+        secret=True,
+        required_in_production=True,
+        doc="signs the booking pages' session cookie (CSRF tokens); the same value on every replica",
+    )
+    booking_rate_limit: str = setting(
+        "BOOKING_RATE_LIMIT",
+        default="10 per minute;40 per hour",
+        doc="limit on booking, reschedule and cancel submissions per client address (Flask-Limiter syntax)",
+    )
+    rate_limit_storage_url: str = setting(
+        "RATE_LIMIT_STORAGE_URL",
+        default="",
+        doc="where rate-limit counts live: empty = the REDIS_URL Redis (shared by replicas); "
+        "`memory://` = in each process (one process only)",
+    )
+    trusted_proxies: int = setting(
+        "TRUSTED_PROXIES",
+        default=0,
+        parse=int,
+        doc="how many reverse proxies in front set X-Forwarded-For/-Proto (the rate limit keys on the client "
+        "address they report)",
     )

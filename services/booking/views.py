@@ -456,7 +456,7 @@ class ManagedReschedule(MethodView):
         """Move this booking; the answer carries the new manage link (the old one stops working)."""
         with unit_of_work() as session:
             booking = service.booking_for_link(session=session, signer=_signer(), token=token)
-            booking = service.reschedule_booking(session=session, booking_id=booking.id, **data)
+            booking = service.reschedule_booking(session=session, booking_id=booking.id, by="patient", **data)
             return _Presented(booking)
 
 
