@@ -56,7 +56,7 @@ def clock() -> Iterator[time_machine.Coordinates]:
 
 @pytest.fixture
 def pages_config(booking_config: BookingConfig) -> BookingConfig:
-    """Booking settings for page tests: a roomy rate limit, counted per test (a test of the limit sets its own)."""
+    """Page-test settings: a roomy rate limit counted per app (the test of the limit sets its own)."""
     return dataclasses.replace(
         booking_config, booking_rate_limit="600 per minute", rate_limit_storage_url="memory://"
     )
