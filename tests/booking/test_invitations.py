@@ -1,4 +1,4 @@
-"""Private invitation links: staff create them, patients book through them; single use is enforced by the DB."""
+"""Private invitation links: staff create them, patients book through them; the DB enforces single use."""
 
 from __future__ import annotations
 
