@@ -7,9 +7,8 @@ calendar. Views stay thin: they call the same business operations as the JSON AP
 
 from __future__ import annotations
 
-from typing import Any
-
 import time
+from typing import Any
 
 from flask import Flask, g, render_template, request
 from flask.typing import ResponseReturnValue
