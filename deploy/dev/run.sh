@@ -12,7 +12,8 @@ export NOTIFY_PUBLIC_URL=${NOTIFY_PUBLIC_URL:-http://127.0.0.1:$NOTIFY_PORT}
 export CONSULT_PUBLIC_URL=${CONSULT_PUBLIC_URL:-http://127.0.0.1:$CONSULT_PORT}
 REDIS_PORT=${REDIS_PORT:-6379}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
-mkdir -p var/redis
+REDIS_DIR=${REDIS_DIR:-var/redis}
+mkdir -p "$REDIS_DIR"
 
 procfile=var/Procfile.run
 cp deploy/Procfile "$procfile"
@@ -26,7 +27,7 @@ PY
 then
   echo "Using the Redis already answering at $REDIS_URL"
 else
-  echo "redis: redis-server --bind 127.0.0.1 --port $REDIS_PORT --dir var/redis --appendonly yes --save ''" >>"$procfile"
+  echo "redis: redis-server --bind 127.0.0.1 --port $REDIS_PORT --dir $REDIS_DIR --appendonly yes --save ''" >>"$procfile"
   # Migrations and the seed write only to the databases, so they need not wait for Redis.
 fi
 

@@ -61,6 +61,8 @@ class Provider(Base):
     email: Mapped[str] = mapped_column(String(320))
     time_zone: Mapped[str] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Raised with every change to this provider's free time; keys the slot-search cache (see search.py).
+    schedule_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     clinic: Mapped[Clinic] = relationship(lazy="joined")
@@ -155,12 +157,15 @@ class AvailabilityOverride(Base):
 
 class Patient(Base):
     __tablename__ = "patients"
+    # A returning patient is found by clinic and lower-cased email on every booking.
+    __table_args__ = (Index("ix_patients_clinic_email", "clinic_id", "email_key"),)
 
     id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True, default=uuid.uuid4)
-    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
     name: Mapped[str] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(20))  # E.164
     email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320))
     time_zone: Mapped[str] = mapped_column(String(64))
     sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.booking import catalog, service
+from services.booking import catalog, search, service
 from services.booking.models import AppointmentType, Booking, Clinic, Provider
 from shared.timeutil import utcnow
 
@@ -155,7 +155,7 @@ def _demo_booking(session: Session, provider: Provider, appointment_type: Appoin
     )
     if upcoming is not None:
         return upcoming
-    starts = service.find_slots(
+    starts = search.find_slots(
         session=session,
         provider_id=provider.id,
         appointment_type_id=appointment_type.id,

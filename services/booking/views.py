@@ -11,11 +11,11 @@ import uuid
 from datetime import date, timedelta
 from typing import Any
 
-from flask import current_app, request
+from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from services.booking import catalog, invitations, service
+from services.booking import catalog, invitations, search, service
 from services.booking import schemas as s
 from services.booking.models import Booking
 from shared.api import API_PREFIX, ProblemSchema, staff_only
@@ -287,7 +287,7 @@ class PatientItem(MethodView):
 def _slots_body(provider_id: int, type_id: int, tz: str | None, starts: list[Any]) -> dict[str, Any]:
     session = get_session()
     provider = catalog.get_provider(session=session, provider_id=provider_id)
-    duration = service.rules_of(catalog.get_appointment_type(session=session, type_id=type_id)).duration
+    duration = search.rules_of(catalog.get_appointment_type(session=session, type_id=type_id)).duration
     zone_name = tz or provider.time_zone
     return {
         "provider_id": provider_id,
@@ -307,14 +307,16 @@ class Slots(MethodView):
     @slots.response(200, s.SlotsOut)
     def get(self, args: dict[str, Any]) -> Any:
         """Free slots of one provider for one appointment type, expressed in the zone ``tz``."""
-        starts = service.find_slots(
+        # Rendered by the search module from its cache (the schema above documents the shape).
+        body = search.slots_json(
             session=get_session(),
             provider_id=args["provider_id"],
             appointment_type_id=args["appointment_type_id"],
             start=args["start"],
             end=args["end"],
+            tz=args.get("tz"),
         )
-        return _slots_body(args["provider_id"], args["appointment_type_id"], args.get("tz"), starts)
+        return Response(body, mimetype="application/json")
 
 
 # --- bookings ------------------------------------------------------------------------------------------
@@ -438,7 +440,7 @@ class ManagedSlots(MethodView):
         """Free slots this booking could move to."""
         session = get_session()
         booking = service.booking_for_link(session=session, signer=_signer(), token=token)
-        starts = service.find_slots(
+        starts = search.find_slots(
             session=session,
             provider_id=booking.provider_id,
             appointment_type_id=booking.appointment_type_id,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from services.booking import catalog, service
+from services.booking import catalog, search, service
 from shared.db import Database
 from shared.migrate import upgrade
 from shared.timeutil import utcnow
@@ -75,7 +75,7 @@ def _seed(url: str) -> str:
         )
         ids = (provider.id, kind.id)
     now = utcnow()
-    starts = service.find_slots(
+    starts = search.find_slots(
         session=db.sessionmaker(),
         provider_id=ids[0],
         appointment_type_id=ids[1],

@@ -258,7 +258,7 @@ def test_the_slot_taken_from_a_second_page_keeps_every_field(
     alert.wait_for()
     assert "was just taken" in alert.inner_text()
     assert "Your details below are kept" in alert.inner_text()
-    assert first.evaluate("document.activeElement.id") == "slot-taken"
+    first.wait_for_function("document.activeElement && document.activeElement.id === 'slot-taken'")
     assert first.get_by_label("Full name").input_value() == PATIENT["name"]
     assert first.get_by_label("Mobile number").input_value() == PATIENT["phone"]
     assert first.get_by_label("Email address").input_value() == PATIENT["email"]
@@ -280,7 +280,7 @@ def test_an_invalid_phone_number_is_explained_at_the_field(site: Site, new_page:
     page.get_by_role("button", name=re.compile("^Book")).click()
     summary = page.locator("#error-summary")
     summary.wait_for()
-    assert page.evaluate("document.activeElement.id") == "error-summary"
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'error-summary'")
     phone = page.get_by_label("Mobile number")
     assert phone.get_attribute("aria-invalid") == "true"
     described = phone.get_attribute("aria-describedby").split()
@@ -289,7 +289,7 @@ def test_an_invalid_phone_number_is_explained_at_the_field(site: Site, new_page:
     assert page.get_by_label("Full name").input_value() == PATIENT["name"]
     shoot(page, "10-invalid-phone")
     summary.get_by_role("link").first.click()
-    assert page.evaluate("document.activeElement.id") == "phone"
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'phone'")
     phone.fill(PATIENT["phone"])
     page.get_by_role("button", name=re.compile("^Book")).click()
     page.get_by_role("heading", name="You're booked").wait_for()

@@ -10,7 +10,7 @@ from flask import abort, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
-from services.booking import catalog, invitations, service
+from services.booking import catalog, invitations, search, service
 from services.booking.models import AppointmentType, Provider
 from services.booking.pages import forms
 from services.booking.pages.common import (
@@ -129,7 +129,7 @@ def slots_step(
         provider_id = provider.id
 
         def find(start: datetime, end: datetime) -> list[tuple[datetime, int]]:
-            starts = service.find_slots(
+            starts = search.find_slots(
                 session=session, provider_id=provider_id, appointment_type_id=kind.id, start=start, end=end
             )
             return [(at, provider_id) for at in starts]
@@ -138,7 +138,7 @@ def slots_step(
         allowed = [p.id for p in entry.providers_for(kind)]
 
         def find(start: datetime, end: datetime) -> list[tuple[datetime, int]]:
-            return service.first_available_slots(
+            return search.first_available_slots(
                 session=session, appointment_type_id=kind.id, start=start, end=end, provider_ids=allowed
             )
 

@@ -9,7 +9,7 @@ from flask import Response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
-from services.booking import calendar, service
+from services.booking import calendar, search, service
 from services.booking.models import Booking
 from services.booking.pages import forms
 from services.booking.pages.common import SlotOption, bp, build_picker, chosen_zone, clock, config, signer
@@ -97,7 +97,7 @@ def manage_reschedule(token: str) -> ResponseReturnValue:
     session = get_session()
 
     def find(start: datetime, end: datetime) -> list[tuple[datetime, int]]:
-        starts = service.find_slots(
+        starts = search.find_slots(
             session=session,
             provider_id=booking.provider_id,
             appointment_type_id=booking.appointment_type_id,
