@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 
 from shared.config import CommonConfig, setting
-
-DEV_COOKIE_KEY = "dev-only-booking-pages-secret-change-me-0123456789"
 
 
 @dataclass(frozen=True)
@@ -29,11 +29,21 @@ class BookingConfig(CommonConfig):
     )
     secret_key: str = setting(
         "BOOKING_SECRET_KEY",
-        default=DEV_COOKIE_KEY,
-        secret=True,
-        required_in_production=True,
-        doc="signs the booking pages' session cookie (CSRF tokens); the same value on every replica",
+        default="",
+        doc="signs the booking pages' session cookie (CSRF tokens); the same on every replica; "
+        "empty = derived from the signing key of LINK_SIGNING_KEYS",
     )
+
+    @property
+    def cookie_key(self) -> str:
+        """The pages' session-cookie key: BOOKING_SECRET_KEY, or one derived from the link-signing key."""
+        if self.secret_key:
+            return self.secret_key
+        # A separate key per use, derived from the secret ops already manage (HMAC as the KDF).
+        return hmac.new(
+            self.link_signing_keys[-1].encode(), b"booking-pages-session", hashlib.sha256
+        ).hexdigest()
+
     booking_rate_limit: str = setting(
         "BOOKING_RATE_LIMIT",
         default="10 per minute;40 per hour",

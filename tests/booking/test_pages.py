@@ -285,3 +285,14 @@ def test_unknown_clinic_type_or_provider(pages_app: Flask, pages_client: FlaskCl
     assert "We could not find that page" in text(missing.text)
     bad_start = pages_client.get(f"/book/clinic-consult/consult/{setup.provider_id}/details?start=soon")
     assert bad_start.status_code == 302
+
+
+def test_cookie_key_is_derived_from_the_link_key_unless_set() -> None:
+    from shared.config import load
+
+    derived = load(BookingConfig, environ={"LINK_SIGNING_KEYS": "k" * 40})
+    assert derived.cookie_key == load(BookingConfig, environ={"LINK_SIGNING_KEYS": "k" * 40}).cookie_key
+    assert derived.cookie_key not in ("", "k" * 40)
+    rotated = load(BookingConfig, environ={"LINK_SIGNING_KEYS": "k" * 40 + "," + "n" * 40})
+    assert rotated.cookie_key != derived.cookie_key
+    assert load(BookingConfig, environ={"BOOKING_SECRET_KEY": "explicit"}).cookie_key == "explicit"

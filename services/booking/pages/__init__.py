@@ -50,7 +50,7 @@ _PROBLEM_HEADLINES = {
 def init_pages(app: Flask, config: BookingConfig) -> None:
     """Register the pages, CSRF protection, the submission rate limit and the security headers on ``app``."""
     app.config.update(
-        SECRET_KEY=config.secret_key,
+        SECRET_KEY=config.cookie_key,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=config.booking_public_url.startswith("https://"),
         # The API is not cookie-authenticated (bearer keys, signed links), so only page forms need tokens.
