@@ -124,7 +124,10 @@ def test_change_policy_closes_online_changes_for_patients_only(
     clock.shift(timedelta(hours=3, minutes=1))  # 21 hours before the start
     page = pages_client.get(manage)
     assert "Change time" not in page.text
-    assert "Online changes closed 24 hours before the appointment" in text(page.text)
+    assert (
+        "Online changes close 24 hours before the appointment, so this one can no longer be changed"
+        in text(page.text)
+    )
     assert pages_client.get(manage + "/cancel").status_code == 302
 
     # A form opened earlier is refused, with the reason, and nothing changes.
