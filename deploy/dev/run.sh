@@ -13,7 +13,7 @@ export CONSULT_PUBLIC_URL=${CONSULT_PUBLIC_URL:-http://127.0.0.1:$CONSULT_PORT}
 REDIS_PORT=${REDIS_PORT:-6379}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
 REDIS_DIR=${REDIS_DIR:-var/redis}
-mkdir -p "$REDIS_DIR"
+mkdir -p var "$REDIS_DIR"
 
 procfile=var/Procfile.run
 cp deploy/Procfile "$procfile"
