@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import abort, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
@@ -63,8 +64,9 @@ def _entry(clinic_slug: str | None, token: str | None, *, usable: bool = True) -
 
 
 def _kind(entry: Entry, type_slug: str) -> AppointmentType:
-    for kind in entry.offered_types():
-        if kind.slug == type_slug:
+    # Only the named type's providers need loading to know whether this entry offers it.
+    for kind in entry.clinic_types:
+        if kind.slug == type_slug and kind in entry.offered_types(among=[kind]):
             return kind
     raise NotFound("This appointment type is not offered here.")
 
@@ -144,18 +146,16 @@ def slots_step(
 
     picker = build_picker(find, tz, horizon_days=kind.horizon_days)
 
+    # Dozens of links share two paths: build each path once and only vary the query.
+    slots_path = entry.url("slots", type_slug=kind.slug, who=who)
+    details_path = entry.url("details", type_slug=kind.slug, who=who)
+
     def page_url(**args: Any) -> str:
-        return entry.url("slots", type_slug=kind.slug, who=who, tz=tz, **args)
+        return f"{slots_path}?{urlencode({'tz': tz, **args})}"
 
     def slot_url(option: SlotOption) -> str:
-        return entry.url(
-            "details",
-            type_slug=kind.slug,
-            who=who,
-            start=option.start.isoformat(),
-            provider_id=option.provider_id,
-            tz=tz,
-        )
+        query = {"start": option.start.isoformat(), "provider_id": option.provider_id, "tz": tz}
+        return f"{details_path}?{urlencode(query)}"
 
     return render_template(
         "pages/slots.html",

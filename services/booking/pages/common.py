@@ -56,12 +56,11 @@ class Entry:
             return url_for(self.prefix + step, token=self.token, **values)
         return url_for(self.prefix + step, clinic_slug=self.clinic.slug, **values)
 
-    def offered_types(self) -> list[AppointmentType]:
-        """Appointment types bookable through this entry, by id."""
-        if self.invitation is not None and self.invitation.appointment_type is not None:
-            kinds = [self.invitation.appointment_type]
-        else:
-            kinds = list(self.clinic_types)
+    def offered_types(self, among: Sequence[AppointmentType] | None = None) -> list[AppointmentType]:
+        """Appointment types bookable through this entry (of ``among``, default all the clinic's), by id."""
+        kinds = list(self.clinic_types if among is None else among)
+        if self.invitation is not None and self.invitation.appointment_type_id is not None:
+            kinds = [k for k in kinds if k.id == self.invitation.appointment_type_id]
         return [
             t for t in kinds if t.active and any(self.allows_provider(p) for p in t.providers if p.active)
         ]
@@ -129,21 +128,23 @@ def build_picker(find: Finder, tz: str, *, horizon_days: int) -> Picker:
     first = max(today, min(first, today + timedelta(days=horizon_days)))
     start = day_bounds_utc(first, tz)[0]
     end = day_bounds_utc(first + timedelta(days=PICKER_DAYS - 1), tz)[1]
-    by_day: dict[date, list[SlotOption]] = {}
+    by_day: dict[date, list[tuple[datetime, datetime, int]]] = {}
     for at, provider_id in find(start, end):
         local = to_zone(at, tz)
-        by_day.setdefault(local.date(), []).append(SlotOption(at, provider_id, clock(local)))
+        by_day.setdefault(local.date(), []).append((at, local, provider_id))
     days = [(first + timedelta(days=n), 0) for n in range(PICKER_DAYS)]
     days = [(d, len(by_day.get(d, ()))) for d, _ in days]
     wanted = parse_day(request.args.get("day"))
     if wanted not in by_day:
         wanted = next((d for d, n in days if n), None)
+    # Only the chosen day's times are shown, so only they are worded.
+    shown = by_day.get(wanted, []) if wanted else []
     return Picker(
         tz=tz,
         first_day=first,
         days=days,
         day=wanted,
-        times=by_day.get(wanted, []) if wanted else [],
+        times=[SlotOption(at, provider_id, clock(local)) for at, local, provider_id in shown],
         earlier=max(today, first - timedelta(days=PICKER_DAYS)) if first > today else None,
         later=first + timedelta(days=PICKER_DAYS),
     )

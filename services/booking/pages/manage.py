@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -110,11 +111,14 @@ def manage_reschedule(token: str) -> ResponseReturnValue:
     tz = context["tz"]
     picker = build_picker(find, tz, horizon_days=booking.appointment_type.horizon_days)
 
+    picker_path = url_for("pages.manage_reschedule", token=token)
+    confirm_path = url_for("pages.manage_reschedule_confirm", token=token)
+
     def page_url(**args: Any) -> str:
-        return url_for("pages.manage_reschedule", token=token, tz=tz, **args)
+        return f"{picker_path}?{urlencode({'tz': tz, **args})}"
 
     def slot_url(option: SlotOption) -> str:
-        return url_for("pages.manage_reschedule_confirm", token=token, start=option.start.isoformat(), tz=tz)
+        return f"{confirm_path}?{urlencode({'start': option.start.isoformat(), 'tz': tz})}"
 
     return render_template(
         "pages/reschedule.html", picker=picker, page_url=page_url, slot_url=slot_url, **context
