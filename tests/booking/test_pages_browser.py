@@ -82,7 +82,11 @@ def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
 
     def make(timezone_id: str = LONDON, width: int = 360) -> Any:
         context = browser.new_context(
-            timezone_id=timezone_id, viewport={"width": width, "height": 780}, accept_downloads=True
+            timezone_id=timezone_id,
+            viewport={"width": width, "height": 780},
+            accept_downloads=True,
+            # Only so the test can inject axe-core; the pages' CSP itself is checked in test_pages.py.
+            bypass_csp=True,
         )
         contexts.append(context)
         page = context.new_page()
@@ -94,8 +98,24 @@ def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
         context.close()
 
 
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def assert_accessible(page: Any) -> None:
+    """axe-core (npm package, served from node_modules) finds no WCAG 2.1 A/AA violation on the page."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async (tags) => await axe.run(document, {runOnly: tags})", WCAG)
+    problems = [
+        f"{v['id']}: {v['help']} at {[n['target'] for n in v['nodes']][:3]}" for v in result["violations"]
+    ]
+    assert not problems, "\n".join(problems)
+
+
 def shoot(page: Any, name: str) -> None:
-    """Save the page at phone and desktop width."""
+    """Check the page with axe, then save it at phone and desktop width."""
+    assert_accessible(page)
     SHOTS.mkdir(parents=True, exist_ok=True)
     size = page.viewport_size
     for width in (360, 1280):
