@@ -61,12 +61,13 @@ seed = json.loads(sys.argv[1])
 lines = [
     "",
     "The telehealth suite is running with its demo clinic. Open:",
+    f"  Book an appointment  {seed['booking_page']}",
     f"  Booking API docs     {urls['booking']}/api/docs",
     f"  Notify API docs      {urls['notify']}/api/docs",
     f"  Consult API docs     {urls['consult']}/api/docs",
 ]
 if seed.get("demo_manage_url"):
-    lines.append(f"  Demo patient's booking (signed manage link, JSON)  {seed['demo_manage_url'].replace('/manage/', '/api/v1/manage/')}")
+    lines.append(f"  Demo patient's booking (signed manage link)  {seed['demo_manage_url']}")
 lines += [
     f"  Staff API key        dev-api-key   (curl -H 'Authorization: Bearer dev-api-key' {urls['booking']}/api/v1/bookings)",
     "Press Ctrl-C to stop everything.",

@@ -15,6 +15,7 @@ import json
 import threading
 import uuid
 from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -250,6 +251,39 @@ def find_slots(
         candidates = candidate_starts(session, found, start, end, ignore_booking_id)
     lo, hi = bookable_range(candidates, found.rules, now or utcnow())
     return candidates[lo:hi]
+
+
+def first_available_slots(
+    *,
+    session: Session,
+    appointment_type_id: int,
+    start: datetime,
+    end: datetime,
+    provider_ids: Sequence[int] | None = None,
+) -> list[tuple[datetime, int]]:
+    """Free starts in ``[start, end)`` across the active providers offering a type: (start, provider id).
+
+    Where several providers are free at one time, the one with the lowest id is offered.
+    """
+    query = (
+        select(Provider.id)
+        .join(ProviderAppointmentType, ProviderAppointmentType.provider_id == Provider.id)
+        .where(ProviderAppointmentType.appointment_type_id == appointment_type_id, Provider.active)
+        .order_by(Provider.id)
+    )
+    chosen: dict[datetime, int] = {}
+    for provider_id in session.scalars(query):
+        if provider_ids is not None and provider_id not in provider_ids:
+            continue
+        for at in find_slots(
+            session=session,
+            provider_id=provider_id,
+            appointment_type_id=appointment_type_id,
+            start=start,
+            end=end,
+        ):
+            chosen.setdefault(at, provider_id)
+    return sorted(chosen.items())
 
 
 def slots_json(

@@ -36,6 +36,8 @@ TYPES: list[dict[str, Any]] = [
         "min_notice_minutes": 30,
         "horizon_days": 60,
         "reminder_protocol": "video-consultation",
+        "change_cutoff_hours": 12,
+        "asks_intake": True,
     },
     {
         "slug": "infusion-session",
@@ -51,6 +53,7 @@ TYPES: list[dict[str, Any]] = [
         "daily_limit": 4,
         "location": CLINIC["address"],
         "reminder_protocol": "infusion-session",
+        "change_cutoff_hours": 48,
     },
     {
         "slug": "follow-up",
@@ -63,6 +66,7 @@ TYPES: list[dict[str, Any]] = [
         "min_notice_minutes": 60,
         "horizon_days": 60,
         "reminder_protocol": "follow-up",
+        "change_cutoff_hours": 4,
     },
 ]
 

@@ -13,14 +13,15 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from services.booking import catalog
+from services.booking import catalog, invitations
 from services.booking.models import (
     GRANULE_MINUTES,
     Booking,
     DayClaim,
+    Intake,
     OutboxEvent,
     Patient,
     SlotClaim,
@@ -223,13 +224,24 @@ def book_appointment(
     patient: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
+    intake: dict[str, Any] | None = None,
+    invitation_id: uuid.UUID | None = None,
 ) -> tuple[Booking, bool]:
-    """Book a slot; return the booking and whether it was created now (False: an idempotent replay)."""
+    """Book a slot; return the booking and whether it was created now (False: an idempotent replay).
+
+    ``intake`` (reasons, reason_other, treatments_tried) is stored beside the booking and never put in its
+    events. ``invitation_id`` books through a private invitation, which must allow this type and provider;
+    a single-use invitation is spent in the same transaction.
+    """
     if idempotency_key and (existing := _by_key(session, idempotency_key)) is not None:
         return _replay(existing, request_hash)
     start = ensure_utc(start)
     found = offer(session, provider_id, appointment_type_id)
     provider, appointment_type, rules = found.provider, found.appointment_type, found.rules
+    invitation = None
+    if invitation_id is not None:
+        invitation = invitations.get_usable(session=session, invitation_id=invitation_id)
+        invitations.check_allows(invitation, provider=provider, appointment_type=appointment_type)
     if patient_id is not None:
         person = catalog.get_patient(session=session, patient_id=patient_id)
         if person.clinic_id != provider.clinic_id:
@@ -268,6 +280,17 @@ def book_appointment(
             return _replay(existing, request_hash)
         raise _slot_taken(session, (provider.id, appointment_type.id, start)) from exc
     _claim_day(session, booking, appointment_type.daily_limit)
+    if intake is not None:
+        session.add(
+            Intake(
+                booking=booking,
+                reasons=list(intake.get("reasons") or []),
+                reason_other=intake.get("reason_other") or "",
+                treatments_tried=intake.get("treatments_tried") or "",
+            )
+        )
+    if invitation is not None:
+        invitations.redeem(session=session, invitation=invitation, booking=booking)
     _record_event(session, booking, events.BOOKING_CONFIRMED)
     session.flush()
     bump_schedule(session, provider.id)
@@ -307,7 +330,12 @@ def list_bookings(
         conditions.append(Booking.start_at < start_to)
     total = session.scalar(select(func.count()).select_from(Booking).where(*conditions)) or 0
     rows = session.scalars(
-        select(Booking).where(*conditions).order_by(Booking.start_at, Booking.id).limit(limit).offset(offset)
+        select(Booking)
+        .where(*conditions)
+        .options(selectinload(Booking.intake))
+        .order_by(Booking.start_at, Booking.id)
+        .limit(limit)
+        .offset(offset)
     ).all()
     return rows, total
 
@@ -321,6 +349,25 @@ def _check_changeable(booking: Booking, expected_version: int | None) -> None:
         )
 
 
+def change_deadline(booking: Booking) -> datetime:
+    """Until when the patient may reschedule or cancel this booking online (the type's change policy)."""
+    return booking.start_at - timedelta(hours=booking.appointment_type.change_cutoff_hours)
+
+
+def _check_policy(booking: Booking, by: str) -> None:
+    """Refuse a patient's change inside the type's cutoff; staff may always change a booking."""
+    if by != "patient" or utcnow() < change_deadline(booking):
+        return
+    hours = booking.appointment_type.change_cutoff_hours
+    phone = booking.clinic.phone
+    raise Conflict(
+        f"Online changes close {hours} hours before the appointment; "
+        + (f"please call the clinic on {phone}." if phone else "please contact the clinic."),
+        slug="change-window-closed",
+        extra={"change_deadline": change_deadline(booking).isoformat()},
+    )
+
+
 def _flush_versioned(session: Session) -> None:
     try:
         session.flush()
@@ -331,15 +378,24 @@ def _flush_versioned(session: Session) -> None:
 
 
 def reschedule_booking(
-    *, session: Session, booking_id: uuid.UUID, start: datetime, expected_version: int | None = None
+    *,
+    session: Session,
+    booking_id: uuid.UUID,
+    start: datetime,
+    expected_version: int | None = None,
+    by: str = "staff",
 ) -> Booking:
-    """Move a confirmed booking to a new free start; the version rises by one."""
+    """Move a confirmed booking to a new free start; the version rises by one.
+
+    ``by="patient"`` applies the appointment type's change policy.
+    """
     booking = get_booking(session=session, booking_id=booking_id)
     _check_changeable(booking, expected_version)
     if booking.status != CONFIRMED:
         raise Conflict("A cancelled booking cannot be rescheduled.", slug="booking-cancelled")
     if booking.start_at <= utcnow():
         raise Conflict("This appointment has already started.", slug="booking-started")
+    _check_policy(booking, by)
     start = ensure_utc(start)
     if start == booking.start_at:
         raise field_error("start", "the booking is already at this time")
@@ -372,13 +428,17 @@ def reschedule_booking(
 def cancel_booking(
     *, session: Session, booking_id: uuid.UUID, by: str, expected_version: int | None = None
 ) -> tuple[Booking, bool]:
-    """Cancel a booking and free its time; return it and whether this call cancelled it."""
+    """Cancel a booking and free its time; return it and whether this call cancelled it.
+
+    ``by="patient"`` applies the appointment type's change policy.
+    """
     booking = get_booking(session=session, booking_id=booking_id)
     if booking.status == CANCELLED:
         return booking, False
     _check_changeable(booking, expected_version)
     if booking.end_at <= utcnow():
         raise Conflict("This appointment has already taken place.", slug="booking-past")
+    _check_policy(booking, by)
     _release(session, booking)
     booking.status = CANCELLED
     booking.cancelled_at = utcnow()
