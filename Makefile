@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed-$(shell cat requirements/dev.txt pyproject.toml 
 NODE_INSTALLED := node_modules/.installed-$(shell cat package-lock.json | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format bench lock clean
+.PHONY: help install run test lint format bench lock config-table clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ bench: install ## Run the benchmarks and print their figures
 lock: install ## Re-pin requirements/*.txt from pyproject.toml
 	$(BIN)/pip-compile -q --strip-extras --no-header --no-emit-index-url --no-emit-find-links -o requirements/main.txt pyproject.toml
 	$(BIN)/pip-compile -q --strip-extras --no-header --no-emit-index-url --no-emit-find-links --extra dev -o requirements/dev.txt pyproject.toml
+
+config-table: install ## Print the README's table of environment variables (from the config classes)
+	@$(BIN)/python -c 'from shared.config import settings_table; from services.booking.config import BookingConfig; from services.notify.config import NotifyConfig; from services.consult.config import ConsultConfig; print(settings_table(BookingConfig, NotifyConfig, ConsultConfig))'
 
 clean: ## Remove the virtualenv, local databases and caches
 	rm -rf $(VENV) var node_modules .mypy_cache .ruff_cache artifacts services/consult/static/vendor

@@ -6,6 +6,7 @@ from flask import Flask
 
 from services.booking import cli, views
 from services.booking.config import BookingConfig
+from services.booking.pages import init_pages
 from shared.app import create_service_app
 from shared.config import load
 from shared.links import LinkSigner
@@ -25,5 +26,6 @@ def create_app(config: BookingConfig | None = None) -> Flask:
     app.extensions["link_signer"] = LinkSigner(config.link_signing_keys)
     for blueprint in views.BLUEPRINTS:
         api.register_blueprint(blueprint)
+    init_pages(app, config)
     cli.register(app)
     return app

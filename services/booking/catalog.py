@@ -23,6 +23,7 @@ from services.booking.models import (
     Patient,
     Provider,
 )
+from services.booking.search import bump_schedule
 from shared.db import is_unique_violation
 from shared.problems import Conflict, NotFound, field_error
 
@@ -123,6 +124,8 @@ def update_provider(*, session: Session, provider_id: int, changes: dict[str, An
     if type_ids is not None:
         provider.appointment_types = _types_of_clinic(session, provider.clinic_id, type_ids)
     session.flush()
+    bump_schedule(session, provider.id)
+    session.refresh(provider)
     return provider
 
 
@@ -158,6 +161,7 @@ def update_appointment_type(*, session: Session, type_id: int, changes: dict[str
     if appointment_type.mode == "in_person" and not appointment_type.location:
         raise field_error("location", "an in-person appointment type needs a location")
     session.flush()
+    bump_schedule(session, [p.id for p in appointment_type.providers])
     return appointment_type
 
 
@@ -166,6 +170,7 @@ def set_weekly_availability(
 ) -> list[AvailabilityRule]:
     """Replace a provider's weekly windows with ``rules`` (weekday, start, end) in the provider's zone."""
     get_provider(session=session, provider_id=provider_id)
+    bump_schedule(session, provider_id)
     session.execute(delete(AvailabilityRule).where(AvailabilityRule.provider_id == provider_id))
     rows = [
         AvailabilityRule(provider_id=provider_id, weekday=w, start_time=s, end_time=e) for w, s, e in rules
@@ -205,6 +210,7 @@ def set_override(
 
 def clear_override(*, session: Session, provider_id: int, day: date) -> int:
     """Drop the override of one date (the weekly rules apply again); return rows removed."""
+    bump_schedule(session, provider_id)
     result = session.execute(
         delete(AvailabilityOverride).where(
             AvailabilityOverride.provider_id == provider_id, AvailabilityOverride.day == day
@@ -241,7 +247,13 @@ def create_patient(
     if sms_consent and not phone:
         raise field_error("sms_consent", "SMS consent needs a mobile number")
     patient = Patient(
-        clinic_id=clinic_id, name=name, email=email, time_zone=time_zone, phone=phone, sms_consent=sms_consent
+        clinic_id=clinic_id,
+        name=name,
+        email=email,
+        email_key=email.lower(),
+        time_zone=time_zone,
+        phone=phone,
+        sms_consent=sms_consent,
     )
     session.add(patient)
     session.flush()

@@ -40,6 +40,7 @@ def register(app: Flask) -> None:
             demo = seed.seed_demo(session=session, with_booking=not no_booking)
             summary = {
                 "clinic": demo.clinic.slug,
+                "booking_page": f"{config.booking_public_url.rstrip('/')}/book/{demo.clinic.slug}",
                 "providers": [p.id for p in demo.providers],
                 "appointment_types": {slug: t.id for slug, t in demo.types.items()},
                 "demo_booking": str(demo.booking.id) if demo.booking else None,

@@ -112,6 +112,15 @@ class AppointmentTypeIn(_Strict):
     )
     location = fields.String(load_default="", validate=validate.Length(max=500))
     reminder_protocol = fields.String(required=True, validate=Slug)
+    change_cutoff_hours = fields.Integer(
+        strict=True,
+        load_default=0,
+        validate=validate.Range(min=0, max=720),
+        metadata={"description": "patients may reschedule or cancel online until this many hours before"},
+    )
+    asks_intake = fields.Boolean(
+        load_default=False, metadata={"description": "ask the first-consultation intake when booking"}
+    )
 
     @validates_schema
     def _location_for_visits(self, data: dict[str, Any], **_: Any) -> None:
@@ -132,6 +141,8 @@ class AppointmentTypePatch(_Strict):
     daily_limit = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=200))
     location = fields.String(validate=validate.Length(max=500))
     reminder_protocol = fields.String(validate=Slug)
+    change_cutoff_hours = fields.Integer(strict=True, validate=validate.Range(min=0, max=720))
+    asks_intake = fields.Boolean()
     active = fields.Boolean()
 
 
@@ -151,6 +162,8 @@ class AppointmentTypeOut(Schema):
     daily_limit = fields.Integer(allow_none=True)
     location = fields.String()
     reminder_protocol = fields.String()
+    change_cutoff_hours = fields.Integer()
+    asks_intake = fields.Boolean()
     active = fields.Boolean()
 
 
@@ -342,6 +355,15 @@ class ProviderBrief(Schema):
     time_zone = fields.String()
 
 
+class IntakeOut(Schema):
+    """The patient's first-consultation intake answers (staff only)."""
+
+    reasons = fields.List(fields.String())
+    reason_other = fields.String()
+    treatments_tried = fields.String()
+    created_at = fields.AwareDateTime(default_timezone=UTC)
+
+
 class BookingOut(Schema):
     """A booking as staff see it."""
 
@@ -359,6 +381,7 @@ class BookingOut(Schema):
     created_at = fields.AwareDateTime(default_timezone=UTC)
     updated_at = fields.AwareDateTime(default_timezone=UTC)
     manage_url = fields.String(metadata={"description": "the patient's signed manage link"})
+    intake = fields.Nested(IntakeOut, allow_none=True, metadata={"description": "intake answers, if asked"})
 
 
 class BookingPage(Schema):
@@ -379,3 +402,48 @@ class ManagedBookingOut(Schema):
     provider = fields.Nested(ProviderBrief)
     manage_url = fields.String(metadata={"description": "the link to use from now on"})
     manage_token = fields.String()
+
+
+# --- invitations ---------------------------------------------------------------------------------------
+
+
+class InvitationPatient(_Strict):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    email = fields.Email()
+    phone = MobileNumber(allow_none=True)
+
+
+class InvitationIn(_Strict):
+    clinic_id = fields.Integer(required=True, strict=True)
+    appointment_type_id = fields.Integer(strict=True, load_default=None, allow_none=True)
+    provider_id = fields.Integer(strict=True, load_default=None, allow_none=True)
+    single_use = fields.Boolean(load_default=True)
+    expires_at = _aware(load_default=None, metadata={"description": "default: now + expires_in_hours"})
+    expires_in_hours = fields.Integer(
+        strict=True, load_default=None, validate=validate.Range(min=1, max=24 * 90)
+    )
+    patient_id = fields.UUID(load_default=None, metadata={"description": "pre-fill from a known patient"})
+    patient = fields.Nested(
+        InvitationPatient, load_default=None, metadata={"description": "or pre-fill these"}
+    )
+
+    @validates_schema
+    def _shape(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("expires_at") is not None and data.get("expires_in_hours") is not None:
+            raise ValidationError("give expires_at or expires_in_hours, not both", "expires_at")
+        if data.get("patient_id") is not None and data.get("patient") is not None:
+            raise ValidationError("give patient_id or patient, not both", "patient")
+
+
+class InvitationOut(Schema):
+    id = fields.UUID()
+    clinic_id = fields.Integer()
+    appointment_type_id = fields.Integer(allow_none=True)
+    provider_id = fields.Integer(allow_none=True)
+    single_use = fields.Boolean()
+    expires_at = fields.AwareDateTime(default_timezone=UTC)
+    revoked_at = fields.AwareDateTime(allow_none=True, default_timezone=UTC)
+    created_at = fields.AwareDateTime(default_timezone=UTC)
+    used_by_booking_id = fields.UUID(allow_none=True, metadata={"description": "single-use: the booking"})
+    prefilled = fields.Boolean(metadata={"description": "whether the form is pre-filled (details not shown)"})
+    url = fields.String(metadata={"description": "the signed link to send to the patient"})

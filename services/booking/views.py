@@ -8,21 +8,21 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
-from flask import current_app, request
+from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from services.booking import catalog, service
+from services.booking import catalog, invitations, search, service
 from services.booking import schemas as s
 from services.booking.models import Booking
 from shared.api import API_PREFIX, ProblemSchema, staff_only
 from shared.db import get_session, unit_of_work
 from shared.links import LinkSigner, manage_url
 from shared.problems import BadRequest
-from shared.timeutil import to_zone
+from shared.timeutil import to_zone, utcnow
 
 clinics = Blueprint("clinics", __name__, url_prefix=f"{API_PREFIX}/clinics", description="Clinics (staff)")
 providers = Blueprint(
@@ -50,7 +50,13 @@ manage = Blueprint(
     url_prefix=f"{API_PREFIX}/manage",
     description="A patient's own booking, by signed link",
 )
-BLUEPRINTS = (clinics, providers, types, patients, slots, bookings, manage)
+invites = Blueprint(
+    "invitations",
+    __name__,
+    url_prefix=f"{API_PREFIX}/invitations",
+    description="Private booking links for one patient (staff)",
+)
+BLUEPRINTS = (clinics, providers, types, patients, slots, bookings, manage, invites)
 
 
 def _signer() -> LinkSigner:
@@ -281,7 +287,7 @@ class PatientItem(MethodView):
 def _slots_body(provider_id: int, type_id: int, tz: str | None, starts: list[Any]) -> dict[str, Any]:
     session = get_session()
     provider = catalog.get_provider(session=session, provider_id=provider_id)
-    duration = service.rules_of(catalog.get_appointment_type(session=session, type_id=type_id)).duration
+    duration = search.rules_of(catalog.get_appointment_type(session=session, type_id=type_id)).duration
     zone_name = tz or provider.time_zone
     return {
         "provider_id": provider_id,
@@ -301,14 +307,16 @@ class Slots(MethodView):
     @slots.response(200, s.SlotsOut)
     def get(self, args: dict[str, Any]) -> Any:
         """Free slots of one provider for one appointment type, expressed in the zone ``tz``."""
-        starts = service.find_slots(
+        # Rendered by the search module from its cache (the schema above documents the shape).
+        body = search.slots_json(
             session=get_session(),
             provider_id=args["provider_id"],
             appointment_type_id=args["appointment_type_id"],
             start=args["start"],
             end=args["end"],
+            tz=args.get("tz"),
         )
-        return _slots_body(args["provider_id"], args["appointment_type_id"], args.get("tz"), starts)
+        return Response(body, mimetype="application/json")
 
 
 # --- bookings ------------------------------------------------------------------------------------------
@@ -432,7 +440,7 @@ class ManagedSlots(MethodView):
         """Free slots this booking could move to."""
         session = get_session()
         booking = service.booking_for_link(session=session, signer=_signer(), token=token)
-        starts = service.find_slots(
+        starts = search.find_slots(
             session=session,
             provider_id=booking.provider_id,
             appointment_type_id=booking.appointment_type_id,
@@ -456,7 +464,7 @@ class ManagedReschedule(MethodView):
         """Move this booking; the answer carries the new manage link (the old one stops working)."""
         with unit_of_work() as session:
             booking = service.booking_for_link(session=session, signer=_signer(), token=token)
-            booking = service.reschedule_booking(session=session, booking_id=booking.id, **data)
+            booking = service.reschedule_booking(session=session, booking_id=booking.id, by="patient", **data)
             return _Presented(booking)
 
 
@@ -470,3 +478,56 @@ class ManagedCancel(MethodView):
             booking = service.booking_for_link(session=session, signer=_signer(), token=token)
             booking, _ = service.cancel_booking(session=session, booking_id=booking.id, by="patient", **data)
             return _Presented(booking)
+
+
+# --- invitations ---------------------------------------------------------------------------------------
+
+
+class _PresentedInvitation:
+    """An invitation with its signed link, for dumping (the pre-filled details stay out of the answer)."""
+
+    def __init__(self, invitation: Any) -> None:
+        self._invitation = invitation
+        token = invitations.invitation_token(_signer(), invitation)
+        self.url = invitations.invitation_url(
+            current_app.extensions["suite_config"].booking_public_url, token
+        )
+        self.prefilled = bool(invitation.prefill)
+        self.used_by_booking_id = invitation.redemption.booking_id if invitation.redemption else None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._invitation, name)
+
+
+@invites.route("")
+class Invitations(MethodView):
+    @staff_only(invites)
+    @invites.arguments(s.InvitationIn)
+    @invites.response(201, s.InvitationOut)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Create a private invitation link (expires in 7 days unless told otherwise)."""
+        hours = data.pop("expires_in_hours", None)
+        if data.get("expires_at") is None:
+            data["expires_at"] = utcnow() + timedelta(hours=hours or 24 * 7)
+        with unit_of_work() as session:
+            return _PresentedInvitation(invitations.create_invitation(session=session, **data))
+
+
+@invites.route("/<uuid:invitation_id>")
+class InvitationItem(MethodView):
+    @staff_only(invites)
+    @invites.response(200, s.InvitationOut)
+    def get(self, invitation_id: uuid.UUID) -> Any:
+        """Read an invitation (whether it was used, and by which booking)."""
+        return _PresentedInvitation(
+            invitations.get_invitation(session=get_session(), invitation_id=invitation_id)
+        )
+
+    @staff_only(invites)
+    @invites.response(200, s.InvitationOut)
+    def delete(self, invitation_id: uuid.UUID) -> Any:
+        """Revoke an invitation: its link stops working."""
+        with unit_of_work() as session:
+            return _PresentedInvitation(
+                invitations.revoke_invitation(session=session, invitation_id=invitation_id)
+            )
