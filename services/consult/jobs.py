@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from services.consult import publishing, rooms, service
+from services.consult import bookings, publishing, rooms
 from services.consult.extensions import get_consult_config, get_signer, get_video
 from services.consult.models import ProcessedEvent
 from shared.app import get_redis
@@ -25,7 +25,7 @@ def handle_booking_event(payload: dict[str, Any]) -> str:
     with correlation(event.correlation_id):
         with db.transaction() as session:
             if first_delivery(session, ProcessedEvent, event_id=event.event_id, event_type=event.type):
-                outcome = service.apply_booking_event(
+                outcome = bookings.apply_booking_event(
                     session=session,
                     event=event,
                     opens_before=config.opens_before,

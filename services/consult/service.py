@@ -1,4 +1,4 @@
-"""Business operations of the consult service: booking events in, join links checked, access to rooms.
+"""Business operations of the consult service: join links checked, access to rooms, status for staff.
 
 A join link names one booking, one version and one participant (shared.links.join_token). It opens the room
 only inside the window this service keeps for the booking's current version; the token's own expiry is just
@@ -8,20 +8,16 @@ an upper bound.
 from __future__ import annotations
 
 import logging
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.consult import rooms
-from services.consult.models import CANCELLED, CONFIRMED, Consultation, Room
+from services.consult.models import CANCELLED, Consultation, Room
 from services.consult.video import MAX_TOKEN_TTL, VideoError, VideoProvider, VideoUnavailable
-from shared import events
-from shared.db import is_unique_violation
 from shared.links import JOIN, PARTICIPANTS, LinkError, LinkSigner
 from shared.problems import Conflict, Gone, NotFound, Problem
 from shared.timeutil import utcnow
@@ -42,96 +38,6 @@ ENDED = "ended"
 class VideoServiceUnavailable(Problem):
     status = 503
     slug = "video-unavailable"
-
-
-# --- booking events ------------------------------------------------------------------------------------
-
-
-def apply_booking_event(
-    *, session: Session, event: events.BookingEvent, opens_before: timedelta, closes_after: timedelta
-) -> str:
-    """Bring the booking's consultation to the event's version; say what happened.
-
-    Older versions than the one stored are ignored (events may arrive out of order); a new version
-    replaces the window, issues new links (to be published) and makes the old rooms due at once.
-    """
-    booking = event.booking
-    if booking.appointment_type.mode != events.VIDEO:
-        return "not-video"
-    now = utcnow()
-    consultation = _locked(session, booking.id)
-    created = consultation is None
-    if consultation is None:
-        consultation = Consultation(
-            booking_id=booking.id, participant_key=secrets.token_hex(8), created_at=now
-        )
-        _fill(consultation, event, opens_before, closes_after, now)
-        nested = session.begin_nested()
-        try:
-            session.add(consultation)
-            nested.commit()
-        except IntegrityError as exc:
-            # Another event of the same booking recorded it a moment ago: compare versions with that one.
-            nested.rollback()
-            if not is_unique_violation(exc):
-                raise
-            created = False
-            consultation = _locked(session, booking.id)
-            assert consultation is not None
-    if not created:
-        if booking.version <= consultation.version:
-            log.info(
-                "stale booking event ignored",
-                extra={
-                    "booking_id": str(booking.id),
-                    "version": booking.version,
-                    "stored_version": consultation.version,
-                },
-            )
-            return "stale"
-        _fill(consultation, event, opens_before, closes_after, now)
-    session.flush()
-    cancelled = consultation.status == CANCELLED
-    rooms.mark_due(
-        session=session, booking_id=booking.id, below_version=None if cancelled else booking.version, now=now
-    )
-    log.info(
-        "consultation %s",
-        "cancelled" if cancelled else "recorded",
-        extra={"booking_id": str(booking.id), "version": booking.version},
-    )
-    return "cancelled" if cancelled else "recorded"
-
-
-def _locked(session: Session, booking_id: uuid.UUID) -> Consultation | None:
-    # FOR UPDATE: two events of one booking handled at once must not both decide from the old version.
-    return session.scalar(select(Consultation).where(Consultation.booking_id == booking_id).with_for_update())
-
-
-def _fill(
-    consultation: Consultation,
-    event: events.BookingEvent,
-    opens_before: timedelta,
-    closes_after: timedelta,
-    now: datetime,
-) -> None:
-    booking = event.booking
-    consultation.version = booking.version
-    consultation.status = booking.status
-    consultation.start_at, consultation.end_at = booking.start, booking.end
-    consultation.opens_at = booking.start - opens_before
-    consultation.closes_at = booking.end + closes_after
-    consultation.patient_time_zone = booking.patient.time_zone
-    consultation.provider_time_zone = booking.provider.time_zone
-    consultation.correlation_id = event.correlation_id[:64]
-    consultation.updated_at = now
-    if booking.status == CONFIRMED:
-        consultation.links_event_id = uuid.uuid4()
-        consultation.links_issued_at = now
-    else:
-        consultation.links_event_id = None
-        consultation.links_issued_at = None
-    consultation.links_published_at = None
 
 
 # --- join links ----------------------------------------------------------------------------------------

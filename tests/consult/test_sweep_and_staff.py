@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from services.consult import sweep
 from services.consult.models import LocalVideoRoom, Room
 from services.consult.twilio_video import TwilioVideo
 from shared import events
@@ -27,6 +29,7 @@ from tests.consult.conftest import (
     token_for,
     twilio_overrides,
 )
+from tests.support.servers import wait_until
 
 CLOSES = START + timedelta(minutes=45 + 30)
 
@@ -167,3 +170,29 @@ def test_a_room_of_a_provider_no_longer_configured_is_closed_in_our_records(
     clock.move_to(CLOSES)
     assert '"rooms_completed": 1' in _sweep(app)
     assert _statuses(app, opened) == ("completed", "in-progress")  # ours closed; the stand-in's untouched
+
+
+def test_the_sweeper_process_completes_due_rooms_and_stops_when_asked(
+    app: Flask, opened: uuid.UUID, clock: time_machine.Coordinates
+) -> None:
+    clock.move_to(CLOSES)
+    stop = threading.Event()
+    sweeper = threading.Thread(
+        target=sweep.run_sweeper,
+        kwargs={
+            "db": app.extensions["db"],
+            "redis": app.extensions["redis"],
+            "video": app.extensions["video_provider"],
+            "signer": app.extensions["link_signer"],
+            "base_url": "http://consult.test",
+            "interval": 0.05,
+            "stop": stop,
+        },
+    )
+    sweeper.start()
+    try:
+        wait_until(lambda: _statuses(app, opened) == ("completed", "completed"), timeout=10, what="sweep")
+    finally:
+        stop.set()
+        sweeper.join(timeout=10)
+    assert not sweeper.is_alive()
