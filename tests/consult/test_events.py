@@ -17,7 +17,7 @@ from services.consult import sweep
 from services.consult.models import Consultation, LocalVideoRoom, Room
 from shared import events
 from shared.db import get_db
-from shared.links import JOIN
+from shared.links import JOIN, join_url
 from shared.queues import NOTIFY_QUEUE, publish, queue
 from shared.worker import make_worker
 from tests.consult.conftest import (
@@ -72,6 +72,8 @@ def test_confirmed_video_booking_records_the_window_and_publishes_both_links(
     assert event.closes_at == consultation.closes_at
     assert event.correlation_id == "corr-abc"
     assert event.event_id == consultation.links_event_id
+    # The same link the booking pages mint for the patient (one rule, shared.links.join_token).
+    assert event.patient_join_url == join_url("http://consult.test", token_for(app, booking_id))
     for url, participant in ((event.patient_join_url, "patient"), (event.provider_join_url, "provider")):
         assert url.startswith("http://consult.test/join/")
         claims = signer_of(app).verify(url.rsplit("/", 1)[1], purpose=JOIN)
