@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 from shared.timeutil import utcnow
 from tests.consult.conftest import DURATION, artifact_dir, booking_event, booking_id_of, deliver, token_for
 from tests.support.http import serve
+from tests.support.twilio_mock import ROOT
 
 # `make run` runs on SQLite; the room logic itself is tested on both backends elsewhere.
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("backend", ["sqlite"])]
@@ -24,8 +25,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.parametrize("backend", ["sqlite"]
 class Tab:
     """A page in its own browser context, with its console errors and every URL it requested."""
 
-    def __init__(self, browser: Any, base: str) -> None:
-        self.context = browser.new_context(viewport={"width": 900, "height": 700})
+    def __init__(self, browser: Any, base: str, *, width: int = 900, bypass_csp: bool = False) -> None:
+        # bypass_csp only so a test can inject axe-core; the page's own CSP is checked in test_join.py.
+        self.context = browser.new_context(viewport={"width": width, "height": 700}, bypass_csp=bypass_csp)
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.requests: list[str] = []
@@ -61,6 +63,20 @@ def tabs(browser: Any) -> Iterator[list[Tab]]:
     yield opened
     for tab in opened:
         tab.close()
+
+
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def assert_accessible(page: Any) -> None:
+    """axe-core (the npm package) finds no WCAG 2.1 A/AA violation on the page."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async (tags) => await axe.run(document, {runOnly: tags})", WCAG)
+    problems = [
+        f"{v['id']}: {v['help']} at {[n['target'] for n in v['nodes']][:3]}" for v in result["violations"]
+    ]
+    assert not problems, "\n".join(problems)
 
 
 def _booked(app: Flask, starts_in: timedelta) -> tuple[uuid.UUID, Any]:
@@ -182,3 +198,26 @@ def test_with_a_camera_the_sdk_connects_with_our_token_and_reports_a_network_fai
     assert tab.sockets == ["wss://global.vss.twilio.com/signaling"]
     # The SDK logs the refused signalling connection itself; nothing else went wrong on the page.
     assert all("group: signaling" in error for error in tab.errors), tab.errors
+
+
+def test_every_state_of_the_join_page_is_accessible_on_a_phone(
+    app: Flask, redis_client: Any, browser: Any, tabs: list[Tab]
+) -> None:
+    soon, soon_start = _booked(app, timedelta(minutes=5))
+    later, later_start = _booked(app, timedelta(hours=3))
+    with serve(app) as base:
+        tab = Tab(browser, base, width=360, bypass_csp=True)
+        tabs.append(tab)
+        tab.page.goto(f"{base}/join/{token_for(app, later, end=later_start + DURATION)}")
+        assert_accessible(tab.page)  # upcoming
+        tab.page.goto(f"{base}/join/{token_for(app, soon, end=soon_start + DURATION)}")
+        assert_accessible(tab.page)  # open: the lobby
+        tab.page.get_by_role("button", name="Join the consultation").click()
+        expect(tab.page.locator("#participants li")).to_have_text(["Patient (you)"])
+        assert_accessible(tab.page)  # in the room
+        tab.page.screenshot(
+            path=str(artifact_dir("screenshots") / "consult-join-local-room-360.png"), full_page=True
+        )
+        tab.page.goto(f"{base}/join/not-a-token")
+        assert_accessible(tab.page)  # refused
+    assert tab.errors == [] or all("404" in error for error in tab.errors)
