@@ -13,7 +13,6 @@ from shared.app import create_service_app
 from shared.config import load
 from shared.db import Database
 from shared.health import add_readiness_check
-from shared.links import LinkSigner
 from shared.queues import CONSULT_QUEUE
 from shared.worker import register_worker_cli
 
@@ -36,7 +35,6 @@ def create_app(config: ConsultConfig | None = None) -> Flask:
         description="Consultation rooms and join links for video visits.",
         import_name=__name__,
     )
-    app.extensions["link_signer"] = LinkSigner(config.link_signing_keys)
     app.extensions["video_provider"] = make_video_provider(config, app.extensions["db"])
     api.register_blueprint(views.join)
     api.register_blueprint(views.consultations)

@@ -10,10 +10,11 @@ from flask import Flask
 from flask.cli import with_appcontext
 
 from services.consult import publishing, sweep
-from services.consult.extensions import get_consult_config, get_signer, get_video
+from services.consult.extensions import get_consult_config, get_video
 from services.consult.models import CONFIRMED, Consultation
 from shared.app import get_redis
 from shared.db import get_db
+from shared.links import current_signer
 from shared.timeutil import utcnow
 
 
@@ -26,7 +27,7 @@ def register(app: Flask) -> None:
     def _sweep(once: bool) -> None:
         """Complete rooms whose time is up and re-send unpublished join links, until stopped."""
         config = get_consult_config()
-        db, redis, video, signer = get_db(), get_redis(), get_video(), get_signer()
+        db, redis, video, signer = get_db(), get_redis(), get_video(), current_signer()
         base_url = config.consult_public_url
         if once:
             result = sweep.sweep_once(db=db, redis=redis, video=video, signer=signer, base_url=base_url)
@@ -57,7 +58,7 @@ def register(app: Flask) -> None:
                 raise click.ClickException(f"booking {booking_id} is {consultation.status}")
             if open_now and consultation.opens_at > utcnow():
                 consultation.opens_at = utcnow()
-            links = publishing.join_links(get_signer(), config.consult_public_url, consultation)
+            links = publishing.join_links(current_signer(), config.consult_public_url, consultation)
             click.echo(
                 json.dumps(
                     {

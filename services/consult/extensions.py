@@ -6,7 +6,6 @@ from flask import current_app
 
 from services.consult.config import ConsultConfig
 from services.consult.video import VideoProvider
-from shared.links import LinkSigner
 
 
 def get_consult_config() -> ConsultConfig:
@@ -19,9 +18,3 @@ def get_video() -> VideoProvider:
     """The configured video provider."""
     video: VideoProvider = current_app.extensions["video_provider"]
     return video
-
-
-def get_signer() -> LinkSigner:
-    """The link signer (verifies join links, mints the links that are published)."""
-    signer: LinkSigner = current_app.extensions["link_signer"]
-    return signer

@@ -6,12 +6,13 @@ import logging
 from typing import Any
 
 from services.consult import bookings, publishing, rooms
-from services.consult.extensions import get_consult_config, get_signer, get_video
+from services.consult.extensions import get_consult_config, get_video
 from services.consult.models import ProcessedEvent
 from shared.app import get_redis
 from shared.db import get_db
 from shared.events import load_event
 from shared.inbox import first_delivery
+from shared.links import current_signer
 from shared.logging import correlation
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def handle_booking_event(payload: dict[str, Any]) -> str:
         publishing.publish_pending_links(
             db=db,
             redis=get_redis(),
-            signer=get_signer(),
+            signer=current_signer(),
             base_url=config.consult_public_url,
             booking_id=event.booking.id,
         )

@@ -17,8 +17,9 @@ from flask.wrappers import Response
 
 from services.consult import local_video, service
 from services.consult.config import TWILIO
-from services.consult.extensions import get_consult_config, get_signer
+from services.consult.extensions import get_consult_config
 from shared.db import get_session
+from shared.links import current_signer
 from shared.timeutil import format_local
 
 bp = Blueprint("pages", __name__)
@@ -72,7 +73,7 @@ def _page_headers(response: Response) -> Response:
 @bp.get("/join/<string:token>")
 def join_page(token: str) -> ResponseReturnValue:
     """The join page: when to come back, the Join button, or why the link no longer works."""
-    status = service.join_status(session=get_session(), signer=get_signer(), token=token)
+    status = service.join_status(session=get_session(), signer=current_signer(), token=token)
     html = render_template("join.html", **_context(status, token))
     return html, STATUS.get(status.state, 200)
 

@@ -14,10 +14,11 @@ from flask_smorest import Blueprint
 
 from services.consult import local_video, service
 from services.consult import schemas as s
-from services.consult.extensions import get_consult_config, get_signer, get_video
+from services.consult.extensions import get_consult_config, get_video
 from services.consult.rooms import RoomSettings
 from shared.api import API_PREFIX, ProblemSchema, staff_only
 from shared.db import get_session, unit_of_work
+from shared.links import current_signer
 
 join = Blueprint(
     "join", __name__, url_prefix=f"{API_PREFIX}/join", description="Room access by signed join link"
@@ -73,7 +74,7 @@ class Access(MethodView):
         # grant_access commits the one write it may make (recording a room it opened) itself.
         return service.grant_access(
             session=get_session(),
-            signer=get_signer(),
+            signer=current_signer(),
             video=get_video(),
             settings=room_settings(),
             token=token,
