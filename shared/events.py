@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
@@ -34,7 +34,8 @@ class _Base(Schema):
 
 
 def _when() -> fields.AwareDateTime:
-    return fields.AwareDateTime(required=True, default_timezone=UTC)
+    # No default zone: a time without an offset breaks the contract instead of being guessed.
+    return fields.AwareDateTime(required=True)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,10 @@ PRIVATE_FIELDS = frozenset(
         "reason",
     }
 )
-_PHONE = re.compile(r"\+?\d[\d ().-]{6,}\d")
+# Word boundaries keep ids (UUIDs, hex) intact: a phone number stands on its own.
+_PHONE = re.compile(r"(?<![\w-])\+?\d[\d ().-]{6,}\d(?![\w-])")
+# Signed tokens in link paths are credentials.
+_LINK_TOKEN = re.compile(r"(/(?:manage|join|invite|calendar)/)[^/\s?\"']+")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # LogRecord's own attributes, which are not "extra" fields even where a name clashes.
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
@@ -70,7 +73,8 @@ def correlation(value: str | None) -> Iterator[str]:
 
 
 def mask(text: str) -> str:
-    """Mask phone numbers and email addresses in ``text``."""
+    """Mask phone numbers, email addresses and link tokens in ``text``."""
+    text = _LINK_TOKEN.sub(r"\1[token]", text)
     return _EMAIL.sub("[email]", _PHONE.sub(_mask_phone, text))
 
 

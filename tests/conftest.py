@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 import pytest
 import redis
 
+from shared.logging import configure_logging
 from tests.support.browser import launch as launch_browser
 from tests.support.databases import DatabaseFactory
 from tests.support.servers import PostgresServer, RedisServer
@@ -128,3 +131,15 @@ def browser() -> Iterator[Any]:
         chromium = launch_browser(playwright)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    """Capture what the suite's own privacy-filtered JSON handler writes."""
+    stream = io.StringIO()
+    configure_logging("test", fmt="json")
+    handler = next(h for h in logging.getLogger().handlers if getattr(h, "_suite_handler", False))
+    assert isinstance(handler, logging.StreamHandler)
+    old = handler.setStream(stream)
+    yield stream
+    handler.setStream(old)

@@ -12,7 +12,8 @@ export NOTIFY_PUBLIC_URL=${NOTIFY_PUBLIC_URL:-http://127.0.0.1:$NOTIFY_PORT}
 export CONSULT_PUBLIC_URL=${CONSULT_PUBLIC_URL:-http://127.0.0.1:$CONSULT_PORT}
 REDIS_PORT=${REDIS_PORT:-6379}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
-mkdir -p var/redis
+REDIS_DIR=${REDIS_DIR:-var/redis}
+mkdir -p var "$REDIS_DIR"
 
 procfile=var/Procfile.run
 cp deploy/Procfile "$procfile"
@@ -26,7 +27,7 @@ PY
 then
   echo "Using the Redis already answering at $REDIS_URL"
 else
-  echo "redis: redis-server --bind 127.0.0.1 --port $REDIS_PORT --dir var/redis --appendonly yes --save ''" >>"$procfile"
+  echo "redis: redis-server --bind 127.0.0.1 --port $REDIS_PORT --dir $REDIS_DIR --appendonly yes --save ''" >>"$procfile"
   # Migrations and the seed write only to the databases, so they need not wait for Redis.
 fi
 
@@ -60,12 +61,15 @@ seed = json.loads(sys.argv[1])
 lines = [
     "",
     "The telehealth suite is running with its demo clinic. Open:",
+    f"  Book an appointment  {seed['booking_page']}",
     f"  Booking API docs     {urls['booking']}/api/docs",
     f"  Notify API docs      {urls['notify']}/api/docs",
     f"  Consult API docs     {urls['consult']}/api/docs",
 ]
 if seed.get("demo_manage_url"):
-    lines.append(f"  Demo patient's booking (signed manage link, JSON)  {seed['demo_manage_url'].replace('/manage/', '/api/v1/manage/')}")
+    lines.append(f"  Demo patient's booking (signed manage link)  {seed['demo_manage_url']}")
+if seed.get("demo_booking"):
+    lines.append(f"  Demo video room (join links)  CONSULT_PUBLIC_URL={urls['consult']} .venv/bin/flask --app services.consult join-links {seed['demo_booking']} --open-now")
 lines += [
     f"  Staff API key        dev-api-key   (curl -H 'Authorization: Bearer dev-api-key' {urls['booking']}/api/v1/bookings)",
     "Press Ctrl-C to stop everything.",

@@ -6,9 +6,9 @@ from flask import Flask
 
 from services.booking import cli, views
 from services.booking.config import BookingConfig
+from services.booking.pages import init_pages
 from shared.app import create_service_app
 from shared.config import load
-from shared.links import LinkSigner
 
 
 def create_app(config: BookingConfig | None = None) -> Flask:
@@ -22,8 +22,8 @@ def create_app(config: BookingConfig | None = None) -> Flask:
         description="Providers, appointment types, availability, free slots and bookings of the clinic.",
         import_name=__name__,
     )
-    app.extensions["link_signer"] = LinkSigner(config.link_signing_keys)
     for blueprint in views.BLUEPRINTS:
         api.register_blueprint(blueprint)
+    init_pages(app, config)
     cli.register(app)
     return app

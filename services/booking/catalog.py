@@ -23,6 +23,7 @@ from services.booking.models import (
     Patient,
     Provider,
 )
+from services.booking.search import bump_schedule
 from shared.db import is_unique_violation
 from shared.problems import Conflict, NotFound, field_error
 
@@ -123,6 +124,8 @@ def update_provider(*, session: Session, provider_id: int, changes: dict[str, An
     if type_ids is not None:
         provider.appointment_types = _types_of_clinic(session, provider.clinic_id, type_ids)
     session.flush()
+    bump_schedule(session, provider.id)
+    session.refresh(provider)
     return provider
 
 
@@ -158,6 +161,7 @@ def update_appointment_type(*, session: Session, type_id: int, changes: dict[str
     if appointment_type.mode == "in_person" and not appointment_type.location:
         raise field_error("location", "an in-person appointment type needs a location")
     session.flush()
+    bump_schedule(session, [p.id for p in appointment_type.providers])
     return appointment_type
 
 
@@ -166,6 +170,7 @@ def set_weekly_availability(
 ) -> list[AvailabilityRule]:
     """Replace a provider's weekly windows with ``rules`` (weekday, start, end) in the provider's zone."""
     get_provider(session=session, provider_id=provider_id)
+    bump_schedule(session, provider_id)
     session.execute(delete(AvailabilityRule).where(AvailabilityRule.provider_id == provider_id))
     rows = [
         AvailabilityRule(provider_id=provider_id, weekday=w, start_time=s, end_time=e) for w, s, e in rules
@@ -205,6 +210,7 @@ def set_override(
 
 def clear_override(*, session: Session, provider_id: int, day: date) -> int:
     """Drop the override of one date (the weekly rules apply again); return rows removed."""
+    bump_schedule(session, provider_id)
     result = session.execute(
         delete(AvailabilityOverride).where(
             AvailabilityOverride.provider_id == provider_id, AvailabilityOverride.day == day
@@ -241,11 +247,39 @@ def create_patient(
     if sms_consent and not phone:
         raise field_error("sms_consent", "SMS consent needs a mobile number")
     patient = Patient(
-        clinic_id=clinic_id, name=name, email=email, time_zone=time_zone, phone=phone, sms_consent=sms_consent
+        clinic_id=clinic_id,
+        name=name,
+        email=email,
+        email_key=email.lower(),
+        time_zone=time_zone,
+        phone=phone,
+        sms_consent=sms_consent,
     )
     session.add(patient)
     session.flush()
     return patient
+
+
+def find_or_create_patient(*, session: Session, clinic_id: int, details: dict[str, Any]) -> Patient:
+    """The clinic's patient with the same email and phone (details refreshed), or a new one."""
+    existing = session.scalar(
+        select(Patient)
+        .where(
+            Patient.clinic_id == clinic_id,
+            Patient.email_key == details["email"].lower(),
+            Patient.phone.is_(None) if details.get("phone") is None else Patient.phone == details["phone"],
+        )
+        .order_by(Patient.created_at)
+        .limit(1)
+    )
+    if existing is None:
+        return create_patient(session=session, clinic_id=clinic_id, **details)
+    if details.get("sms_consent") and not details.get("phone"):
+        raise field_error("patient.sms_consent", "SMS consent needs a mobile number")
+    existing.name = details["name"]
+    existing.time_zone = details["time_zone"]
+    existing.sms_consent = bool(details.get("sms_consent", existing.sms_consent))
+    return existing
 
 
 def get_patient(*, session: Session, patient_id: uuid.UUID) -> Patient:

@@ -11,7 +11,7 @@ from flask.cli import with_appcontext
 
 from services.booking import relay, seed, service
 from shared.db import get_db
-from shared.links import manage_url
+from shared.links import current_signer, manage_url
 
 
 def register(app: Flask) -> None:
@@ -40,12 +40,13 @@ def register(app: Flask) -> None:
             demo = seed.seed_demo(session=session, with_booking=not no_booking)
             summary = {
                 "clinic": demo.clinic.slug,
+                "booking_page": f"{config.booking_public_url.rstrip('/')}/book/{demo.clinic.slug}",
                 "providers": [p.id for p in demo.providers],
                 "appointment_types": {slug: t.id for slug, t in demo.types.items()},
                 "demo_booking": str(demo.booking.id) if demo.booking else None,
                 "demo_manage_url": manage_url(
                     config.booking_public_url,
-                    service.manage_token(current_app.extensions["link_signer"], demo.booking),
+                    service.manage_token(current_signer(), demo.booking),
                 )
                 if demo.booking
                 else None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 
 from shared.config import CommonConfig, setting
@@ -24,4 +26,39 @@ class BookingConfig(CommonConfig):
     )
     outbox_retention_days: int = setting(
         "OUTBOX_RETENTION_DAYS", default=14, parse=int, doc="days a published event stays in the outbox table"
+    )
+    secret_key: str = setting(
+        "BOOKING_SECRET_KEY",
+        default="",
+        doc="signs the booking pages' session cookie (CSRF tokens); the same on every replica; "
+        "empty = derived from the signing key of LINK_SIGNING_KEYS",
+    )
+
+    @property
+    def cookie_key(self) -> str:
+        """The pages' session-cookie key: BOOKING_SECRET_KEY, or one derived from the link-signing key."""
+        if self.secret_key:
+            return self.secret_key
+        # A separate key per use, derived from the secret ops already manage (HMAC as the KDF).
+        return hmac.new(
+            self.link_signing_keys[-1].encode(), b"booking-pages-session", hashlib.sha256
+        ).hexdigest()
+
+    booking_rate_limit: str = setting(
+        "BOOKING_RATE_LIMIT",
+        default="10 per minute;40 per hour",
+        doc="limit on booking, reschedule and cancel submissions per client address (Flask-Limiter syntax)",
+    )
+    rate_limit_storage_url: str = setting(
+        "RATE_LIMIT_STORAGE_URL",
+        default="",
+        doc="where rate-limit counts live: empty = the REDIS_URL Redis (shared by replicas); "
+        "`memory://` = in each process (one process only)",
+    )
+    trusted_proxies: int = setting(
+        "TRUSTED_PROXIES",
+        default=0,
+        parse=int,
+        doc="how many reverse proxies in front set X-Forwarded-For/-Proto (the rate limit keys on the client "
+        "address they report)",
     )

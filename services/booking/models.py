@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, time
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -59,6 +61,8 @@ class Provider(Base):
     email: Mapped[str] = mapped_column(String(320))
     time_zone: Mapped[str] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Raised with every change to this provider's free time; keys the slot-search cache (see search.py).
+    schedule_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     clinic: Mapped[Clinic] = relationship(lazy="joined")
@@ -90,6 +94,10 @@ class AppointmentType(Base):
     daily_limit: Mapped[int | None] = mapped_column(Integer)
     location: Mapped[str] = mapped_column(Text, default="")
     reminder_protocol: Mapped[str] = mapped_column(String(64))
+    # Patients may reschedule or cancel online until this many hours before the start; staff always may.
+    change_cutoff_hours: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Whether booking this type asks the short first-consultation intake.
+    asks_intake: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -149,12 +157,15 @@ class AvailabilityOverride(Base):
 
 class Patient(Base):
     __tablename__ = "patients"
+    # A returning patient is found by clinic and lower-cased email on every booking.
+    __table_args__ = (Index("ix_patients_clinic_email", "clinic_id", "email_key"),)
 
     id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True, default=uuid.uuid4)
-    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"))
     name: Mapped[str] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(20))  # E.164
     email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320))
     time_zone: Mapped[str] = mapped_column(String(64))
     sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -193,8 +204,70 @@ class Booking(Base):
     appointment_type: Mapped[AppointmentType] = relationship(lazy="joined")
     patient: Mapped[Patient] = relationship(lazy="joined")
 
+    intake: Mapped[Intake | None] = relationship(back_populates="booking", lazy="select")
+
     # Every UPDATE checks and raises the version, so two concurrent changes cannot both win.
     __mapper_args__ = {"version_id_col": version}
+
+
+class Intake(Base):
+    """A patient's answers to the first-consultation intake.
+
+    Health details: shown to staff through the staff API only; never copied into events, messages, logs or
+    calendar entries.
+    """
+
+    __tablename__ = "intakes"
+
+    booking_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("bookings.id", ondelete="CASCADE"), primary_key=True
+    )
+    reasons: Mapped[list[str]] = mapped_column(JSONDocument)
+    reason_other: Mapped[str] = mapped_column(Text, default="")
+    treatments_tried: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    booking: Mapped[Booking] = relationship(back_populates="intake")
+
+
+class Invitation(Base):
+    """A private booking link a clinic sends to one patient.
+
+    The signed token names only this row's id; what the link allows (type, provider, expiry, single use) and
+    the patient's pre-filled details live here, so they never travel readable in a URL.
+    """
+
+    __tablename__ = "invitations"
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True, default=uuid.uuid4)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    appointment_type_id: Mapped[int | None] = mapped_column(ForeignKey("appointment_types.id"))
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id"))
+    single_use: Mapped[bool] = mapped_column(Boolean, default=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # name / email / phone to pre-fill, or null.
+    prefill: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    clinic: Mapped[Clinic] = relationship(lazy="joined")
+    appointment_type: Mapped[AppointmentType | None] = relationship(lazy="joined")
+    provider: Mapped[Provider | None] = relationship(lazy="joined")
+    redemption: Mapped[InvitationRedemption | None] = relationship(lazy="select")
+
+
+class InvitationRedemption(Base):
+    """The one booking a single-use invitation was spent on: the primary key makes a second use fail."""
+
+    __tablename__ = "invitation_redemptions"
+
+    invitation_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("invitations.id", ondelete="CASCADE"), primary_key=True
+    )
+    booking_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("bookings.id", ondelete="CASCADE"), unique=True
+    )
+    redeemed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class SlotClaim(Base):

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.booking import catalog, service
+from services.booking import catalog, search, service
 from services.booking.models import AppointmentType, Booking, Clinic, Provider
 from shared.timeutil import utcnow
 
@@ -36,6 +36,8 @@ TYPES: list[dict[str, Any]] = [
         "min_notice_minutes": 30,
         "horizon_days": 60,
         "reminder_protocol": "video-consultation",
+        "change_cutoff_hours": 12,
+        "asks_intake": True,
     },
     {
         "slug": "infusion-session",
@@ -51,6 +53,7 @@ TYPES: list[dict[str, Any]] = [
         "daily_limit": 4,
         "location": CLINIC["address"],
         "reminder_protocol": "infusion-session",
+        "change_cutoff_hours": 48,
     },
     {
         "slug": "follow-up",
@@ -63,6 +66,7 @@ TYPES: list[dict[str, Any]] = [
         "min_notice_minutes": 60,
         "horizon_days": 60,
         "reminder_protocol": "follow-up",
+        "change_cutoff_hours": 4,
     },
 ]
 
@@ -151,7 +155,7 @@ def _demo_booking(session: Session, provider: Provider, appointment_type: Appoin
     )
     if upcoming is not None:
         return upcoming
-    starts = service.find_slots(
+    starts = search.find_slots(
         session=session,
         provider_id=provider.id,
         appointment_type_id=appointment_type.id,

@@ -7,165 +7,40 @@ so a booking, its protection against double booking and its notifications commit
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from services.booking import catalog
+from services.booking import catalog, invitations, outbox
 from services.booking.models import (
     GRANULE_MINUTES,
-    AppointmentType,
-    AvailabilityOverride,
-    AvailabilityRule,
     Booking,
     DayClaim,
-    OutboxEvent,
-    Patient,
-    Provider,
+    Intake,
     SlotClaim,
 )
-from services.booking.slots import DayHours, SlotRules, Window, availability_windows, blocked_span, free_slots
+from services.booking.search import (
+    Offer,
+    bookable_range,
+    bump_schedule,
+    candidate_starts,
+    nearest_free,
+    offer,
+)
+from services.booking.slots import blocked_span
 from shared import events, links
 from shared.db import is_unique_violation
-from shared.logging import get_correlation_id
 from shared.problems import Conflict, Gone, NotFound, Problem, field_error
-from shared.timeutil import day_bounds_utc, ensure_utc, local_date, utcnow
+from shared.timeutil import ensure_utc, local_date, utcnow
 
 GRANULE = timedelta(minutes=GRANULE_MINUTES)
-MAX_SEARCH_DAYS = 62
 CONFIRMED = "confirmed"
 CANCELLED = "cancelled"
-
-
-def rules_of(appointment_type: AppointmentType) -> SlotRules:
-    """The slot rules of an appointment type."""
-    return SlotRules(
-        duration=timedelta(minutes=appointment_type.duration_minutes),
-        buffer_before=timedelta(minutes=appointment_type.buffer_before_minutes),
-        buffer_after=timedelta(minutes=appointment_type.buffer_after_minutes),
-        interval=timedelta(minutes=appointment_type.slot_interval_minutes),
-        min_notice=timedelta(minutes=appointment_type.min_notice_minutes),
-        horizon=timedelta(days=appointment_type.horizon_days),
-        daily_limit=appointment_type.daily_limit,
-    )
-
-
-def _offering(
-    session: Session, provider_id: int, appointment_type_id: int
-) -> tuple[Provider, AppointmentType]:
-    provider = catalog.get_provider(session=session, provider_id=provider_id)
-    appointment_type = catalog.get_appointment_type(session=session, type_id=appointment_type_id)
-    if appointment_type.id not in {t.id for t in provider.appointment_types}:
-        raise field_error("appointment_type_id", "this provider does not offer this appointment type")
-    if not provider.active or not appointment_type.active:
-        raise Conflict("This provider or appointment type is not taking bookings.", slug="not-bookable")
-    return provider, appointment_type
-
-
-def _windows(session: Session, provider: Provider, first_day: date, last_day: date) -> list[Window]:
-    weekly: dict[int, list[DayHours]] = {}
-    for rule in session.scalars(select(AvailabilityRule).where(AvailabilityRule.provider_id == provider.id)):
-        weekly.setdefault(rule.weekday, []).append(DayHours(rule.start_time, rule.end_time))
-    closed: set[date] = set()
-    changed: dict[date, list[DayHours]] = {}
-    for row in session.scalars(
-        select(AvailabilityOverride).where(
-            AvailabilityOverride.provider_id == provider.id,
-            AvailabilityOverride.day >= first_day,
-            AvailabilityOverride.day <= last_day,
-        )
-    ):
-        if row.closed:
-            closed.add(row.day)
-        elif row.start_time is not None and row.end_time is not None:
-            changed.setdefault(row.day, []).append(DayHours(row.start_time, row.end_time))
-    overrides: dict[date, list[DayHours] | None] = dict.fromkeys(closed)
-    overrides.update({day: hours for day, hours in changed.items() if day not in closed})
-    return availability_windows(
-        weekly=weekly, overrides=overrides, tz=provider.time_zone, first_day=first_day, last_day=last_day
-    )
-
-
-def find_slots(
-    *,
-    session: Session,
-    provider_id: int,
-    appointment_type_id: int,
-    start: datetime,
-    end: datetime,
-    now: datetime | None = None,
-    ignore_booking_id: uuid.UUID | None = None,
-) -> list[datetime]:
-    """Start instants (UTC) of the free slots beginning in ``[start, end)``."""
-    start, end = ensure_utc(start), ensure_utc(end)
-    if end <= start:
-        raise field_error("end", "must be after start", location="query")
-    if end - start > timedelta(days=MAX_SEARCH_DAYS):
-        raise field_error("end", f"a search spans at most {MAX_SEARCH_DAYS} days", location="query")
-    provider, appointment_type = _offering(session, provider_id, appointment_type_id)
-    rules = rules_of(appointment_type)
-    tz = provider.time_zone
-    first_day, last_day = local_date(start, tz), local_date(end, tz)
-
-    # Bookings whose blocks could touch a candidate, and all of this type on the days searched (for limits).
-    pad = rules.duration + rules.buffer_before + rules.buffer_after + timedelta(days=1)
-    lower, upper = day_bounds_utc(first_day, tz)[0] - pad, day_bounds_utc(last_day, tz)[1] + pad
-    query = (
-        select(Booking.block_start, Booking.block_end, Booking.start_at, Booking.appointment_type_id)
-        .where(
-            Booking.provider_id == provider.id,
-            Booking.status == CONFIRMED,
-            Booking.block_start < upper,
-            Booking.block_end > lower,
-        )
-        .order_by(Booking.block_start)
-    )
-    if ignore_booking_id is not None:
-        query = query.where(Booking.id != ignore_booking_id)
-    rows = session.execute(query).all()
-    blocks = [(r.block_start, r.block_end) for r in rows]
-    day_counts = Counter(
-        local_date(r.start_at, tz) for r in rows if r.appointment_type_id == appointment_type.id
-    )
-    return free_slots(
-        windows=_windows(session, provider, first_day, last_day),
-        blocks=blocks,
-        day_counts=day_counts,
-        rules=rules,
-        provider_tz=tz,
-        now=now or utcnow(),
-        range_start=start,
-        range_end=end,
-    )
-
-
-def nearest_free(
-    *,
-    session: Session,
-    provider_id: int,
-    appointment_type_id: int,
-    around: datetime,
-    count: int = 3,
-    ignore_booking_id: uuid.UUID | None = None,
-) -> list[datetime]:
-    """Up to ``count`` free starts nearest to ``around`` (within a week either side)."""
-    now = utcnow()
-    starts = find_slots(
-        session=session,
-        provider_id=provider_id,
-        appointment_type_id=appointment_type_id,
-        start=max(now, around - timedelta(days=7)),
-        end=max(now, around) + timedelta(days=7),
-        now=now,
-        ignore_booking_id=ignore_booking_id,
-    )
-    return sorted(starts, key=lambda s: (abs(s - around), s))[:count]
 
 
 def _slot_taken(
@@ -186,23 +61,12 @@ def _slot_taken(
     )
 
 
-def _require_free(
-    session: Session,
-    provider: Provider,
-    appointment_type: AppointmentType,
-    start: datetime,
-    ignore: uuid.UUID | None,
-) -> None:
-    offered = find_slots(
-        session=session,
-        provider_id=provider.id,
-        appointment_type_id=appointment_type.id,
-        start=start,
-        end=start + GRANULE,
-        ignore_booking_id=ignore,
-    )
-    if start not in offered:
-        raise _slot_taken(session, (provider.id, appointment_type.id, start), ignore)
+def _require_free(session: Session, found: Offer, start: datetime, ignore: uuid.UUID | None) -> None:
+    """A friendly early 409 with alternatives; the slot claims are what make double booking impossible."""
+    candidates = candidate_starts(session, found, start, start + GRANULE, ignore)
+    lo, hi = bookable_range(candidates, found.rules, utcnow())
+    if start not in candidates[lo:hi]:
+        raise _slot_taken(session, (found.provider.id, found.appointment_type.id, start), ignore)
 
 
 def _claim_time(session: Session, booking: Booking) -> None:
@@ -255,86 +119,6 @@ def _release(session: Session, booking: Booking) -> None:
     session.execute(delete(DayClaim).where(DayClaim.booking_id == booking.id))
 
 
-def snapshot(booking: Booking) -> events.BookingSnapshot:
-    """The booking as an event carries it."""
-    t, p, c, pt = booking.appointment_type, booking.provider, booking.clinic, booking.patient
-    return events.BookingSnapshot(
-        id=booking.id,
-        version=booking.version,
-        status=booking.status,
-        start=booking.start_at,
-        end=booking.end_at,
-        clinic=events.ClinicRef(
-            slug=c.slug, name=c.name, time_zone=c.time_zone, address=c.address, phone=c.phone
-        ),
-        appointment_type=events.AppointmentTypeRef(
-            id=t.id,
-            slug=t.slug,
-            name=t.name,
-            mode=t.mode,
-            duration_minutes=t.duration_minutes,
-            reminder_protocol=t.reminder_protocol,
-            location=t.location,
-        ),
-        provider=events.ProviderRef(id=p.id, name=p.name, email=p.email, time_zone=p.time_zone),
-        patient=events.PatientRef(
-            id=pt.id,
-            name=pt.name,
-            email=pt.email,
-            phone=pt.phone,
-            time_zone=pt.time_zone,
-            sms_consent=pt.sms_consent,
-        ),
-    )
-
-
-def _record_event(
-    session: Session,
-    booking: Booking,
-    event_type: str,
-    *,
-    previous: events.TimeRange | None = None,
-    cancelled_by: str | None = None,
-) -> OutboxEvent:
-    event = events.BookingEvent(
-        type=event_type,
-        booking=snapshot(booking),
-        correlation_id=get_correlation_id(),
-        previous=previous,
-        cancelled_by=cancelled_by,
-    )
-    row = OutboxEvent(
-        event_id=event.event_id,
-        event_type=event_type,
-        booking_id=booking.id,
-        payload=events.dump_event(event),
-    )
-    session.add(row)
-    return row
-
-
-def _find_or_create_patient(session: Session, clinic_id: int, details: dict[str, Any]) -> Patient:
-    """The clinic's patient with the same email and phone (details refreshed), or a new one."""
-    existing = session.scalar(
-        select(Patient)
-        .where(
-            Patient.clinic_id == clinic_id,
-            func.lower(Patient.email) == details["email"].lower(),
-            Patient.phone.is_(None) if details.get("phone") is None else Patient.phone == details["phone"],
-        )
-        .order_by(Patient.created_at)
-        .limit(1)
-    )
-    if existing is None:
-        return catalog.create_patient(session=session, clinic_id=clinic_id, **details)
-    if details.get("sms_consent") and not details.get("phone"):
-        raise field_error("patient.sms_consent", "SMS consent needs a mobile number")
-    existing.name = details["name"]
-    existing.time_zone = details["time_zone"]
-    existing.sms_consent = bool(details.get("sms_consent", existing.sms_consent))
-    return existing
-
-
 def _by_key(session: Session, key: str) -> Booking | None:
     return session.scalar(select(Booking).where(Booking.idempotency_key == key))
 
@@ -357,25 +141,38 @@ def book_appointment(
     patient: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
+    intake: dict[str, Any] | None = None,
+    invitation_id: uuid.UUID | None = None,
 ) -> tuple[Booking, bool]:
-    """Book a slot; return the booking and whether it was created now (False: an idempotent replay)."""
+    """Book a slot; return the booking and whether it was created now (False: an idempotent replay).
+
+    ``intake`` (reasons, reason_other, treatments_tried) is stored beside the booking and never put in its
+    events. ``invitation_id`` books through a private invitation, which must allow this type and provider;
+    a single-use invitation is spent in the same transaction.
+    """
     if idempotency_key and (existing := _by_key(session, idempotency_key)) is not None:
         return _replay(existing, request_hash)
     start = ensure_utc(start)
-    provider, appointment_type = _offering(session, provider_id, appointment_type_id)
+    found = offer(session, provider_id, appointment_type_id)
+    provider, appointment_type, rules = found.provider, found.appointment_type, found.rules
+    invitation = None
+    if invitation_id is not None:
+        invitation = invitations.get_usable(session=session, invitation_id=invitation_id)
+        invitations.check_allows(invitation, provider=provider, appointment_type=appointment_type)
     if patient_id is not None:
         person = catalog.get_patient(session=session, patient_id=patient_id)
         if person.clinic_id != provider.clinic_id:
             raise field_error("patient_id", "this patient belongs to another clinic")
-    _require_free(session, provider, appointment_type, start, None)
-    rules = rules_of(appointment_type)
+    _require_free(session, found, start, None)
     block_start, block_end = blocked_span(start, rules)
 
     nested = session.begin_nested()
     try:
         if patient_id is None:
             assert patient is not None
-            person = _find_or_create_patient(session, provider.clinic_id, patient)
+            person = catalog.find_or_create_patient(
+                session=session, clinic_id=provider.clinic_id, details=patient
+            )
         booking = Booking(
             clinic_id=provider.clinic_id,
             provider=provider,
@@ -402,8 +199,20 @@ def book_appointment(
             return _replay(existing, request_hash)
         raise _slot_taken(session, (provider.id, appointment_type.id, start)) from exc
     _claim_day(session, booking, appointment_type.daily_limit)
-    _record_event(session, booking, events.BOOKING_CONFIRMED)
+    if intake is not None:
+        session.add(
+            Intake(
+                booking=booking,
+                reasons=list(intake.get("reasons") or []),
+                reason_other=intake.get("reason_other") or "",
+                treatments_tried=intake.get("treatments_tried") or "",
+            )
+        )
+    if invitation is not None:
+        invitations.redeem(session=session, invitation=invitation, booking=booking)
+    outbox.record_event(session, booking, events.BOOKING_CONFIRMED)
     session.flush()
+    bump_schedule(session, provider.id)
     return booking, True
 
 
@@ -440,7 +249,12 @@ def list_bookings(
         conditions.append(Booking.start_at < start_to)
     total = session.scalar(select(func.count()).select_from(Booking).where(*conditions)) or 0
     rows = session.scalars(
-        select(Booking).where(*conditions).order_by(Booking.start_at, Booking.id).limit(limit).offset(offset)
+        select(Booking)
+        .where(*conditions)
+        .options(selectinload(Booking.intake))
+        .order_by(Booking.start_at, Booking.id)
+        .limit(limit)
+        .offset(offset)
     ).all()
     return rows, total
 
@@ -454,6 +268,25 @@ def _check_changeable(booking: Booking, expected_version: int | None) -> None:
         )
 
 
+def change_deadline(booking: Booking) -> datetime:
+    """Until when the patient may reschedule or cancel this booking online (the type's change policy)."""
+    return booking.start_at - timedelta(hours=booking.appointment_type.change_cutoff_hours)
+
+
+def _check_policy(booking: Booking, by: str) -> None:
+    """Refuse a patient's change inside the type's cutoff; staff may always change a booking."""
+    if by != "patient" or utcnow() < change_deadline(booking):
+        return
+    hours = booking.appointment_type.change_cutoff_hours
+    phone = booking.clinic.phone
+    raise Conflict(
+        f"Online changes close {hours} hours before the appointment; "
+        + (f"please call the clinic on {phone}." if phone else "please contact the clinic."),
+        slug="change-window-closed",
+        extra={"change_deadline": change_deadline(booking).isoformat()},
+    )
+
+
 def _flush_versioned(session: Session) -> None:
     try:
         session.flush()
@@ -464,22 +297,31 @@ def _flush_versioned(session: Session) -> None:
 
 
 def reschedule_booking(
-    *, session: Session, booking_id: uuid.UUID, start: datetime, expected_version: int | None = None
+    *,
+    session: Session,
+    booking_id: uuid.UUID,
+    start: datetime,
+    expected_version: int | None = None,
+    by: str = "staff",
 ) -> Booking:
-    """Move a confirmed booking to a new free start; the version rises by one."""
+    """Move a confirmed booking to a new free start; the version rises by one.
+
+    ``by="patient"`` applies the appointment type's change policy.
+    """
     booking = get_booking(session=session, booking_id=booking_id)
     _check_changeable(booking, expected_version)
     if booking.status != CONFIRMED:
         raise Conflict("A cancelled booking cannot be rescheduled.", slug="booking-cancelled")
     if booking.start_at <= utcnow():
         raise Conflict("This appointment has already started.", slug="booking-started")
+    _check_policy(booking, by)
     start = ensure_utc(start)
     if start == booking.start_at:
         raise field_error("start", "the booking is already at this time")
-    provider, appointment_type = _offering(session, booking.provider_id, booking.appointment_type_id)
-    _require_free(session, provider, appointment_type, start, booking.id)
+    found = offer(session, booking.provider_id, booking.appointment_type_id)
+    provider, appointment_type, rules = found.provider, found.appointment_type, found.rules
+    _require_free(session, found, start, booking.id)
     previous = events.TimeRange(start=booking.start_at, end=booking.end_at)
-    rules = rules_of(appointment_type)
 
     nested = session.begin_nested()
     try:
@@ -496,28 +338,34 @@ def reschedule_booking(
         session.refresh(booking)
         raise _slot_taken(session, (provider.id, appointment_type.id, start), booking.id) from exc
     _claim_day(session, booking, appointment_type.daily_limit)
-    _record_event(session, booking, events.BOOKING_RESCHEDULED, previous=previous)
+    outbox.record_event(session, booking, events.BOOKING_RESCHEDULED, previous=previous)
     session.flush()
+    bump_schedule(session, provider.id)
     return booking
 
 
 def cancel_booking(
     *, session: Session, booking_id: uuid.UUID, by: str, expected_version: int | None = None
 ) -> tuple[Booking, bool]:
-    """Cancel a booking and free its time; return it and whether this call cancelled it."""
+    """Cancel a booking and free its time; return it and whether this call cancelled it.
+
+    ``by="patient"`` applies the appointment type's change policy.
+    """
     booking = get_booking(session=session, booking_id=booking_id)
     if booking.status == CANCELLED:
         return booking, False
     _check_changeable(booking, expected_version)
     if booking.end_at <= utcnow():
         raise Conflict("This appointment has already taken place.", slug="booking-past")
+    _check_policy(booking, by)
     _release(session, booking)
     booking.status = CANCELLED
     booking.cancelled_at = utcnow()
     booking.cancelled_by = by
     _flush_versioned(session)
-    _record_event(session, booking, events.BOOKING_CANCELLED, cancelled_by=by)
+    outbox.record_event(session, booking, events.BOOKING_CANCELLED, cancelled_by=by)
     session.flush()
+    bump_schedule(session, booking.provider_id)
     return booking, True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
@@ -51,3 +52,24 @@ def clock() -> Iterator[time_machine.Coordinates]:
     """Time starts at Monday 2 March 2026, 12:00 UTC, and moves on normally."""
     with time_machine.travel(MONDAY_NOON, tick=True) as traveller:
         yield traveller
+
+
+@pytest.fixture
+def pages_config(booking_config: BookingConfig) -> BookingConfig:
+    """Page-test settings: a roomy rate limit counted per app (the test of the limit sets its own)."""
+    return dataclasses.replace(
+        booking_config, booking_rate_limit="600 per minute", rate_limit_storage_url="memory://"
+    )
+
+
+@pytest.fixture
+def pages_app(pages_config: BookingConfig) -> Iterator[Flask]:
+    app = create_app(pages_config)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["db"].dispose()
+
+
+@pytest.fixture
+def pages_client(pages_app: Flask) -> FlaskClient:
+    return pages_app.test_client()

@@ -41,7 +41,7 @@ class PrismServer:
 
     def start(self) -> None:
         ensure_node_parts()
-        # The child keeps its own copy of the log's descriptor; ours is closed at once (no ResourceWarning).
+        # The child keeps its own copy of the descriptor; ours is closed at once.
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [str(PRISM), "mock", "-h", "127.0.0.1", "-p", str(self.port), str(self.spec)],

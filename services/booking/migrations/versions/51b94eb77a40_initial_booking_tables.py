@@ -86,6 +86,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("phone", sa.String(length=20), nullable=True),
         sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("email_key", sa.String(length=320), nullable=False),
         sa.Column("time_zone", sa.String(length=64), nullable=False),
         sa.Column("sms_consent", sa.Boolean(), nullable=False),
         sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
@@ -94,7 +95,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_patients")),
     )
     with op.batch_alter_table("patients", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_patients_clinic_id"), ["clinic_id"], unique=False)
+        batch_op.create_index("ix_patients_clinic_email", ["clinic_id", "email_key"], unique=False)
 
     op.create_table(
         "providers",
@@ -104,6 +105,7 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("time_zone", sa.String(length=64), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("schedule_version", sa.Integer(), server_default="1", nullable=False),
         sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["clinic_id"], ["clinics.id"], name=op.f("fk_providers_clinic_id_clinics")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_providers")),
@@ -295,7 +297,7 @@ def downgrade() -> None:
 
     op.drop_table("providers")
     with op.batch_alter_table("patients", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_patients_clinic_id"))
+        batch_op.drop_index("ix_patients_clinic_email")
 
     op.drop_table("patients")
     with op.batch_alter_table("appointment_types", schema=None) as batch_op:

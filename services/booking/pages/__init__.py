@@ -1,0 +1,148 @@
+"""The patient-facing booking pages: server-rendered, small, accessible, with no asset from outside.
+
+``/book/<clinic>`` (public) and ``/invite/<token>`` (private invitation) lead through type, provider, time and
+details to a booking; ``/manage/<token>`` shows it and lets the patient reschedule, cancel or add it to their
+calendar. Views stay thin: they call the same business operations as the JSON API.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Flask, g, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import TooManyRequests
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response
+
+from services.booking.config import BookingConfig
+from services.booking.pages import book, manage
+from services.booking.pages.common import bp
+from shared.problems import Problem
+
+csrf = CSRFProtect()
+
+# Endpoints that change data: each is CSRF-checked (all POSTs are) and shares one rate limit per client.
+SUBMISSIONS = (
+    "pages.book_details",
+    "pages.invite_details",
+    "pages.manage_reschedule_confirm",
+    "pages.manage_cancel",
+)
+# Forms that re-render with the patient's input kept when their CSRF token has gone stale.
+KEEPS_INPUT_ON_STALE_FORM = {"pages.book_details", "pages.invite_details"}
+
+_PROBLEM_HEADLINES = {
+    "link-expired": "This link has expired",
+    "link-invalid": "This link does not work",
+    "link-outdated": "There is a newer link for this booking",
+    "invitation-used": "This invitation has already been used",
+    "change-window-closed": "This appointment can no longer be changed online",
+    "not-found": "We could not find that page",
+    "not-bookable": "This appointment is not taking bookings",
+}
+
+
+def init_pages(app: Flask, config: BookingConfig) -> None:
+    """Register the pages, CSRF protection, the submission rate limit and the security headers on ``app``."""
+    app.config.update(
+        SECRET_KEY=config.cookie_key,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.booking_public_url.startswith("https://"),
+        # The API is not cookie-authenticated (bearer keys, signed links), so only page forms need tokens.
+        WTF_CSRF_CHECK_DEFAULT=False,
+        # A patient may take a while over the form; the session cookie still ties the token to the browser.
+        WTF_CSRF_TIME_LIMIT=6 * 3600,
+    )
+    if config.trusted_proxies:
+        proxies = config.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
+    csrf.init_app(app)
+    app.register_blueprint(bp)
+
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=config.rate_limit_storage_url or config.redis_url,
+        storage_options={"socket_connect_timeout": 1, "socket_timeout": 1},
+        # A Redis outage must not stop patients from booking: count in memory until it is back.
+        in_memory_fallback_enabled=True,
+        swallow_errors=True,
+        key_prefix="booking-pages",
+        strategy="moving-window",
+    )
+    app.extensions["pages_limiter"] = limiter
+    shared_limit = limiter.shared_limit(
+        config.booking_rate_limit, scope="patient-submissions", methods=["POST"]
+    )
+    for endpoint in SUBMISSIONS:
+        app.view_functions[endpoint] = shared_limit(app.view_functions[endpoint])  # type: ignore[assignment]
+
+
+@bp.before_request
+def _check_csrf() -> None:
+    if request.method != "POST":
+        return
+    try:
+        csrf.protect()
+    except CSRFError:
+        if request.endpoint in KEEPS_INPUT_ON_STALE_FORM:
+            g.stale_form = True
+            return
+        raise
+
+
+@bp.after_request
+def _page_headers(response: Response) -> Response:
+    # Manage and invitation URLs carry signed tokens: never send them on as a Referer, never cache the pages.
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'",
+    )
+    if request.endpoint != "pages.static":
+        response.headers["Cache-Control"] = "no-store"
+    started = g.get("request_started")
+    if started is not None:
+        # Time spent in the app, rendering included: what the pages benchmark reads.
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+    return response
+
+
+def _problem_page(status: int, headline: str, detail: str, **context: Any) -> ResponseReturnValue:
+    return render_template("pages/problem.html", headline=headline, detail=detail, **context), status
+
+
+@bp.errorhandler(Problem)
+def _problem(exc: Problem) -> ResponseReturnValue:
+    headline = _PROBLEM_HEADLINES.get(exc.slug, "Something needs your attention")
+    return _problem_page(exc.status, headline, exc.detail, slug=exc.slug)
+
+
+@bp.errorhandler(CSRFError)
+def _stale(_exc: CSRFError) -> ResponseReturnValue:
+    return _problem_page(
+        400,
+        "This page was open for too long",
+        "For your security the form has expired. Go back, reload the page and try again.",
+    )
+
+
+@bp.errorhandler(TooManyRequests)
+def _too_many(_exc: TooManyRequests) -> ResponseReturnValue:
+    return _problem_page(
+        429,
+        "Please wait a moment",
+        "We received many requests from your connection in a short time. Wait a minute, then go back and "
+        "try again; nothing has been booked or changed by the request that was stopped.",
+    )
+
+
+__all__ = ["book", "init_pages", "manage"]

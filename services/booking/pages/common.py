@@ -1,0 +1,189 @@
+"""What the booking and manage pages share: how the patient arrived, the slot picker, time wording."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from flask import Blueprint, current_app, request, url_for
+from markupsafe import Markup, escape
+
+from services.booking.models import AppointmentType, Clinic, Invitation, Provider
+from shared.timeutil import day_bounds_utc, is_time_zone, local_date, time_zone_names, to_zone, utcnow
+
+bp = Blueprint(
+    "pages", __name__, template_folder="templates", static_folder="static", static_url_path="/pages/static"
+)
+
+# The picker shows two weeks at a time: enough to choose from, small enough to render fast on a phone.
+PICKER_DAYS = 14
+ANY = "any"
+
+
+def config() -> Any:
+    """The booking service's settings."""
+    return current_app.extensions["suite_config"]
+
+
+@dataclass
+class Entry:
+    """How the patient arrived: a clinic's public link or a private invitation (and what it allows)."""
+
+    clinic: Clinic
+    token: str | None = None
+    invitation: Invitation | None = None
+    provider_id: int | None = None  # a per-provider public link, or an invitation for one provider
+
+    @property
+    def prefix(self) -> str:
+        return "pages.invite_" if self.token else "pages.book_"
+
+    def url(self, step: str, **values: Any) -> str:
+        """The URL of ``step`` within this entry."""
+        if self.provider_id is not None and not self.token and "who" not in values:
+            values.setdefault("provider", self.provider_id)
+        if self.token:
+            return url_for(self.prefix + step, token=self.token, **values)
+        return url_for(self.prefix + step, clinic_slug=self.clinic.slug, **values)
+
+    def offered_types(self, among: Sequence[AppointmentType] | None = None) -> list[AppointmentType]:
+        """Appointment types bookable through this entry (of ``among``, default all the clinic's), by id."""
+        kinds = list(self.clinic_types if among is None else among)
+        if self.invitation is not None and self.invitation.appointment_type_id is not None:
+            kinds = [k for k in kinds if k.id == self.invitation.appointment_type_id]
+        return [
+            t for t in kinds if t.active and any(self.allows_provider(p) for p in t.providers if p.active)
+        ]
+
+    clinic_types: Sequence[AppointmentType] = field(default_factory=list)
+
+    def allows_provider(self, provider: Provider) -> bool:
+        """Whether this entry may book with ``provider``."""
+        return self.provider_id is None or provider.id == self.provider_id
+
+    def providers_for(self, kind: AppointmentType) -> list[Provider]:
+        """Active providers offering ``kind`` through this entry, by id."""
+        return sorted((p for p in kind.providers if p.active and self.allows_provider(p)), key=lambda p: p.id)
+
+
+def chosen_zone(default: str) -> tuple[str, bool]:
+    """The patient's zone from ``?tz=`` (or the form), else ``default``; and whether it was chosen."""
+    raw = request.values.get("tz", "").strip()
+    if raw and is_time_zone(raw):
+        return raw, True
+    return default, False
+
+
+def parse_day(raw: str | None) -> date | None:
+    """A ``YYYY-MM-DD`` query value, or None."""
+    try:
+        return date.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class SlotOption:
+    """One time the patient can pick."""
+
+    start: datetime
+    provider_id: int
+    label: str
+
+
+@dataclass
+class Picker:
+    """Two weeks of days (with how many times each has) and the times of the chosen day."""
+
+    tz: str
+    first_day: date
+    days: list[tuple[date, int]]
+    day: date | None
+    times: list[SlotOption]
+    earlier: date | None
+    later: date
+
+    @property
+    def total(self) -> int:
+        return sum(n for _, n in self.days)
+
+
+Finder = Callable[[datetime, datetime], Sequence[tuple[datetime, int]]]
+
+
+def build_picker(find: Finder, tz: str, *, horizon_days: int) -> Picker:
+    """Run ``find`` over two weeks from ``?from=`` (default today) in ``tz`` and pick ``?day=``."""
+    today = local_date(utcnow(), tz)
+    first = parse_day(request.args.get("from")) or today
+    first = max(today, min(first, today + timedelta(days=horizon_days)))
+    start = day_bounds_utc(first, tz)[0]
+    end = day_bounds_utc(first + timedelta(days=PICKER_DAYS - 1), tz)[1]
+    by_day: dict[date, list[tuple[datetime, datetime, int]]] = {}
+    for at, provider_id in find(start, end):
+        local = to_zone(at, tz)
+        by_day.setdefault(local.date(), []).append((at, local, provider_id))
+    days = [(first + timedelta(days=n), 0) for n in range(PICKER_DAYS)]
+    days = [(d, len(by_day.get(d, ()))) for d, _ in days]
+    wanted = parse_day(request.args.get("day"))
+    if wanted not in by_day:
+        wanted = next((d for d, n in days if n), None)
+    # Only the chosen day's times are shown, so only they are worded.
+    shown = by_day.get(wanted, []) if wanted else []
+    return Picker(
+        tz=tz,
+        first_day=first,
+        days=days,
+        day=wanted,
+        times=[SlotOption(at, provider_id, clock(local)) for at, local, provider_id in shown],
+        earlier=max(today, first - timedelta(days=PICKER_DAYS)) if first > today else None,
+        later=first + timedelta(days=PICKER_DAYS),
+    )
+
+
+def clock(local: datetime) -> str:
+    """``9:30 AM`` for a local datetime."""
+    return f"{local.strftime('%I').lstrip('0')}:{local:%M %p}"
+
+
+def day_label(day: date) -> str:
+    """``Tue 3 Mar`` for a date."""
+    return f"{day:%a} {day.day} {day:%b}"
+
+
+def when(moment: datetime, tz: str) -> str:
+    """``Tuesday 3 March 2026, 10:00 AM`` in ``tz``."""
+    local = to_zone(moment, tz)
+    return f"{local:%A} {local.day} {local:%B %Y}, {clock(local)}"
+
+
+def zone_label(tz: str, at: datetime | None = None) -> str:
+    """``Europe/London (GMT)``: the zone's name and its abbreviation at ``at``."""
+    abbreviation = to_zone(at or utcnow(), tz).tzname() or ""
+    city = tz.split("/")[-1].replace("_", " ")
+    return f"{city} time ({tz}{', ' + abbreviation if abbreviation and abbreviation[0] not in '+-' else ''})"
+
+
+@lru_cache(maxsize=1)
+def _zone_options() -> str:
+    skip = ("Etc/", "SystemV/", "posix/", "right/")
+    names = [n for n in time_zone_names() if "/" in n and not n.startswith(skip)]
+    return "".join(f'<option value="{escape(n)}">{escape(n.replace("_", " "))}</option>' for n in names)
+
+
+def zone_options(selected: str) -> Markup:
+    """Every IANA zone as ``<option>``s with ``selected`` marked (the list is rendered once per process)."""
+    options = _zone_options()
+    marker = f'<option value="{escape(selected)}">'
+    if marker in options:
+        options = options.replace(marker, f'<option value="{escape(selected)}" selected>', 1)
+    else:
+        options = f'<option value="{escape(selected)}" selected>{escape(selected)}</option>' + options
+    return Markup(options)  # noqa: S704 - built from escaped zone names only
+
+
+@bp.context_processor
+def _helpers() -> dict[str, Any]:
+    return {"when": when, "day_label": day_label, "zone_label": zone_label, "zone_options": zone_options}

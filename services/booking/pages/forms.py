@@ -1,0 +1,97 @@
+"""Shapes of the page forms. Like the API schemas, they check shape and format only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from werkzeug.datastructures import MultiDict
+
+from shared.fields import MobileNumber, TimeZone
+
+# What brings a patient to a first consultation: (value, label). Stored by value with the booking.
+REASONS = (
+    ("depression", "Depression"),
+    ("anxiety", "Anxiety"),
+    ("chronic_pain", "Chronic pain"),
+    ("ptsd", "PTSD"),
+    ("other", "Something else"),
+)
+REASON_VALUES = tuple(value for value, _ in REASONS)
+
+
+class _Form(Schema):
+    class Meta:
+        unknown = EXCLUDE  # the CSRF token and the submit button
+
+
+class SlotChoice(_Form):
+    start = fields.AwareDateTime(format="iso", required=True)
+    provider_id = fields.Integer(required=True)
+
+
+class DetailsForm(SlotChoice):
+    """The details step: who the patient is and how to reach them."""
+
+    name = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=200, error="enter your full name"),
+        error_messages={"required": "enter your full name"},
+    )
+    phone = MobileNumber(required=True, error_messages={"required": "enter a mobile number"})
+    email = fields.Email(
+        required=True,
+        error_messages={
+            "required": "enter your email address",
+            "invalid": "enter an email address like name@example.com",
+        },
+    )
+    sms_consent = fields.Boolean(load_default=False)
+    time_zone = TimeZone(required=True)
+    idempotency_key = fields.String(load_default=None, validate=validate.Length(max=64))
+
+
+class IntakeForm(_Form):
+    """The short first-consultation intake."""
+
+    reasons = fields.List(
+        fields.String(validate=validate.OneOf(REASON_VALUES)),
+        required=True,
+        validate=validate.Length(min=1, error="choose at least one"),
+        error_messages={"required": "choose at least one"},
+    )
+    reason_other = fields.String(load_default="", validate=validate.Length(max=500))
+    treatments_tried = fields.String(load_default="", validate=validate.Length(max=2000))
+
+    @validates_schema
+    def _other_needs_words(self, data: dict[str, Any], **_: Any) -> None:
+        if "other" in data.get("reasons", ()) and not data.get("reason_other", "").strip():
+            raise ValidationError("tell us briefly what brings you", "reason_other")
+
+
+def form_values(form: MultiDict[str, str]) -> dict[str, Any]:
+    """The submitted fields as plain values (checkbox groups as lists, blanks as missing)."""
+    values: dict[str, Any] = {}
+    for key in form:
+        if key == "reasons":
+            values[key] = form.getlist(key)
+        else:
+            value = form.get(key, "").strip()
+            if value:
+                values[key] = value
+    return values
+
+
+def flat_errors(messages: dict[str, Any]) -> dict[str, str]:
+    """Marshmallow's messages as one sentence per field."""
+    flat: dict[str, str] = {}
+    for key, value in messages.items():
+        if isinstance(value, dict):
+            # a list field reports per item: {0: [...]}
+            first = next(iter(value.values()))
+            flat[key] = first[0] if isinstance(first, list) else str(first)
+        elif isinstance(value, list):
+            flat[key] = str(value[0])
+        else:
+            flat[key] = str(value)
+    return flat

@@ -1,0 +1,182 @@
+"""A patient's own booking through its signed manage link: see it, add it to a calendar, move or cancel it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Response, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from marshmallow import ValidationError
+
+from services.booking import calendar, search, service
+from services.booking.models import Booking
+from services.booking.pages import forms
+from services.booking.pages.common import SlotOption, bp, build_picker, chosen_zone, clock, config
+from shared import links
+from shared.db import get_session, unit_of_work
+from shared.events import VIDEO
+from shared.links import current_signer
+from shared.problems import Conflict
+from shared.timeutil import to_zone, utcnow
+
+SLOT_TAKEN = {"slot-unavailable", "daily-limit"}
+
+
+def _booking(token: str) -> Booking:
+    return service.booking_for_link(session=get_session(), signer=current_signer(), token=token)
+
+
+def _join_url(booking: Booking) -> str | None:
+    """The patient's video link (the consult service opens it only around the visit's time)."""
+    if booking.appointment_type.mode != VIDEO or booking.status != service.CONFIRMED:
+        return None
+    token = links.join_token(
+        current_signer(),
+        booking_id=str(booking.id),
+        version=booking.version,
+        participant=links.PATIENT,
+        ends_at=booking.end_at,
+    )
+    return links.join_url(config().consult_public_url, token)
+
+
+def _context(booking: Booking, token: str) -> dict[str, Any]:
+    tz, chosen = chosen_zone(booking.patient.time_zone)
+    deadline = service.change_deadline(booking)
+    now = utcnow()
+    return {
+        "booking": booking,
+        "token": token,
+        "kind": booking.appointment_type,
+        "provider": booking.provider,
+        "clinic": booking.clinic,
+        "manage_url": links.manage_url(config().booking_public_url, token),
+        "tz": tz,
+        "tz_chosen": chosen,
+        "deadline": deadline,
+        "can_change": booking.status == service.CONFIRMED and now < deadline,
+        "upcoming": booking.status == service.CONFIRMED and booking.end_at > now,
+    }
+
+
+@bp.get("/manage/<token>")
+def manage_booking(token: str) -> ResponseReturnValue:
+    """The booking, what happens next, and what the patient can do with it."""
+    booking = _booking(token)
+    return render_template(
+        "pages/manage.html",
+        done=request.args.get("done"),
+        join_url=_join_url(booking),
+        **_context(booking, token),
+    )
+
+
+@bp.get("/manage/<token>/calendar.ics")
+def manage_calendar(token: str) -> ResponseReturnValue:
+    """The booking as an .ics file for the patient's own calendar."""
+    booking = _booking(token)
+    body = calendar.booking_ics(
+        booking,
+        public_url=config().booking_public_url,
+        manage_url=links.manage_url(config().booking_public_url, token),
+    )
+    return Response(
+        body,
+        mimetype="text/calendar",
+        headers={"Content-Disposition": 'attachment; filename="appointment.ics"'},
+    )
+
+
+@bp.get("/manage/<token>/reschedule")
+def manage_reschedule(token: str) -> ResponseReturnValue:
+    """The same day-and-time picker, without this booking's own time counted as taken."""
+    booking = _booking(token)
+    context = _context(booking, token)
+    if not context["can_change"]:
+        return redirect(url_for("pages.manage_booking", token=token))
+    session = get_session()
+
+    def find(start: datetime, end: datetime) -> list[tuple[datetime, int]]:
+        starts = search.find_slots(
+            session=session,
+            provider_id=booking.provider_id,
+            appointment_type_id=booking.appointment_type_id,
+            start=start,
+            end=end,
+            ignore_booking_id=booking.id,
+        )
+        return [(at, booking.provider_id) for at in starts if at != booking.start_at]
+
+    tz = context["tz"]
+    picker = build_picker(find, tz, horizon_days=booking.appointment_type.horizon_days)
+
+    picker_path = url_for("pages.manage_reschedule", token=token)
+    confirm_path = url_for("pages.manage_reschedule_confirm", token=token)
+
+    def page_url(**args: Any) -> str:
+        return f"{picker_path}?{urlencode({'tz': tz, **args})}"
+
+    def slot_url(option: SlotOption) -> str:
+        return f"{confirm_path}?{urlencode({'start': option.start.isoformat(), 'tz': tz})}"
+
+    return render_template(
+        "pages/reschedule.html", picker=picker, page_url=page_url, slot_url=slot_url, **context
+    )
+
+
+@bp.route("/manage/<token>/reschedule/confirm", methods=["GET", "POST"])
+def manage_reschedule_confirm(token: str) -> ResponseReturnValue:
+    """Confirm the new time (GET shows old and new; POST moves the booking)."""
+    booking = _booking(token)
+    context = _context(booking, token)
+    tz = context["tz"]
+    try:
+        start = forms.SlotChoice(only=("start",)).load({"start": request.values.get("start")})["start"]
+    except ValidationError:
+        return redirect(url_for("pages.manage_reschedule", token=token, tz=tz))
+    chosen = SlotOption(start, booking.provider_id, clock(to_zone(start, tz)))
+    if request.method == "GET":
+        return render_template("pages/reschedule_confirm.html", chosen=chosen, **context)
+    try:
+        with unit_of_work() as session:
+            moved = service.reschedule_booking(
+                session=session,
+                booking_id=booking.id,
+                start=start,
+                expected_version=booking.version,
+                by="patient",
+            )
+            new_token = service.manage_token(current_signer(), moved)
+    except Conflict as exc:
+        if exc.slug not in SLOT_TAKEN:
+            raise
+        alternatives = [
+            SlotOption(at, booking.provider_id, clock(to_zone(at, tz)))
+            for at in map(datetime.fromisoformat, exc.extra.get("alternatives", []))
+        ]
+        return (
+            render_template(
+                "pages/reschedule_confirm.html", chosen=chosen, alternatives=alternatives, **context
+            ),
+            409,
+        )
+    return redirect(url_for("pages.manage_booking", token=new_token, done="moved"), code=303)
+
+
+@bp.route("/manage/<token>/cancel", methods=["GET", "POST"])
+def manage_cancel(token: str) -> ResponseReturnValue:
+    """Ask before cancelling (GET); cancel (POST)."""
+    booking = _booking(token)
+    context = _context(booking, token)
+    if request.method == "GET":
+        if not context["can_change"]:
+            return redirect(url_for("pages.manage_booking", token=token))
+        return render_template("pages/cancel.html", **context)
+    with unit_of_work() as session:
+        cancelled, _ = service.cancel_booking(
+            session=session, booking_id=booking.id, by="patient", expected_version=booking.version
+        )
+        new_token = service.manage_token(current_signer(), cancelled)
+    return redirect(url_for("pages.manage_booking", token=new_token, done="cancelled"), code=303)

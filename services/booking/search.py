@@ -1,0 +1,347 @@
+"""Slot search: the starts a provider has free for an appointment type, and a cache that keeps it cheap.
+
+A slot search costs several queries and a walk over every candidate of the range, and booking pages ask the
+same question over and over. Each provider has a ``schedule_version`` that every change to its free time
+raises in the same transaction (a booking, a reschedule, a cancellation, new hours, a changed type).
+Candidates are cached per (database, provider, type, range, schedule version), so a change makes the old entry
+unreachable at once and no stale slot is ever served. What depends on the clock (minimum notice, horizon) is
+applied on every read, exactly, so a cached entry stays right as time passes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import threading
+import uuid
+from collections import Counter, OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.orm import Session
+
+from services.booking.models import (
+    AppointmentType,
+    AvailabilityOverride,
+    AvailabilityRule,
+    Booking,
+    Provider,
+    ProviderAppointmentType,
+)
+from services.booking.slots import DayHours, SlotRules, Window, availability_windows, free_slots
+from shared.problems import Conflict, NotFound, field_error
+from shared.timeutil import day_bounds_utc, ensure_utc, local_date, to_zone, utcnow
+
+MAX_SEARCH_DAYS = 62
+CONFIRMED = "confirmed"
+
+
+def rules_of(appointment_type: AppointmentType) -> SlotRules:
+    """The slot rules of an appointment type."""
+    return SlotRules(
+        duration=timedelta(minutes=appointment_type.duration_minutes),
+        buffer_before=timedelta(minutes=appointment_type.buffer_before_minutes),
+        buffer_after=timedelta(minutes=appointment_type.buffer_after_minutes),
+        interval=timedelta(minutes=appointment_type.slot_interval_minutes),
+        min_notice=timedelta(minutes=appointment_type.min_notice_minutes),
+        horizon=timedelta(days=appointment_type.horizon_days),
+        daily_limit=appointment_type.daily_limit,
+    )
+
+
+def bump_schedule(session: Session, provider_ids: list[int] | int) -> None:
+    """Mark providers' free time as changed, in the caller's transaction.
+
+    Booking changes call this last, just before commit: the provider's row stays locked only for the commit,
+    and since it is the last lock taken (claims are inserted in ascending order before it) no two changes
+    can wait on each other in a cycle.
+    """
+    ids = [provider_ids] if isinstance(provider_ids, int) else provider_ids
+    if ids:
+        session.execute(
+            update(Provider)
+            .where(Provider.id.in_(ids))
+            .values(schedule_version=Provider.schedule_version + 1)
+            .execution_options(synchronize_session=False)
+        )
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A provider offering an appointment type, as the search needs them."""
+
+    provider: Provider
+    appointment_type: AppointmentType
+
+    @property
+    def rules(self) -> SlotRules:
+        return rules_of(self.appointment_type)
+
+
+def offer(session: Session, provider_id: int, appointment_type_id: int) -> Offer:
+    """The provider and type in one query; 404 if either is unknown, 422 if not offered, 409 if paused."""
+    row = session.execute(
+        select(Provider, AppointmentType, ProviderAppointmentType.provider_id)
+        .select_from(Provider)
+        .join(AppointmentType, AppointmentType.id == appointment_type_id)
+        .outerjoin(
+            ProviderAppointmentType,
+            and_(
+                ProviderAppointmentType.provider_id == Provider.id,
+                ProviderAppointmentType.appointment_type_id == AppointmentType.id,
+            ),
+        )
+        .where(Provider.id == provider_id)
+    ).first()
+    if row is None:
+        if session.get(Provider, provider_id) is None:
+            raise NotFound(f"No provider {provider_id}.")
+        raise NotFound(f"No appointment type {appointment_type_id}.")
+    provider, appointment_type, offered = row
+    if offered is None:
+        raise field_error("appointment_type_id", "this provider does not offer this appointment type")
+    if not provider.active or not appointment_type.active:
+        raise Conflict("This provider or appointment type is not taking bookings.", slug="not-bookable")
+    return Offer(provider, appointment_type)
+
+
+def _windows(session: Session, provider: Provider, first_day: date, last_day: date) -> list[Window]:
+    weekly: dict[int, list[DayHours]] = {}
+    closed: set[date] = set()
+    changed: dict[date, list[DayHours]] = {}
+    rules = select(AvailabilityRule.weekday, AvailabilityRule.start_time, AvailabilityRule.end_time).where(
+        AvailabilityRule.provider_id == provider.id
+    )
+    for rule in session.execute(rules):
+        weekly.setdefault(rule.weekday, []).append(DayHours(rule.start_time, rule.end_time))
+    for row in session.scalars(
+        select(AvailabilityOverride).where(
+            AvailabilityOverride.provider_id == provider.id,
+            AvailabilityOverride.day >= first_day,
+            AvailabilityOverride.day <= last_day,
+        )
+    ):
+        if row.closed:
+            closed.add(row.day)
+        elif row.start_time is not None and row.end_time is not None:
+            changed.setdefault(row.day, []).append(DayHours(row.start_time, row.end_time))
+    overrides: dict[date, list[DayHours] | None] = dict.fromkeys(closed)
+    overrides.update({day: hours for day, hours in changed.items() if day not in closed})
+    return availability_windows(
+        weekly=weekly, overrides=overrides, tz=provider.time_zone, first_day=first_day, last_day=last_day
+    )
+
+
+def candidate_starts(
+    session: Session, found: Offer, start: datetime, end: datetime, ignore_booking_id: uuid.UUID | None
+) -> list[datetime]:
+    """Free starts in ``[start, end)`` ignoring the clock (notice and horizon are applied by the caller)."""
+    provider, rules = found.provider, found.rules
+    tz = provider.time_zone
+    first_day, last_day = local_date(start, tz), local_date(end, tz)
+    # Bookings whose blocks could touch a candidate, and all of this type on the days searched (for limits).
+    pad = rules.duration + rules.buffer_before + rules.buffer_after + timedelta(days=1)
+    lower, upper = day_bounds_utc(first_day, tz)[0] - pad, day_bounds_utc(last_day, tz)[1] + pad
+    query = (
+        select(Booking.block_start, Booking.block_end, Booking.start_at, Booking.appointment_type_id)
+        .where(
+            Booking.provider_id == provider.id,
+            Booking.status == CONFIRMED,
+            Booking.block_start < upper,
+            Booking.block_end > lower,
+        )
+        .order_by(Booking.block_start)
+    )
+    if ignore_booking_id is not None:
+        query = query.where(Booking.id != ignore_booking_id)
+    rows = session.execute(query).all()
+    type_id = found.appointment_type.id
+    return free_slots(
+        windows=_windows(session, provider, first_day, last_day),
+        blocks=[(r.block_start, r.block_end) for r in rows],
+        day_counts=Counter(local_date(r.start_at, tz) for r in rows if r.appointment_type_id == type_id),
+        rules=SlotRules(**{**rules.__dict__, "min_notice": timedelta(0), "horizon": timedelta(days=36500)}),
+        provider_tz=tz,
+        now=start,
+        range_start=start,
+        range_end=end,
+    )
+
+
+class _LRU:
+    """A small thread-safe LRU map."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+
+
+_CANDIDATES = _LRU(512)
+_RENDERED = _LRU(1024)
+
+
+def _cached_candidates(
+    session: Session, found: Offer, start: datetime, end: datetime
+) -> tuple[Any, list[datetime]]:
+    key = (
+        session.get_bind().engine.url.render_as_string(),
+        found.provider.id,
+        found.appointment_type.id,
+        start,
+        end,
+        found.provider.schedule_version,
+    )
+    cached = _CANDIDATES.get(key)
+    if cached is None:
+        cached = candidate_starts(session, found, start, end, None)
+        _CANDIDATES.put(key, cached)
+    return key, cached
+
+
+def _check_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    start, end = ensure_utc(start), ensure_utc(end)
+    if end <= start:
+        raise field_error("end", "must be after start", location="query")
+    if end - start > timedelta(days=MAX_SEARCH_DAYS):
+        raise field_error("end", f"a search spans at most {MAX_SEARCH_DAYS} days", location="query")
+    return start, end
+
+
+def bookable_range(candidates: list[datetime], rules: SlotRules, now: datetime) -> tuple[int, int]:
+    """The index range of ``candidates`` that the clock allows now (notice and horizon)."""
+    lo = bisect.bisect_left(candidates, now + rules.min_notice)
+    hi = bisect.bisect_right(candidates, now + rules.horizon)
+    return lo, max(lo, hi)
+
+
+def find_slots(
+    *,
+    session: Session,
+    provider_id: int,
+    appointment_type_id: int,
+    start: datetime,
+    end: datetime,
+    now: datetime | None = None,
+    ignore_booking_id: uuid.UUID | None = None,
+) -> list[datetime]:
+    """Start instants (UTC) of the free slots beginning in ``[start, end)``."""
+    start, end = _check_range(start, end)
+    found = offer(session, provider_id, appointment_type_id)
+    if ignore_booking_id is None:
+        _key, candidates = _cached_candidates(session, found, start, end)
+    else:
+        candidates = candidate_starts(session, found, start, end, ignore_booking_id)
+    lo, hi = bookable_range(candidates, found.rules, now or utcnow())
+    return candidates[lo:hi]
+
+
+def first_available_slots(
+    *,
+    session: Session,
+    appointment_type_id: int,
+    start: datetime,
+    end: datetime,
+    provider_ids: Sequence[int] | None = None,
+) -> list[tuple[datetime, int]]:
+    """Free starts in ``[start, end)`` across the active providers offering a type: (start, provider id).
+
+    Where several providers are free at one time, the one with the lowest id is offered.
+    """
+    query = (
+        select(Provider.id)
+        .join(ProviderAppointmentType, ProviderAppointmentType.provider_id == Provider.id)
+        .where(ProviderAppointmentType.appointment_type_id == appointment_type_id, Provider.active)
+        .order_by(Provider.id)
+    )
+    chosen: dict[datetime, int] = {}
+    for provider_id in session.scalars(query):
+        if provider_ids is not None and provider_id not in provider_ids:
+            continue
+        for at in find_slots(
+            session=session,
+            provider_id=provider_id,
+            appointment_type_id=appointment_type_id,
+            start=start,
+            end=end,
+        ):
+            chosen.setdefault(at, provider_id)
+    return sorted(chosen.items())
+
+
+def slots_json(
+    *,
+    session: Session,
+    provider_id: int,
+    appointment_type_id: int,
+    start: datetime,
+    end: datetime,
+    tz: str | None,
+) -> str:
+    """The slot search answer as JSON text, slots expressed in ``tz`` (default: the provider's zone)."""
+    start, end = _check_range(start, end)
+    found = offer(session, provider_id, appointment_type_id)
+    key, candidates = _cached_candidates(session, found, start, end)
+    zone_name = tz or found.provider.time_zone
+    lo, hi = bookable_range(candidates, found.rules, utcnow())
+    render_key = (key, zone_name, lo, hi)
+    body: str | None = _RENDERED.get(render_key)
+    if body is None:
+        duration = found.rules.duration
+        body = json.dumps(
+            {
+                "provider_id": found.provider.id,
+                "appointment_type_id": found.appointment_type.id,
+                "time_zone": zone_name,
+                "provider_time_zone": found.provider.time_zone,
+                "slots": [
+                    {
+                        "start": to_zone(s, zone_name).isoformat(),
+                        "end": to_zone(s + duration, zone_name).isoformat(),
+                    }
+                    for s in candidates[lo:hi]
+                ],
+            }
+        )
+        _RENDERED.put(render_key, body)
+    return body
+
+
+def nearest_free(
+    *,
+    session: Session,
+    provider_id: int,
+    appointment_type_id: int,
+    around: datetime,
+    count: int = 3,
+    ignore_booking_id: uuid.UUID | None = None,
+) -> list[datetime]:
+    """Up to ``count`` free starts nearest to ``around`` (within a week either side)."""
+    now = utcnow()
+    starts = find_slots(
+        session=session,
+        provider_id=provider_id,
+        appointment_type_id=appointment_type_id,
+        start=max(now, around - timedelta(days=7)),
+        end=max(now, around) + timedelta(days=7),
+        now=now,
+        ignore_booking_id=ignore_booking_id,
+    )
+    return sorted(starts, key=lambda s: (abs(s - around), s))[:count]

@@ -1,0 +1,254 @@
+"""Booking service under load: slot search and booking creation, beside a bare Flask endpoint.
+
+Everything runs on this machine in one go: a private PostgreSQL and Redis, the booking service and the bare
+baseline under gunicorn with the same settings, and wrk with 32 connections. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from datetime import UTC, datetime, time, timedelta
+
+from services.booking import catalog, search, service
+from services.booking.models import Booking
+from shared.db import Database
+from shared.migrate import upgrade
+from tests.bench.common import bare_flask, gunicorn, table, verdict, wrk
+from tests.support.servers import PostgresServer, RedisServer
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+CONNECTIONS = 32
+WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
+BOOKING_PROVIDERS = 60
+EXISTING_BOOKINGS = 500
+STAFF_KEY = "bench-staff-key"
+
+
+def _seed(db: Database) -> tuple[int, int, list[dict[str, object]]]:
+    """A provider with 500 bookings over 28 days, and free slots of many providers for the create test."""
+    now = datetime.now(UTC)
+    with db.transaction() as session:
+        clinic = catalog.create_clinic(
+            session=session, slug="bench", name="Bench Clinic", time_zone="America/New_York"
+        )
+        visit = catalog.create_appointment_type(
+            session=session,
+            clinic_id=clinic.id,
+            fields={
+                "slug": "visit",
+                "name": "Visit",
+                "duration_minutes": 20,
+                "slot_interval_minutes": 20,
+                "mode": "video",
+                "reminder_protocol": "video-consultation",
+                "horizon_days": 120,
+            },
+        )
+        providers = []
+        for n in range(BOOKING_PROVIDERS + 1):
+            provider = catalog.create_provider(
+                session=session,
+                clinic_id=clinic.id,
+                name=f"Dr. {n}",
+                email=f"dr{n}@bench.example",
+                time_zone="America/New_York",
+                appointment_type_ids=[visit.id],
+            )
+            catalog.set_weekly_availability(
+                session=session, provider_id=provider.id, rules=[(d, time(8), time(20)) for d in range(7)]
+            )
+            providers.append(provider)
+    searched = providers[0]
+    with db.transaction() as session:
+        free = search.find_slots(
+            session=session,
+            provider_id=searched.id,
+            appointment_type_id=visit.id,
+            start=now + timedelta(days=1),
+            end=now + timedelta(days=29),
+        )
+    step = max(1, len(free) // EXISTING_BOOKINGS)
+    for n, start in enumerate(free[::step][:EXISTING_BOOKINGS]):
+        with db.transaction() as session:
+            service.book_appointment(
+                session=session,
+                provider_id=searched.id,
+                appointment_type_id=visit.id,
+                start=start,
+                patient={
+                    "name": f"P{n}",
+                    "email": f"p{n}@bench.example",
+                    "time_zone": "UTC",
+                    "sms_consent": False,
+                },
+            )
+    bodies: list[dict[str, object]] = []
+    with db.transaction() as session:
+        for provider in providers[1:]:
+            starts = search.find_slots(
+                session=session,
+                provider_id=provider.id,
+                appointment_type_id=visit.id,
+                start=now + timedelta(days=1),
+                end=now + timedelta(days=60),
+            )
+            bodies.extend(
+                {
+                    "provider_id": provider.id,
+                    "appointment_type_id": visit.id,
+                    "start": s.isoformat(),
+                    "patient": {
+                        "name": "Bench",
+                        "email": f"b{provider.id}-{i}@bench.example",
+                        "time_zone": "UTC",
+                    },
+                }
+                for i, s in enumerate(starts)
+            )
+    # Interleave providers, as real traffic would; one provider's changes queue on its row at commit.
+    random.Random(7).shuffle(bodies)
+    return searched.id, visit.id, bodies
+
+
+def _post_lua(bodies_path: str) -> str:
+    # Each wrk thread walks its own stride of the body list, so no two requests ask for the same slot.
+    return f"""
+local bodies = {{}}
+for line in io.lines("{bodies_path}") do bodies[#bodies + 1] = line end
+local threads = {{}}
+local counter = 0
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+function init(args)
+  n = id
+  stride = 2  -- wrk threads (-t2)
+end
+function request()
+  local body = bodies[(n % #bodies) + 1]
+  n = n + stride
+  return wrk.format("POST", "/api/v1/bookings", {{
+    ["Content-Type"] = "application/json", ["Authorization"] = "Bearer {STAFF_KEY}"}}, body)
+end
+"""
+
+
+def run() -> None:
+    """Measure and print."""
+    workdir = tempfile.mkdtemp(prefix="bench-booking-")
+    postgres = PostgresServer()
+    redis = RedisServer(__import__("pathlib").Path(workdir))
+    postgres.start()
+    redis.start()
+    try:
+        postgres.execute("CREATE DATABASE booking")
+        url = postgres.url("booking")
+        upgrade(service="booking", url=url)
+        db = Database(url)
+        provider_id, type_id, bodies = _seed(db)
+        db.dispose()
+        bodies_path = os.path.join(workdir, "bodies.txt")
+        with open(bodies_path, "w") as handle:
+            handle.writelines(json.dumps(b) + "\n" for b in bodies)
+
+        env = {
+            "BOOKING_DATABASE_URL": url,
+            "REDIS_URL": redis.url,
+            "API_KEYS": STAFF_KEY,
+            "LOG_LEVEL": "WARNING",
+        }
+        now = datetime.now(UTC)
+        slot_path = (
+            f"/api/v1/slots?provider_id={provider_id}&appointment_type_id={type_id}"
+            f"&start={(now + timedelta(days=1)).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+            f"&end={(now + timedelta(days=29)).strftime('%Y-%m-%dT%H:%M:%SZ')}&tz=Europe/London"
+        )
+        with bare_flask(workers=WORKERS) as bare:
+            bare_get = wrk(bare + "/", seconds=SECONDS, connections=CONNECTIONS)
+            bare_post = wrk(
+                bare + "/",
+                seconds=SECONDS,
+                connections=CONNECTIONS,
+                lua='wrk.method = "POST"\nwrk.body = "{}"\nwrk.headers["Content-Type"] = "application/json"',
+            )
+        with gunicorn("services.booking:create_app()", env=env, workers=WORKERS) as base:
+            slots = wrk(base + slot_path, seconds=SECONDS, connections=CONNECTIONS)
+            create = wrk(
+                base + "/api/v1/bookings",
+                seconds=SECONDS,
+                connections=CONNECTIONS,
+                lua=_post_lua(bodies_path),
+            )
+
+        db = Database(url)
+        with db.transaction() as session:
+            created = session.query(Booking).count() - EXISTING_BOOKINGS
+        db.dispose()
+
+        print(
+            f"\nBooking service vs bare Flask: gunicorn {WORKERS} sync workers each, PostgreSQL, "
+            f"wrk {CONNECTIONS} connections x {SECONDS} s; slot search over 28 days with {EXISTING_BOOKINGS} bookings"
+        )
+        table(
+            "",
+            ["endpoint", "req/s", "p50 ms", "p95 ms", "p99 ms", "non-2xx", "errors", "vs bare"],
+            [
+                [
+                    "bare GET /",
+                    bare_get.rps,
+                    bare_get.p50_ms,
+                    bare_get.p95_ms,
+                    bare_get.p99_ms,
+                    bare_get.non2xx,
+                    bare_get.errors,
+                    "1.00",
+                ],
+                [
+                    "bare POST /",
+                    bare_post.rps,
+                    bare_post.p50_ms,
+                    bare_post.p95_ms,
+                    bare_post.p99_ms,
+                    bare_post.non2xx,
+                    bare_post.errors,
+                    "1.00",
+                ],
+                [
+                    "GET slots (28 days)",
+                    slots.rps,
+                    slots.p50_ms,
+                    slots.p95_ms,
+                    slots.p99_ms,
+                    slots.non2xx,
+                    slots.errors,
+                    f"{slots.rps / bare_get.rps:.2f}",
+                ],
+                [
+                    "POST booking",
+                    create.rps,
+                    create.p50_ms,
+                    create.p95_ms,
+                    create.p99_ms,
+                    create.non2xx,
+                    create.errors,
+                    f"{create.rps / bare_post.rps:.2f}",
+                ],
+            ],
+        )
+        print(
+            f"  bookings created during the run: {created} (every 201 is one row; non-2xx would be lost slots)"
+        )
+        verdict("slot search p95 < 20 ms", slots.p95_ms < 20, f"{slots.p95_ms:.1f} ms")
+        verdict("booking p95 < 50 ms", create.p95_ms < 50, f"{create.p95_ms:.1f} ms")
+        verdict(
+            "booking throughput >= 1/4 of bare",
+            create.rps >= bare_post.rps / 4,
+            f"{create.rps:.0f} vs {bare_post.rps:.0f} req/s ({create.rps / bare_post.rps:.2f})",
+        )
+    finally:
+        redis.stop()
+        postgres.stop()

@@ -1,0 +1,57 @@
+"""Typed configuration: parsed once, production refuses development secrets, one table of variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.booking.config import BookingConfig
+from services.consult.config import ConsultConfig
+from services.notify.config import NotifyConfig
+from shared.config import ConfigError, load, settings_table
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_values_are_parsed_from_the_environment() -> None:
+    config = load(
+        BookingConfig,
+        environ={
+            "API_KEYS": "a, b,,",
+            "OUTBOX_POLL_SECONDS": "0.5",
+            "BOOKING_DATABASE_URL": "sqlite:///x.db",
+        },
+    )
+    assert config.api_keys == ("a", "b")
+    assert config.outbox_poll_seconds == 0.5
+    assert config.database_url == "sqlite:///x.db"
+
+
+def test_bad_values_are_named() -> None:
+    with pytest.raises(ConfigError, match="OUTBOX_BATCH_SIZE"):
+        load(BookingConfig, environ={"OUTBOX_BATCH_SIZE": "many"})
+    with pytest.raises(ConfigError, match="SUITE_ENV"):
+        load(BookingConfig, environ={"SUITE_ENV": "staging"})
+
+
+def test_production_refuses_development_secrets() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(BookingConfig, environ={"SUITE_ENV": "production"})
+    assert "LINK_SIGNING_KEYS" in str(caught.value)
+    assert "API_KEYS" in str(caught.value)
+    config = load(
+        BookingConfig,
+        environ={
+            "SUITE_ENV": "production",
+            "LINK_SIGNING_KEYS": "a-real-production-key-of-sufficient-length",
+            "API_KEYS": "a-real-staff-key",
+        },
+    )
+    assert config.is_production
+
+
+def test_readme_lists_every_variable() -> None:
+    table = settings_table(BookingConfig, NotifyConfig, ConsultConfig)
+    readme = (ROOT / "README.md").read_text()
+    assert table in readme, "README's configuration table is stale: paste shared.config.settings_table output"

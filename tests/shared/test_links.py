@@ -1,0 +1,73 @@
+"""Signed link tokens: purpose-bound, tamper-evident, expiring, rotatable."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared import links
+
+KEY_A = "key-a-0123456789abcdef0123456789abcdef"
+KEY_B = "key-b-0123456789abcdef0123456789abcdef"
+LATER = datetime(2031, 1, 1, tzinfo=UTC)
+
+
+def test_round_trip_carries_subject_version_and_extra() -> None:
+    signer = links.LinkSigner([KEY_A])
+    token = signer.sign(purpose=links.JOIN, subject="b1", version=3, expires_at=LATER, extra={"p": "patient"})
+    claims = signer.verify(token, purpose=links.JOIN)
+    assert (claims.subject, claims.version, claims.extra) == ("b1", 3, {"p": "patient"})
+    assert claims.expires_at == LATER
+
+
+def test_purpose_is_part_of_the_signature() -> None:
+    signer = links.LinkSigner([KEY_A])
+    token = signer.sign(purpose=links.MANAGE, subject="b1", version=1, expires_at=LATER)
+    for other in links.PURPOSES - {links.MANAGE}:
+        with pytest.raises(links.LinkError) as caught:
+            signer.verify(token, purpose=other)
+        assert caught.value.reason == "invalid"
+
+
+def test_expiry_is_checked_at_use() -> None:
+    signer = links.LinkSigner([KEY_A])
+    token = signer.sign(purpose=links.MANAGE, subject="b1", version=1, expires_at=LATER)
+    assert signer.verify(token, purpose=links.MANAGE, now=LATER - timedelta(seconds=1))
+    with pytest.raises(links.LinkError) as caught:
+        signer.verify(token, purpose=links.MANAGE, now=LATER)
+    assert caught.value.reason == "expired"
+
+
+def test_rotation_verifies_old_and_signs_new() -> None:
+    old = links.LinkSigner([KEY_A]).sign(purpose=links.MANAGE, subject="b", version=1, expires_at=LATER)
+    rotated = links.LinkSigner([KEY_A, KEY_B])
+    assert rotated.verify(old, purpose=links.MANAGE).subject == "b"
+    new = rotated.sign(purpose=links.MANAGE, subject="b", version=1, expires_at=LATER)
+    assert links.LinkSigner([KEY_B]).verify(new, purpose=links.MANAGE).subject == "b"
+    with pytest.raises(links.LinkError):
+        links.LinkSigner([KEY_A]).verify(new, purpose=links.MANAGE)
+    # After the old key is retired, links signed with it stop working.
+    with pytest.raises(links.LinkError):
+        links.LinkSigner([KEY_B]).verify(old, purpose=links.MANAGE)
+
+
+def test_weak_or_missing_keys_and_unknown_purposes_are_refused() -> None:
+    with pytest.raises(ValueError, match="at least 32"):
+        links.LinkSigner(["short"])
+    with pytest.raises(ValueError, match="at least one"):
+        links.LinkSigner([])
+    with pytest.raises(ValueError, match="unknown link purpose"):
+        links.LinkSigner([KEY_A]).sign(purpose="admin", subject="b", version=1, expires_at=LATER)
+
+
+def test_join_tokens_are_per_participant() -> None:
+    signer = links.LinkSigner([KEY_A])
+    end = datetime(2030, 5, 1, 10, tzinfo=UTC)
+    token = links.join_token(signer, booking_id="b", version=2, participant="provider", ends_at=end)
+    claims = signer.verify(token, purpose=links.JOIN, now=end)
+    assert claims.extra == {"p": "provider"}
+    assert claims.expires_at == end + links.JOIN_LINK_GRACE
+    with pytest.raises(ValueError, match="participant"):
+        links.join_token(signer, booking_id="b", version=2, participant="guest", ends_at=end)
+    assert links.join_url("https://consult.example/", "t.k").endswith("/join/t.k")
