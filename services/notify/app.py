@@ -12,7 +12,6 @@ from services.notify.runtime import SEND_QUEUE, Runtime
 from services.notify.senders import Senders, build_senders
 from shared.app import create_service_app
 from shared.config import ConfigError, load
-from shared.links import LinkSigner
 from shared.queues import NOTIFY_QUEUE
 from shared.worker import register_worker_cli
 
@@ -37,7 +36,7 @@ def create_app(config: NotifyConfig | None = None, *, senders: Senders | None = 
         book=ProtocolBook(config.protocols_dir),
         renderer=Renderer(config.protocols_dir, opt_out_hint=config.sms_opt_out_hint),
         senders=senders or build_senders(config, db),
-        signer=LinkSigner(config.link_signing_keys),
+        signer=app.extensions["link_signer"],
     )
     if config.sending_stale_seconds <= runtime.send_job_timeout + runtime.call_budget_seconds:
         floor = int(runtime.send_job_timeout + runtime.call_budget_seconds)

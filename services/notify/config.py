@@ -44,10 +44,11 @@ class NotifyConfig(CommonConfig):
         default="sqlite:///var/notify.db",
         doc="notify database (SQLAlchemy URL; `postgresql+psycopg://...` in production)",
     )
-    protocols_dir: str = setting(
+    protocols_dir_raw: str = setting(
         "NOTIFY_PROTOCOLS_DIR",
-        default=str(PROTOCOLS_DIR),
-        doc="folder of reminder protocols (`<slug>.toml`) and their message templates (`templates/`)",
+        default="",
+        doc="folder of reminder protocols (`<slug>.toml`) and message templates (`templates/`); empty: the"
+        " demo clinic's, shipped in `services/notify/protocols`",
     )
     sms_backend: str = setting(
         "NOTIFY_SMS_BACKEND",
@@ -80,7 +81,7 @@ class NotifyConfig(CommonConfig):
         doc="override of `https://api.twilio.com` (a regional edge, or a contract mock in tests)",
     )
     twilio_timeout_seconds: float = setting(
-        "TWILIO_TIMEOUT_SECONDS", default=10.0, parse=float, doc="timeout of one Twilio API call"
+        "TWILIO_TIMEOUT_SECONDS", default=8.0, parse=float, doc="timeout of one Twilio API call"
     )
     smtp_host: str = setting("SMTP_HOST", default="", doc="SMTP server (`smtp.sendgrid.net` for SendGrid)")
     smtp_port: int = setting("SMTP_PORT", default=587, parse=int, doc="SMTP port (587 STARTTLS, 465 SSL)")
@@ -182,6 +183,11 @@ class NotifyConfig(CommonConfig):
             problems.append("NOTIFY_SEND_BATCH_SIZE and NOTIFY_SEND_CONCURRENCY must be at least 1")
         if problems:
             raise ConfigError("invalid notify configuration: " + "; ".join(problems))
+
+    @property
+    def protocols_dir(self) -> Path:
+        """Where the reminder protocols are."""
+        return Path(self.protocols_dir_raw) if self.protocols_dir_raw else PROTOCOLS_DIR
 
     @property
     def quiet_hours(self) -> tuple[time, time] | None:

@@ -69,7 +69,7 @@ class TwilioSmsSender:
         messaging_service_sid: str = "",
         from_number: str = "",
         api_base_url: str = "",
-        timeout: float = 10.0,
+        timeout: float = 8.0,
         http_client: HttpClient | None = None,
     ) -> None:
         if not (messaging_service_sid or from_number):
