@@ -6,6 +6,7 @@ import logging
 import re
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.notify.models import OptOut
@@ -38,6 +39,15 @@ def is_opted_out(session: Session, phone: str) -> bool:
     """Whether ``phone`` asked for no more SMS."""
     row = session.get(OptOut, phone)
     return bool(row and row.opted_out)
+
+
+def opted_out_among(session: Session, phones: set[str]) -> set[str]:
+    """Which of ``phones`` asked for no more SMS."""
+    if not phones:
+        return set()
+    return set(
+        session.scalars(select(OptOut.phone).where(OptOut.phone.in_(phones), OptOut.opted_out.is_(True)))
+    )
 
 
 def set_opt_out(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -95,58 +96,85 @@ def claim(*, session: Session, runtime: Runtime, ids: list[int], now: datetime) 
     """Check, render and mark ``sending`` the due messages among ``ids`` (in the caller's transaction)."""
     prepared: list[Prepared] = []
     rows = _lock_rows(session, ids, PENDING)
-    bookings = {
-        b.id: b
-        for b in session.scalars(select(BookingCopy).where(BookingCopy.id.in_({r.booking_id for r in rows})))
+    booking_ids = {r.booking_id for r in rows}
+    bookings = {b.id: b for b in session.scalars(select(BookingCopy).where(BookingCopy.id.in_(booking_ids)))}
+    # What the checks and the texts need, read once for the batch rather than once per message.
+    phones = {b.snapshot["patient"].get("phone") for b in bookings.values()} - {None}
+    opted_out = optouts.opted_out_among(session, phones)
+    join_links = {
+        (j.booking_id, j.booking_version): j
+        for j in session.scalars(select(JoinLink).where(JoinLink.booking_id.in_(booking_ids)))
     }
-    for row in rows:
-        if row.due_at > now or row.blocked_on:
-            # Not due (re-planned for a retry or quiet hours) or waiting for its link: the dispatcher owns it.
-            row.status = PLANNED
-            continue
-        booking = bookings[row.booking_id]
-        verdict = _why_not(row, booking, now)
-        if verdict is None and row.channel == SMS:
-            verdict = _sms_verdict(session=session, runtime=runtime, row=row, booking=booking)
-            if verdict is None and not row.urgent:
-                later = _after_quiet_hours(runtime=runtime, row=row, booking=booking, now=now)
-                if later is not None:
-                    row.status, row.due_at, row.reason = PLANNED, later, "waiting for the end of quiet hours"
-                    row.updated_at = now
-                    continue
-        if verdict is not None:
-            row.status, row.reason = verdict
-            row.updated_at = now
-            log.info(
-                "message not sent: %s",
-                verdict[1],
-                extra={"message_id": row.id, "booking_id": str(row.booking_id)},
+    with session.no_autoflush:
+        for row in rows:
+            ready = _claim_one(
+                runtime=runtime,
+                row=row,
+                booking=bookings[row.booking_id],
+                now=now,
+                opted_out=opted_out,
+                join_links=join_links,
             )
-            continue
-        try:
-            ready = _render(session=session, runtime=runtime, row=row, booking=booking)
-        except Exception as exc:
-            log.exception("could not render message", extra={"message_id": row.id})
-            row.status, row.reason = FAILED, f"could not render the message ({type(exc).__name__})"
-            continue
-        row.status = SENDING
-        row.sending_started_at = now
-        row.attempts += 1
-        row.updated_at = now
-        prepared.append(ready)
+            if ready is not None:
+                prepared.append(ready)
     return prepared
 
 
-def _sms_verdict(
-    *, session: Session, runtime: Runtime, row: Message, booking: BookingCopy
-) -> tuple[str, str] | None:
+def _claim_one(
+    *,
+    runtime: Runtime,
+    row: Message,
+    booking: BookingCopy,
+    now: datetime,
+    opted_out: set[str],
+    join_links: dict[tuple[uuid.UUID, int], JoinLink],
+) -> Prepared | None:
+    """Check one message again and render it; None when it is not to go now (recorded on the row)."""
+    if row.due_at > now or row.blocked_on:
+        # Not due (re-planned for a retry or quiet hours) or waiting for its link: the dispatcher owns it.
+        row.status = PLANNED
+        return None
+    verdict = _why_not(row, booking, now)
+    if verdict is None and row.channel == SMS:
+        verdict = _sms_verdict(booking=booking, opted_out=opted_out)
+        if verdict is None and not row.urgent:
+            later = _after_quiet_hours(runtime=runtime, row=row, booking=booking, now=now)
+            if later is not None:
+                row.status, row.due_at, row.reason = PLANNED, later, "waiting for the end of quiet hours"
+                row.updated_at = now
+                return None
+    if verdict is not None:
+        row.status, row.reason = verdict
+        row.updated_at = now
+        log.info(
+            "message not sent: %s",
+            verdict[1],
+            extra={"message_id": row.id, "booking_id": str(row.booking_id)},
+        )
+        return None
+    try:
+        ready = _render(
+            runtime=runtime, row=row, booking=booking, join=join_links.get((booking.id, booking.version))
+        )
+    except Exception as exc:
+        log.exception("could not render message", extra={"message_id": row.id})
+        row.status, row.reason = FAILED, f"could not render the message ({type(exc).__name__})"
+        return None
+    row.status = SENDING
+    row.sending_started_at = now
+    row.attempts += 1
+    row.updated_at = now
+    return ready
+
+
+def _sms_verdict(*, booking: BookingCopy, opted_out: set[str]) -> tuple[str, str] | None:
     """(final status, reason) when this SMS must not go: no number, no consent, opted out."""
     patient = booking.snapshot["patient"]
     if not patient.get("phone"):
         return SKIPPED, "the patient gave no mobile number"
     if not patient.get("sms_consent"):
         return SKIPPED, "the patient did not consent to SMS"
-    if optouts.is_opted_out(session, patient["phone"]):
+    if patient["phone"] in opted_out:
         return SKIPPED, "the number opted out of SMS"
     return None
 
@@ -164,7 +192,7 @@ def _after_quiet_hours(
     return later if later > now else None
 
 
-def _render(*, session: Session, runtime: Runtime, row: Message, booking: BookingCopy) -> Prepared:
+def _render(*, runtime: Runtime, row: Message, booking: BookingCopy, join: JoinLink | None) -> Prepared:
     protocol = runtime.book.get(row.protocol)
     step = protocol.step(row.step)
     if step is None:
@@ -173,7 +201,8 @@ def _render(*, session: Session, runtime: Runtime, row: Message, booking: Bookin
     token = links.manage_token(
         runtime.signer, booking_id=str(booking.id), version=booking.version, ends_at=booking.end_at
     )
-    join = session.get(JoinLink, (booking.id, booking.version)) if step.join_link else None
+    if not step.join_link:
+        join = None
     previous = snap.get("previous_start")
     context = runtime.renderer.context(
         protocol=protocol,

@@ -6,6 +6,7 @@ an interrupted send). It is for what Prism cannot do: keep what it was sent, ans
 second (the benchmark), and hang on purpose so a test can kill a worker mid-send.
 
 Control endpoints: ``GET /_standin/messages?since=N`` (recorded messages from index N, with arrival times),
+``GET /_standin/count``,
 ``POST /_standin/rules`` (``{"hang_after_record": [numbers], "hang_before_record": [numbers]}``),
 ``POST /_standin/release`` (wake hung calls and clear the rules), ``GET /_standin/pending`` (hung calls).
 
@@ -51,6 +52,8 @@ STATE = _State()
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the twilio library's session expects
+    # Headers and body go out in two writes; with Nagle on, the second waits for a delayed ACK (40 ms).
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -124,6 +127,9 @@ class Handler(BaseHTTPRequestHandler):
             with STATE.lock:
                 self._send(200, {"messages": STATE.messages[int(query.get("since", 0)) :]})
             return
+        if parts.path == "/_standin/count":
+            self._send(200, {"count": len(STATE.messages)})
+            return
         if parts.path == "/_standin/pending":
             self._send(200, {"pending": list(STATE.pending)})
             return
@@ -169,6 +175,11 @@ class StandIn:
         answer = self._session.get(f"{self.url}/_standin/messages", params={"since": since}, timeout=10)
         messages: list[dict[str, Any]] = answer.json()["messages"]
         return messages
+
+    def count(self) -> int:
+        """How many messages it recorded."""
+        count: int = self._session.get(f"{self.url}/_standin/count", timeout=10).json()["count"]
+        return count
 
     def pending(self) -> list[str]:
         """Numbers whose calls are hanging."""
