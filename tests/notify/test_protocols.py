@@ -24,6 +24,13 @@ FORBIDDEN_IN_SMS = re.compile(
 )
 
 
+# GSM 03.38's basic character set: an SMS in anything else is sent as UCS-2, 70 characters a segment.
+GSM_7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿"
+    "abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+
+
 def test_the_demo_clinic_protocols_ship() -> None:
     book = ProtocolBook(PROTOCOLS_DIR)
     assert {"video-consultation", "infusion-session", "follow-up", "default"} <= set(book.protocols)
@@ -65,6 +72,7 @@ def test_every_step_renders_and_no_sms_names_a_treatment(runtime: Runtime) -> No
             assert text.endswith("Reply STOP to opt out."), where
             assert "Demo Clinic" in text, where
             assert len(text) <= 320, f"{where} is {len(text)} characters"
+            assert set(text) <= GSM_7, f"{where} has {set(text) - GSM_7}"
         if channel.startswith(EMAIL):
             assert text.startswith("Subject: "), where
             assert "Hello Alex," in text, where
