@@ -6,7 +6,9 @@ from flask import Flask
 
 from services.notify import cli, outbox, views, webhooks
 from services.notify.config import NotifyConfig
+from services.notify.preview import sample_snapshot
 from services.notify.protocols import ProtocolBook
+from services.notify.provider_calendar import check_summaries
 from services.notify.rendering import Renderer
 from services.notify.runtime import SEND_QUEUE, Runtime
 from services.notify.senders import Senders, build_senders
@@ -44,6 +46,7 @@ def create_app(config: NotifyConfig | None = None, *, senders: Senders | None = 
             f"NOTIFY_SENDING_STALE_SECONDS must exceed {floor} (a send job's timeout plus one provider call),"
             " or an interrupted send could be checked while it is still in flight"
         )
+    check_summaries(runtime.book, sample_snapshot(mode="video", protocol="default"))
     app.extensions["notify"] = runtime
     for blueprint in views.BLUEPRINTS:
         api.register_blueprint(blueprint)

@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 from services.notify.models import (
     CANCELLED,
     EMAIL,
+    INVITE,
+    INVITE_LINK,
     PENDING,
     PLANNED,
     SKIPPED,
@@ -34,6 +36,7 @@ from services.notify.models import (
 from services.notify.protocols import BOOKED, END, RESCHEDULED, START, Protocol, ProtocolBook, Step
 from services.notify.protocols import CANCELLED as ON_CANCELLED
 from shared import events
+from shared.events import VIDEO
 from shared.timeutil import local_to_utc, to_zone
 
 log = logging.getLogger(__name__)
@@ -120,6 +123,7 @@ def _copy_fields(event: events.BookingEvent) -> dict[str, Any]:
     snap = event.booking
     return {
         "version": snap.version,
+        "provider_id": snap.provider.id,
         "status": snap.status,
         "start_at": snap.start,
         "end_at": snap.end,
@@ -140,6 +144,7 @@ def apply_booking_event(
     event: events.BookingEvent,
     quiet: tuple[time, time] | None,
     now: datetime,
+    invites: bool = True,
 ) -> Applied:
     """Bring notify's copy of the booking up to ``event`` and plan its messages (in the caller's session)."""
     snap = event.booking
@@ -185,6 +190,8 @@ def apply_booking_event(
     rows = plan_rows(
         copy=copy, protocol=protocol, anchors=_ANCHORS[event.type], session=session, quiet=quiet, now=now
     )
+    if invites:
+        rows.append(invite_row(copy=copy, protocol=protocol, step=INVITE, due_at=copy.changed_at, now=now))
     if rows:
         session.execute(
             dialect_insert(session, Message)
@@ -294,8 +301,68 @@ def _row(
     }
 
 
-def apply_links_ready(*, session: Session, event: events.LinksReadyEvent, now: datetime) -> int:
-    """Store a booking version's join links and release the messages that were waiting for them."""
+def invite_row(
+    *, copy: BookingCopy, protocol: Protocol, step: str, due_at: datetime, now: datetime
+) -> dict[str, Any]:
+    """The plan row of a provider invite for ``copy``'s current version (skipped if the visit is over)."""
+    late = now >= copy.end_at
+    return {
+        "booking_id": copy.id,
+        "booking_version": copy.version,
+        "step": step,
+        "channel": EMAIL,
+        "protocol": protocol.slug,
+        "protocol_version": protocol.version,
+        "urgent": True,
+        "due_at": due_at,
+        # An invite is of no use once the visit is over.
+        "expires_at": copy.end_at,
+        "status": SKIPPED if late else PLANNED,
+        "reason": "too late: the visit is over" if late else "",
+        "blocked_on": None,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _plan_link_invite(
+    *,
+    session: Session,
+    book: ProtocolBook,
+    copy: BookingCopy | None,
+    event: events.LinksReadyEvent,
+    now: datetime,
+) -> bool:
+    """Plan the provider's updated invite for newly arrived join links, if the booking wants one."""
+    if (
+        copy is None  # the booking event is still on its way: its invite will carry the links
+        or copy.version != event.booking_version
+        or copy.status == CANCELLED
+        or copy.snapshot["appointment_type"]["mode"] != VIDEO
+        or now >= copy.end_at
+    ):
+        return False
+    row = invite_row(copy=copy, protocol=book.get(copy.protocol), step=INVITE_LINK, due_at=now, now=now)
+    session.execute(
+        dialect_insert(session, Message)
+        .values([row])
+        .on_conflict_do_nothing(index_elements=["booking_id", "step", "channel", "booking_version"])
+    )
+    return True
+
+
+def apply_links_ready(
+    *,
+    session: Session,
+    event: events.LinksReadyEvent,
+    now: datetime,
+    book: ProtocolBook | None = None,
+) -> int:
+    """Store a booking version's join links, release the messages that were waiting for them, and (given the
+    protocols ``book``) plan the provider's updated invite."""
+    # The booking first: the same lock order as the event handler and the send claims.
+    copy = lock_booking(session, event.booking_id) if book is not None else None
     values = {
         "patient_url": event.patient_join_url,
         "provider_url": event.provider_join_url,
@@ -320,9 +387,17 @@ def apply_links_ready(*, session: Session, event: events.LinksReadyEvent, now: d
             .values(blocked_on=None, updated_at=now)
         )
     )
+    invite = book is not None and _plan_link_invite(
+        session=session, book=book, copy=copy, event=event, now=now
+    )
     log.info(
         "join links stored",
-        extra={"booking_id": str(event.booking_id), "version": event.booking_version, "released": released},
+        extra={
+            "booking_id": str(event.booking_id),
+            "version": event.booking_version,
+            "released": released,
+            "invite_update": invite,
+        },
     )
     return released
 
