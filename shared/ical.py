@@ -19,7 +19,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from icalendar import Calendar, Component, Event, Timezone
-from icalendar.enums import STATUS
+from icalendar.enums import CLASS, STATUS
 
 from shared.timeutil import format_local, to_zone, zone
 
@@ -156,6 +156,8 @@ def patient_event(visit: PatientVisit, *, booking_public_url: str, stamp: dateti
         description="\n".join(lines),
         url=visit.manage_url,
         status=STATUS.CANCELLED if visit.cancelled else STATUS.CONFIRMED,
+        # Shared and delegated calendars show "busy", not the details.
+        classification=CLASS.PRIVATE,
     )
 
 

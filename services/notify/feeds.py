@@ -168,9 +168,14 @@ def feed_state(
     *, session: Session, access: FeedAccess, config: NotifyConfig, salt: str, now: datetime
 ) -> FeedState:
     """The feed's ETag from the count and newest changes of its rows (no entry is built)."""
-    count, booked, invited, linked = session.execute(
+    # Versions and sequences only ever rise, so their sums change with every booking event and invite even
+    # when two changes share a timestamp; the count changes when an entry enters or leaves the window.
+    count, versions, sequences, joins, booked, invited, linked = session.execute(
         select(
             func.count(BookingCopy.id),
+            func.sum(BookingCopy.version),
+            func.sum(CalendarInvite.sequence),
+            func.count(JoinLink.booking_id),
             func.max(BookingCopy.updated_at),
             func.max(CalendarInvite.updated_at),
             func.max(JoinLink.received_at),
@@ -184,7 +189,10 @@ def feed_state(
     # While the expiry warning shows, it is dated today: the feed changes daily.
     today = now.date().isoformat() if warn_until else ""
     stamps = [s for s in (booked, invited, linked) if s is not None]
-    key = f"{FORMAT}|{salt}|{access.provider_id}|{access.token_version}|{count}|{stamps}|{warn_until}|{today}"
+    key = (
+        f"{FORMAT}|{salt}|{access.provider_id}|{access.token_version}|{count}|{versions}|{sequences}|{joins}"
+        f"|{stamps}|{warn_until}|{today}"
+    )
     return FeedState(
         etag=hashlib.sha256(key.encode()).hexdigest()[:40],
         last_modified=max(stamps) if stamps else None,
@@ -283,6 +291,7 @@ def _expiry_notice(access: FeedAccess, *, tz: str, config: NotifyConfig, now: da
     provider_id = access.provider_id
     return Event.new(
         uid=f"feed-expiry-{provider_id}-{access.token_version}@{urlsplit(config.notify_public_url).hostname}",
+        sequence=0,
         stamp=now.replace(hour=0, minute=0, second=0, microsecond=0),
         start=day,
         end=day + timedelta(days=1),
