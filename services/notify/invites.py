@@ -67,6 +67,9 @@ def is_invite(step: str) -> bool:
 
 def lock_record(session: Session, copy: BookingCopy, *, uid: str) -> CalendarInvite:
     """The booking's calendar record, created if missing, locked until the transaction ends."""
+    # A claim may hold this record already, changed and not yet flushed (two invites of one booking in one
+    # batch): flush, so re-reading it below (populate_existing) cannot undo the sequence just given out.
+    session.flush()
     session.execute(
         dialect_insert(session, CalendarInvite)
         .values(booking_id=copy.id, uid=uid, updated_at=copy.updated_at)

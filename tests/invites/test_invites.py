@@ -9,6 +9,7 @@ from datetime import UTC, timedelta
 import time_machine
 from flask import Flask
 
+from services.notify import sending
 from services.notify.models import CANCELLED, INVITE, INVITE_LINK, SENT, SKIPPED
 from services.notify.senders import Outcome, SendResult
 from services.notify.senders.console import ConsoleEmailSender
@@ -358,3 +359,34 @@ def test_no_patient_detail_in_the_logs(
     assert "provider invite claimed" in logged
     for private in ("Quentin", "Privateperson", PATIENT_EMAIL, PROVIDER_EMAIL, "+14155552671", link):
         assert private not in logged
+
+
+def test_two_invites_of_one_booking_in_one_batch_never_share_a_sequence(
+    invite_app: Flask, clock: time_machine.Coordinates
+) -> None:
+    # Found by the property test: a retried invite and the join-link update, due together, claimed in one batch.
+    booking = Booking(start=WEEK_AHEAD)
+    deliver(invite_app, booking.confirmed(at=MONDAY_NOON))
+    deliver(invite_app, booking.links_ready(at=MONDAY_NOON))
+    ids = [r.id for r in invite_rows(invite_app)]
+    with invite_app.app_context():
+        sending.send_batch(invite_app.extensions["notify"], ids)
+    (invite,) = provider_invites(invite_app)
+    assert invite.sequence == 0
+    assert str(invite.event["LOCATION"]).endswith("-v1")
+    first, second = invite_rows(invite_app)
+    assert (first.status, second.status) == (SENT, SKIPPED)
+    assert second.reason == f"the provider's calendar already has this from invite {first.id}"
+
+    # Different content in one batch: each gets its own SEQUENCE.
+    other = Booking(start=WEEK_AHEAD)
+    deliver(invite_app, other.confirmed(at=MONDAY_NOON))
+    work(invite_app)
+    deliver(invite_app, other.reschedule(WEEK_AHEAD + timedelta(hours=1), at=MONDAY_NOON))
+    deliver(invite_app, other.links_ready(at=MONDAY_NOON))
+    pending = [r.id for r in invite_rows(invite_app) if r.booking_id == other.id and r.status != SENT]
+    assert len(pending) == 2
+    with invite_app.app_context():
+        sending.send_batch(invite_app.extensions["notify"], pending)
+    sent = [i for i in provider_invites(invite_app) if i.uid.startswith(f"booking-{other.id}")]
+    assert [i.sequence for i in sent] == [0, 1]
