@@ -36,9 +36,7 @@ def feed(token: str) -> Response:
                 "This calendar link has expired. Ask the clinic for a new one.", slug="feed-link-expired"
             ) from exc
         raise NotFound("There is no calendar at this address.", slug="feed-unknown") from exc
-    state = feeds.feed_state(
-        session=session, access=access, config=runtime.config, salt=runtime.feed_salt, now=now
-    )
+    state = feeds.feed_state(access=access, salt=runtime.feed_salt, now=now)
     etag_ms = (time.perf_counter() - started) * 1000
     gzip_ok = request.accept_encodings["gzip"] > 0
     # One ETag per representation (RFC 9110); either one proves the client's copy is current.

@@ -10,10 +10,12 @@ version (``provider_feeds``), expiry ``NOTIFY_FEED_LINK_DAYS`` (a year). Rotatin
 every older link stops at once. In the last 30 days before expiry the feed carries an all-day entry saying
 so, because a calendar app never tells anyone that a subscription stopped updating.
 
-Polling is cheap: the ETag comes from one aggregate query over the feed's rows (count and newest change of
-the bookings, invites and join links in the window), so ``If-None-Match`` is answered 304 without building
-anything; a changed feed is built once per process and kept (raw and gzip) under its ETag, and each entry's
-serialized VEVENT is kept under what it depends on, so a change to one booking rebuilds one entry.
+Polling is cheap: every write that changes what a feed shows (a booking event, join links, an invite's new
+SEQUENCE) raises the provider's ``provider_feeds.revision`` in its own transaction, and the window moves once
+a day (counted from UTC midnight), so the ETag is the revision, the day, the link's version and the settings:
+the row read to check the token's version already has it, and ``If-None-Match`` is answered 304 without
+reading a booking. A changed feed is built once per process and kept (raw and gzip) under its ETag, and each
+entry's serialized VEVENT is kept under what it depends on, so a change to one booking rebuilds one entry.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from urllib.parse import urlsplit
 
 from icalendar import Calendar, Event
 from icalendar.enums import TRANSP
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from services.notify.config import NotifyConfig
@@ -70,11 +72,13 @@ class FeedLink:
 
 @dataclass(frozen=True)
 class FeedAccess:
-    """A verified feed token."""
+    """A verified feed token, and the feed's revision (read in the same query)."""
 
     provider_id: int
     token_version: int
     expires_at: datetime
+    revision: int = 0
+    changed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,6 @@ class FeedState:
 
     etag: str
     last_modified: datetime | None
-    entries: int
     warn_until: date | None  # the link's expiry date, when the feed must warn about it
 
 
@@ -97,16 +100,18 @@ def webcal_url(url: str) -> str:
     return "webcal://" + url.split("://", 1)[1]
 
 
-def _token_version(session: Session, provider_id: int) -> tuple[int, datetime | None]:
+def _feed_row(session: Session, provider_id: int) -> ProviderFeed:
     row = session.get(ProviderFeed, provider_id)
-    return (row.token_version, row.rotated_at) if row is not None else (1, None)
+    # No row yet: nothing was ever booked with the provider nor their link rotated.
+    return row if row is not None else ProviderFeed(provider_id=provider_id, token_version=1, revision=0)
 
 
 def feed_link(
     *, session: Session, signer: links.LinkSigner, config: NotifyConfig, provider_id: int, now: datetime
 ) -> FeedLink:
     """A link to the provider's feed for the token version in force, valid ``NOTIFY_FEED_LINK_DAYS``."""
-    version, rotated_at = _token_version(session, provider_id)
+    row = _feed_row(session, provider_id)
+    version, rotated_at = row.token_version, row.rotated_at
     expires_at = now + timedelta(days=config.feed_link_days)
     token = signer.sign(purpose=links.FEED, subject=str(provider_id), version=version, expires_at=expires_at)
     url = feed_url(config.notify_public_url, token)
@@ -126,7 +131,7 @@ def rotate_link(
     """Revoke every link to the provider's feed and return a new one."""
     row = session.get(ProviderFeed, provider_id, with_for_update=True)
     if row is None:
-        row = ProviderFeed(provider_id=provider_id, token_version=1, created_at=now)
+        row = ProviderFeed(provider_id=provider_id, token_version=1, revision=0, created_at=now)
         session.add(row)
     row.token_version += 1
     row.rotated_at = now
@@ -143,19 +148,32 @@ def verify(*, session: Session, signer: links.LinkSigner, token: str, now: datet
         raise FeedLinkError(exc.reason) from exc
     except ValueError as exc:
         raise FeedLinkError("invalid") from exc
-    version, _ = _token_version(session, provider_id)
-    if claims.version != version:
+    row = _feed_row(session, provider_id)
+    if claims.version != row.token_version:
         raise FeedLinkError("invalid")  # rotated: a revoked link is simply unknown
-    return FeedAccess(provider_id=provider_id, token_version=version, expires_at=claims.expires_at)
+    return FeedAccess(
+        provider_id=provider_id,
+        token_version=row.token_version,
+        expires_at=claims.expires_at,
+        revision=row.revision,
+        changed_at=row.changed_at,
+    )
+
+
+def window_day(now: datetime) -> datetime:
+    """The UTC midnight the feed's window is counted from: the window moves once a day, so a feed is the same
+    all day unless something is written (and its ETag can say so without looking at the rows)."""
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _window(provider_id: int, config: NotifyConfig, now: datetime) -> Any:
+    day = window_day(now)
     return and_(
         BookingCopy.provider_id == provider_id,
-        BookingCopy.end_at >= now - timedelta(days=config.feed_past_days),
+        BookingCopy.end_at >= day - timedelta(days=config.feed_past_days),
         or_(
             BookingCopy.status != CANCELLED,
-            BookingCopy.changed_at >= now - timedelta(days=config.feed_cancelled_days),
+            BookingCopy.changed_at >= day - timedelta(days=config.feed_cancelled_days),
         ),
     )
 
@@ -164,39 +182,25 @@ def _join_current() -> Any:
     return and_(JoinLink.booking_id == BookingCopy.id, JoinLink.booking_version == BookingCopy.version)
 
 
-def feed_state(
-    *, session: Session, access: FeedAccess, config: NotifyConfig, salt: str, now: datetime
-) -> FeedState:
-    """The feed's ETag from the count and newest changes of its rows (no entry is built)."""
-    # Versions and sequences only ever rise, so their sums change with every booking event and invite even
-    # when two changes share a timestamp; the count changes when an entry enters or leaves the window.
-    count, versions, sequences, joins, booked, invited, linked = session.execute(
-        select(
-            func.count(BookingCopy.id),
-            func.sum(BookingCopy.version),
-            func.sum(CalendarInvite.sequence),
-            func.count(JoinLink.booking_id),
-            func.max(BookingCopy.updated_at),
-            func.max(CalendarInvite.updated_at),
-            func.max(JoinLink.received_at),
-        )
-        .select_from(BookingCopy)
-        .outerjoin(CalendarInvite, CalendarInvite.booking_id == BookingCopy.id)
-        .outerjoin(JoinLink, _join_current())
-        .where(_window(access.provider_id, config, now))
-    ).one()
+def feed_state(*, access: FeedAccess, salt: str, now: datetime) -> FeedState:
+    """The feed's ETag: its revision (raised by every write that changes it), the day its window counts from,
+    the link's version and the settings; nothing else is read."""
     warn_until = access.expires_at.date() if access.expires_at - now <= EXPIRY_WARNING else None
-    # While the expiry warning shows, it is dated today: the feed changes daily.
-    today = now.date().isoformat() if warn_until else ""
-    stamps = [s for s in (booked, invited, linked) if s is not None]
-    key = (
-        f"{FORMAT}|{salt}|{access.provider_id}|{access.token_version}|{count}|{versions}|{sequences}|{joins}"
-        f"|{stamps}|{warn_until}|{today}"
+    key = "|".join(
+        str(part)
+        for part in (
+            FORMAT,
+            salt,
+            access.provider_id,
+            access.token_version,
+            access.revision,
+            window_day(now).date(),
+            warn_until,
+        )
     )
     return FeedState(
         etag=hashlib.sha256(key.encode()).hexdigest()[:40],
-        last_modified=max(stamps) if stamps else None,
-        entries=int(count),
+        last_modified=access.changed_at,
         warn_until=warn_until,
     )
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -174,13 +175,16 @@ class CalendarInvite(Base):
 
 
 class ProviderFeed(Base):
-    """A provider's calendar feed link: the token version in force (raised to revoke every older link)."""
+    """A provider's calendar feed: the link's token version in force (raised to revoke every older link) and
+    a revision raised in every transaction that changes what the feed shows, so its ETag is one row away."""
 
     __tablename__ = "provider_feeds"
 
     provider_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_version: Mapped[int] = mapped_column(Integer, default=1)
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

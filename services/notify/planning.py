@@ -32,6 +32,7 @@ from services.notify.models import (
     BookingCopy,
     JoinLink,
     Message,
+    ProviderFeed,
 )
 from services.notify.protocols import BOOKED, END, RESCHEDULED, START, Protocol, ProtocolBook, Step
 from services.notify.protocols import CANCELLED as ON_CANCELLED
@@ -83,6 +84,23 @@ def lock_booking(session: Session, booking_id: uuid.UUID) -> BookingCopy | None:
     query = for_update(session, select(BookingCopy).where(BookingCopy.id == booking_id))
     found: BookingCopy | None = session.scalars(query.execution_options(populate_existing=True)).first()
     return found
+
+
+def bump_feeds(session: Session, provider_ids: set[int], now: datetime) -> None:
+    """Raise the feed revision of each provider (in the caller's transaction): what their feed shows changed.
+
+    Called by every write that changes a feed (booking events, join links, invites' sequences), so a feed's
+    ETag is one primary-key read. Providers are taken in id order, the feed rows last of all locks.
+    """
+    for provider_id in sorted(provider_ids):
+        session.execute(
+            dialect_insert(session, ProviderFeed)
+            .values(provider_id=provider_id, token_version=1, revision=1, changed_at=now, created_at=now)
+            .on_conflict_do_update(
+                index_elements=["provider_id"],
+                set_={"revision": ProviderFeed.revision + 1, "changed_at": now},
+            )
+        )
 
 
 def quiet_end(moment: datetime, tz: str, quiet: tuple[time, time] | None) -> datetime | None:
@@ -160,6 +178,7 @@ def apply_booking_event(
     )
     copy = lock_booking(session, snap.id)
     assert copy is not None
+    providers = {snap.provider.id, copy.provider_id}  # the copy's, before it changes (the same, today)
     if not inserted:
         if copy.version >= snap.version:
             log.info(
@@ -198,6 +217,7 @@ def apply_booking_event(
             .values(rows)
             .on_conflict_do_nothing(index_elements=["booking_id", "step", "channel", "booking_version"])
         )
+    bump_feeds(session, providers, now)
     log.info(
         "planned %d messages for %s",
         len(rows),
@@ -362,7 +382,7 @@ def apply_links_ready(
     """Store a booking version's join links, release the messages that were waiting for them, and (given the
     protocols ``book``) plan the provider's updated invite."""
     # The booking first: the same lock order as the event handler and the send claims.
-    copy = lock_booking(session, event.booking_id) if book is not None else None
+    copy = lock_booking(session, event.booking_id)
     values = {
         "patient_url": event.patient_join_url,
         "provider_url": event.provider_join_url,
@@ -390,6 +410,8 @@ def apply_links_ready(
     invite = book is not None and _plan_link_invite(
         session=session, book=book, copy=copy, event=event, now=now
     )
+    if copy is not None and copy.version == event.booking_version:
+        bump_feeds(session, {copy.provider_id}, now)  # the feed shows the provider's join link
     log.info(
         "join links stored",
         extra={

@@ -34,7 +34,7 @@ from services.notify.models import (
     JoinLink,
     Message,
 )
-from services.notify.planning import for_update, quiet_deadline, respect_quiet_hours
+from services.notify.planning import bump_feeds, for_update, quiet_deadline, respect_quiet_hours
 from services.notify.rendering import MessageContext, compose_email, message_id_for
 from services.notify.runtime import Runtime
 from services.notify.senders import Outcome, OutgoingSms, SendResult
@@ -118,6 +118,11 @@ def claim(*, session: Session, runtime: Runtime, ids: list[int], now: datetime) 
             )
             if ready is not None:
                 prepared.append(ready)
+    # An invite given a new SEQUENCE changes what its provider's feed says.
+    invited = {
+        bookings[r.booking_id].provider_id for r in rows if invites.is_invite(r.step) and r.status == SENDING
+    }
+    bump_feeds(session, invited, now)
     return prepared
 
 

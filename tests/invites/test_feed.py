@@ -11,8 +11,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from icalendar import Calendar
 
+from services.notify import feeds
 from services.notify.runtime import Runtime
 from shared import events, links
+from shared.timeutil import utcnow
 from tests.invites.support import PROVIDER_EMAIL, parse, provider_invites
 from tests.notify.conftest import MONDAY_NOON, STAFF, deliver, work
 from tests.notify.factories import PROVIDER, Booking
@@ -275,3 +277,62 @@ def test_the_same_uid_in_feed_and_invite_across_zones(
     assert b"DTSTART;TZID=Asia/Tokyo:20260309T210000" in data
     (entry,) = parse_feed(data).events
     assert entry.start.astimezone(UTC) == MONDAY_NOON + timedelta(days=7)
+
+
+def test_whenever_the_feed_would_say_something_else_its_etag_changes(
+    invite_app: Flask, clock: time_machine.Coordinates
+) -> None:
+    """The ETag is the provider's revision, not a hash of the rows: check it against a feed built from scratch
+    after every kind of write and the passing of days."""
+    runtime: Runtime = invite_app.extensions["notify"]
+    signer: links.LinkSigner = invite_app.extensions["link_signer"]
+    token = signer.sign(
+        purpose=links.FEED, subject="1", version=1, expires_at=MONDAY_NOON + timedelta(days=90)
+    )
+
+    def fresh() -> tuple[str, bytes]:
+        with invite_app.app_context(), runtime.db.transaction() as session:
+            now = utcnow()
+            access = feeds.verify(session=session, signer=signer, token=token, now=now)
+            state = feeds.feed_state(access=access, salt=runtime.feed_salt, now=now)
+            built, rebuilt = feeds.build_feed(
+                session=session,
+                access=access,
+                state=state,
+                config=runtime.config,
+                book=runtime.book,
+                cache=feeds.FeedCache(),
+                now=now,
+            )
+            assert rebuilt
+            return state.etag, built.body
+
+    a = Booking(start=MONDAY_NOON + timedelta(days=2))
+    b = Booking(start=MONDAY_NOON + timedelta(days=3), kind="infusion-session")
+    steps = [
+        lambda: deliver(invite_app, a.confirmed(at=MONDAY_NOON)),
+        lambda: work(invite_app),  # the invite takes SEQUENCE 0
+        lambda: deliver(invite_app, a.links_ready(at=MONDAY_NOON)),
+        lambda: work(invite_app),  # the update takes SEQUENCE 1
+        lambda: deliver(invite_app, b.confirmed(at=MONDAY_NOON)),
+        lambda: deliver(invite_app, b.confirmed(at=MONDAY_NOON)),  # redelivered: nothing changes
+        lambda: deliver(invite_app, a.reschedule(MONDAY_NOON + timedelta(days=4), at=MONDAY_NOON)),
+        lambda: work(invite_app),
+        lambda: deliver(invite_app, a.links_ready(at=MONDAY_NOON)),
+        lambda: deliver(invite_app, b.cancel(at=MONDAY_NOON)),
+        lambda: work(invite_app),
+        lambda: clock.move_to(MONDAY_NOON + timedelta(hours=6)),  # same day: same feed
+        lambda: clock.move_to(MONDAY_NOON + timedelta(days=9)),  # b's cancellation is a week old
+        lambda: clock.move_to(MONDAY_NOON + timedelta(days=40)),  # a ended more than 30 days ago
+        lambda: clock.move_to(MONDAY_NOON + timedelta(days=70)),  # the link expires within 30 days
+    ]
+    etag, body = fresh()
+    changes = 0
+    for step in steps:
+        step()
+        new_etag, new_body = fresh()
+        if new_body != body:
+            changes += 1
+            assert new_etag != etag, "the feed changed but its ETag did not"
+        etag, body = new_etag, new_body
+    assert changes >= 10

@@ -29,6 +29,8 @@ def upgrade() -> None:
         sa.Column("provider_id", sa.Integer(), nullable=False),
         sa.Column("token_version", sa.Integer(), nullable=False),
         sa.Column("rotated_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("revision", sa.BigInteger(), nullable=False),
+        sa.Column("changed_at", shared.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", shared.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("provider_id", name=op.f("pk_provider_feeds")),
     )
