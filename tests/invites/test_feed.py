@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from datetime import UTC, timedelta
 
 import time_machine
@@ -336,3 +337,20 @@ def test_whenever_the_feed_would_say_something_else_its_etag_changes(
             assert new_etag != etag, "the feed changed but its ETag did not"
         etag, body = new_etag, new_body
     assert changes >= 10
+
+
+def test_ops_can_print_and_rotate_a_feed_link_from_the_command_line(
+    invite_app: Flask, clock: time_machine.Coordinates
+) -> None:
+    runner = invite_app.test_cli_runner()
+    printed = runner.invoke(args=["feed-link", "3"])
+    assert printed.exit_code == 0, printed.output
+    link = json.loads(printed.output.strip().splitlines()[-1])
+    assert (link["provider_id"], link["token_version"]) == (3, 1)
+    client = invite_app.test_client()
+    assert client.get(path_of(link["url"])).status_code == 200
+    rotated = json.loads(runner.invoke(args=["feed-link", "3", "--rotate"]).output.strip().splitlines()[-1])
+    assert rotated["token_version"] == 2
+    assert client.get(path_of(link["url"])).status_code == 404
+    assert client.get(path_of(rotated["url"])).status_code == 200
+    assert runner.invoke(args=["feed-link", "0"]).exit_code == 2
