@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from services.notify import optouts
 from services.notify.models import SENDING, SENT, Message
-from services.notify.planning import for_update
 from services.notify.senders.twilio_sms import OPTED_OUT_CODE
+from services.notify.sql import for_update
 from shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)

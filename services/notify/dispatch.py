@@ -33,8 +33,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from services.notify.models import FAILED, PLANNED, QUEUED, SENDING, Message
-from services.notify.planning import rowcount
 from services.notify.runtime import SEND_QUEUE, Runtime
+from services.notify.sql import rowcount
 from shared.queues import NOTIFY_QUEUE, queue
 from shared.timeutil import utcnow
 

@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -37,6 +34,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from services.notify.config import NotifyConfig
+from services.notify.feed_cache import BuiltFeed, FeedCache, Lru
 from services.notify.models import CANCELLED, BookingCopy, CalendarInvite, JoinLink, ProviderFeed
 from services.notify.protocols import ProtocolBook
 from services.notify.provider_calendar import provider_event
@@ -218,47 +216,6 @@ def settings_salt(config: NotifyConfig, book: ProtocolBook) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
-class _Lru:
-    """A small thread-safe LRU map."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[Hashable, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> Any:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: Hashable, value: Any) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-
-@dataclass(frozen=True)
-class BuiltFeed:
-    """A feed body, raw and gzip-compressed, and how long building it took."""
-
-    body: bytes
-    gzipped: bytes
-    build_ms: float
-
-
-class FeedCache:
-    """Built feeds by (provider, ETag) and serialized entries by what they depend on, per process."""
-
-    def __init__(self, feeds: int = 64, entries: int = 50_000) -> None:
-        self.feeds = _Lru(feeds)
-        self.entries = _Lru(entries)
-        self.builds = 0  # how many feeds this process built (tests and the benchmark read it)
-
-
 def _entry(
     *,
     copy: BookingCopy,
@@ -401,7 +358,7 @@ def _without_end(calendar: Calendar) -> bytes:
     return text[: -len(end)]
 
 
-_VTIMEZONES = _Lru(256)
+_VTIMEZONES = Lru(256)
 
 
 def _vtimezone(zone: str, first: int, last: int) -> bytes:

@@ -16,14 +16,13 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from services.notify.calendar_rows import bump_feeds, invite_row, plan_link_invite
 from services.notify.models import (
     CANCELLED,
     EMAIL,
     INVITE,
-    INVITE_LINK,
     PENDING,
     PLANNED,
     SKIPPED,
@@ -32,12 +31,11 @@ from services.notify.models import (
     BookingCopy,
     JoinLink,
     Message,
-    ProviderFeed,
 )
 from services.notify.protocols import BOOKED, END, RESCHEDULED, START, Protocol, ProtocolBook, Step
 from services.notify.protocols import CANCELLED as ON_CANCELLED
+from services.notify.sql import dialect_insert, for_update, rowcount
 from shared import events
-from shared.events import VIDEO
 from shared.timeutil import local_to_utc, to_zone
 
 log = logging.getLogger(__name__)
@@ -60,47 +58,11 @@ class Applied:
     cancelled: int = 0
 
 
-def rowcount(result: Any) -> int:
-    """Rows an UPDATE or DELETE touched."""
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-def dialect_insert(session: Session, model: Any) -> Any:
-    """An INSERT for this session's backend, so ``on_conflict_*`` works on SQLite and PostgreSQL."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
-
-
-def for_update(session: Session, query: Any, *, read: bool = False) -> Any:
-    """``query`` locking its rows (shared with ``read``) on PostgreSQL."""
-    # SQLite has no row locks; its BEGIN IMMEDIATE already serializes writers.
-    if session.get_bind().dialect.name == "postgresql":
-        return query.with_for_update(read=read)
-    return query
-
-
 def lock_booking(session: Session, booking_id: uuid.UUID) -> BookingCopy | None:
     """Notify's copy of a booking, locked for update until the transaction ends."""
     query = for_update(session, select(BookingCopy).where(BookingCopy.id == booking_id))
     found: BookingCopy | None = session.scalars(query.execution_options(populate_existing=True)).first()
     return found
-
-
-def bump_feeds(session: Session, provider_ids: set[int], now: datetime) -> None:
-    """Raise the feed revision of each provider (in the caller's transaction): what their feed shows changed.
-
-    Called by every write that changes a feed (booking events, join links, invites' sequences), so a feed's
-    ETag is one primary-key read. Providers are taken in id order, the feed rows last of all locks.
-    """
-    for provider_id in sorted(provider_ids):
-        session.execute(
-            dialect_insert(session, ProviderFeed)
-            .values(provider_id=provider_id, token_version=1, revision=1, changed_at=now, created_at=now)
-            .on_conflict_do_update(
-                index_elements=["provider_id"],
-                set_={"revision": ProviderFeed.revision + 1, "changed_at": now},
-            )
-        )
 
 
 def quiet_end(moment: datetime, tz: str, quiet: tuple[time, time] | None) -> datetime | None:
@@ -321,57 +283,6 @@ def _row(
     }
 
 
-def invite_row(
-    *, copy: BookingCopy, protocol: Protocol, step: str, due_at: datetime, now: datetime
-) -> dict[str, Any]:
-    """The plan row of a provider invite for ``copy``'s current version (skipped if the visit is over)."""
-    late = now >= copy.end_at
-    return {
-        "booking_id": copy.id,
-        "booking_version": copy.version,
-        "step": step,
-        "channel": EMAIL,
-        "protocol": protocol.slug,
-        "protocol_version": protocol.version,
-        "urgent": True,
-        "due_at": due_at,
-        # An invite is of no use once the visit is over.
-        "expires_at": copy.end_at,
-        "status": SKIPPED if late else PLANNED,
-        "reason": "too late: the visit is over" if late else "",
-        "blocked_on": None,
-        "attempts": 0,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-def _plan_link_invite(
-    *,
-    session: Session,
-    book: ProtocolBook,
-    copy: BookingCopy | None,
-    event: events.LinksReadyEvent,
-    now: datetime,
-) -> bool:
-    """Plan the provider's updated invite for newly arrived join links, if the booking wants one."""
-    if (
-        copy is None  # the booking event is still on its way: its invite will carry the links
-        or copy.version != event.booking_version
-        or copy.status == CANCELLED
-        or copy.snapshot["appointment_type"]["mode"] != VIDEO
-        or now >= copy.end_at
-    ):
-        return False
-    row = invite_row(copy=copy, protocol=book.get(copy.protocol), step=INVITE_LINK, due_at=now, now=now)
-    session.execute(
-        dialect_insert(session, Message)
-        .values([row])
-        .on_conflict_do_nothing(index_elements=["booking_id", "step", "channel", "booking_version"])
-    )
-    return True
-
-
 def apply_links_ready(
     *,
     session: Session,
@@ -407,7 +318,7 @@ def apply_links_ready(
             .values(blocked_on=None, updated_at=now)
         )
     )
-    invite = book is not None and _plan_link_invite(
+    invite = book is not None and plan_link_invite(
         session=session, book=book, copy=copy, event=event, now=now
     )
     if copy is not None and copy.version == event.booking_version:

@@ -9,7 +9,7 @@ from flask import current_app
 from redis import Redis
 
 from services.notify.config import NotifyConfig
-from services.notify.feeds import FeedCache
+from services.notify.feed_cache import FeedCache
 from services.notify.protocols import ProtocolBook
 from services.notify.rendering import Renderer
 from services.notify.senders import Senders

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.notify import invites, optouts
+from services.notify.calendar_rows import bump_feeds
 from services.notify.models import (
     CANCELLED,
     EMAIL,
@@ -34,10 +35,11 @@ from services.notify.models import (
     JoinLink,
     Message,
 )
-from services.notify.planning import bump_feeds, for_update, quiet_deadline, respect_quiet_hours
+from services.notify.planning import quiet_deadline, respect_quiet_hours
 from services.notify.rendering import MessageContext, compose_email, message_id_for
 from services.notify.runtime import Runtime
 from services.notify.senders import Outcome, OutgoingSms, SendResult
+from services.notify.sql import for_update
 from shared import links
 from shared.timeutil import utcnow
 
