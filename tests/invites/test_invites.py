@@ -23,7 +23,7 @@ from tests.invites.support import (
     physical_lines,
     provider_invites,
 )
-from tests.notify.conftest import MONDAY_NOON, STAFF, deliver, tick, use_senders, work
+from tests.notify.conftest import MONDAY_NOON, STAFF, deliver, outbox, tick, use_senders, work
 from tests.notify.factories import PROVIDER, Booking
 
 WEEK_AHEAD = MONDAY_NOON + timedelta(days=7)  # Monday 9 March 2026, 12:00 UTC = 8:00 EDT (after the change)
@@ -64,6 +64,14 @@ def test_a_booking_sends_the_provider_a_request_with_everything_a_calendar_needs
 
     (mail,) = emails(invite_app, PROVIDER_EMAIL)
     assert mail["Subject"] == "Invitation: Video appointment: Alex D. @ Mon 9 Mar 2026, 8:00 AM EDT"
+    # The outbox page shows the calendar once (the inline part and invite.ics are the same bytes).
+    (row_on_page,) = [o for o in outbox(invite_app, "email") if o.recipient == PROVIDER_EMAIL]
+    assert [(a.filename, a.content_type) for a in row_on_page.attachments] == [
+        ("invite.ics", "application/ics")
+    ]
+    page = invite_app.test_client().get(f"/outbox/{row_on_page.id}")
+    assert page.status_code == 200
+    assert "invite.ics" in page.text
     (row,) = invite_rows(invite_app)
     assert (row.step, row.status, row.sequence, row.recipient) == (INVITE, SENT, 0, PROVIDER_EMAIL)
 
