@@ -12,6 +12,7 @@ from flask.cli import with_appcontext
 from services.booking import relay, seed, service
 from shared.db import get_db
 from shared.links import manage_url
+from shared.worker import serve_process_metrics
 
 
 def register(app: Flask) -> None:
@@ -22,6 +23,7 @@ def register(app: Flask) -> None:
     def _relay() -> None:
         """Move committed events from the outbox to the Redis queues, until stopped."""
         config = current_app.extensions["suite_config"]
+        serve_process_metrics(current_app)
         relay.run_relay(
             db=get_db(),
             redis=current_app.extensions["redis"],

@@ -38,6 +38,7 @@ from services.booking.slots import blocked_span
 from shared import events, links
 from shared.db import is_unique_violation
 from shared.logging import get_correlation_id
+from shared.metrics import BOOKINGS, count_after_commit
 from shared.problems import Conflict, Gone, NotFound, Problem, field_error
 from shared.timeutil import ensure_utc, local_date, utcnow
 
@@ -155,6 +156,13 @@ def snapshot(booking: Booking) -> events.BookingSnapshot:
     )
 
 
+_CHANGE_OF = {
+    events.BOOKING_CONFIRMED: "created",
+    events.BOOKING_RESCHEDULED: "rescheduled",
+    events.BOOKING_CANCELLED: "cancelled",
+}
+
+
 def _record_event(
     session: Session,
     booking: Booking,
@@ -177,6 +185,7 @@ def _record_event(
         payload=events.dump_event(event),
     )
     session.add(row)
+    count_after_commit(session, BOOKINGS, change=_CHANGE_OF[event_type])
     return row
 
 
