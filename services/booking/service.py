@@ -314,6 +314,16 @@ def get_booking(*, session: Session, booking_id: uuid.UUID) -> Booking:
     return booking
 
 
+def booking_events(*, session: Session, booking_id: uuid.UUID) -> list[OutboxEvent]:
+    """The events a booking has recorded, oldest first (published ones stay for OUTBOX_RETENTION_DAYS)."""
+    get_booking(session=session, booking_id=booking_id)
+    return list(
+        session.scalars(
+            select(OutboxEvent).where(OutboxEvent.booking_id == booking_id).order_by(OutboxEvent.seq)
+        )
+    )
+
+
 def list_bookings(
     *,
     session: Session,
