@@ -26,6 +26,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -38,7 +39,7 @@ from redis import Redis
 from shared.app import make_redis
 from shared.config import CommonConfig, load
 from shared.queues import ALL_QUEUES
-from suitectl.processes import PROCESSES, SEED_DEMO, SERVICES, migrate_task
+from suitectl.processes import PROCESSES, SEED_DEMO, SERVICES, migrate_task, schema_check
 
 
 def _resolve(argv: Sequence[str]) -> list[str]:
@@ -104,6 +105,31 @@ def _run_task(commands: Sequence[Sequence[str]], dry_run: bool) -> None:
 def migrate(services: tuple[str, ...], dry_run: bool) -> None:
     """Apply the migrations of SERVICES (default: all three), stopping at the first failure."""
     _run_task(migrate_task(services or SERVICES).commands, dry_run)
+
+
+@cli.command("wait-for-schema")
+@click.argument("service", type=click.Choice(SERVICES))
+@click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait before giving up.")
+@click.option("--interval", default=5.0, show_default=True, help="Seconds between checks.")
+@click.option("--dry-run", is_flag=True, help="Print the check instead of running it.")
+def wait_for_schema(service: str, timeout: float, interval: float, dry_run: bool) -> None:
+    """Wait until SERVICE's database is at the latest migration (an init container of every process)."""
+    argv = _resolve(schema_check(service))
+    if dry_run:
+        click.echo(_show(argv))
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        completed = subprocess.run(argv, check=False, capture_output=True, text=True)  # noqa: S603
+        if completed.returncode == 0:
+            click.echo(completed.stdout.strip())
+            return
+        if time.monotonic() >= deadline:
+            raise click.ClickException(
+                f"{service} database not migrated after {timeout:.0f} s: "
+                + (completed.stdout.strip() or completed.stderr.strip()[-300:])
+            )
+        time.sleep(interval)
 
 
 @cli.command("seed-demo")

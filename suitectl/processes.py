@@ -103,6 +103,11 @@ def migrate_task(services: tuple[str, ...] = SERVICES) -> Task:
     )
 
 
+def schema_check(service: str) -> tuple[str, ...]:
+    """The command that exits 0 once ``service``'s database is at the latest migration."""
+    return ("flask", "--app", f"services.{service}", "db", "is-current")
+
+
 SEED_DEMO = Task(
     name="seed-demo",
     commands=(("flask", "--app", "services.booking", "seed-demo"),),
