@@ -15,6 +15,7 @@ from shared import db as dbmod
 from shared import health, metrics, migrate
 from shared.api import ProblemApi, init_api
 from shared.config import CommonConfig
+from shared.links import LinkSigner
 from shared.logging import configure_logging, new_correlation_id, set_correlation_id
 
 log = logging.getLogger("suite.request")
@@ -48,6 +49,7 @@ def create_service_app(
     app = SuiteFlask(import_name)
     app.config["SERVICE_NAME"] = service
     app.extensions["suite_config"] = config
+    app.extensions["link_signer"] = LinkSigner(config.link_signing_keys)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     database = dbmod.Database(database_url)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from shared.timeutil import utcnow
@@ -93,6 +94,12 @@ class LinkSigner:
             expires_at=expires_at,
             extra=payload.get("x") or {},
         )
+
+
+def current_signer() -> LinkSigner:
+    """The link signer of the current app (every service app has one, from ``LINK_SIGNING_KEYS``)."""
+    signer: LinkSigner = current_app.extensions["link_signer"]
+    return signer
 
 
 def link_url(base_url: str, path: str, token: str) -> str:

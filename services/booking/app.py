@@ -9,7 +9,6 @@ from services.booking.config import BookingConfig
 from services.booking.pages import init_pages
 from shared.app import add_metrics_collector, create_service_app
 from shared.config import load
-from shared.links import LinkSigner
 from shared.metrics import FunctionCollector
 
 
@@ -24,7 +23,6 @@ def create_app(config: BookingConfig | None = None) -> Flask:
         description="Providers, appointment types, availability, free slots and bookings of the clinic.",
         import_name=__name__,
     )
-    app.extensions["link_signer"] = LinkSigner(config.link_signing_keys)
     for blueprint in views.BLUEPRINTS:
         api.register_blueprint(blueprint)
     init_pages(app, config)

@@ -260,6 +260,28 @@ def create_patient(
     return patient
 
 
+def find_or_create_patient(*, session: Session, clinic_id: int, details: dict[str, Any]) -> Patient:
+    """The clinic's patient with the same email and phone (details refreshed), or a new one."""
+    existing = session.scalar(
+        select(Patient)
+        .where(
+            Patient.clinic_id == clinic_id,
+            Patient.email_key == details["email"].lower(),
+            Patient.phone.is_(None) if details.get("phone") is None else Patient.phone == details["phone"],
+        )
+        .order_by(Patient.created_at)
+        .limit(1)
+    )
+    if existing is None:
+        return create_patient(session=session, clinic_id=clinic_id, **details)
+    if details.get("sms_consent") and not details.get("phone"):
+        raise field_error("patient.sms_consent", "SMS consent needs a mobile number")
+    existing.name = details["name"]
+    existing.time_zone = details["time_zone"]
+    existing.sms_consent = bool(details.get("sms_consent", existing.sms_consent))
+    return existing
+
+
 def get_patient(*, session: Session, patient_id: uuid.UUID) -> Patient:
     """The patient ``patient_id`` or 404."""
     patient = session.get(Patient, patient_id)

@@ -11,7 +11,7 @@ from flask.cli import with_appcontext
 
 from services.booking import relay, seed, service
 from shared.db import get_db
-from shared.links import manage_url
+from shared.links import current_signer, manage_url
 from shared.worker import serve_process_metrics
 
 
@@ -48,7 +48,7 @@ def register(app: Flask) -> None:
                 "demo_booking": str(demo.booking.id) if demo.booking else None,
                 "demo_manage_url": manage_url(
                     config.booking_public_url,
-                    service.manage_token(current_app.extensions["link_signer"], demo.booking),
+                    service.manage_token(current_signer(), demo.booking),
                 )
                 if demo.booking
                 else None,

@@ -16,14 +16,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from services.booking import catalog, invitations
+from services.booking import catalog, invitations, outbox
 from services.booking.models import (
     GRANULE_MINUTES,
     Booking,
     DayClaim,
     Intake,
     OutboxEvent,
-    Patient,
     SlotClaim,
 )
 from services.booking.search import (
@@ -37,8 +36,6 @@ from services.booking.search import (
 from services.booking.slots import blocked_span
 from shared import events, links
 from shared.db import is_unique_violation
-from shared.logging import get_correlation_id
-from shared.metrics import BOOKINGS, count_after_commit
 from shared.problems import Conflict, Gone, NotFound, Problem, field_error
 from shared.timeutil import ensure_utc, local_date, utcnow
 
@@ -123,94 +120,6 @@ def _release(session: Session, booking: Booking) -> None:
     session.execute(delete(DayClaim).where(DayClaim.booking_id == booking.id))
 
 
-def snapshot(booking: Booking) -> events.BookingSnapshot:
-    """The booking as an event carries it."""
-    t, p, c, pt = booking.appointment_type, booking.provider, booking.clinic, booking.patient
-    return events.BookingSnapshot(
-        id=booking.id,
-        version=booking.version,
-        status=booking.status,
-        start=booking.start_at,
-        end=booking.end_at,
-        clinic=events.ClinicRef(
-            slug=c.slug, name=c.name, time_zone=c.time_zone, address=c.address, phone=c.phone
-        ),
-        appointment_type=events.AppointmentTypeRef(
-            id=t.id,
-            slug=t.slug,
-            name=t.name,
-            mode=t.mode,
-            duration_minutes=t.duration_minutes,
-            reminder_protocol=t.reminder_protocol,
-            location=t.location,
-        ),
-        provider=events.ProviderRef(id=p.id, name=p.name, email=p.email, time_zone=p.time_zone),
-        patient=events.PatientRef(
-            id=pt.id,
-            name=pt.name,
-            email=pt.email,
-            phone=pt.phone,
-            time_zone=pt.time_zone,
-            sms_consent=pt.sms_consent,
-        ),
-    )
-
-
-_CHANGE_OF = {
-    events.BOOKING_CONFIRMED: "created",
-    events.BOOKING_RESCHEDULED: "rescheduled",
-    events.BOOKING_CANCELLED: "cancelled",
-}
-
-
-def _record_event(
-    session: Session,
-    booking: Booking,
-    event_type: str,
-    *,
-    previous: events.TimeRange | None = None,
-    cancelled_by: str | None = None,
-) -> OutboxEvent:
-    event = events.BookingEvent(
-        type=event_type,
-        booking=snapshot(booking),
-        correlation_id=get_correlation_id(),
-        previous=previous,
-        cancelled_by=cancelled_by,
-    )
-    row = OutboxEvent(
-        event_id=event.event_id,
-        event_type=event_type,
-        booking_id=booking.id,
-        payload=events.dump_event(event),
-    )
-    session.add(row)
-    count_after_commit(session, BOOKINGS, change=_CHANGE_OF[event_type])
-    return row
-
-
-def _find_or_create_patient(session: Session, clinic_id: int, details: dict[str, Any]) -> Patient:
-    """The clinic's patient with the same email and phone (details refreshed), or a new one."""
-    existing = session.scalar(
-        select(Patient)
-        .where(
-            Patient.clinic_id == clinic_id,
-            Patient.email_key == details["email"].lower(),
-            Patient.phone.is_(None) if details.get("phone") is None else Patient.phone == details["phone"],
-        )
-        .order_by(Patient.created_at)
-        .limit(1)
-    )
-    if existing is None:
-        return catalog.create_patient(session=session, clinic_id=clinic_id, **details)
-    if details.get("sms_consent") and not details.get("phone"):
-        raise field_error("patient.sms_consent", "SMS consent needs a mobile number")
-    existing.name = details["name"]
-    existing.time_zone = details["time_zone"]
-    existing.sms_consent = bool(details.get("sms_consent", existing.sms_consent))
-    return existing
-
-
 def _by_key(session: Session, key: str) -> Booking | None:
     return session.scalar(select(Booking).where(Booking.idempotency_key == key))
 
@@ -262,7 +171,9 @@ def book_appointment(
     try:
         if patient_id is None:
             assert patient is not None
-            person = _find_or_create_patient(session, provider.clinic_id, patient)
+            person = catalog.find_or_create_patient(
+                session=session, clinic_id=provider.clinic_id, details=patient
+            )
         booking = Booking(
             clinic_id=provider.clinic_id,
             provider=provider,
@@ -300,7 +211,7 @@ def book_appointment(
         )
     if invitation is not None:
         invitations.redeem(session=session, invitation=invitation, booking=booking)
-    _record_event(session, booking, events.BOOKING_CONFIRMED)
+    outbox.record_event(session, booking, events.BOOKING_CONFIRMED)
     session.flush()
     bump_schedule(session, provider.id)
     return booking, True
@@ -315,13 +226,9 @@ def get_booking(*, session: Session, booking_id: uuid.UUID) -> Booking:
 
 
 def booking_events(*, session: Session, booking_id: uuid.UUID) -> list[OutboxEvent]:
-    """The events a booking has recorded, oldest first (published ones stay for OUTBOX_RETENTION_DAYS)."""
+    """The events booking ``booking_id`` recorded, oldest first, or 404 (see outbox.events_of)."""
     get_booking(session=session, booking_id=booking_id)
-    return list(
-        session.scalars(
-            select(OutboxEvent).where(OutboxEvent.booking_id == booking_id).order_by(OutboxEvent.seq)
-        )
-    )
+    return outbox.events_of(session, booking_id)
 
 
 def list_bookings(
@@ -438,7 +345,7 @@ def reschedule_booking(
         session.refresh(booking)
         raise _slot_taken(session, (provider.id, appointment_type.id, start), booking.id) from exc
     _claim_day(session, booking, appointment_type.daily_limit)
-    _record_event(session, booking, events.BOOKING_RESCHEDULED, previous=previous)
+    outbox.record_event(session, booking, events.BOOKING_RESCHEDULED, previous=previous)
     session.flush()
     bump_schedule(session, provider.id)
     return booking
@@ -463,7 +370,7 @@ def cancel_booking(
     booking.cancelled_at = utcnow()
     booking.cancelled_by = by
     _flush_versioned(session)
-    _record_event(session, booking, events.BOOKING_CANCELLED, cancelled_by=by)
+    outbox.record_event(session, booking, events.BOOKING_CANCELLED, cancelled_by=by)
     session.flush()
     bump_schedule(session, booking.provider_id)
     return booking, True

@@ -1,6 +1,7 @@
-"""HTTP API of the booking service: staff endpoints (API key) and patient endpoints (signed manage links).
+"""HTTP API of the booking service: slots (public), bookings (staff), a patient's own booking (signed link).
 
 Views are thin: a schema loads the request, one service function does the work, a schema dumps the result.
+The staff endpoints that set a clinic up are in catalog_views.py.
 """
 
 from __future__ import annotations
@@ -8,38 +9,21 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import date, timedelta
 from typing import Any
 
 from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from services.booking import catalog, invitations, search, service
+from services.booking import catalog, catalog_views, search, service
 from services.booking import schemas as s
 from services.booking.models import Booking
 from shared.api import API_PREFIX, ProblemSchema, staff_only
 from shared.db import get_session, unit_of_work
-from shared.links import LinkSigner, manage_url
+from shared.links import current_signer, manage_url
 from shared.problems import BadRequest
-from shared.timeutil import to_zone, utcnow
+from shared.timeutil import to_zone
 
-clinics = Blueprint("clinics", __name__, url_prefix=f"{API_PREFIX}/clinics", description="Clinics (staff)")
-providers = Blueprint(
-    "providers",
-    __name__,
-    url_prefix=f"{API_PREFIX}/providers",
-    description="Providers and availability (staff)",
-)
-types = Blueprint(
-    "appointment_types",
-    __name__,
-    url_prefix=f"{API_PREFIX}/appointment-types",
-    description="Appointment types (staff)",
-)
-patients = Blueprint(
-    "patients", __name__, url_prefix=f"{API_PREFIX}/patients", description="Patients (staff)"
-)
 slots = Blueprint("slots", __name__, url_prefix=f"{API_PREFIX}/slots", description="Free slots (public)")
 bookings = Blueprint(
     "bookings", __name__, url_prefix=f"{API_PREFIX}/bookings", description="Bookings (staff)"
@@ -50,18 +34,7 @@ manage = Blueprint(
     url_prefix=f"{API_PREFIX}/manage",
     description="A patient's own booking, by signed link",
 )
-invites = Blueprint(
-    "invitations",
-    __name__,
-    url_prefix=f"{API_PREFIX}/invitations",
-    description="Private booking links for one patient (staff)",
-)
-BLUEPRINTS = (clinics, providers, types, patients, slots, bookings, manage, invites)
-
-
-def _signer() -> LinkSigner:
-    signer: LinkSigner = current_app.extensions["link_signer"]
-    return signer
+BLUEPRINTS = (*catalog_views.BLUEPRINTS, slots, bookings, manage)
 
 
 class _Presented:
@@ -69,7 +42,7 @@ class _Presented:
 
     def __init__(self, booking: Booking) -> None:
         self._booking = booking
-        self.manage_token = service.manage_token(_signer(), booking)
+        self.manage_token = service.manage_token(current_signer(), booking)
         self.manage_url = manage_url(
             current_app.extensions["suite_config"].booking_public_url, self.manage_token
         )
@@ -77,208 +50,6 @@ class _Presented:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._booking, name)
-
-
-# --- clinics -------------------------------------------------------------------------------------------
-
-
-@clinics.route("")
-class Clinics(MethodView):
-    @staff_only(clinics)
-    @clinics.response(200, s.ClinicOut(many=True))
-    def get(self) -> Any:
-        """List clinics."""
-        return catalog.list_clinics(session=get_session())
-
-    @staff_only(clinics)
-    @clinics.arguments(s.ClinicIn)
-    @clinics.response(201, s.ClinicOut)
-    @clinics.alt_response(409, schema=ProblemSchema, description="Slug taken")
-    def post(self, data: dict[str, Any]) -> Any:
-        """Create a clinic."""
-        with unit_of_work() as session:
-            return catalog.create_clinic(session=session, **data)
-
-
-@clinics.route("/<int:clinic_id>")
-class ClinicItem(MethodView):
-    @staff_only(clinics)
-    @clinics.response(200, s.ClinicOut)
-    def get(self, clinic_id: int) -> Any:
-        """Read a clinic."""
-        return catalog.get_clinic(session=get_session(), clinic_id=clinic_id)
-
-    @staff_only(clinics)
-    @clinics.arguments(s.ClinicPatch)
-    @clinics.response(200, s.ClinicOut)
-    def patch(self, data: dict[str, Any], clinic_id: int) -> Any:
-        """Change a clinic."""
-        with unit_of_work() as session:
-            return catalog.update_clinic(session=session, clinic_id=clinic_id, changes=data)
-
-
-# --- providers -----------------------------------------------------------------------------------------
-
-
-@providers.route("")
-class Providers(MethodView):
-    @staff_only(providers)
-    @providers.arguments(s.ClinicFilter, location="query")
-    @providers.response(200, s.ProviderOut(many=True))
-    def get(self, args: dict[str, Any]) -> Any:
-        """List providers."""
-        return catalog.list_providers(session=get_session(), clinic_id=args.get("clinic_id"))
-
-    @staff_only(providers)
-    @providers.arguments(s.ProviderIn)
-    @providers.response(201, s.ProviderOut)
-    def post(self, data: dict[str, Any]) -> Any:
-        """Create a provider."""
-        with unit_of_work() as session:
-            return catalog.create_provider(session=session, **data)
-
-
-@providers.route("/<int:provider_id>")
-class ProviderItem(MethodView):
-    @staff_only(providers)
-    @providers.response(200, s.ProviderOut)
-    def get(self, provider_id: int) -> Any:
-        """Read a provider."""
-        return catalog.get_provider(session=get_session(), provider_id=provider_id)
-
-    @staff_only(providers)
-    @providers.arguments(s.ProviderPatch)
-    @providers.response(200, s.ProviderOut)
-    def patch(self, data: dict[str, Any], provider_id: int) -> Any:
-        """Change a provider."""
-        with unit_of_work() as session:
-            return catalog.update_provider(session=session, provider_id=provider_id, changes=data)
-
-
-@providers.route("/<int:provider_id>/availability")
-class WeeklyAvailability(MethodView):
-    @staff_only(providers)
-    @providers.response(200, s.WeeklyAvailabilityOut)
-    def get(self, provider_id: int) -> Any:
-        """Read a provider's weekly hours (in the provider's zone)."""
-        rules = catalog.weekly_availability(session=get_session(), provider_id=provider_id)
-        return {"provider_id": provider_id, "rules": rules}
-
-    @staff_only(providers)
-    @providers.arguments(s.WeeklyAvailabilityIn)
-    @providers.response(200, s.WeeklyAvailabilityOut)
-    def put(self, data: dict[str, Any], provider_id: int) -> Any:
-        """Replace a provider's weekly hours."""
-        with unit_of_work() as session:
-            rules = catalog.set_weekly_availability(
-                session=session,
-                provider_id=provider_id,
-                rules=[(r["weekday"], r["start"], r["end"]) for r in data["rules"]],
-            )
-            return {"provider_id": provider_id, "rules": rules}
-
-
-@providers.route("/<int:provider_id>/overrides")
-class Overrides(MethodView):
-    @staff_only(providers)
-    @providers.arguments(s.OverrideRange, location="query")
-    @providers.response(200, s.OverrideOut(many=True))
-    def get(self, args: dict[str, Any], provider_id: int) -> Any:
-        """List dated overrides of a provider's hours."""
-        return catalog.list_overrides(
-            session=get_session(),
-            provider_id=provider_id,
-            first_day=args.get("start"),
-            last_day=args.get("end"),
-        )
-
-
-@providers.route("/<int:provider_id>/overrides/<isodate:day>")
-class OverrideItem(MethodView):
-    @staff_only(providers)
-    @providers.arguments(s.OverrideIn)
-    @providers.response(200, s.OverrideOut(many=True))
-    def put(self, data: dict[str, Any], provider_id: int, day: date) -> Any:
-        """Set one date's hours: closed, or open only in the windows given."""
-        with unit_of_work() as session:
-            return catalog.set_override(
-                session=session,
-                provider_id=provider_id,
-                day=day,
-                closed=data["closed"],
-                windows=[(w["start"], w["end"]) for w in data["windows"]],
-            )
-
-    @staff_only(providers)
-    @providers.response(204)
-    def delete(self, provider_id: int, day: date) -> None:
-        """Remove one date's override (the weekly hours apply again)."""
-        with unit_of_work() as session:
-            catalog.get_provider(session=session, provider_id=provider_id)
-            catalog.clear_override(session=session, provider_id=provider_id, day=day)
-
-
-# --- appointment types ---------------------------------------------------------------------------------
-
-
-@types.route("")
-class AppointmentTypes(MethodView):
-    @staff_only(types)
-    @types.arguments(s.ClinicFilter, location="query")
-    @types.response(200, s.AppointmentTypeOut(many=True))
-    def get(self, args: dict[str, Any]) -> Any:
-        """List appointment types."""
-        return catalog.list_appointment_types(session=get_session(), clinic_id=args.get("clinic_id"))
-
-    @staff_only(types)
-    @types.arguments(s.AppointmentTypeIn)
-    @types.response(201, s.AppointmentTypeOut)
-    @types.alt_response(409, schema=ProblemSchema, description="Slug taken in this clinic")
-    def post(self, data: dict[str, Any]) -> Any:
-        """Create an appointment type."""
-        clinic_id = data.pop("clinic_id")
-        with unit_of_work() as session:
-            return catalog.create_appointment_type(session=session, clinic_id=clinic_id, fields=data)
-
-
-@types.route("/<int:type_id>")
-class AppointmentTypeItem(MethodView):
-    @staff_only(types)
-    @types.response(200, s.AppointmentTypeOut)
-    def get(self, type_id: int) -> Any:
-        """Read an appointment type."""
-        return catalog.get_appointment_type(session=get_session(), type_id=type_id)
-
-    @staff_only(types)
-    @types.arguments(s.AppointmentTypePatch)
-    @types.response(200, s.AppointmentTypeOut)
-    def patch(self, data: dict[str, Any], type_id: int) -> Any:
-        """Change an appointment type (existing bookings keep their times)."""
-        with unit_of_work() as session:
-            return catalog.update_appointment_type(session=session, type_id=type_id, changes=data)
-
-
-# --- patients ------------------------------------------------------------------------------------------
-
-
-@patients.route("")
-class Patients(MethodView):
-    @staff_only(patients)
-    @patients.arguments(s.PatientIn)
-    @patients.response(201, s.PatientOut)
-    def post(self, data: dict[str, Any]) -> Any:
-        """Register a patient."""
-        with unit_of_work() as session:
-            return catalog.create_patient(session=session, **data)
-
-
-@patients.route("/<uuid:patient_id>")
-class PatientItem(MethodView):
-    @staff_only(patients)
-    @patients.response(200, s.PatientOut)
-    def get(self, patient_id: uuid.UUID) -> Any:
-        """Read a patient."""
-        return catalog.get_patient(session=get_session(), patient_id=patient_id)
 
 
 # --- slots ---------------------------------------------------------------------------------------------
@@ -433,23 +204,19 @@ class ManagedBooking(MethodView):
     @manage.alt_response(409, schema=ProblemSchema, description="A newer link replaced this one")
     def get(self, token: str) -> Any:
         """See the booking this link was sent for."""
-        return _Presented(service.booking_for_link(session=get_session(), signer=_signer(), token=token))
-
-
-class ManagedSlotQuery(s._Strict):
-    start = s._aware(required=True)
-    end = s._aware(required=True)
-    tz = s.TimeZone(load_default=None)
+        return _Presented(
+            service.booking_for_link(session=get_session(), signer=current_signer(), token=token)
+        )
 
 
 @manage.route("/<string:token>/slots")
 class ManagedSlots(MethodView):
-    @manage.arguments(ManagedSlotQuery, location="query")
+    @manage.arguments(s.ManagedSlotQuery, location="query")
     @manage.response(200, s.SlotsOut)
     def get(self, args: dict[str, Any], token: str) -> Any:
         """Free slots this booking could move to."""
         session = get_session()
-        booking = service.booking_for_link(session=session, signer=_signer(), token=token)
+        booking = service.booking_for_link(session=session, signer=current_signer(), token=token)
         starts = search.find_slots(
             session=session,
             provider_id=booking.provider_id,
@@ -473,7 +240,7 @@ class ManagedReschedule(MethodView):
     def post(self, data: dict[str, Any], token: str) -> Any:
         """Move this booking; the answer carries the new manage link (the old one stops working)."""
         with unit_of_work() as session:
-            booking = service.booking_for_link(session=session, signer=_signer(), token=token)
+            booking = service.booking_for_link(session=session, signer=current_signer(), token=token)
             booking = service.reschedule_booking(session=session, booking_id=booking.id, by="patient", **data)
             return _Presented(booking)
 
@@ -485,59 +252,6 @@ class ManagedCancel(MethodView):
     def post(self, data: dict[str, Any], token: str) -> Any:
         """Cancel this booking."""
         with unit_of_work() as session:
-            booking = service.booking_for_link(session=session, signer=_signer(), token=token)
+            booking = service.booking_for_link(session=session, signer=current_signer(), token=token)
             booking, _ = service.cancel_booking(session=session, booking_id=booking.id, by="patient", **data)
             return _Presented(booking)
-
-
-# --- invitations ---------------------------------------------------------------------------------------
-
-
-class _PresentedInvitation:
-    """An invitation with its signed link, for dumping (the pre-filled details stay out of the answer)."""
-
-    def __init__(self, invitation: Any) -> None:
-        self._invitation = invitation
-        token = invitations.invitation_token(_signer(), invitation)
-        self.url = invitations.invitation_url(
-            current_app.extensions["suite_config"].booking_public_url, token
-        )
-        self.prefilled = bool(invitation.prefill)
-        self.used_by_booking_id = invitation.redemption.booking_id if invitation.redemption else None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._invitation, name)
-
-
-@invites.route("")
-class Invitations(MethodView):
-    @staff_only(invites)
-    @invites.arguments(s.InvitationIn)
-    @invites.response(201, s.InvitationOut)
-    def post(self, data: dict[str, Any]) -> Any:
-        """Create a private invitation link (expires in 7 days unless told otherwise)."""
-        hours = data.pop("expires_in_hours", None)
-        if data.get("expires_at") is None:
-            data["expires_at"] = utcnow() + timedelta(hours=hours or 24 * 7)
-        with unit_of_work() as session:
-            return _PresentedInvitation(invitations.create_invitation(session=session, **data))
-
-
-@invites.route("/<uuid:invitation_id>")
-class InvitationItem(MethodView):
-    @staff_only(invites)
-    @invites.response(200, s.InvitationOut)
-    def get(self, invitation_id: uuid.UUID) -> Any:
-        """Read an invitation (whether it was used, and by which booking)."""
-        return _PresentedInvitation(
-            invitations.get_invitation(session=get_session(), invitation_id=invitation_id)
-        )
-
-    @staff_only(invites)
-    @invites.response(200, s.InvitationOut)
-    def delete(self, invitation_id: uuid.UUID) -> Any:
-        """Revoke an invitation: its link stops working."""
-        with unit_of_work() as session:
-            return _PresentedInvitation(
-                invitations.revoke_invitation(session=session, invitation_id=invitation_id)
-            )

@@ -22,10 +22,10 @@ from services.booking.pages.common import (
     build_picker,
     chosen_zone,
     clock,
-    signer,
     to_zone,
 )
 from shared.db import get_session, unit_of_work
+from shared.links import current_signer
 from shared.problems import Conflict, NotFound, Unprocessable
 
 SLOT_TAKEN = {"slot-unavailable", "daily-limit"}
@@ -46,7 +46,7 @@ def _entry(clinic_slug: str | None, token: str | None, *, usable: bool = True) -
     session = get_session()
     if token is not None:
         invitation = invitations.invitation_for_link(
-            session=session, signer=signer(), token=token, usable=usable
+            session=session, signer=current_signer(), token=token, usable=usable
         )
         return Entry(
             clinic=invitation.clinic,
@@ -281,7 +281,7 @@ def details_step(
                 invitation_id=entry.invitation.id if entry.invitation is not None else None,
                 idempotency_key=f"page-{key}" if key else None,
             )
-            manage_token = service.manage_token(signer(), booking)
+            manage_token = service.manage_token(current_signer(), booking)
     except Conflict as exc:
         if exc.slug not in SLOT_TAKEN:
             raise

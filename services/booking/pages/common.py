@@ -12,7 +12,6 @@ from flask import Blueprint, current_app, request, url_for
 from markupsafe import Markup, escape
 
 from services.booking.models import AppointmentType, Clinic, Invitation, Provider
-from shared.links import LinkSigner
 from shared.timeutil import day_bounds_utc, is_time_zone, local_date, time_zone_names, to_zone, utcnow
 
 bp = Blueprint(
@@ -22,12 +21,6 @@ bp = Blueprint(
 # The picker shows two weeks at a time: enough to choose from, small enough to render fast on a phone.
 PICKER_DAYS = 14
 ANY = "any"
-
-
-def signer() -> LinkSigner:
-    """The app's link signer."""
-    found: LinkSigner = current_app.extensions["link_signer"]
-    return found
 
 
 def config() -> Any:

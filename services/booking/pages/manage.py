@@ -13,10 +13,11 @@ from marshmallow import ValidationError
 from services.booking import calendar, search, service
 from services.booking.models import Booking
 from services.booking.pages import forms
-from services.booking.pages.common import SlotOption, bp, build_picker, chosen_zone, clock, config, signer
+from services.booking.pages.common import SlotOption, bp, build_picker, chosen_zone, clock, config
 from shared import links
 from shared.db import get_session, unit_of_work
 from shared.events import VIDEO
+from shared.links import current_signer
 from shared.problems import Conflict
 from shared.timeutil import to_zone, utcnow
 
@@ -24,7 +25,7 @@ SLOT_TAKEN = {"slot-unavailable", "daily-limit"}
 
 
 def _booking(token: str) -> Booking:
-    return service.booking_for_link(session=get_session(), signer=signer(), token=token)
+    return service.booking_for_link(session=get_session(), signer=current_signer(), token=token)
 
 
 def _join_url(booking: Booking) -> str | None:
@@ -32,7 +33,7 @@ def _join_url(booking: Booking) -> str | None:
     if booking.appointment_type.mode != VIDEO or booking.status != service.CONFIRMED:
         return None
     token = links.join_token(
-        signer(),
+        current_signer(),
         booking_id=str(booking.id),
         version=booking.version,
         participant=links.PATIENT,
@@ -147,7 +148,7 @@ def manage_reschedule_confirm(token: str) -> ResponseReturnValue:
                 expected_version=booking.version,
                 by="patient",
             )
-            new_token = service.manage_token(signer(), moved)
+            new_token = service.manage_token(current_signer(), moved)
     except Conflict as exc:
         if exc.slug not in SLOT_TAKEN:
             raise
@@ -177,5 +178,5 @@ def manage_cancel(token: str) -> ResponseReturnValue:
         cancelled, _ = service.cancel_booking(
             session=session, booking_id=booking.id, by="patient", expected_version=booking.version
         )
-        new_token = service.manage_token(signer(), cancelled)
+        new_token = service.manage_token(current_signer(), cancelled)
     return redirect(url_for("pages.manage_booking", token=new_token, done="cancelled"), code=303)

@@ -1,0 +1,95 @@
+"""Events of the booking service, written to the outbox table in the transaction of the change they report.
+
+The relay (relay.py) moves them to the queues afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.booking.models import Booking, OutboxEvent
+from shared import events
+from shared.logging import get_correlation_id
+from shared.metrics import BOOKINGS, count_after_commit
+
+# What each event type counts as in suite_bookings_total{change=...}.
+_CHANGE_OF = {
+    events.BOOKING_CONFIRMED: "created",
+    events.BOOKING_RESCHEDULED: "rescheduled",
+    events.BOOKING_CANCELLED: "cancelled",
+}
+
+
+def snapshot(booking: Booking) -> events.BookingSnapshot:
+    """The booking as an event carries it."""
+    t, p, c, pt = booking.appointment_type, booking.provider, booking.clinic, booking.patient
+    return events.BookingSnapshot(
+        id=booking.id,
+        version=booking.version,
+        status=booking.status,
+        start=booking.start_at,
+        end=booking.end_at,
+        clinic=events.ClinicRef(
+            slug=c.slug, name=c.name, time_zone=c.time_zone, address=c.address, phone=c.phone
+        ),
+        appointment_type=events.AppointmentTypeRef(
+            id=t.id,
+            slug=t.slug,
+            name=t.name,
+            mode=t.mode,
+            duration_minutes=t.duration_minutes,
+            reminder_protocol=t.reminder_protocol,
+            location=t.location,
+        ),
+        provider=events.ProviderRef(id=p.id, name=p.name, email=p.email, time_zone=p.time_zone),
+        patient=events.PatientRef(
+            id=pt.id,
+            name=pt.name,
+            email=pt.email,
+            phone=pt.phone,
+            time_zone=pt.time_zone,
+            sms_consent=pt.sms_consent,
+        ),
+    )
+
+
+def record_event(
+    session: Session,
+    booking: Booking,
+    event_type: str,
+    *,
+    previous: events.TimeRange | None = None,
+    cancelled_by: str | None = None,
+) -> OutboxEvent:
+    """Write ``event_type`` for ``booking`` as it is now to the outbox, in the caller's transaction."""
+    event = events.BookingEvent(
+        type=event_type,
+        booking=snapshot(booking),
+        correlation_id=get_correlation_id(),
+        previous=previous,
+        cancelled_by=cancelled_by,
+    )
+    row = OutboxEvent(
+        event_id=event.event_id,
+        event_type=event_type,
+        booking_id=booking.id,
+        payload=events.dump_event(event),
+    )
+    session.add(row)
+    count_after_commit(session, BOOKINGS, change=_CHANGE_OF[event_type])
+    return row
+
+
+def events_of(session: Session, booking_id: uuid.UUID) -> list[OutboxEvent]:
+    """The events of a booking still in the outbox, oldest first.
+
+    Published events are pruned after OUTBOX_RETENTION_DAYS, so an older booking's list starts later.
+    """
+    return list(
+        session.scalars(
+            select(OutboxEvent).where(OutboxEvent.booking_id == booking_id).order_by(OutboxEvent.seq)
+        )
+    )
