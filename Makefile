@@ -26,7 +26,13 @@ $(NODE_INSTALLED): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: $(INSTALLED) $(NODE_INSTALLED) ## Create .venv and node_modules with the pinned dependencies
+# The join page serves the Twilio Video SDK itself (no outside CDN): a copy of the pinned npm build.
+VIDEO_SDK := services/consult/static/vendor/twilio-video.min.js
+$(VIDEO_SDK): $(NODE_INSTALLED)
+	@mkdir -p $(@D)
+	cp node_modules/twilio-video/dist/twilio-video.min.js $@
+
+install: $(INSTALLED) $(NODE_INSTALLED) $(VIDEO_SDK) ## Create .venv and node_modules with the pinned dependencies
 
 run: install ## Start the whole suite on its embedded defaults, with the demo clinic
 	@deploy/dev/run.sh
@@ -56,4 +62,4 @@ config-table: install ## Print the README's table of environment variables (from
 	@$(BIN)/python -c 'from shared.config import settings_table; from services.booking.config import BookingConfig; from services.notify.config import NotifyConfig; from services.consult.config import ConsultConfig; print(settings_table(BookingConfig, NotifyConfig, ConsultConfig))'
 
 clean: ## Remove the virtualenv, local databases and caches
-	rm -rf $(VENV) var node_modules .mypy_cache .ruff_cache artifacts
+	rm -rf $(VENV) var node_modules .mypy_cache .ruff_cache artifacts services/consult/static/vendor

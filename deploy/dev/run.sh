@@ -68,6 +68,8 @@ lines = [
 ]
 if seed.get("demo_manage_url"):
     lines.append(f"  Demo patient's booking (signed manage link)  {seed['demo_manage_url']}")
+if seed.get("demo_booking"):
+    lines.append(f"  Demo video room (join links)  CONSULT_PUBLIC_URL={urls['consult']} .venv/bin/flask --app services.consult join-links {seed['demo_booking']} --open-now")
 lines += [
     f"  Staff API key        dev-api-key   (curl -H 'Authorization: Bearer dev-api-key' {urls['booking']}/api/v1/bookings)",
     "Press Ctrl-C to stop everything.",

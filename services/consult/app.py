@@ -4,17 +4,30 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.consult.config import ConsultConfig
+from services.consult import cli, pages, views
+from services.consult.config import LOCAL, ConsultConfig
+from services.consult.local_video import LocalVideo, local_secret
+from services.consult.twilio_video import TwilioVideo
+from services.consult.video import VideoProvider
 from shared.app import create_service_app
 from shared.config import load
+from shared.db import Database
+from shared.health import add_readiness_check
 from shared.queues import CONSULT_QUEUE
 from shared.worker import register_worker_cli
+
+
+def make_video_provider(config: ConsultConfig, db: Database) -> VideoProvider:
+    """The video provider the config chooses."""
+    if config.video_provider == LOCAL:
+        return LocalVideo(db=db, secret=local_secret(config.link_signing_keys[-1]))
+    return TwilioVideo.from_config(config)
 
 
 def create_app(config: ConsultConfig | None = None) -> Flask:
     """Build the consult app from ``config`` (default: the environment)."""
     config = config or load(ConsultConfig)
-    app, _api = create_service_app(
+    app, api = create_service_app(
         service="consult",
         config=config,
         database_url=config.database_url,
@@ -22,5 +35,22 @@ def create_app(config: ConsultConfig | None = None) -> Flask:
         description="Consultation rooms and join links for video visits.",
         import_name=__name__,
     )
+    app.extensions["video_provider"] = make_video_provider(config, app.extensions["db"])
+    api.register_blueprint(views.join)
+    api.register_blueprint(views.consultations)
+    if config.video_provider == LOCAL:
+        api.register_blueprint(views.local_rooms)
+    else:
+        sdk = pages.sdk_path(app.root_path)
+        app.extensions["video_sdk_fingerprint"] = pages.sdk_fingerprint(sdk)
+
+        def _sdk_present() -> None:
+            # The join page cannot connect without it; see docs/consult.md for how it gets there.
+            if not sdk.is_file():
+                raise FileNotFoundError(str(sdk))
+
+        add_readiness_check(app, "video-sdk", _sdk_present)
+    app.register_blueprint(pages.bp)
     register_worker_cli(app, queues=[CONSULT_QUEUE])
+    cli.register(app)
     return app

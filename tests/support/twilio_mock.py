@@ -41,12 +41,13 @@ class PrismServer:
 
     def start(self) -> None:
         ensure_node_parts()
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [str(PRISM), "mock", "-h", "127.0.0.1", "-p", str(self.port), str(self.spec)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        # The child keeps its own copy of the descriptor; ours is closed at once.
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [str(PRISM), "mock", "-h", "127.0.0.1", "-p", str(self.port), str(self.spec)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         # Any HTTP answer (even Prism's 404 for "/") means it is listening.
         wait_until(lambda: requests.get(self.url, timeout=1).status_code > 0, timeout=90, what="prism mock")
 

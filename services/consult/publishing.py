@@ -1,0 +1,112 @@
+"""Publishing ``consult.links_ready``: the two join links of a booking version, for notify to send.
+
+The consultation row is the outbox. Applying a booking event stores the version's event id and clears
+``links_published_at`` in the same transaction; publishing happens after the commit and then stamps the
+row. A crash or a Redis outage in between leaves the row unpublished, and both the redelivered job and the
+sweeper publish it again, as the same event (same id, so the queue and notify's inbox absorb repeats).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from redis import Redis
+from sqlalchemy import select, update
+
+from services.consult.models import CONFIRMED, Consultation
+from shared.db import Database
+from shared.events import LinksReadyEvent, dump_event
+from shared.links import PATIENT, PROVIDER, LinkSigner, join_token, join_url
+from shared.queues import publish
+from shared.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def join_links(signer: LinkSigner, base_url: str, consultation: Consultation) -> dict[str, str]:
+    """The patient's and the provider's join links of the consultation's current version."""
+    return {
+        participant: join_url(
+            base_url,
+            join_token(
+                signer,
+                booking_id=str(consultation.booking_id),
+                version=consultation.version,
+                participant=participant,
+                ends_at=consultation.end_at,
+            ),
+        )
+        for participant in (PATIENT, PROVIDER)
+    }
+
+
+def links_ready_event(signer: LinkSigner, base_url: str, consultation: Consultation) -> LinksReadyEvent:
+    """The ``consult.links_ready`` event of the consultation's current version (the same on every re-send)."""
+    assert consultation.links_event_id is not None
+    assert consultation.links_issued_at is not None
+    links = join_links(signer, base_url, consultation)
+    return LinksReadyEvent(
+        event_id=consultation.links_event_id,
+        occurred_at=consultation.links_issued_at,
+        correlation_id=consultation.correlation_id,
+        booking_id=consultation.booking_id,
+        booking_version=consultation.version,
+        patient_join_url=links[PATIENT],
+        provider_join_url=links[PROVIDER],
+        opens_at=consultation.opens_at,
+        closes_at=consultation.closes_at,
+    )
+
+
+def publish_pending_links(
+    *,
+    db: Database,
+    redis: Redis,
+    signer: LinkSigner,
+    base_url: str,
+    booking_id: uuid.UUID | None = None,
+    limit: int = 100,
+) -> int:
+    """Publish the links no one has published yet (of one booking, or any); return how many.
+
+    Links whose window has already closed are not sent: they could never open a room.
+    Raises ``RedisError`` when Redis is unreachable; the rows stay pending.
+    """
+    now = utcnow()
+    with db.transaction() as session:
+        query = (
+            select(Consultation)
+            .where(
+                Consultation.status == CONFIRMED,
+                Consultation.links_published_at.is_(None),
+                Consultation.links_event_id.is_not(None),
+                Consultation.closes_at > now,
+            )
+            .order_by(Consultation.links_issued_at)
+            .limit(limit)
+        )
+        if booking_id is not None:
+            query = query.where(Consultation.booking_id == booking_id)
+        pending = [
+            (c.booking_id, c.version, dump_event(links_ready_event(signer, base_url, c)))
+            for c in session.scalars(query)
+        ]
+    for pending_id, version, payload in pending:
+        publish(redis, payload)
+        with db.transaction() as session:
+            # Only the version just sent: a newer one that arrived meanwhile still needs its own links sent.
+            session.execute(
+                update(Consultation)
+                .where(
+                    Consultation.booking_id == pending_id,
+                    Consultation.version == version,
+                    Consultation.links_published_at.is_(None),
+                )
+                .values(links_published_at=utcnow())
+            )
+        log.info(
+            "join links published",
+            extra={"booking_id": str(pending_id), "version": version, "event_id": payload["event_id"]},
+        )
+    return len(pending)

@@ -1,0 +1,94 @@
+"""The sweeper: completes rooms whose time is up and re-sends join links that never reached the queue.
+
+The database says what is due, so nothing is lost when Redis restarts and no job per room waits in Redis.
+Running two sweepers is harmless (completing a room and publishing an event are both idempotent), but one
+is enough.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from types import FrameType
+
+from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import delete
+from sqlalchemy.exc import OperationalError
+
+from services.consult import publishing, rooms
+from services.consult.local_video import PRESENCE_TTL
+from services.consult.models import LocalVideoParticipant
+from services.consult.video import VideoProvider
+from shared.db import Database
+from shared.links import LinkSigner
+from shared.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What one round did."""
+
+    rooms_completed: int
+    links_published: int
+
+
+def sweep_once(
+    *, db: Database, redis: Redis, video: VideoProvider, signer: LinkSigner, base_url: str
+) -> SweepResult:
+    """One round: complete due rooms, publish pending links, forget stale local presence."""
+    completed = rooms.complete_due_rooms(db=db, video=video)
+    published = publishing.publish_pending_links(db=db, redis=redis, signer=signer, base_url=base_url)
+    with db.transaction() as session:
+        session.execute(
+            delete(LocalVideoParticipant).where(
+                LocalVideoParticipant.last_seen_at < utcnow() - PRESENCE_TTL - timedelta(minutes=1)
+            )
+        )
+    return SweepResult(completed, published)
+
+
+def run_sweeper(
+    *,
+    db: Database,
+    redis: Redis,
+    video: VideoProvider,
+    signer: LinkSigner,
+    base_url: str,
+    interval: float,
+    stop: threading.Event | None = None,
+) -> None:
+    """Sweep every ``interval`` seconds until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+
+        def _stop(_signum: int, _frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+    log.info("consult sweeper started")
+    backoff = interval
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            result = sweep_once(db=db, redis=redis, video=video, signer=signer, base_url=base_url)
+        except (RedisError, OperationalError) as exc:
+            backoff = min(max(backoff * 2, 1.0), 60.0)
+            log.warning("redis or database unreachable; sweeping later", extra={"error": type(exc).__name__})
+            stop.wait(backoff)
+            continue
+        backoff = interval
+        if result.rooms_completed or result.links_published:
+            log.info(
+                "sweep done",
+                extra={"rooms_completed": result.rooms_completed, "links_published": result.links_published},
+            )
+        stop.wait(max(0.0, interval - (time.monotonic() - started)))
+    log.info("consult sweeper stopped")
