@@ -104,6 +104,8 @@ def publish(connection: Redis, event: dict[str, Any], *, pipeline: Pipeline | No
                 result_ttl=EVENT_RESULT_TTL,
                 failure_ttl=EVENT_FAILURE_TTL,
                 description=f"{event['type']} {event['event_id']}",
+                # The event's own correlation id, whoever publishes it (the relay, a sweeper's re-send).
+                meta={CORRELATION_META: event.get("correlation_id") or get_correlation_id()},
                 pipeline=pipeline,
                 unique=pipeline is None,
             )

@@ -71,6 +71,13 @@ PROCESSES: dict[str, Process] = {
         _flask("notify-worker", "notify", WORKER, "worker", "handles booking and consult events for notify"),
         _web("consult", "consult API and the video join pages"),
         _flask("consult-worker", "consult", WORKER, "worker", "handles booking events for consult"),
+        _flask(
+            "consult-sweeper",
+            "consult",
+            SINGLETON,
+            "sweep",
+            "completes rooms whose time is up, re-sends unpublished join links (two are harmless)",
+        ),
         Process(
             name="rq-dashboard",
             service="ops",

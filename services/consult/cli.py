@@ -6,7 +6,7 @@ import json
 import uuid
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from services.consult import publishing, sweep
@@ -16,6 +16,7 @@ from shared.app import get_redis
 from shared.db import get_db
 from shared.links import current_signer
 from shared.timeutil import utcnow
+from shared.worker import serve_process_metrics
 
 
 def register(app: Flask) -> None:
@@ -33,6 +34,7 @@ def register(app: Flask) -> None:
             result = sweep.sweep_once(db=db, redis=redis, video=video, signer=signer, base_url=base_url)
             click.echo(json.dumps(result.__dict__))
             return
+        serve_process_metrics(current_app)
         sweep.run_sweeper(
             db=db, redis=redis, video=video, signer=signer, base_url=base_url, interval=config.sweep_seconds
         )
