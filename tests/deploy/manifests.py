@@ -53,15 +53,16 @@ def k8s_documents(include_template: bool = False) -> list[tuple[str, dict[str, A
     if include_template:
         names.append("secret.template.yaml")
     return [
-        (name, doc) for name in names for doc in yaml.safe_load_all((K8S / name).read_text()) if doc is not None
+        (name, doc)
+        for name in names
+        for doc in yaml.safe_load_all((K8S / name).read_text())
+        if doc is not None
     ]
 
 
 def of_kind(kind: str, include_template: bool = False) -> dict[str, dict[str, Any]]:
     """Resources of ``kind`` by name."""
-    return {
-        doc["metadata"]["name"]: doc for _, doc in k8s_documents(include_template) if doc["kind"] == kind
-    }
+    return {doc["metadata"]["name"]: doc for _, doc in k8s_documents(include_template) if doc["kind"] == kind}
 
 
 def known_settings() -> set[str]:

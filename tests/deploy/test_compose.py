@@ -131,7 +131,11 @@ def test_the_init_script_gives_each_service_its_own_database_and_role(
         "CONSULT_DB_PASSWORD": "c-secret",
     }
     completed = subprocess.run(
-        ["sh", str(DEPLOY / "postgres/init-databases.sh")], env=env, capture_output=True, text=True, check=False
+        ["sh", str(DEPLOY / "postgres/init-databases.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr
     try:
@@ -155,7 +159,11 @@ def test_the_init_script_gives_each_service_its_own_database_and_role(
 def test_the_init_script_refuses_a_missing_password(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_DB_PASSWORD")}
     completed = subprocess.run(
-        ["sh", str(DEPLOY / "postgres/init-databases.sh")], env=env, capture_output=True, text=True, check=False
+        ["sh", str(DEPLOY / "postgres/init-databases.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert completed.returncode == 1
     assert "BOOKING_DB_PASSWORD is not set" in completed.stderr

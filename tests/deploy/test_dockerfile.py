@@ -96,7 +96,8 @@ def test_the_runtime_image_runs_as_a_numeric_non_root_user_with_our_entry_point(
     users = _final("USER")
     assert users, "the final stage sets no USER"
     uid = users[-1].args.split(":")[0]
-    assert uid.isdigit() and int(uid) >= 1000
+    assert uid.isdigit()
+    assert int(uid) >= 1000
     assert json.loads(_final("ENTRYPOINT")[-1].args) == ["python", "-m", "suitectl"]
     # Nothing after USER switches back to root or installs anything.
     after_user = INSTRUCTIONS[INSTRUCTIONS.index(users[-1]) + 1 :]

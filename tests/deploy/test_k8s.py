@@ -64,12 +64,22 @@ def test_every_process_has_a_deployment_that_runs_it_by_name() -> None:
 
 
 def test_each_web_service_has_a_service_an_autoscaler_and_a_disruption_budget() -> None:
-    services, hpas, pdbs = of_kind("Service"), of_kind("HorizontalPodAutoscaler"), of_kind("PodDisruptionBudget")
+    services, hpas, pdbs = (
+        of_kind("Service"),
+        of_kind("HorizontalPodAutoscaler"),
+        of_kind("PodDisruptionBudget"),
+    )
     web = {name for name, p in PROCESSES.items() if p.kind == WEB}
     assert web == set(SERVICES)
-    assert web <= set(services) and set(hpas) == web and web <= set(pdbs)
+    assert web <= set(services)
+    assert set(hpas) == web
+    assert web <= set(pdbs)
     for name in web:
-        assert hpas[name]["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert hpas[name]["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": name,
+        }
         assert hpas[name]["spec"]["minReplicas"] >= 2, "one replica cannot keep a budget of one available"
         assert DEPLOYMENTS[name]["spec"]["replicas"] == hpas[name]["spec"]["minReplicas"]
     for name, pdb in pdbs.items():
@@ -88,7 +98,7 @@ def test_selectors_match_their_pods_and_ports_exist() -> None:
             if kind == "Service":
                 ports = {p["name"] for p in _pod(target)["containers"][0]["ports"]}
                 assert {p["targetPort"] for p in doc["spec"]["ports"]} <= ports
-    for name, deployment in DEPLOYMENTS.items():
+    for deployment in DEPLOYMENTS.values():
         assert deployment["spec"]["selector"]["matchLabels"].items() <= (
             deployment["spec"]["template"]["metadata"]["labels"].items()
         )
@@ -202,5 +212,7 @@ def test_every_secret_a_service_requires_in_production_has_a_key() -> None:
         for f in fields(cls):
             if f.metadata.get("required_in_production"):
                 assert f.metadata["env"] in keys, f"{cls.__name__}: {f.metadata['env']}"
-        database = [f.metadata["env"] for f in fields(cls) if f.metadata.get("env", "").endswith("_DATABASE_URL")]
+        database = [
+            f.metadata["env"] for f in fields(cls) if f.metadata.get("env", "").endswith("_DATABASE_URL")
+        ]
         assert set(database) <= keys
