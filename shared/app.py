@@ -109,7 +109,9 @@ def add_metrics_collector(app: Flask, collector: Any) -> None:
 
 def _metrics_page() -> Response:
     """Prometheus metrics of this service (every gunicorn worker's, added up) and its scrape-time gauges."""
-    body, content_type = metrics.render(current_app.extensions.get("metrics_collectors", []))
+    body, content_type = metrics.render(
+        current_app.extensions.get("metrics_collectors", []), accept=request.headers.get("Accept", "")
+    )
     return Response(body, content_type=content_type)
 
 

@@ -22,16 +22,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
     Histogram,
-    generate_latest,
     multiprocess,
     start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from redis import Redis
 from rq import Queue, Worker
@@ -262,9 +261,10 @@ def build_registry(extra: Iterable[Collector] = ()) -> CollectorRegistry:
     return registry
 
 
-def render(extra: Iterable[Collector] = ()) -> tuple[bytes, str]:
-    """The metrics page (body and content type)."""
-    return generate_latest(build_registry(extra)), CONTENT_TYPE_LATEST
+def render(extra: Iterable[Collector] = (), accept: str = "") -> tuple[bytes, str]:
+    """The metrics page (body and content type) in the format the scraper's Accept header asks for."""
+    encoder, content_type = choose_encoder(accept)
+    return encoder(build_registry(extra)), content_type
 
 
 class _Composite:

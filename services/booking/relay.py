@@ -12,7 +12,7 @@ import logging
 import signal
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from types import FrameType
 
 from redis import Redis
@@ -85,8 +85,7 @@ def backlog(db: Database) -> tuple[int, float]:
         ).one()
     if not count or oldest is None:
         return 0, 0.0
-    if oldest.tzinfo is None:  # SQLite hands back the aggregate without the column's type
-        oldest = datetime.fromisoformat(str(oldest)).replace(tzinfo=UTC)
+    # min() keeps the column's type, so ``oldest`` is an aware UTC datetime on every backend.
     return int(count), max(0.0, (utcnow() - oldest).total_seconds())
 
 
