@@ -65,7 +65,11 @@ class Timeline:
 
 
 class ApiError(RuntimeError):
-    """A service answered with an error or not at all."""
+    """A service answered with an error (``status``) or not at all (``status`` None)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,10 @@ class Api:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310 - ops-given URL
                 return json.load(answer)
         except urllib.error.HTTPError as exc:
-            raise ApiError(f"{exc.code} from {path}") from exc
-        except (urllib.error.URLError, OSError) as exc:
+            raise ApiError(f"{exc.code} from {path}", exc.code) from exc
+        except urllib.error.URLError as exc:
+            raise ApiError(f"unreachable ({exc.reason})") from exc
+        except OSError as exc:
             raise ApiError(f"unreachable ({type(exc).__name__})") from exc
 
 
@@ -136,6 +142,59 @@ def booking_part(api: Api, booking_id: uuid.UUID, timeline: Timeline) -> None:
             timeline.gaps.setdefault("relay", f"event {event['event_id']} not yet on a queue")
 
 
+def consult_part(api: Api, booking_id: uuid.UUID, timeline: Timeline) -> None:
+    """The video consultation: its join links (issued, sent to notify) and its rooms (opened, completed)."""
+    try:
+        consultation = api.get(f"/api/v1/consultations/{booking_id}")
+    except ApiError as exc:
+        if exc.status == 404:
+            timeline.gaps["consult"] = (
+                "no video consultation (an in-person visit, or the event has not arrived)"
+            )
+            return
+        raise
+    links = consultation["links"]
+    window = consultation["window"]
+    timeline.summary.update(consult_window=window["state"], consult_version=consultation["version"])
+    if links.get("issued_at"):
+        timeline.entries.append(
+            Entry(
+                at=parse_time(links["issued_at"]),
+                source="consult",
+                what=f"join links v{links['version']} issued",
+                detail={"opens_at": window["opens_at"], "closes_at": window["closes_at"]},
+            )
+        )
+    if links.get("published_at"):
+        timeline.entries.append(
+            Entry(
+                at=parse_time(links["published_at"]),
+                source="consult",
+                what=f"join links v{links['version']} sent to notify",
+            )
+        )
+    elif links.get("issued"):
+        timeline.gaps.setdefault("consult", f"join links v{links['version']} not yet on the queue")
+    for room in consultation["rooms"]:
+        timeline.entries.append(
+            Entry(
+                at=parse_time(room["created_at"]),
+                source="consult",
+                what=f"room v{room['version']} opened",
+                detail={"provider": room["provider"], "room_sid": room["sid"]},
+            )
+        )
+        if room.get("completed_at"):
+            timeline.entries.append(
+                Entry(
+                    at=parse_time(room["completed_at"]),
+                    source="consult",
+                    what=f"room v{room['version']} completed",
+                    detail={"room_sid": room["sid"]},
+                )
+            )
+
+
 Part = Callable[[Api, uuid.UUID, Timeline], None]
 
 
@@ -159,4 +218,5 @@ def timeline_parts(
     """Where each part of a timeline comes from."""
     return {
         "booking": (Api(booking_url, key), booking_part),
+        "consult": (Api(consult_url, key), consult_part),
     }
