@@ -149,7 +149,7 @@ def consult_part(api: Api, booking_id: uuid.UUID, timeline: Timeline) -> None:
     except ApiError as exc:
         if exc.status == 404:
             timeline.gaps["consult"] = (
-                "no video consultation (an in-person visit, or the event has not arrived)"
+                "no video consultation (in person, or its event has not arrived)"
             )
             return
         raise
