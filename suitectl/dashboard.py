@@ -14,13 +14,24 @@ from flask import Flask, Response, request
 from flask.typing import ResponseReturnValue
 from rq.serializers import JSONSerializer
 
-from shared.config import CommonConfig, load, setting
+from shared.config import CommonConfig, load, parse_list, setting
 from shared.logging import configure_logging
 
 
 @dataclass(frozen=True)
 class DashboardConfig(CommonConfig):
-    """Settings of the queue dashboard (plus the common ones)."""
+    """Settings of the queue dashboard (plus the common ones).
+
+    The dashboard signs no links and calls no staff API, so it is not given those keys (least privilege):
+    their production check is lifted here.
+    """
+
+    link_signing_keys: tuple[str, ...] = setting(
+        "LINK_SIGNING_KEYS", default=(), parse=parse_list, secret=True, doc="not used by the dashboard"
+    )
+    api_keys: tuple[str, ...] = setting(
+        "API_KEYS", default=(), parse=parse_list, secret=True, doc="not used by the dashboard"
+    )
 
     dashboard_username: str = setting(
         "RQ_DASHBOARD_USERNAME", default="ops", doc="user name for the queue dashboard (HTTP basic auth)"

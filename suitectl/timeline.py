@@ -148,9 +148,7 @@ def consult_part(api: Api, booking_id: uuid.UUID, timeline: Timeline) -> None:
         consultation = api.get(f"/api/v1/consultations/{booking_id}")
     except ApiError as exc:
         if exc.status == 404:
-            timeline.gaps["consult"] = (
-                "no video consultation (in person, or its event has not arrived)"
-            )
+            timeline.gaps["consult"] = "no video consultation (in person, or its event has not arrived)"
             return
         raise
     links = consultation["links"]
