@@ -52,7 +52,8 @@ def test_the_alerts_fire_when_they_should_and_not_otherwise() -> None:
 def test_every_alert_says_how_bad_and_what_it_means() -> None:
     for alert in ALERTS:
         assert alert["labels"]["severity"] in {"warning", "critical"}, alert["alert"]
-        assert alert["annotations"]["summary"] and alert["annotations"]["description"], alert["alert"]
+        assert alert["annotations"]["summary"], alert["alert"]
+        assert alert["annotations"]["description"], alert["alert"]
         assert alert["alert"].startswith("Suite")
 
 
