@@ -126,11 +126,11 @@ def test_npm_installs_runtime_packages_only_from_the_lock_file() -> None:
     assert npm == ["npm ci --omit=dev --ignore-scripts --no-audit --no-fund"]
 
 
-def _copies() -> list[tuple[str | None, list[str], str]]:
-    """(from stage or None for the build context, sources, destination) of every COPY."""
+def _copies(stage_of_copy: str | None = None) -> list[tuple[str | None, list[str], str]]:
+    """(from stage or None for the build context, sources, destination) of every COPY (of one stage)."""
     found = []
     for i in INSTRUCTIONS:
-        if i.keyword != "COPY":
+        if i.keyword != "COPY" or stage_of_copy not in (None, i.stage):
             continue
         words = i.args.split()
         stage = None

@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
 from suitectl.processes import GUNICORN_CONF, NOT_IN_PROCFILE, PROCESSES, SERVICES
+from tests.deploy.launch import SUITE, running
 from tests.deploy.manifests import ROOT, procfile
 from tests.ops.conftest import samples
-from tests.support.servers import PostgresServer, RedisServer, free_port, wait_until
-
-SUITE = [sys.executable, "-m", "suitectl"]
+from tests.support.servers import free_port, wait_until
 
 
 def _suite(
@@ -71,57 +68,6 @@ def test_an_unknown_process_is_refused() -> None:
     completed = _suite("run", "bookings")
     assert completed.returncode == 2
     assert "Invalid value for" in completed.stderr
-
-
-@pytest.fixture
-def databases(postgres_server: PostgresServer) -> Iterator[dict[str, str]]:
-    """Empty databases, one per service, as the Compose init script or a managed server provides them."""
-    names = {service: f"proc_{service}_{os.getpid()}" for service in SERVICES}
-    for name in names.values():
-        postgres_server.execute(f"CREATE DATABASE {name}")
-    yield {f"{s.upper()}_DATABASE_URL": postgres_server.url(n) for s, n in names.items()}
-    for name in names.values():
-        postgres_server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-@pytest.fixture
-def production_env(databases: dict[str, str], redis_server: RedisServer, tmp_path: Path) -> dict[str, str]:
-    """The environment a container gets: production rules, real secrets, PostgreSQL and Redis by URL."""
-    redis_server.client().flushall()
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("BOOKING_", "NOTIFY_", "CONSULT_"))},
-        **databases,
-        "SUITE_ENV": "production",
-        "REDIS_URL": redis_server.url,
-        "LINK_SIGNING_KEYS": "test-only-signing-key-" + "x" * 32,
-        "API_KEYS": "test-only-staff-key",
-        "VIDEO_PROVIDER": "twilio",
-        "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
-        "TWILIO_API_KEY_SID": "SK" + "2" * 32,
-        "TWILIO_API_KEY_SECRET": "test-api-key-secret-0123456789abcdef",
-        "LOG_FORMAT": "json",
-        "HOST": "127.0.0.1",
-        "WEB_CONCURRENCY": "2",
-        "TMPDIR": str(tmp_path),
-    }
-
-
-@contextlib.contextmanager
-def running(name: str, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """``suite run NAME`` in the background; SIGTERM at the end, as the container runtime sends it."""
-    process = subprocess.Popen([*SUITE, "run", name], cwd=ROOT, env=env, stderr=subprocess.PIPE)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-        if process.stderr:
-            process.stderr.close()
 
 
 def _get(url: str) -> requests.Response:
