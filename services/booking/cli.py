@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import click
 from flask import Flask, current_app
@@ -31,6 +31,20 @@ def register(app: Flask) -> None:
             batch_size=config.outbox_batch_size,
             retention=timedelta(days=config.outbox_retention_days),
         )
+
+    @app.cli.command("outbox-replay")
+    @click.option(
+        "--since",
+        "since",
+        type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
+        required=True,
+        help="Send again every event published at or after this time (ISO 8601 with an offset).",
+    )
+    @with_appcontext
+    def _outbox_replay(since: datetime) -> None:
+        """After Redis lost its queues: have the relay send again the events published since --since."""
+        count = relay.republish_since(db=get_db(), since=since)
+        click.echo(json.dumps({"events_to_resend": count, "since": since.isoformat()}))
 
     @app.cli.command("seed-demo")
     @click.option("--no-booking", is_flag=True, help="Do not create the demo booking.")

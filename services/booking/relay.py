@@ -12,12 +12,12 @@ import logging
 import signal
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import OperationalError
 
 from services.booking.models import OutboxEvent
@@ -101,6 +101,22 @@ def backlog_metrics() -> dict[tuple[str, str], list[tuple[dict[str, str], float]
             "How long the oldest unpublished booking event has waited for the relay (0 when none waits)",
         ): [({}, age)],
     }
+
+
+def republish_since(*, db: Database, since: datetime) -> int:
+    """Mark every event published at or after ``since`` as waiting again, so the relay sends it again.
+
+    For a Redis that lost its queues (a failover to an empty replica, a restore): the jobs it held are gone,
+    the events are still here (for OUTBOX_RETENTION_DAYS). Consumers drop what they had already handled
+    (their inbox), so a generous ``since`` is safe. Returns how many events will be sent again.
+    """
+    with db.transaction() as session:
+        result = session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.published_at.is_not(None), OutboxEvent.published_at >= since)
+            .values(published_at=None)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 def prune(*, db: Database, retention: timedelta) -> int:

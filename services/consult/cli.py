@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 
 import click
 from flask import Flask, current_app
@@ -38,6 +39,19 @@ def register(app: Flask) -> None:
         sweep.run_sweeper(
             db=db, redis=redis, video=video, signer=signer, base_url=base_url, interval=config.sweep_seconds
         )
+
+    @app.cli.command("links-replay")
+    @click.option(
+        "--since",
+        type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
+        required=True,
+        help="Send again the join links published at or after this time (ISO 8601 with an offset).",
+    )
+    @with_appcontext
+    def _links_replay(since: datetime) -> None:
+        """After Redis lost its queues: have the sweeper send again the join links published since --since."""
+        count = publishing.republish_since(db=get_db(), since=since)
+        click.echo(json.dumps({"links_to_resend": count, "since": since.isoformat()}))
 
     @app.cli.command("join-links")
     @click.argument("booking_id", type=click.UUID)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 from typing import Any
 
 from redis import Redis
@@ -60,6 +61,26 @@ def links_ready_event(signer: LinkSigner, base_url: str, consultation: Consultat
         opens_at=consultation.opens_at,
         closes_at=consultation.closes_at,
     )
+
+
+def republish_since(*, db: Database, since: datetime) -> int:
+    """Mark links published at or after ``since`` (windows still open) as waiting: the sweeper re-sends them.
+
+    For a Redis that lost its queues: the re-send is the same event (same id), so notify's inbox drops it
+    where it had already arrived. Returns how many bookings' links will be sent again.
+    """
+    with db.transaction() as session:
+        result = session.execute(
+            update(Consultation)
+            .where(
+                Consultation.status == CONFIRMED,
+                Consultation.links_published_at.is_not(None),
+                Consultation.links_published_at >= since,
+                Consultation.closes_at > utcnow(),
+            )
+            .values(links_published_at=None)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 def publish_pending_links(
