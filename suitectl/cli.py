@@ -39,7 +39,14 @@ from redis import Redis
 from shared.app import make_redis
 from shared.config import CommonConfig, load
 from shared.queues import ALL_QUEUES
-from suitectl.processes import PROCESSES, SEED_DEMO, SERVICES, migrate_task, schema_check
+from suitectl.processes import (
+    PROCESSES,
+    SEED_DEMO,
+    SERVICES,
+    migrate_task,
+    recover_queues_task,
+    schema_check,
+)
 
 
 def _resolve(argv: Sequence[str]) -> list[str]:
@@ -130,6 +137,18 @@ def wait_for_schema(service: str, timeout: float, interval: float, dry_run: bool
                 + (completed.stdout.strip() or completed.stderr.strip()[-300:])
             )
         time.sleep(interval)
+
+
+@cli.command("recover-queues")
+@click.option(
+    "--since",
+    required=True,
+    help="ISO 8601 time with an offset, before the oldest job Redis may have lost (see deploy/README.md).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the commands instead of running them.")
+def recover_queues(since: str, dry_run: bool) -> None:
+    """After Redis lost its queues: have every service send again what it published since --since."""
+    _run_task(recover_queues_task(since).commands, dry_run)
 
 
 @cli.command("seed-demo")

@@ -115,6 +115,18 @@ def schema_check(service: str) -> tuple[str, ...]:
     return ("flask", "--app", f"services.{service}", "db", "is-current")
 
 
+def recover_queues_task(since: str) -> Task:
+    """Send again what each service had put on the queues since ``since`` (after Redis lost its data)."""
+    return Task(
+        name="recover-queues",
+        commands=(
+            ("flask", "--app", "services.booking", "outbox-replay", "--since", since),
+            ("flask", "--app", "services.consult", "links-replay", "--since", since),
+        ),
+        doc="after Redis lost its queues: every service re-sends what it published since a time",
+    )
+
+
 SEED_DEMO = Task(
     name="seed-demo",
     commands=(("flask", "--app", "services.booking", "seed-demo"),),

@@ -12,7 +12,15 @@ from flask.cli import with_appcontext
 from services.booking import relay, seed, service
 from shared.db import get_db
 from shared.links import current_signer, manage_url
+from shared.timeutil import parse_instant
 from shared.worker import serve_process_metrics
+
+
+def _instant(_ctx: click.Context, _param: click.Parameter, value: str) -> datetime:
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 def register(app: Flask) -> None:
@@ -36,7 +44,7 @@ def register(app: Flask) -> None:
     @click.option(
         "--since",
         "since",
-        type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
+        callback=_instant,
         required=True,
         help="Send again every event published at or after this time (ISO 8601 with an offset).",
     )

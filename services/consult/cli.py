@@ -16,8 +16,15 @@ from services.consult.models import CONFIRMED, Consultation
 from shared.app import get_redis
 from shared.db import get_db
 from shared.links import current_signer
-from shared.timeutil import utcnow
+from shared.timeutil import parse_instant, utcnow
 from shared.worker import serve_process_metrics
+
+
+def _instant(_ctx: click.Context, _param: click.Parameter, value: str) -> datetime:
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 def register(app: Flask) -> None:
@@ -43,7 +50,7 @@ def register(app: Flask) -> None:
     @app.cli.command("links-replay")
     @click.option(
         "--since",
-        type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
+        callback=_instant,
         required=True,
         help="Send again the join links published at or after this time (ISO 8601 with an offset).",
     )
