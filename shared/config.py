@@ -103,6 +103,13 @@ class CommonConfig:
     )
     log_level: str = setting("LOG_LEVEL", default="INFO", doc="log level")
     log_format: str = setting("LOG_FORMAT", default="json", doc="`json` (one object a line) or `text`")
+    worker_maintenance_seconds: int = setting(
+        "WORKER_MAINTENANCE_SECONDS",
+        default=60,
+        parse=int,
+        doc="how often a worker looks for jobs abandoned by a worker that died (RQ's default is 600); such a "
+        "job is retried once its own timeout has passed",
+    )
     metrics_port: int = setting(
         "METRICS_PORT",
         default=0,

@@ -82,12 +82,19 @@ class SuiteWorker(SimpleWorker):
 def make_worker(queue_names: list[str], *, name: str | None = None) -> SuiteWorker:
     """A worker on ``queue_names`` using the current app's Redis (call inside an app context)."""
     connection = get_redis()
+    config = current_app.extensions["suite_config"]
     return SuiteWorker(
         [queue(q, connection) for q in queue_names],
         connection=connection,
         serializer=JSONSerializer,
         name=name,
         queue_class=SuiteQueue,
+        # A worker killed mid-job (SIGKILL, OOM, a lost node) leaves the job "started"; the next maintenance
+        # round after the job's heartbeat lapses retries it. RQ's 10 minutes would leave it that long, and an
+        # idle worker only wakes (and looks) every worker_ttl - 15 s, so both follow the setting. A dead
+        # worker's registration also lapses within worker_ttl, which keeps suite_queue_workers honest.
+        maintenance_interval=config.worker_maintenance_seconds,
+        worker_ttl=config.worker_maintenance_seconds + 15,
     )
 
 
