@@ -19,13 +19,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.deploy.launch import databases, production_env, running
+from tests.deploy.launch import running
 from tests.deploy.manifests import ROOT
 from tests.deploy.test_dockerfile import INSTRUCTIONS, _copies
 from tests.ops.conftest import samples
 from tests.support.servers import free_port, wait_until
-
-__all__ = ["databases", "production_env"]  # fixtures this module uses
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
