@@ -41,6 +41,8 @@ from rq.registry import DeferredJobRegistry, FailedJobRegistry, ScheduledJobRegi
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from shared.queues import queue as make_queue
+
 log = logging.getLogger(__name__)
 
 # A ``_created`` timestamp series beside every counter and histogram doubles the series count for nothing
@@ -152,6 +154,7 @@ class ScrapeCollector:
 
 
 def age_seconds(when: datetime | None, now: datetime) -> float:
+    """Seconds from ``when`` to ``now`` (0 for none or the future; a naive ``when`` is taken as UTC)."""
     if when is None:
         return 0.0
     if when.tzinfo is None:
@@ -172,8 +175,6 @@ class QueueCollector(ScrapeCollector):
         return self._connection() if callable(self._connection) else self._connection
 
     def read(self) -> Iterable[Metric]:
-        from shared.queues import queue as make_queue
-
         connection = self._redis()
         jobs = GaugeMetricFamily(
             "suite_queue_jobs",
