@@ -68,6 +68,17 @@ def test_run_script_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
                 return bool(db.execute("SELECT count(*) FROM processed_events").fetchone()[0])
 
         wait_until(lambda: handled("notify") and handled("consult"), timeout=60, what="event delivery")
+
+        # The demo booking's confirmation is on the notify outbox page, by SMS and by email.
+        outbox = links['Messages "sent"']
+        wait_until(
+            lambda: (
+                "Demo Clinic: your video appointment is booked" in requests.get(outbox, timeout=10).text
+                and "Your video appointment on" in requests.get(outbox, timeout=10).text
+            ),
+            timeout=60,
+            what="the demo confirmation on the outbox page",
+        )
     finally:
         os.killpg(process.pid, signal.SIGINT)
         try:

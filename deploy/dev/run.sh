@@ -64,6 +64,7 @@ lines = [
     f"  Book an appointment  {seed['booking_page']}",
     f"  Booking API docs     {urls['booking']}/api/docs",
     f"  Notify API docs      {urls['notify']}/api/docs",
+    f"  Messages \"sent\"      {urls['notify']}/outbox   (every SMS and email, with attachments)",
     f"  Consult API docs     {urls['consult']}/api/docs",
 ]
 if seed.get("demo_manage_url"):

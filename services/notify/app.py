@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from flask import Flask
 
+from services.notify import cli, outbox, views, webhooks
 from services.notify.config import NotifyConfig
+from services.notify.protocols import ProtocolBook
+from services.notify.rendering import Renderer
+from services.notify.runtime import SEND_QUEUE, Runtime
+from services.notify.senders import Senders, build_senders
 from shared.app import create_service_app
-from shared.config import load
+from shared.config import ConfigError, load
 from shared.queues import NOTIFY_QUEUE
 from shared.worker import register_worker_cli
 
 
-def create_app(config: NotifyConfig | None = None) -> Flask:
-    """Build the notify app from ``config`` (default: the environment)."""
+def create_app(config: NotifyConfig | None = None, *, senders: Senders | None = None) -> Flask:
+    """Build the notify app from ``config`` (default: the environment); ``senders`` overrides the settings."""
     config = config or load(NotifyConfig)
-    app, _api = create_service_app(
+    config.check()
+    app, api = create_service_app(
         service="notify",
         config=config,
         database_url=config.database_url,
@@ -22,5 +28,28 @@ def create_app(config: NotifyConfig | None = None) -> Flask:
         description="Confirmations and preparation reminders by SMS and email, and provider invites.",
         import_name=__name__,
     )
-    register_worker_cli(app, queues=[NOTIFY_QUEUE])
+    db = app.extensions["db"]
+    runtime = Runtime(
+        config=config,
+        db=db,
+        redis=app.extensions["redis"],
+        book=ProtocolBook(config.protocols_dir),
+        renderer=Renderer(config.protocols_dir, opt_out_hint=config.sms_opt_out_hint),
+        senders=senders or build_senders(config, db),
+        signer=app.extensions["link_signer"],
+    )
+    if config.sending_stale_seconds <= runtime.send_job_timeout + runtime.call_budget_seconds:
+        floor = int(runtime.send_job_timeout + runtime.call_budget_seconds)
+        raise ConfigError(
+            f"NOTIFY_SENDING_STALE_SECONDS must exceed {floor} (a send job's timeout plus one provider call),"
+            " or an interrupted send could be checked while it is still in flight"
+        )
+    app.extensions["notify"] = runtime
+    for blueprint in views.BLUEPRINTS:
+        api.register_blueprint(blueprint)
+    app.register_blueprint(webhooks.bp)
+    if "console" in (config.sms_backend, config.email_backend):
+        app.register_blueprint(outbox.bp)
+    register_worker_cli(app, queues=[NOTIFY_QUEUE, SEND_QUEUE])
+    cli.register(app)
     return app

@@ -3,8 +3,36 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import time
+from pathlib import Path
 
-from shared.config import CommonConfig, setting
+from shared.config import CommonConfig, ConfigError, setting
+
+PROTOCOLS_DIR = Path(__file__).resolve().parent / "protocols"
+SMS_BACKENDS = ("console", "twilio")
+EMAIL_BACKENDS = ("console", "smtp")
+SMTP_SECURITY = ("starttls", "ssl", "none")
+
+
+def parse_quiet_hours(raw: str) -> tuple[time, time] | None:
+    """Parse ``21:00-08:00`` into (start, end); an empty value turns quiet hours off."""
+    if not raw.strip():
+        return None
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in raw.split("-"))
+    except ValueError as exc:
+        raise ValueError(f"use HH:MM-HH:MM, e.g. 21:00-08:00, not {raw!r}") from exc
+    if start == end:
+        raise ValueError("quiet hours must not start and end at the same time")
+    return start, end
+
+
+def parse_backoff(raw: str) -> tuple[int, ...]:
+    """Parse a comma-separated list of positive seconds."""
+    values = tuple(int(part) for part in raw.split(",") if part.strip())
+    if not values or any(v <= 0 for v in values):
+        raise ValueError("give one or more positive numbers of seconds, e.g. 30,120,600")
+    return values
 
 
 @dataclass(frozen=True)
@@ -16,3 +44,162 @@ class NotifyConfig(CommonConfig):
         default="sqlite:///var/notify.db",
         doc="notify database (SQLAlchemy URL; `postgresql+psycopg://...` in production)",
     )
+    protocols_dir_raw: str = setting(
+        "NOTIFY_PROTOCOLS_DIR",
+        default="",
+        doc="folder of reminder protocols (`<slug>.toml`) and message templates (`templates/`); empty: the"
+        " demo clinic's, shipped in `services/notify/protocols`",
+    )
+    sms_backend: str = setting(
+        "NOTIFY_SMS_BACKEND",
+        default="console",
+        doc="`twilio` (Twilio Messaging) or `console` (the /outbox page; refused in production)",
+    )
+    email_backend: str = setting(
+        "NOTIFY_EMAIL_BACKEND",
+        default="console",
+        doc="`smtp` (any SMTP server or the Twilio SendGrid relay) or `console` (refused in production)",
+    )
+    twilio_account_sid: str = setting("TWILIO_ACCOUNT_SID", default="", doc="Twilio account SID (AC...)")
+    twilio_auth_token: str = setting(
+        "TWILIO_AUTH_TOKEN",
+        default="",
+        secret=True,
+        doc="Twilio auth token: authenticates API calls and verifies webhook signatures",
+    )
+    twilio_messaging_service_sid: str = setting(
+        "TWILIO_MESSAGING_SERVICE_SID",
+        default="",
+        doc="Messaging Service (MG...) SMS are sent through; preferred over a From number",
+    )
+    twilio_from_number: str = setting(
+        "TWILIO_FROM_NUMBER", default="", doc="sender number in E.164, when no Messaging Service is set"
+    )
+    twilio_api_base_url: str = setting(
+        "TWILIO_API_BASE_URL",
+        default="",
+        doc="override of `https://api.twilio.com` (a regional edge, or a contract mock in tests)",
+    )
+    twilio_timeout_seconds: float = setting(
+        "TWILIO_TIMEOUT_SECONDS", default=8.0, parse=float, doc="timeout of one Twilio API call"
+    )
+    smtp_host: str = setting("SMTP_HOST", default="", doc="SMTP server (`smtp.sendgrid.net` for SendGrid)")
+    smtp_port: int = setting("SMTP_PORT", default=587, parse=int, doc="SMTP port (587 STARTTLS, 465 SSL)")
+    smtp_username: str = setting("SMTP_USERNAME", default="", doc="SMTP user (`apikey` for SendGrid)")
+    smtp_password: str = setting(
+        "SMTP_PASSWORD", default="", secret=True, doc="SMTP password (the SendGrid API key)"
+    )
+    smtp_security: str = setting(
+        "SMTP_SECURITY", default="starttls", doc="`starttls`, `ssl` (implicit TLS) or `none` (local relays)"
+    )
+    smtp_from: str = setting(
+        "SMTP_FROM",
+        default="Appointments <appointments@localhost>",
+        doc="From header of every email, e.g. `Demo Clinic <appointments@clinic.example>`",
+    )
+    smtp_timeout_seconds: float = setting(
+        "SMTP_TIMEOUT_SECONDS", default=15.0, parse=float, doc="timeout of one SMTP conversation step"
+    )
+    quiet_hours_raw: str = setting(
+        "NOTIFY_QUIET_HOURS",
+        default="21:00-08:00",
+        doc="`HH:MM-HH:MM` in the patient's zone when non-urgent SMS wait (empty: no quiet hours)",
+    )
+    sms_opt_out_hint: str = setting(
+        "NOTIFY_SMS_OPT_OUT_HINT",
+        default="Reply STOP to opt out.",
+        doc="sentence every SMS ends with (carrier rules for recurring messages)",
+    )
+    sms_help_reply: str = setting(
+        "NOTIFY_SMS_HELP_REPLY",
+        default="",
+        doc="answer to an inbound HELP (empty: leave it to Twilio's Advanced Opt-Out reply)",
+    )
+    dispatch_interval_seconds: float = setting(
+        "NOTIFY_DISPATCH_INTERVAL_SECONDS",
+        default=5.0,
+        parse=float,
+        doc="how often the dispatcher looks for due messages",
+    )
+    send_batch_size: int = setting(
+        "NOTIFY_SEND_BATCH_SIZE", default=50, parse=int, doc="messages one send job carries"
+    )
+    send_concurrency: int = setting(
+        "NOTIFY_SEND_CONCURRENCY",
+        default=8,
+        parse=int,
+        doc="provider calls one send job makes at the same time",
+    )
+    retry_backoff_raw: str = setting(
+        "NOTIFY_RETRY_BACKOFF_SECONDS",
+        default="30,120,600,1800",
+        doc="waits before each retry of a temporary provider error; attempts = this many + 1",
+    )
+    queued_stale_seconds: int = setting(
+        "NOTIFY_QUEUED_STALE_SECONDS",
+        default=30,
+        parse=int,
+        doc="after this long a queued message whose job is gone from Redis is queued again",
+    )
+    sending_stale_seconds: int = setting(
+        "NOTIFY_SENDING_STALE_SECONDS",
+        default=300,
+        parse=int,
+        doc="after this long an unfinished send is checked with the provider (over a send job's timeout)",
+    )
+
+    def check(self) -> None:
+        """Refuse combinations that cannot work (called by the app factory)."""
+        problems = []
+        if self.sms_backend not in SMS_BACKENDS:
+            problems.append(f"NOTIFY_SMS_BACKEND must be one of {', '.join(SMS_BACKENDS)}")
+        if self.email_backend not in EMAIL_BACKENDS:
+            problems.append(f"NOTIFY_EMAIL_BACKEND must be one of {', '.join(EMAIL_BACKENDS)}")
+        if self.smtp_security not in SMTP_SECURITY:
+            problems.append(f"SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY)}")
+        if self.sms_backend == "twilio":
+            if not (self.twilio_account_sid and self.twilio_auth_token):
+                problems.append("NOTIFY_SMS_BACKEND=twilio needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
+            if not (self.twilio_messaging_service_sid or self.twilio_from_number):
+                problems.append(
+                    "NOTIFY_SMS_BACKEND=twilio needs TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM_NUMBER"
+                )
+        if self.email_backend == "smtp" and not self.smtp_host:
+            problems.append("NOTIFY_EMAIL_BACKEND=smtp needs SMTP_HOST")
+        if self.is_production:
+            if "console" in (self.sms_backend, self.email_backend):
+                problems.append("production sends for real: set NOTIFY_SMS_BACKEND and NOTIFY_EMAIL_BACKEND")
+            if not self.twilio_auth_token:
+                problems.append("production verifies Twilio webhooks: set TWILIO_AUTH_TOKEN")
+        for parse, raw, name in (
+            (parse_quiet_hours, self.quiet_hours_raw, "NOTIFY_QUIET_HOURS"),
+            (parse_backoff, self.retry_backoff_raw, "NOTIFY_RETRY_BACKOFF_SECONDS"),
+        ):
+            try:
+                parse(raw)
+            except ValueError as exc:
+                problems.append(f"{name}: {exc}")
+        if self.send_batch_size < 1 or self.send_concurrency < 1:
+            problems.append("NOTIFY_SEND_BATCH_SIZE and NOTIFY_SEND_CONCURRENCY must be at least 1")
+        if problems:
+            raise ConfigError("invalid notify configuration: " + "; ".join(problems))
+
+    @property
+    def protocols_dir(self) -> Path:
+        """Where the reminder protocols are."""
+        return Path(self.protocols_dir_raw) if self.protocols_dir_raw else PROTOCOLS_DIR
+
+    @property
+    def quiet_hours(self) -> tuple[time, time] | None:
+        """Quiet hours as (start, end) wall-clock times, or None."""
+        return parse_quiet_hours(self.quiet_hours_raw)
+
+    @property
+    def retry_backoff_seconds(self) -> tuple[int, ...]:
+        """Waits before each retry."""
+        return parse_backoff(self.retry_backoff_raw)
+
+    @property
+    def max_attempts(self) -> int:
+        """How many times a message is tried in all."""
+        return len(self.retry_backoff_seconds) + 1

@@ -5,29 +5,61 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from services.notify import dispatch, planning, sending
 from services.notify.models import ProcessedEvent
-from shared.db import get_db
-from shared.events import load_event
+from services.notify.runtime import get_runtime
+from shared.events import load_event, load_links_ready
 from shared.inbox import first_delivery
 from shared.logging import correlation
+from shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
 
 def handle_booking_event(payload: dict[str, Any]) -> str:
-    """Take note of a booking event (the notify issue gives it its real work)."""
+    """Update notify's copy of the booking, re-plan its messages, and queue what is due at once."""
     event = load_event(payload)
-    with correlation(event.correlation_id), get_db().transaction() as session:
-        if not first_delivery(session, ProcessedEvent, event_id=event.event_id, event_type=event.type):
-            log.info("event already handled", extra={"event_id": str(event.event_id)})
-            return "duplicate"
-        log.info(
-            "received %s",
-            event.type,
-            extra={
-                "event_id": str(event.event_id),
-                "booking_id": str(event.booking.id),
-                "version": event.booking.version,
-            },
-        )
+    runtime = get_runtime()
+    with correlation(event.correlation_id):
+        with runtime.db.transaction() as session:
+            if not first_delivery(session, ProcessedEvent, event_id=event.event_id, event_type=event.type):
+                log.info("event already handled", extra={"event_id": str(event.event_id)})
+                return "duplicate"
+            now = utcnow()
+            applied = planning.apply_booking_event(
+                session=session, book=runtime.book, event=event, quiet=runtime.config.quiet_hours, now=now
+            )
+            if applied.stale:
+                return "stale"
+            due = planning.due_now(session, event.booking.id, now)
+            batches = dispatch.mark_queued(session=session, runtime=runtime, ids=due, now=now)
+        # Confirmations and notices go at once, on the fast queue, once their rows are committed and visible.
+        dispatch.dispatch_now(runtime, batches)
         return "handled"
+
+
+def handle_links_ready(payload: dict[str, Any]) -> str:
+    """Store a booking version's join links and queue the messages that waited for them."""
+    event = load_links_ready(payload)
+    runtime = get_runtime()
+    with correlation(event.correlation_id):
+        with runtime.db.transaction() as session:
+            if not first_delivery(session, ProcessedEvent, event_id=event.event_id, event_type=event.type):
+                log.info("event already handled", extra={"event_id": str(event.event_id)})
+                return "duplicate"
+            now = utcnow()
+            planning.apply_links_ready(session=session, event=event, now=now)
+            due = planning.due_now(session, event.booking_id, now)
+            batches = dispatch.mark_queued(session=session, runtime=runtime, ids=due, now=now)
+        dispatch.dispatch_now(runtime, batches)
+        return "handled"
+
+
+def send_messages(ids: list[int]) -> dict[str, int]:
+    """Send the due messages among ``ids`` (a batch from the dispatcher or an event handler)."""
+    return sending.send_batch(get_runtime(), [int(i) for i in ids])
+
+
+def reconcile_messages(ids: list[int]) -> dict[str, int]:
+    """Settle interrupted sends among ``ids`` with their provider."""
+    return sending.reconcile(get_runtime(), [int(i) for i in ids])

@@ -1,12 +1,52 @@
-"""Tables of the notify service."""
+"""Tables of the notify service.
+
+``bookings`` is notify's own copy of each booking (the newest version it has seen); ``messages`` is the plan:
+one row per (booking, step, channel, booking version), unique, so a message can be planned, and sent, once.
+The database is the source of truth for what must go out and when; Redis only carries the work that is due.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+import uuid
+from datetime import datetime
+from typing import Any
 
-from shared.db import NAMING_CONVENTION
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from shared.db import GUID, NAMING_CONVENTION, BigIntKey, JSONDocument, UTCDateTime
 from shared.inbox import ProcessedEventMixin
+from shared.timeutil import utcnow
+
+SMS = "sms"
+EMAIL = "email"
+CHANNELS = (SMS, EMAIL)
+
+# Message states. planned -> queued -> sending -> sent is the happy path; skipped, cancelled and failed are
+# final and always carry a reason.
+PLANNED = "planned"  # waiting for its moment (or for the join link: ``blocked_on``)
+QUEUED = "queued"  # due, handed to Redis in job ``job_id``
+SENDING = "sending"  # claimed by a worker; the provider call may be in flight
+SENT = "sent"  # the provider accepted it (``provider_ref``); delivery_status follows from callbacks
+SKIPPED = "skipped"  # deliberately not sent (past at booking time, no consent, opted out, too late)
+CANCELLED = "cancelled"  # the booking was cancelled or moved before it went
+FAILED = "failed"  # the provider refused it for good, or retries ran out
+STATUSES = (PLANNED, QUEUED, SENDING, SENT, SKIPPED, CANCELLED, FAILED)
+PENDING = (PLANNED, QUEUED)
+FINAL = (SENT, SKIPPED, CANCELLED, FAILED)
+
+WAITING_FOR_JOIN_LINK = "join_link"
 
 
 class Base(DeclarativeBase):
@@ -17,3 +57,129 @@ class ProcessedEvent(ProcessedEventMixin, Base):
     """Events this service has handled, so a redelivered job changes nothing."""
 
     __tablename__ = "processed_events"
+
+
+class BookingCopy(Base):
+    """The newest version of a booking this service has seen, from the fat booking events."""
+
+    __tablename__ = "bookings"
+    __table_args__ = (CheckConstraint("status IN ('confirmed', 'cancelled')", name="status"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    protocol: Mapped[str] = mapped_column(String(64))
+    # When the booking service made this version (the event's occurred_at): reminders due before it are
+    # skipped on purpose, reminders due after it are sent even if this service is running late.
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The snapshot as the event carried it (contact details included; they never go to logs).
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class JoinLink(Base):
+    """The join links the consult service issued for one version of a video booking."""
+
+    __tablename__ = "join_links"
+
+    booking_id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True)
+    booking_version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_url: Mapped[str] = mapped_column(Text)
+    # Kept for the provider's calendar invite (sent by this service's email, issue 4).
+    provider_url: Mapped[str] = mapped_column(Text)
+    opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Message(Base):
+    """One planned message: a protocol step, on one channel, for one version of one booking."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("booking_id", "step", "channel", "booking_version", name="uq_messages_send_key"),
+        CheckConstraint(
+            "status IN ('planned', 'queued', 'sending', 'sent', 'skipped', 'cancelled', 'failed')",
+            name="status",
+        ),
+        CheckConstraint("channel IN ('sms', 'email')", name="channel"),
+        Index("ix_messages_due", "status", "due_at"),
+        Index("ix_messages_provider_ref", "provider_ref"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    booking_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("bookings.id"), index=True)
+    booking_version: Mapped[int] = mapped_column(Integer)
+    step: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(8))
+    protocol: Mapped[str] = mapped_column(String(64))
+    protocol_version: Mapped[int] = mapped_column(Integer)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # After this moment the message is no use any more (the visit started or ended): skipped, not sent late.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default=PLANNED)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    blocked_on: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sending_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What went out, fixed when the send was claimed: the reconciliation after a crash looks for exactly this.
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    provider_ref: Mapped[str | None] = mapped_column(String(255))
+    delivery_status: Mapped[str | None] = mapped_column(String(32))
+    delivery_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class OptOut(Base):
+    """A phone number's SMS opt-out state, from inbound STOP/START and Twilio error 21610."""
+
+    __tablename__ = "sms_opt_outs"
+
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    opted_out: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OutboxMessage(Base):
+    """A message the console senders "sent": what a developer sees on the /outbox page."""
+
+    __tablename__ = "console_outbox"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    # The sender's idempotency key (the plan row's id), so a repeated send is recognised, not doubled.
+    message_key: Mapped[str] = mapped_column(String(255), unique=True)
+    channel: Mapped[str] = mapped_column(String(8))
+    recipient: Mapped[str] = mapped_column(String(320))
+    sender: Mapped[str] = mapped_column(String(320), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    html: Mapped[str] = mapped_column(Text, default="")
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    attachments: Mapped[list[OutboxAttachment]] = relationship(
+        order_by="OutboxAttachment.id", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class OutboxAttachment(Base):
+    """A file (or a calendar part) of an email in the console outbox."""
+
+    __tablename__ = "console_outbox_attachments"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("console_outbox.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    data: Mapped[bytes] = mapped_column(LargeBinary)

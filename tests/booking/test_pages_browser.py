@@ -19,11 +19,14 @@ from icalendar import Calendar
 
 from services.booking import create_app, invitations
 from services.booking.config import BookingConfig
+from services.booking.relay import relay_once
+from services.notify import create_app as create_notify_app
 from shared.config import load
 from shared.db import get_db
 from shared.timeutil import utcnow
 from tests.booking.conftest import STAFF
 from tests.booking.factories import booking_body, make_setup
+from tests.notify.conftest import notify_config, work
 from tests.support.http import serve
 from tests.support.servers import RedisServer
 
@@ -129,7 +132,12 @@ def no_horizontal_scroll(page: Any) -> None:
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
 
-def test_book_a_video_consultation_from_another_time_zone(site: Site, new_page: Callable[..., Any]) -> None:
+def test_book_a_video_consultation_from_another_time_zone(
+    site: Site,
+    new_page: Callable[..., Any],
+    make_database_url: Callable[[str, str], str],
+    redis_server: RedisServer,
+) -> None:
     page = new_page()
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
@@ -199,6 +207,36 @@ def test_book_a_video_consultation_from_another_time_zone(site: Site, new_page: 
     assert bookings[0]["patient"]["time_zone"] == LONDON
     assert bookings[0]["patient"]["phone"] == "+447911123456"
     assert bookings[0]["intake"]["reasons"] == ["depression", "anxiety"]
+
+    # The confirmation went out by SMS and email: the booking's event goes through the outbox relay and Redis
+    # to a notify worker with the console senders, and both messages show on notify's outbox page.
+    notify = create_notify_app(
+        notify_config(
+            make_database_url("notify", "postgresql"), redis_server.url, booking_public_url=site.base
+        )
+    )
+    try:
+        with site.app.app_context():
+            assert relay_once(db=get_db(), redis=site.app.extensions["redis"]) == 1
+        work(notify)
+        with serve(notify) as notify_base:
+            page.goto(f"{notify_base}/outbox")
+            shoot(page, "4b-notify-outbox")
+            rows = {row.locator("td").nth(3).inner_text(): row for row in page.locator("tbody tr").all()}
+            assert set(rows) == {"+447911123456", PATIENT["email"]}
+            texts = {}
+            for recipient, row in rows.items():
+                row.locator("td").first.get_by_role("link").click()
+                texts[recipient] = page.locator("main").inner_text()
+                page.go_back()
+    finally:
+        notify.extensions["db"].dispose()
+    hour = chosen.strip()  # as the confirmation page showed it, in London time
+    for recipient, text in texts.items():
+        assert hour in text, (recipient, text)
+        assert f"{site.base}/manage/" in text, recipient
+        for answer in ("Depression", "depression", "Anxiety", "antidepressants"):
+            assert answer not in text, recipient
 
 
 def test_reschedule_then_cancel_through_the_manage_link(site: Site, new_page: Callable[..., Any]) -> None:

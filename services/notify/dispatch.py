@@ -1,0 +1,280 @@
+"""The dispatcher: hands what is due from the database to Redis, and repairs what Redis or a worker lost.
+
+Redis never holds a reminder before its moment: with 100,000 upcoming bookings the queues hold only the
+messages due in the last few seconds. Each pass of ``flask --app services.notify dispatcher`` (every few
+seconds) does this:
+
+1. messages ``queued`` for a while whose job Redis no longer has (Redis restarted, job failed) go back to
+   planned;
+2. messages still waiting for a join link when their visit is over are recorded as failed;
+3. due planned messages are marked ``queued`` and enqueued in batches, in the same transaction;
+4. sends left ``sending`` longer than any send can take (a worker was killed) get a reconcile job.
+
+On PostgreSQL several dispatchers can run side by side: rows are taken with ``FOR UPDATE SKIP LOCKED``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import FrameType
+from typing import Any
+
+from redis.exceptions import RedisError
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from services.notify.models import FAILED, PLANNED, QUEUED, SENDING, Message
+from services.notify.planning import rowcount
+from services.notify.runtime import SEND_QUEUE, Runtime
+from shared.queues import NOTIFY_QUEUE, queue
+from shared.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+SEND_JOB = "services.notify.jobs.send_messages"
+RECONCILE_JOB = "services.notify.jobs.reconcile_messages"
+SEND_RESULT_TTL = 3600
+SEND_FAILURE_TTL = 7 * 24 * 3600
+_GONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+PASS_LIMIT = 5000
+
+
+@dataclass
+class PassReport:
+    """What one dispatcher pass did."""
+
+    requeued: int = 0
+    expired: int = 0
+    enqueued: int = 0
+    jobs: int = 0
+    reconciling: int = 0
+    job_ids: list[str] = field(default_factory=list)
+
+
+def _skip_locked(session: Session, query: Any) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query
+
+
+def _chunks(ids: list[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def mark_queued(
+    *, session: Session, runtime: Runtime, ids: list[int], now: datetime
+) -> list[tuple[str, list[int]]]:
+    """Mark ``ids`` queued in batches (in the caller's transaction); return (job id, batch) pairs to push."""
+    batches = []
+    for chunk in _chunks(ids, runtime.config.send_batch_size):
+        job_id = f"notify-send-{uuid.uuid4().hex}"
+        session.execute(
+            update(Message)
+            .where(Message.id.in_(chunk))
+            .values(status=QUEUED, queued_at=now, job_id=job_id, updated_at=now)
+        )
+        batches.append((job_id, chunk))
+    return batches
+
+
+def push_jobs(
+    runtime: Runtime, batches: list[tuple[str, list[int]]], *, queue_name: str = SEND_QUEUE
+) -> None:
+    """Put send jobs for ``batches`` on ``queue_name`` in one round trip."""
+    if not batches:
+        return
+    q = queue(queue_name, runtime.redis)
+    pipe = runtime.redis.pipeline(transaction=False)
+    for job_id, chunk in batches:
+        q.enqueue_call(
+            SEND_JOB,
+            args=(chunk,),
+            job_id=job_id,
+            timeout=runtime.send_job_timeout,
+            result_ttl=SEND_RESULT_TTL,
+            failure_ttl=SEND_FAILURE_TTL,
+            description=f"send {len(chunk)} messages",
+            pipeline=pipe,
+        )
+    pipe.execute()
+
+
+def requeue_lost(*, session: Session, runtime: Runtime, now: datetime) -> int:
+    """Put back to planned the queued messages whose job Redis no longer has."""
+    cutoff = now - timedelta(seconds=runtime.config.queued_stale_seconds)
+    rows = session.execute(
+        _skip_locked(
+            session,
+            select(Message.id, Message.job_id)
+            .where(Message.status == QUEUED, Message.queued_at < cutoff)
+            .limit(PASS_LIMIT),
+        )
+    ).all()
+    if not rows:
+        return 0
+    job_ids = sorted({r.job_id for r in rows if r.job_id})
+    jobs = Job.fetch_many(job_ids, connection=runtime.redis, serializer=JSONSerializer)
+    alive = {job.id for job in jobs if job is not None and job.get_status(refresh=False) not in _GONE}
+    lost = [r.id for r in rows if r.job_id not in alive]
+    if lost:
+        session.execute(
+            update(Message).where(Message.id.in_(lost)).values(status=PLANNED, job_id=None, updated_at=now)
+        )
+        log.warning("queued messages lost their jobs; planned again", extra={"count": len(lost)})
+    return len(lost)
+
+
+def expire_waiting(*, session: Session, now: datetime) -> int:
+    """Fail the messages that waited for a join link that never came before the visit ended."""
+    result = session.execute(
+        update(Message)
+        .where(Message.status == PLANNED, Message.blocked_on.is_not(None), Message.expires_at < now)
+        .values(status=FAILED, reason="the join link never arrived", blocked_on=None, updated_at=now)
+    )
+    count = rowcount(result)
+    if count:
+        log.error("messages failed waiting for a join link", extra={"count": count})
+    return count
+
+
+def enqueue_due(
+    *, session: Session, runtime: Runtime, now: datetime, limit: int = PASS_LIMIT
+) -> tuple[int, list[str]]:
+    """Queue up to ``limit`` due planned messages, earliest first."""
+    ids = list(
+        session.scalars(
+            _skip_locked(
+                session,
+                select(Message.id)
+                .where(Message.status == PLANNED, Message.blocked_on.is_(None), Message.due_at <= now)
+                .order_by(Message.due_at, Message.id)
+                .limit(limit),
+            )
+        )
+    )
+    batches = mark_queued(session=session, runtime=runtime, ids=ids, now=now)
+    # Pushed before the commit: if Redis is down the rows stay planned; if the commit then fails, the job
+    # still finds its rows due and planned (its claim waits for this transaction's row locks).
+    push_jobs(runtime, batches)
+    return len(ids), [job_id for job_id, _ in batches]
+
+
+def reconcile_stale(*, session: Session, runtime: Runtime, now: datetime) -> int:
+    """Give sends stuck in ``sending`` (longer than any send job may run) to a reconcile job."""
+    cutoff = now - timedelta(seconds=runtime.config.sending_stale_seconds)
+    ids = list(
+        session.scalars(
+            _skip_locked(
+                session,
+                select(Message.id)
+                .where(
+                    Message.status == SENDING,
+                    Message.sending_started_at < cutoff,
+                    (Message.queued_at.is_(None)) | (Message.queued_at < cutoff),
+                )
+                .limit(PASS_LIMIT),
+            )
+        )
+    )
+    if not ids:
+        return 0
+    q = queue(NOTIFY_QUEUE, runtime.redis)
+    pipe = runtime.redis.pipeline(transaction=False)
+    for chunk in _chunks(ids, runtime.config.send_batch_size):
+        session.execute(update(Message).where(Message.id.in_(chunk)).values(queued_at=now))
+        q.enqueue_call(
+            RECONCILE_JOB,
+            args=(chunk,),
+            timeout=runtime.send_job_timeout,
+            result_ttl=SEND_RESULT_TTL,
+            failure_ttl=SEND_FAILURE_TTL,
+            description=f"reconcile {len(chunk)} interrupted sends",
+            pipeline=pipe,
+        )
+    pipe.execute()
+    log.warning("interrupted sends handed to reconciliation", extra={"count": len(ids)})
+    return len(ids)
+
+
+def dispatch_once(runtime: Runtime, *, now: datetime | None = None) -> PassReport:
+    """One dispatcher pass (see the module docstring)."""
+    now = now or utcnow()
+    report = PassReport()
+    with runtime.db.transaction() as session:
+        report.requeued = requeue_lost(session=session, runtime=runtime, now=now)
+        report.expired = expire_waiting(session=session, now=now)
+    while True:
+        with runtime.db.transaction() as session:
+            count, job_ids = enqueue_due(session=session, runtime=runtime, now=now)
+        report.enqueued += count
+        report.job_ids += job_ids
+        if count < PASS_LIMIT:
+            break
+    report.jobs = len(report.job_ids)
+    with runtime.db.transaction() as session:
+        report.reconciling = reconcile_stale(session=session, runtime=runtime, now=now)
+    return report
+
+
+def dispatch_now(runtime: Runtime, batches: list[tuple[str, list[int]]]) -> None:
+    """Push one booking's just-committed due messages on the fast queue; if Redis fails, plan them again."""
+    try:
+        push_jobs(runtime, batches, queue_name=NOTIFY_QUEUE)
+    except RedisError:
+        ids = [i for _, chunk in batches for i in chunk]
+        with runtime.db.transaction() as session:
+            session.execute(
+                update(Message)
+                .where(Message.id.in_(ids), Message.status == QUEUED)
+                .values(status=PLANNED, job_id=None)
+            )
+        log.warning("redis unreachable; the dispatcher will send these", extra={"count": len(ids)})
+
+
+def run_dispatcher(runtime: Runtime, *, interval: float, stop: threading.Event | None = None) -> None:
+    """Dispatch every ``interval`` seconds until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+
+        def _stop(_signum: int, _frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+    log.info("notify dispatcher started", extra={"interval_seconds": interval})
+    backoff = interval
+    while not stop.is_set():
+        try:
+            report = dispatch_once(runtime)
+        except (RedisError, OperationalError) as exc:
+            backoff = min(max(backoff * 2, 1.0), 30.0)
+            log.warning(
+                "redis or database unreachable; due messages wait in the database",
+                extra={"error": type(exc).__name__},
+            )
+            stop.wait(backoff)
+            continue
+        backoff = interval
+        if report.enqueued or report.requeued or report.reconciling or report.expired:
+            log.info(
+                "dispatched %d messages in %d jobs",
+                report.enqueued,
+                report.jobs,
+                extra={
+                    "requeued": report.requeued,
+                    "reconciling": report.reconciling,
+                    "expired": report.expired,
+                },
+            )
+        stop.wait(interval)
+    log.info("notify dispatcher stopped")

@@ -1,0 +1,343 @@
+"""Turning booking events into a plan: notify's copy of each booking, and one row per message to send.
+
+The rules: an event older than the copy changes nothing (events may arrive out of order); a newer one cancels
+every message still pending for older versions and plans the new version's steps; a step whose moment had
+already passed when the booking was made is recorded as skipped, on purpose, unless the protocol says it
+always goes (the join link); an SMS without a number or consent is recorded as skipped, never silently
+left out.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from services.notify.models import (
+    CANCELLED,
+    EMAIL,
+    PENDING,
+    PLANNED,
+    SKIPPED,
+    SMS,
+    WAITING_FOR_JOIN_LINK,
+    BookingCopy,
+    JoinLink,
+    Message,
+)
+from services.notify.protocols import BOOKED, END, RESCHEDULED, START, Protocol, ProtocolBook, Step
+from services.notify.protocols import CANCELLED as ON_CANCELLED
+from shared import events
+from shared.timeutil import local_to_utc, to_zone
+
+log = logging.getLogger(__name__)
+
+_ANCHORS = {
+    events.BOOKING_CONFIRMED: (BOOKED, START, END),
+    events.BOOKING_RESCHEDULED: (RESCHEDULED, START, END),
+    events.BOOKING_CANCELLED: (ON_CANCELLED,),
+}
+_SNAPSHOT_SCHEMA = events.BookingSnapshotSchema()
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What applying an event did."""
+
+    booking_id: uuid.UUID
+    stale: bool
+    planned: int = 0
+    cancelled: int = 0
+
+
+def rowcount(result: Any) -> int:
+    """Rows an UPDATE or DELETE touched."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def dialect_insert(session: Session, model: Any) -> Any:
+    """An INSERT for this session's backend, so ``on_conflict_*`` works on SQLite and PostgreSQL."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+def for_update(session: Session, query: Any, *, read: bool = False) -> Any:
+    """``query`` locking its rows (shared with ``read``) on PostgreSQL."""
+    # SQLite has no row locks; its BEGIN IMMEDIATE already serializes writers.
+    if session.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(read=read)
+    return query
+
+
+def lock_booking(session: Session, booking_id: uuid.UUID) -> BookingCopy | None:
+    """Notify's copy of a booking, locked for update until the transaction ends."""
+    query = for_update(session, select(BookingCopy).where(BookingCopy.id == booking_id))
+    found: BookingCopy | None = session.scalars(query.execution_options(populate_existing=True)).first()
+    return found
+
+
+def quiet_end(moment: datetime, tz: str, quiet: tuple[time, time] | None) -> datetime | None:
+    """When the quiet hours around ``moment`` end in zone ``tz`` (UTC), or None when it is not quiet."""
+    if quiet is None:
+        return None
+    start, end = quiet
+    local = to_zone(moment, tz)
+    at = local.time().replace(tzinfo=None)
+    day = local.date()
+    if start > end:  # the usual case, across midnight (21:00-08:00)
+        if at >= start:
+            return local_to_utc(day + timedelta(days=1), end, tz)
+        if at < end:
+            return local_to_utc(day, end, tz)
+        return None
+    if start <= at < end:
+        return local_to_utc(day, end, tz)
+    return None
+
+
+def respect_quiet_hours(
+    *, due_at: datetime, tz: str, quiet: tuple[time, time] | None, deadline: datetime
+) -> datetime:
+    """``due_at`` moved to the end of quiet hours, unless that would be after ``deadline`` (then at once)."""
+    ends = quiet_end(due_at, tz, quiet)
+    if ends is None or ends >= deadline:
+        return due_at
+    return ends
+
+
+def quiet_deadline(*, due_at: datetime, expires_at: datetime, start: datetime) -> datetime:
+    """The latest a non-urgent SMS may wait for quiet hours: before the visit, or before it expires after."""
+    return min(expires_at, start) if due_at < start else expires_at
+
+
+def _copy_fields(event: events.BookingEvent) -> dict[str, Any]:
+    snap = event.booking
+    return {
+        "version": snap.version,
+        "status": snap.status,
+        "start_at": snap.start,
+        "end_at": snap.end,
+        "protocol": snap.appointment_type.reminder_protocol,
+        "changed_at": event.occurred_at,
+        "snapshot": {
+            **_SNAPSHOT_SCHEMA.dump(snap),
+            "previous_start": event.previous.start.isoformat() if event.previous else None,
+            "cancelled_by": event.cancelled_by,
+        },
+    }
+
+
+def apply_booking_event(
+    *,
+    session: Session,
+    book: ProtocolBook,
+    event: events.BookingEvent,
+    quiet: tuple[time, time] | None,
+    now: datetime,
+) -> Applied:
+    """Bring notify's copy of the booking up to ``event`` and plan its messages (in the caller's session)."""
+    snap = event.booking
+    fields = _copy_fields(event)
+    inserted = (
+        session.execute(
+            dialect_insert(session, BookingCopy)
+            .values(id=snap.id, updated_at=now, **fields)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(BookingCopy.id)
+        ).first()
+        is not None
+    )
+    copy = lock_booking(session, snap.id)
+    assert copy is not None
+    if not inserted:
+        if copy.version >= snap.version:
+            log.info(
+                "ignored an event older than the booking copy",
+                extra={"booking_id": str(snap.id), "version": snap.version, "stored_version": copy.version},
+            )
+            return Applied(booking_id=snap.id, stale=True)
+        for name, value in fields.items():
+            setattr(copy, name, value)
+        copy.updated_at = now
+    reason = (
+        "the booking was cancelled"
+        if snap.status == CANCELLED
+        else f"the booking was moved (now version {snap.version})"
+    )
+    cancelled = rowcount(
+        session.execute(
+            update(Message)
+            .where(
+                Message.booking_id == snap.id,
+                Message.booking_version < snap.version,
+                Message.status.in_(PENDING),
+            )
+            .values(status=CANCELLED, reason=reason, blocked_on=None, updated_at=now)
+        )
+    )
+    protocol = book.get(copy.protocol)
+    rows = plan_rows(
+        copy=copy, protocol=protocol, anchors=_ANCHORS[event.type], session=session, quiet=quiet, now=now
+    )
+    if rows:
+        session.execute(
+            dialect_insert(session, Message)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["booking_id", "step", "channel", "booking_version"])
+        )
+    log.info(
+        "planned %d messages for %s",
+        len(rows),
+        event.type,
+        extra={"booking_id": str(snap.id), "version": snap.version, "cancelled": cancelled},
+    )
+    return Applied(booking_id=snap.id, stale=False, planned=len(rows), cancelled=cancelled)
+
+
+def has_join_link(session: Session, booking_id: uuid.UUID, version: int) -> bool:
+    """Whether the consult service's links for this booking version have arrived."""
+    return session.get(JoinLink, (booking_id, version)) is not None
+
+
+def plan_rows(
+    *,
+    copy: BookingCopy,
+    protocol: Protocol,
+    anchors: tuple[str, ...],
+    session: Session,
+    quiet: tuple[time, time] | None,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The message rows of ``copy``'s current version for the steps anchored at ``anchors``."""
+    patient = copy.snapshot["patient"]
+    mode = copy.snapshot["appointment_type"]["mode"]
+    link_ready: bool | None = None
+    rows = []
+    for step in protocol.steps_on(anchors, mode):
+        if step.join_link and link_ready is None:
+            link_ready = has_join_link(session, copy.id, copy.version)
+        for channel in step.channels:
+            rows.append(
+                _row(
+                    copy=copy,
+                    protocol=protocol,
+                    step=step,
+                    channel=channel,
+                    patient=patient,
+                    link_ready=bool(link_ready),
+                    quiet=quiet,
+                    now=now,
+                )
+            )
+    return rows
+
+
+def _row(
+    *,
+    copy: BookingCopy,
+    protocol: Protocol,
+    step: Step,
+    channel: str,
+    patient: dict[str, Any],
+    link_ready: bool,
+    quiet: tuple[time, time] | None,
+    now: datetime,
+) -> dict[str, Any]:
+    booked_at = copy.changed_at
+    due_at = step.due_at(start=copy.start_at, end=copy.end_at, happened_at=booked_at)
+    expires_at = step.expires_at(due_at=due_at, start=copy.start_at, end=copy.end_at)
+    status, reason = PLANNED, ""
+    if not step.on_event and due_at <= booked_at:
+        if step.always:
+            due_at = booked_at
+        else:
+            status, reason = SKIPPED, "its moment had passed when the booking was made"
+    if status == PLANNED and max(due_at, now) > expires_at:
+        status, reason = SKIPPED, "too late: the moment it was useful had passed"
+    if status == PLANNED and channel == SMS:
+        if not patient.get("phone"):
+            status, reason = SKIPPED, "the patient gave no mobile number"
+        elif not patient.get("sms_consent"):
+            status, reason = SKIPPED, "the patient did not consent to SMS"
+        elif not step.urgent:
+            due_at = respect_quiet_hours(
+                due_at=due_at,
+                tz=patient["time_zone"],
+                quiet=quiet,
+                deadline=quiet_deadline(due_at=due_at, expires_at=expires_at, start=copy.start_at),
+            )
+    assert channel in (SMS, EMAIL)
+    return {
+        "booking_id": copy.id,
+        "booking_version": copy.version,
+        "step": step.key,
+        "channel": channel,
+        "protocol": protocol.slug,
+        "protocol_version": protocol.version,
+        "urgent": step.urgent,
+        "due_at": due_at,
+        "expires_at": expires_at,
+        "status": status,
+        "reason": reason,
+        "blocked_on": WAITING_FOR_JOIN_LINK
+        if status == PLANNED and step.join_link and not link_ready
+        else None,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def apply_links_ready(*, session: Session, event: events.LinksReadyEvent, now: datetime) -> int:
+    """Store a booking version's join links and release the messages that were waiting for them."""
+    values = {
+        "patient_url": event.patient_join_url,
+        "provider_url": event.provider_join_url,
+        "opens_at": event.opens_at,
+        "closes_at": event.closes_at,
+        "received_at": now,
+    }
+    session.execute(
+        dialect_insert(session, JoinLink)
+        .values(booking_id=event.booking_id, booking_version=event.booking_version, **values)
+        .on_conflict_do_update(index_elements=["booking_id", "booking_version"], set_=values)
+    )
+    released = rowcount(
+        session.execute(
+            update(Message)
+            .where(
+                Message.booking_id == event.booking_id,
+                Message.booking_version == event.booking_version,
+                Message.status == PLANNED,
+                Message.blocked_on == WAITING_FOR_JOIN_LINK,
+            )
+            .values(blocked_on=None, updated_at=now)
+        )
+    )
+    log.info(
+        "join links stored",
+        extra={"booking_id": str(event.booking_id), "version": event.booking_version, "released": released},
+    )
+    return released
+
+
+def due_now(session: Session, booking_id: uuid.UUID, now: datetime) -> list[int]:
+    """Ids of this booking's messages that are due and free to go."""
+    return list(
+        session.scalars(
+            select(Message.id)
+            .where(
+                Message.booking_id == booking_id,
+                Message.status == PLANNED,
+                Message.blocked_on.is_(None),
+                Message.due_at <= now,
+            )
+            .order_by(Message.id)
+        )
+    )

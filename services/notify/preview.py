@@ -1,0 +1,98 @@
+"""Every protocol step rendered for sample bookings: behind ``flask ... protocols`` and the template tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from services.notify.models import EMAIL, SMS
+from services.notify.protocols import Protocol, Step
+from services.notify.rendering import MessageContext
+from services.notify.runtime import Runtime
+from shared import links
+
+SAMPLE_START = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
+
+
+def sample_snapshot(*, mode: str, protocol: str, clinic_slug: str = "demo-clinic") -> dict[str, Any]:
+    """A booking snapshot (as notify stores it) with made-up people, for previews."""
+    return {
+        "id": str(uuid.UUID(int=1)),
+        "version": 2,
+        "status": "confirmed",
+        "start": SAMPLE_START.isoformat(),
+        "end": (SAMPLE_START + timedelta(minutes=60)).isoformat(),
+        "clinic": {
+            "slug": clinic_slug,
+            "name": "Demo Ketamine Clinic",
+            "time_zone": "America/New_York",
+            "address": "200 Demo Avenue, Suite 3, Brooklyn, NY 11201",
+            "phone": "+17185550100",
+        },
+        "appointment_type": {
+            "id": 1,
+            "slug": protocol,
+            "name": "In-clinic infusion session" if mode == "in_person" else "Video consultation",
+            "mode": mode,
+            "duration_minutes": 60,
+            "reminder_protocol": protocol,
+            "location": "200 Demo Avenue, Suite 3, Brooklyn, NY 11201" if mode == "in_person" else "",
+        },
+        "provider": {
+            "id": 1,
+            "name": "Dr. Maya Chen",
+            "email": "maya@example.com",
+            "time_zone": "America/New_York",
+        },
+        "patient": {
+            "id": str(uuid.UUID(int=2)),
+            "name": "Alex Demo",
+            "email": "alex@example.com",
+            "phone": "+14155552671",
+            "time_zone": "Europe/London",
+            "sms_consent": True,
+        },
+        "previous_start": (SAMPLE_START - timedelta(days=1)).isoformat(),
+        "cancelled_by": "patient",
+    }
+
+
+def preview(runtime: Runtime, protocol: Protocol, step: Step, mode: str) -> dict[str, str]:
+    """The SMS and email texts of ``step`` for a sample booking of ``mode``."""
+    snap = sample_snapshot(mode=mode, protocol=protocol.slug)
+    token = links.manage_token(
+        runtime.signer, booking_id=snap["id"], version=2, ends_at=SAMPLE_START + timedelta(hours=1)
+    )
+    context = runtime.renderer.context(
+        protocol=protocol,
+        step=step,
+        message=MessageContext(
+            snapshot=snap,
+            manage_url=links.manage_url(runtime.config.booking_public_url, token),
+            join_url=f"{runtime.config.consult_public_url}/join/sample-token" if step.join_link else None,
+            previous_start=SAMPLE_START - timedelta(days=1),
+            cancelled_by="patient",
+        ),
+        sms_name=runtime.book.sms_name(snap["clinic"]["slug"], snap["clinic"]["name"]),
+    )
+    out: dict[str, str] = {}
+    if SMS in step.channels:
+        out[SMS] = runtime.renderer.sms(step, context)
+    if EMAIL in step.channels:
+        email = runtime.renderer.email(step, context)
+        out[EMAIL] = f"Subject: {email.subject}\n\n{email.text}"
+        out["html"] = email.html
+        for attachment in email.attachments:
+            out[f"attachment:{attachment.filename}"] = attachment.data.decode()
+    return out
+
+
+def preview_all(runtime: Runtime) -> Iterator[tuple[Protocol, Step, str, str]]:
+    """(protocol, step, channel, text) for every step of every protocol, in each visit mode it applies to."""
+    for protocol in runtime.book.protocols.values():
+        for step in protocol.steps:
+            for mode in step.modes:
+                for channel, text in preview(runtime, protocol, step, mode).items():
+                    yield protocol, step, f"{channel}" if len(step.modes) == 1 else f"{channel}/{mode}", text

@@ -1,0 +1,184 @@
+"""Message texts from Jinja2 templates: SMS text, email text and HTML, attachments.
+
+Templates live under ``<protocols dir>/templates``. SMS templates extend ``_layouts/sms.txt`` (which ends
+every SMS with the opt-out hint); email templates extend ``_layouts/email.txt`` and ``_layouts/email.html``
+(which carry the manage link and the clinic's contact details). Only ``.html`` templates are autoescaped.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import formatdate, parseaddr
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from services.notify.protocols import Protocol, Step
+from shared.timeutil import format_local, to_zone
+
+
+@dataclass(frozen=True)
+class FileAttachment:
+    """A file attached to an email."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """Subject, text and HTML of one email, and its attachments."""
+
+    subject: str
+    text: str
+    html: str
+    attachments: tuple[FileAttachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class MessageContext:
+    """What a template may say about one booking version (built from notify's booking copy)."""
+
+    snapshot: dict[str, Any]
+    manage_url: str
+    join_url: str | None = None
+    previous_start: datetime | None = None
+    cancelled_by: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _clock(moment: datetime) -> str:
+    hour = moment.strftime("%I").lstrip("0")
+    return f"{hour}:{moment:%M %p} {moment.tzname()}"
+
+
+def _day(moment: datetime) -> str:
+    return f"{moment:%A} {moment.day} {moment:%B}"
+
+
+def _sms_text(raw: str) -> str:
+    # Templates are laid out for reading; an SMS keeps its line breaks but no indentation or blank runs.
+    lines = [re.sub(r"[ \t]+", " ", line).strip() for line in raw.splitlines()]
+    text = "\n".join(line for line in lines if line)
+    return text
+
+
+class Renderer:
+    """Renders the templates of one protocols folder."""
+
+    def __init__(self, protocols_dir: str | Path, *, opt_out_hint: str) -> None:
+        self.env = Environment(
+            loader=FileSystemLoader(str(Path(protocols_dir) / "templates")),
+            undefined=StrictUndefined,
+            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        self.env.filters["when"] = lambda m: format_local(m, str(m.tzinfo))
+        self.env.filters["clock"] = _clock
+        self.env.filters["day"] = _day
+        self.env.globals["minutes"] = lambda n: timedelta(minutes=int(n))
+        self.opt_out_hint = opt_out_hint
+
+    def context(
+        self, *, protocol: Protocol, step: Step, message: MessageContext, sms_name: str
+    ) -> dict[str, Any]:
+        """The variables every template of ``step`` sees."""
+        snap = message.snapshot
+        tz = snap["patient"]["time_zone"]
+        start = to_zone(datetime.fromisoformat(snap["start"]), tz)
+        end = to_zone(datetime.fromisoformat(snap["end"]), tz)
+        kind = snap["appointment_type"]
+        clinic = snap["clinic"]
+        return {
+            "step": step.key,
+            "clinic": {
+                "name": clinic["name"],
+                "sms_name": sms_name,
+                "address": clinic.get("address", ""),
+                "phone": clinic.get("phone", ""),
+            },
+            "visit": {
+                "name": kind["name"],
+                "mode": kind["mode"],
+                "is_video": kind["mode"] == "video",
+                "duration_minutes": kind["duration_minutes"],
+                "location": kind.get("location") or clinic.get("address", ""),
+                "sms_label": protocol.sms_label or "appointment",
+            },
+            "provider": {"name": snap["provider"]["name"]},
+            "patient": {"first_name": (snap["patient"]["name"].split() or [""])[0]},
+            "start": start,
+            "end": end,
+            "when": format_local(start, tz),
+            "previous_when": format_local(message.previous_start, tz) if message.previous_start else None,
+            "cancelled_by": message.cancelled_by,
+            "manage_url": message.manage_url,
+            "join_url": message.join_url,
+            "opt_out_hint": self.opt_out_hint,
+            "protocol": dict(protocol.vars),
+            **message.extra,
+        }
+
+    def sms(self, step: Step, context: dict[str, Any]) -> str:
+        """The SMS text of ``step``."""
+        return _sms_text(self.env.get_template(f"{step.template}.sms.txt").render(context))
+
+    def email(self, step: Step, context: dict[str, Any]) -> RenderedEmail:
+        """The email of ``step``: subject, text, HTML and attachments."""
+        subject = " ".join(self.env.from_string(step.subject).render(context).split())
+        text = self.env.get_template(f"{step.template}.email.txt").render(context).strip() + "\n"
+        html = self.env.get_template(f"{step.template}.email.html").render(context)
+        attachments = []
+        for spec in step.attachments:
+            data = self.env.get_template(spec.template).render(context).strip() + "\n"
+            content_type = mimetypes.guess_type(spec.filename)[0] or "application/octet-stream"
+            attachments.append(FileAttachment(spec.filename, content_type, data.encode("utf-8")))
+        return RenderedEmail(subject=subject, text=text, html=html, attachments=tuple(attachments))
+
+
+def compose_email(
+    *,
+    sender: str,
+    to: str,
+    rendered: RenderedEmail,
+    message_id: str,
+    calendar: str | None = None,
+    calendar_method: str = "REQUEST",
+) -> EmailMessage:
+    """Build the MIME message: text and HTML alternatives (plus an optional text/calendar part), files.
+
+    ``calendar`` is for invites (issue 4): iCalendar text added as a third alternative, the way mail clients
+    expect an invitation.
+    """
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = rendered.subject
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    message["Message-ID"] = message_id
+    # RFC 3834: an automatic message; out-of-office responders should not answer it.
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    if calendar is not None:
+        message.add_alternative(calendar, subtype="calendar", params={"method": calendar_method})
+    for attachment in rendered.attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        message.add_attachment(
+            attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
+        )
+    return message
+
+
+def message_id_for(key: str, sender: str) -> str:
+    """A stable Message-ID for planned message ``key``, so a resend is recognisably the same message."""
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    return f"<{key}@{domain}>"

@@ -1,0 +1,389 @@
+"""Sending due messages: claim (check again, render, mark sending), call the providers, record the outcome.
+
+A send job carries message ids only. Claiming re-reads notify's copy of the booking under lock, so a message
+for a booking that was cancelled or moved meanwhile is recorded as cancelled instead of sent. The "sending"
+state is committed before any provider call; a worker killed after that leaves the row in "sending", and
+:func:`reconcile` later asks the provider what happened instead of guessing.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.notify import optouts
+from services.notify.models import (
+    CANCELLED,
+    EMAIL,
+    FAILED,
+    PENDING,
+    PLANNED,
+    SENDING,
+    SENT,
+    SKIPPED,
+    SMS,
+    BookingCopy,
+    JoinLink,
+    Message,
+)
+from services.notify.planning import for_update, quiet_deadline, respect_quiet_hours
+from services.notify.rendering import MessageContext, compose_email, message_id_for
+from services.notify.runtime import Runtime
+from services.notify.senders import Outcome, OutgoingSms, SendResult
+from shared import links
+from shared.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A claimed message, rendered and ready for its provider."""
+
+    message_id: int
+    channel: str
+    key: str
+    sms: OutgoingSms | None = None
+    email: EmailMessage | None = None
+
+
+def message_key(message_id: int) -> str:
+    """The idempotency key of a planned message (console outbox key, email Message-ID local part)."""
+    return f"notify-{message_id}"
+
+
+def status_callback_url(runtime: Runtime, message_id: int) -> str:
+    """Where Twilio reports this message's delivery status."""
+    return f"{runtime.config.notify_public_url.rstrip('/')}/webhooks/twilio/status?m={message_id}"
+
+
+def _lock_rows(session: Session, ids: list[int], statuses: tuple[str, ...]) -> list[Message]:
+    # Bookings first, shared, then messages: the same order the event handler takes its locks in.
+    booking_ids = set(session.scalars(select(Message.booking_id).where(Message.id.in_(ids))))
+    if not booking_ids:
+        return []
+    session.scalars(
+        for_update(
+            session,
+            select(BookingCopy.id).where(BookingCopy.id.in_(booking_ids)).order_by(BookingCopy.id),
+            read=True,
+        )
+    ).all()
+    query = select(Message).where(Message.id.in_(ids), Message.status.in_(statuses)).order_by(Message.id)
+    return list(session.scalars(for_update(session, query).execution_options(populate_existing=True)))
+
+
+def _why_not(row: Message, booking: BookingCopy, now: datetime) -> tuple[str, str] | None:
+    """(final status, reason) when this message must not go now, else None."""
+    if row.booking_version != booking.version:
+        if booking.status == CANCELLED:
+            return CANCELLED, "the booking was cancelled"
+        return CANCELLED, f"the booking was moved (now version {booking.version})"
+    if now > row.expires_at:
+        return SKIPPED, "too late: the moment it was useful had passed"
+    return None
+
+
+def claim(*, session: Session, runtime: Runtime, ids: list[int], now: datetime) -> list[Prepared]:
+    """Check, render and mark ``sending`` the due messages among ``ids`` (in the caller's transaction)."""
+    prepared: list[Prepared] = []
+    rows = _lock_rows(session, ids, PENDING)
+    booking_ids = {r.booking_id for r in rows}
+    bookings = {b.id: b for b in session.scalars(select(BookingCopy).where(BookingCopy.id.in_(booking_ids)))}
+    # What the checks and the texts need, read once for the batch rather than once per message.
+    phones = {b.snapshot["patient"].get("phone") for b in bookings.values()} - {None}
+    opted_out = optouts.opted_out_among(session, phones)
+    join_links = {
+        (j.booking_id, j.booking_version): j
+        for j in session.scalars(select(JoinLink).where(JoinLink.booking_id.in_(booking_ids)))
+    }
+    with session.no_autoflush:
+        for row in rows:
+            ready = _claim_one(
+                runtime=runtime,
+                row=row,
+                booking=bookings[row.booking_id],
+                now=now,
+                opted_out=opted_out,
+                join_links=join_links,
+            )
+            if ready is not None:
+                prepared.append(ready)
+    return prepared
+
+
+def _claim_one(
+    *,
+    runtime: Runtime,
+    row: Message,
+    booking: BookingCopy,
+    now: datetime,
+    opted_out: set[str],
+    join_links: dict[tuple[uuid.UUID, int], JoinLink],
+) -> Prepared | None:
+    """Check one message again and render it; None when it is not to go now (recorded on the row)."""
+    if row.due_at > now or row.blocked_on:
+        # Not due (re-planned for a retry or quiet hours) or waiting for its link: the dispatcher owns it.
+        row.status = PLANNED
+        return None
+    verdict = _why_not(row, booking, now)
+    if verdict is None and row.channel == SMS:
+        verdict = _sms_verdict(booking=booking, opted_out=opted_out)
+        if verdict is None and not row.urgent:
+            later = _after_quiet_hours(runtime=runtime, row=row, booking=booking, now=now)
+            if later is not None:
+                row.status, row.due_at, row.reason = PLANNED, later, "waiting for the end of quiet hours"
+                row.updated_at = now
+                return None
+    if verdict is not None:
+        row.status, row.reason = verdict
+        row.updated_at = now
+        log.info(
+            "message not sent: %s",
+            verdict[1],
+            extra={"message_id": row.id, "booking_id": str(row.booking_id)},
+        )
+        return None
+    try:
+        ready = _render(
+            runtime=runtime, row=row, booking=booking, join=join_links.get((booking.id, booking.version))
+        )
+    except Exception as exc:
+        log.exception("could not render message", extra={"message_id": row.id})
+        row.status, row.reason = FAILED, f"could not render the message ({type(exc).__name__})"
+        return None
+    row.status = SENDING
+    row.sending_started_at = now
+    row.attempts += 1
+    row.updated_at = now
+    return ready
+
+
+def _sms_verdict(*, booking: BookingCopy, opted_out: set[str]) -> tuple[str, str] | None:
+    """(final status, reason) when this SMS must not go: no number, no consent, opted out."""
+    patient = booking.snapshot["patient"]
+    if not patient.get("phone"):
+        return SKIPPED, "the patient gave no mobile number"
+    if not patient.get("sms_consent"):
+        return SKIPPED, "the patient did not consent to SMS"
+    if patient["phone"] in opted_out:
+        return SKIPPED, "the number opted out of SMS"
+    return None
+
+
+def _after_quiet_hours(
+    *, runtime: Runtime, row: Message, booking: BookingCopy, now: datetime
+) -> datetime | None:
+    """When a non-urgent SMS due now should go instead, if it is quiet hours for the patient."""
+    later = respect_quiet_hours(
+        due_at=now,
+        tz=booking.snapshot["patient"]["time_zone"],
+        quiet=runtime.config.quiet_hours,
+        deadline=quiet_deadline(due_at=now, expires_at=row.expires_at, start=booking.start_at),
+    )
+    return later if later > now else None
+
+
+def _render(*, runtime: Runtime, row: Message, booking: BookingCopy, join: JoinLink | None) -> Prepared:
+    protocol = runtime.book.get(row.protocol)
+    step = protocol.step(row.step)
+    if step is None:
+        raise LookupError(f"step {row.step} is no longer in protocol {row.protocol}")
+    snap = booking.snapshot
+    token = links.manage_token(
+        runtime.signer, booking_id=str(booking.id), version=booking.version, ends_at=booking.end_at
+    )
+    if not step.join_link:
+        join = None
+    previous = snap.get("previous_start")
+    context = runtime.renderer.context(
+        protocol=protocol,
+        step=step,
+        message=MessageContext(
+            snapshot=snap,
+            manage_url=links.manage_url(runtime.config.booking_public_url, token),
+            join_url=join.patient_url if join else None,
+            previous_start=datetime.fromisoformat(previous) if previous else None,
+            cancelled_by=snap.get("cancelled_by"),
+        ),
+        sms_name=runtime.book.sms_name(snap["clinic"]["slug"], snap["clinic"]["name"]),
+    )
+    key = message_key(row.id)
+    if row.channel == SMS:
+        body = runtime.renderer.sms(step, context)
+        row.recipient, row.body, row.subject = snap["patient"]["phone"], body, None
+        sms = OutgoingSms(
+            key=key, to=row.recipient, body=body, status_callback=status_callback_url(runtime, row.id)
+        )
+        return Prepared(message_id=row.id, channel=SMS, key=key, sms=sms)
+    rendered = runtime.renderer.email(step, context)
+    row.recipient, row.subject, row.body = snap["patient"]["email"], rendered.subject, None
+    email = compose_email(
+        sender=runtime.config.smtp_from,
+        to=row.recipient,
+        rendered=rendered,
+        message_id=message_id_for(key, runtime.config.smtp_from),
+    )
+    return Prepared(message_id=row.id, channel=EMAIL, key=key, email=email)
+
+
+def deliver(runtime: Runtime, prepared: list[Prepared]) -> list[tuple[Prepared, SendResult]]:
+    """Hand each prepared message to its provider, several at a time."""
+    if not prepared:
+        return []
+    pool = ThreadPoolExecutor(
+        max_workers=min(runtime.config.send_concurrency, len(prepared)), thread_name_prefix="notify-send"
+    )
+    try:
+        results = list(pool.map(lambda p: _deliver_one(runtime, p), prepared))
+    finally:
+        # If the job is stopped (timeout), calls not yet started must not start afterwards.
+        pool.shutdown(wait=True, cancel_futures=True)
+    return list(zip(prepared, results, strict=True))
+
+
+def _deliver_one(runtime: Runtime, item: Prepared) -> SendResult:
+    try:
+        if item.sms is not None:
+            return runtime.senders.sms.send(item.sms)
+        assert item.email is not None
+        return runtime.senders.email.send(item.email, key=item.key)
+    except Exception as exc:
+        log.exception("sender failed", extra={"message_id": item.message_id})
+        return SendResult(Outcome.UNKNOWN, detail=f"sender error ({type(exc).__name__})")
+
+
+def record(
+    *, session: Session, runtime: Runtime, results: list[tuple[Prepared, SendResult]], now: datetime
+) -> dict[str, int]:
+    """Store each outcome on its message (in the caller's transaction); return counts by outcome."""
+    counts: dict[str, int] = {}
+    rows = {r.id: r for r in _lock_rows(session, [p.message_id for p, _ in results], (SENDING, SENT))}
+    for item, result in results:
+        counts[result.outcome.value] = counts.get(result.outcome.value, 0) + 1
+        row = rows.get(item.message_id)
+        if row is None:
+            continue
+        if row.status == SENT:
+            # A status callback already proved it went (and recorded the provider's reference).
+            continue
+        _apply_result(session=session, runtime=runtime, row=row, result=result, now=now)
+    return counts
+
+
+def _apply_result(
+    *, session: Session, runtime: Runtime, row: Message, result: SendResult, now: datetime
+) -> None:
+    row.updated_at = now
+    row.error_code = result.error_code
+    extra = {"message_id": row.id, "booking_id": str(row.booking_id), "outcome": result.outcome.value}
+    if result.outcome is Outcome.ACCEPTED:
+        row.status, row.reason, row.sent_at = SENT, "", now
+        row.provider_ref = result.provider_ref
+        row.delivery_status = result.provider_status
+        row.delivery_updated_at = now
+        log.info("message sent", extra=extra)
+        return
+    if result.outcome is Outcome.RETRY:
+        if row.attempts >= runtime.config.max_attempts:
+            row.status, row.reason = FAILED, f"gave up after {row.attempts} attempts: {result.detail}"
+        else:
+            wait = runtime.config.retry_backoff_seconds[row.attempts - 1]
+            next_try = now + timedelta(seconds=wait * random.uniform(1.0, 1.1))
+            if next_try > row.expires_at:
+                row.status, row.reason = FAILED, f"could not be sent while still useful: {result.detail}"
+            else:
+                row.status, row.due_at, row.reason = PLANNED, next_try, f"will retry: {result.detail}"
+        log.warning("temporary send failure", extra={**extra, "error_code": result.error_code})
+        return
+    if result.outcome is Outcome.OPTED_OUT:
+        assert row.recipient is not None
+        optouts.set_opt_out(session, row.recipient, opted_out=True, source="twilio-21610", now=now)
+        row.status, row.reason = FAILED, result.detail
+        log.info("number opted out at the carrier", extra=extra)
+        return
+    if result.outcome is Outcome.PERMANENT:
+        row.status, row.reason = FAILED, result.detail or "refused by the provider"
+        log.warning("message refused", extra={**extra, "error_code": result.error_code})
+        return
+    # UNKNOWN: leave it "sending"; reconcile() asks the provider once the send can no longer be in flight.
+    row.reason = f"outcome unknown, to be checked with the provider: {result.detail}"
+    log.warning("send outcome unknown", extra=extra)
+
+
+def send_batch(runtime: Runtime, ids: list[int], *, now: datetime | None = None) -> dict[str, int]:
+    """Claim, send and record the due messages among ``ids``."""
+    with runtime.db.transaction() as session:
+        prepared = claim(session=session, runtime=runtime, ids=ids, now=now or utcnow())
+    results = deliver(runtime, prepared)
+    with runtime.db.transaction() as session:
+        return record(session=session, runtime=runtime, results=results, now=now or utcnow())
+
+
+def reconcile(runtime: Runtime, ids: list[int], *, now: datetime | None = None) -> dict[str, int]:
+    """Settle sends whose outcome was never recorded: found at the provider -> sent, absent -> send again."""
+    now = now or utcnow()
+    stale_before = now - timedelta(seconds=runtime.config.sending_stale_seconds)
+    with runtime.db.transaction() as session:
+        rows = [
+            r
+            for r in _lock_rows(session, ids, (SENDING,))
+            if r.sending_started_at is not None and r.sending_started_at <= stale_before
+        ]
+        pending = [(r.id, r.channel, r.recipient, r.body, r.sending_started_at) for r in rows]
+    counts = {"found": 0, "resend": 0, "unknown": 0}
+    verdicts: dict[int, tuple[str, str | None, str | None]] = {}
+    for message_id, channel, recipient, body, started in pending:
+        assert started is not None
+        key = message_key(message_id)
+        try:
+            if channel == SMS:
+                assert recipient is not None
+                assert body is not None
+                lookup = runtime.senders.sms.find(
+                    OutgoingSms(key=key, to=recipient, body=body), since=started
+                )
+            else:
+                lookup = runtime.senders.email.find(key=key, since=started)
+        except Exception:
+            log.warning(
+                "could not check an interrupted send", extra={"message_id": message_id}, exc_info=True
+            )
+            verdicts[message_id] = ("unknown", None, None)
+            continue
+        if lookup is not None and lookup.found:
+            verdicts[message_id] = ("found", lookup.provider_ref, lookup.provider_status)
+        else:
+            verdicts[message_id] = ("resend", None, "cannot tell" if lookup is None else None)
+    with runtime.db.transaction() as session:
+        for row in _lock_rows(session, list(verdicts), (SENDING,)):
+            verdict, ref, status = verdicts[row.id]
+            counts[verdict] += 1
+            row.updated_at = now
+            if verdict == "found":
+                row.status, row.sent_at, row.provider_ref = SENT, now, ref
+                row.delivery_status, row.reason = (
+                    status,
+                    "sent (confirmed with the provider after an interrupted send)",
+                )
+            elif verdict == "resend":
+                row.status, row.due_at = PLANNED, now
+                row.reason = (
+                    "sending again after an interrupted send (same Message-ID)"
+                    if status == "cannot tell"
+                    else "sending again: the interrupted send never reached the provider"
+                )
+            elif now > row.expires_at:
+                row.status, row.reason = FAILED, "outcome unknown: the provider could not be asked in time"
+            else:
+                row.queued_at = now  # ask again after another stale period
+            log.info("reconciled an interrupted send", extra={"message_id": row.id, "verdict": verdict})
+    return counts

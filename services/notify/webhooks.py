@@ -1,0 +1,88 @@
+"""Twilio's webhooks: inbound SMS (STOP/START/HELP) and message status callbacks.
+
+Both check ``X-Twilio-Signature`` against the public URL Twilio was given (``NOTIFY_PUBLIC_URL`` + path +
+query) with the auth token, and answer 403 when it is missing or wrong.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from services.notify import delivery, optouts
+from services.notify.runtime import get_runtime
+from shared.db import unit_of_work
+from shared.problems import Forbidden, field_error
+
+bp = Blueprint("twilio_webhooks", __name__, url_prefix="/webhooks/twilio")
+
+INBOUND_PATH = "/webhooks/twilio/inbound"
+STATUS_PATH = "/webhooks/twilio/status"
+
+
+def public_url() -> str:
+    """The URL of this request as Twilio called it (behind any proxy), for the signature."""
+    base = get_runtime().config.notify_public_url.rstrip("/")
+    query = request.query_string.decode()
+    return f"{base}{request.path}" + (f"?{query}" if query else "")
+
+
+def verify_signature() -> None:
+    """Raise 403 unless the request carries Twilio's valid signature."""
+    token = get_runtime().config.twilio_auth_token
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if (
+        not token
+        or not signature
+        or not RequestValidator(token).validate(public_url(), request.form, signature)
+    ):
+        raise Forbidden("The Twilio signature is missing or wrong.", slug="bad-signature")
+
+
+def _twiml(response: MessagingResponse) -> Response:
+    return Response(str(response), mimetype="application/xml")
+
+
+@bp.post("/inbound")
+def inbound() -> Response:
+    """An SMS a patient sent: keywords update their opt-out; HELP may be answered."""
+    verify_signature()
+    phone = request.form.get("From", "")
+    if not phone:
+        raise field_error("From", "missing", location="form")
+    with unit_of_work() as session:
+        word = delivery.record_inbound(
+            session=session,
+            phone=phone,
+            body=request.form.get("Body", ""),
+            opt_out_type=request.form.get("OptOutType"),
+        )
+    reply = MessagingResponse()
+    help_text = get_runtime().config.sms_help_reply
+    if word == optouts.HELP and help_text:
+        reply.message(help_text)
+    return _twiml(reply)
+
+
+@bp.post("/status")
+def status() -> Response:
+    """A message's delivery status changed (queued, sent, delivered, undelivered, failed)."""
+    verify_signature()
+    sid = request.form.get("MessageSid") or request.form.get("SmsSid") or ""
+    state = request.form.get("MessageStatus") or request.form.get("SmsStatus") or ""
+    if not sid or not state:
+        raise field_error("MessageStatus" if sid else "MessageSid", "missing", location="form")
+    raw_id = request.args.get("m", "")
+    with unit_of_work() as session:
+        delivery.record_status(
+            session=session,
+            update=delivery.StatusUpdate(
+                message_sid=sid,
+                status=state,
+                error_code=request.form.get("ErrorCode") or None,
+                message_id=int(raw_id) if raw_id.isdigit() else None,
+            ),
+        )
+    # An unknown message is still a 204: Twilio would only retry a callback we can never use.
+    return Response(status=204)

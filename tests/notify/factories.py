@@ -1,0 +1,129 @@
+"""Booking events as the booking service publishes them, for notify tests."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared import events
+
+CLINIC = events.ClinicRef(
+    slug="demo-clinic",
+    name="Demo Ketamine Clinic",
+    time_zone="America/New_York",
+    address="200 Demo Avenue, Suite 3, Brooklyn, NY 11201",
+    phone="+17185550100",
+)
+TYPES = {
+    "video-consultation": events.AppointmentTypeRef(
+        id=1,
+        slug="video-consultation",
+        name="Video consultation",
+        mode="video",
+        duration_minutes=45,
+        reminder_protocol="video-consultation",
+    ),
+    "infusion-session": events.AppointmentTypeRef(
+        id=2,
+        slug="infusion-session",
+        name="In-clinic infusion session",
+        mode="in_person",
+        duration_minutes=60,
+        reminder_protocol="infusion-session",
+        location=CLINIC.address,
+    ),
+    "follow-up": events.AppointmentTypeRef(
+        id=3,
+        slug="follow-up",
+        name="Follow-up by video",
+        mode="video",
+        duration_minutes=20,
+        reminder_protocol="follow-up",
+    ),
+}
+PROVIDER = events.ProviderRef(
+    id=1, name="Dr. Maya Chen", email="maya@example.com", time_zone="America/New_York"
+)
+
+
+@dataclass
+class Booking:
+    """A booking as the booking service holds it; each change yields the event it would publish."""
+
+    start: datetime
+    kind: str = "video-consultation"
+    phone: str | None = "+14155552671"
+    email: str = "alex@example.com"
+    sms_consent: bool = True
+    time_zone: str = "Europe/London"
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    version: int = 1
+    status: str = "confirmed"
+    patient_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(minutes=TYPES[self.kind].duration_minutes)
+
+    def snapshot(self) -> events.BookingSnapshot:
+        return events.BookingSnapshot(
+            id=self.id,
+            version=self.version,
+            status=self.status,
+            start=self.start,
+            end=self.end,
+            clinic=CLINIC,
+            appointment_type=TYPES[self.kind],
+            provider=PROVIDER,
+            patient=events.PatientRef(
+                id=self.patient_id,
+                name="Alex Demo",
+                email=self.email,
+                phone=self.phone,
+                time_zone=self.time_zone,
+                sms_consent=self.sms_consent,
+            ),
+        )
+
+    def confirmed(self, *, at: datetime) -> dict[str, Any]:
+        return events.dump_event(
+            events.BookingEvent(type=events.BOOKING_CONFIRMED, booking=self.snapshot(), occurred_at=at)
+        )
+
+    def reschedule(self, start: datetime, *, at: datetime) -> dict[str, Any]:
+        previous = events.TimeRange(start=self.start, end=self.end)
+        self.start = start
+        self.version += 1
+        return events.dump_event(
+            events.BookingEvent(
+                type=events.BOOKING_RESCHEDULED, booking=self.snapshot(), occurred_at=at, previous=previous
+            )
+        )
+
+    def cancel(self, *, at: datetime, by: str = "patient") -> dict[str, Any]:
+        self.status = "cancelled"
+        self.version += 1
+        return events.dump_event(
+            events.BookingEvent(
+                type=events.BOOKING_CANCELLED, booking=self.snapshot(), occurred_at=at, cancelled_by=by
+            )
+        )
+
+    def links_ready(self, *, at: datetime, version: int | None = None) -> dict[str, Any]:
+        v = version or self.version
+        return events.dump_event(
+            events.LinksReadyEvent(
+                booking_id=self.id,
+                booking_version=v,
+                patient_join_url=f"http://127.0.0.1:8003/join/patient-{self.id.hex[:8]}-v{v}",
+                provider_join_url=f"http://127.0.0.1:8003/join/provider-{self.id.hex[:8]}-v{v}",
+                opens_at=self.start - timedelta(minutes=15),
+                closes_at=self.end + timedelta(minutes=30),
+                occurred_at=at,
+            )
+        )
+
+    def copy(self) -> Booking:
+        return replace(self)
