@@ -68,7 +68,20 @@ PROCESSES: dict[str, Process] = {
             "moves committed booking events from the outbox to the queues (SKIP LOCKED: two are safe)",
         ),
         _web("notify", "notify API, Twilio webhooks and the message outbox page"),
-        _flask("notify-worker", "notify", WORKER, "worker", "handles booking and consult events for notify"),
+        _flask(
+            "notify-worker",
+            "notify",
+            WORKER,
+            "worker",
+            "handles booking and consult events for notify, then sends due messages (notify, notify-send)",
+        ),
+        _flask(
+            "notify-dispatcher",
+            "notify",
+            SINGLETON,
+            "dispatcher",
+            "queues due messages, repairs those Redis or a killed worker lost (SKIP LOCKED: two are safe)",
+        ),
         _web("consult", "consult API and the video join pages"),
         _flask("consult-worker", "consult", WORKER, "worker", "handles booking events for consult"),
         _flask(

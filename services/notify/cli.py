@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from services.notify import dispatch
 from services.notify.preview import preview_all
 from services.notify.runtime import get_runtime
+from shared.worker import serve_process_metrics
 
 
 def register(app: Flask) -> None:
@@ -26,6 +27,7 @@ def register(app: Flask) -> None:
             report = dispatch.dispatch_once(runtime)
             click.echo(json.dumps({k: v for k, v in vars(report).items() if k != "job_ids"}))
             return
+        serve_process_metrics(current_app)
         dispatch.run_dispatcher(runtime, interval=runtime.config.dispatch_interval_seconds)
 
     @app.cli.command("protocols")

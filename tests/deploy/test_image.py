@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from suitectl.processes import PROCESSES
 from tests.deploy.launch import running
 from tests.deploy.manifests import ROOT
 from tests.deploy.test_dockerfile import INSTRUCTIONS, _copies
@@ -124,7 +125,7 @@ def test_every_process_runs_from_the_image_alone(image: Image, production_env: d
     assert migrated.returncode == 0, migrated.stderr[-3000:]
 
     web = {name: free_port() for name in ("booking", "notify", "consult", "rq-dashboard")}
-    others = {name: free_port() for name in ("relay", "notify-worker", "consult-worker", "consult-sweeper")}
+    others = {name: free_port() for name, p in PROCESSES.items() if not p.serves_http}
     dashboard_env = {**env, "RQ_DASHBOARD_PASSWORD": "image-test-password"}
     with contextlib.ExitStack() as stack:
         for name, port in web.items():

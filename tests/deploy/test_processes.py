@@ -94,9 +94,8 @@ def test_production_processes_migrate_start_answer_and_stop(
     assert _suite("migrate", env=env, timeout=300).returncode == 0
 
     web_ports = {service: free_port() for service in SERVICES}
-    metrics_ports = {
-        name: free_port() for name in ("relay", "notify-worker", "consult-worker", "consult-sweeper")
-    }
+    # Every process that is not a web server: the relay, the workers, the schedulers.
+    metrics_ports = {name: free_port() for name, p in PROCESSES.items() if not p.serves_http}
     with contextlib.ExitStack() as stack:
         for service, port in web_ports.items():
             stack.enter_context(running(service, {**env, "PORT": str(port)}))
