@@ -193,6 +193,34 @@ def consult_part(api: Api, booking_id: uuid.UUID, timeline: Timeline) -> None:
             )
 
 
+def notify_part(api: Api, booking_id: uuid.UUID, timeline: Timeline) -> None:
+    """Notify's messages: sent, skipped, cancelled or failed ones when that was, pending ones when due."""
+    try:
+        found = api.get(f"/api/v1/bookings/{booking_id}/messages")
+    except ApiError as exc:
+        if exc.status == 404:
+            timeline.gaps["notify"] = "notify has not seen this booking (its event has not arrived)"
+            return
+        raise
+    timeline.summary.update(notify_version=found["version"], protocol=found["protocol"])
+    for message in found["messages"]:
+        name = f"{message['step']} by {message['channel']} v{message['booking_version']}"
+        status = message["status"]
+        detail = {"message_id": message["id"]}
+        if status == "sent":
+            at = message["sent_at"] or message["updated_at"]
+            detail.update(delivery=message.get("delivery_status"), attempts=message["attempts"])
+        elif status in ("planned", "queued", "sending"):
+            at = message["due_at"]
+            detail.update(waiting_for=message.get("blocked_on"))
+        else:
+            at = message["updated_at"]
+            detail.update(reason=message.get("reason"), error=message.get("error_code"))
+        timeline.entries.append(
+            Entry(at=parse_time(at), source="notify", what=f"{status} {name}", detail=detail)
+        )
+
+
 Part = Callable[[Api, uuid.UUID, Timeline], None]
 
 
@@ -216,5 +244,6 @@ def timeline_parts(
     """Where each part of a timeline comes from."""
     return {
         "booking": (Api(booking_url, key), booking_part),
+        "notify": (Api(notify_url, key), notify_part),
         "consult": (Api(consult_url, key), consult_part),
     }

@@ -105,6 +105,8 @@ def test_a_bookings_timeline_from_the_staff_apis(suite: Suite, clock: object) ->
     )
     assert moved.status_code == 200
     work(suite.consult, queues.CONSULT_QUEUE)
+    # Notify plans v1's messages and sends the confirmation (its console senders), and gets the join links.
+    work(suite.notify, queues.NOTIFY_QUEUE)
 
     with (
         serve(suite.booking) as booking_url,
@@ -136,6 +138,11 @@ def test_a_bookings_timeline_from_the_staff_apis(suite: Suite, clock: object) ->
     assert whats.index(("booking", "booking.confirmed v1")) < whats.index(
         ("booking", "booking.rescheduled v2")
     )
+    # Notify: v1's confirmation went by SMS and email; its reminders wait for their moment.
+    assert ("notify", "sent confirmation by sms v1") in whats
+    assert ("notify", "sent confirmation by email v1") in whats
+    assert ("notify", "planned reminder-24h by email v1") in whats
+    assert timeline["summary"]["notify_version"] == 1
     # The reschedule is not relayed yet: the timeline says so rather than hiding it.
     assert "not yet on a queue" in timeline["gaps"]["relay"]
     # Consult saw v1 (v2 is still in the outbox): links issued and sent for v1.
@@ -165,4 +172,5 @@ def test_the_timeline_names_what_it_could_not_read(suite: Suite) -> None:
     assert unknown.exit_code == 1
     assert "(no booking entries: 404 from" in unknown.output
     assert "(no consult entries: unreachable ([Errno 111] Connection refused))" in unknown.output
+    assert "(no notify entries: unreachable ([Errno 111] Connection refused))" in unknown.output
     assert json.loads(wrong_key.output)["gaps"]["booking"].startswith("401 from")

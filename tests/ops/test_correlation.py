@@ -73,6 +73,7 @@ def test_a_booking_is_traceable_end_to_end_and_its_logs_hold_no_patient_data(
     assert links_job.args[0]["correlation_id"] == REQUEST_ID
     assert links_job.meta["correlation_id"] == REQUEST_ID
 
+    # Notify plans the booking's messages, stores the join links, and sends the confirmation by SMS and email.
     work(suite.notify, queues.NOTIFY_QUEUE)
 
     lines = _lines(logs)
@@ -84,16 +85,17 @@ def test_a_booking_is_traceable_end_to_end_and_its_logs_hold_no_patient_data(
         "services.booking.relay",
         "services.consult.bookings",
         "services.consult.publishing",
-        "services.notify.jobs",
+        "services.notify.sending",
         "rq.worker",
     } <= loggers, loggers
     messages = [line["message"] for line in traced]
     assert "POST /api/v1/bookings 201" in messages
     assert "published booking.confirmed" in messages
     assert "join links published" in messages
-    assert any(
-        line.get("booking_id") == booking_id for line in traced if line["logger"] == "services.notify.jobs"
-    )
+    sent = [line for line in traced if line["message"] == "message sent"]
+    assert len(sent) == 2, "the confirmation by SMS and by email, both under the booking's id"
+    assert {line["booking_id"] for line in sent} == {booking_id}
+    assert not [line for line in lines if line["level"] == "ERROR"], "nothing failed on the way"
 
     text = logs.getvalue()
     for private in PRIVATE:
