@@ -179,3 +179,30 @@ def test_consult_reports_rooms_and_pending_links(suite: Suite) -> None:
     ):
         assert samples(body, name) == 0
     assert samples(body, "suite_scrape_ok", collector="consult") == 1
+
+
+def test_notify_counts_sends_and_reports_what_is_due_but_unsent(
+    suite: Suite, clock: time_machine.Coordinates
+) -> None:
+    def accepted(channel: str) -> float:
+        return samples(_metrics(suite.notify), "suite_notify_messages_total", channel=channel, outcome="accepted")
+
+    before = {c: accepted(c) for c in ("sms", "email")}
+    _book(suite)  # Tuesday 10:00 in New York, booked on Monday at noon UTC
+    relay.relay_once(db=suite.booking.extensions["db"], redis=suite.redis)
+    work(suite.notify, queues.NOTIFY_QUEUE)
+    # Counted in this process: the worker ran here. The confirmation went by SMS and email.
+    assert {c: accepted(c) - before[c] for c in before} == {"sms": 1, "email": 1}
+    body = _metrics(suite.notify)
+    assert samples(body, "suite_notify_due_messages") == 0
+    assert samples(body, "suite_notify_oldest_due_age_seconds") == 0
+
+    # A day on, the 24-hour reminder's moment has passed and no dispatcher has run: due against sent shows it.
+    clock.shift(timedelta(hours=20))
+    body = _metrics(suite.notify)
+    assert samples(body, "suite_notify_due_messages", channel="email") == 1
+    assert samples(body, "suite_notify_oldest_due_age_seconds") > 0
+    assert samples(body, "suite_scrape_ok", collector="notify") == 1
+    # Notify reports both of its queues.
+    assert samples(body, "suite_queue_jobs", queue="notify-send", state="queued") == 0
+    assert "suite_queue_workers{queue=\"notify-send\"}" in body
