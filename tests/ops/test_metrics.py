@@ -185,7 +185,9 @@ def test_notify_counts_sends_and_reports_what_is_due_but_unsent(
     suite: Suite, clock: time_machine.Coordinates
 ) -> None:
     def accepted(channel: str) -> float:
-        return samples(_metrics(suite.notify), "suite_notify_messages_total", channel=channel, outcome="accepted")
+        return samples(
+            _metrics(suite.notify), "suite_notify_messages_total", channel=channel, outcome="accepted"
+        )
 
     before = {c: accepted(c) for c in ("sms", "email")}
     _book(suite)  # Tuesday 10:00 in New York, booked on Monday at noon UTC
@@ -205,4 +207,4 @@ def test_notify_counts_sends_and_reports_what_is_due_but_unsent(
     assert samples(body, "suite_scrape_ok", collector="notify") == 1
     # Notify reports both of its queues.
     assert samples(body, "suite_queue_jobs", queue="notify-send", state="queued") == 0
-    assert "suite_queue_workers{queue=\"notify-send\"}" in body
+    assert 'suite_queue_workers{queue="notify-send"}' in body
