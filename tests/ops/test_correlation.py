@@ -28,8 +28,23 @@ def logs(suite: Suite) -> Iterator[io.StringIO]:
     handler = next(h for h in logging.getLogger().handlers if getattr(h, "_suite_handler", False))
     assert isinstance(handler, logging.StreamHandler)
     old = handler.setStream(stream)
+    # RQ gives its loggers their own handlers (and stops propagation) when a worker starts where no handler
+    # is in effect, as an earlier test in this process may have done; a worker process of the suite starts
+    # with ours in effect, so its RQ lines reach the JSON handler. Start from that state.
+    saved = {}
+    for name in ("rq.worker", "rq.job", "rq.scheduler"):
+        rq_logger = logging.getLogger(name)
+        saved[name] = (list(rq_logger.handlers), rq_logger.propagate, rq_logger.level)
+        rq_logger.handlers.clear()
+        rq_logger.propagate = True
+        rq_logger.setLevel(logging.NOTSET)
     yield stream
     handler.setStream(old)
+    for name, (handlers, propagate, level) in saved.items():
+        rq_logger = logging.getLogger(name)
+        rq_logger.handlers[:] = handlers
+        rq_logger.propagate = propagate
+        rq_logger.setLevel(level)
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
