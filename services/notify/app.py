@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.notify import cli, outbox, views, webhooks
+from services.notify import cli, metrics, outbox, views, webhooks
 from services.notify.config import NotifyConfig
 from services.notify.protocols import ProtocolBook
 from services.notify.rendering import Renderer
 from services.notify.runtime import SEND_QUEUE, Runtime
 from services.notify.senders import Senders, build_senders
-from shared.app import create_service_app
+from shared.app import add_metrics_collector, create_service_app
 from shared.config import ConfigError, load
+from shared.metrics import FunctionCollector
 from shared.queues import NOTIFY_QUEUE
 from shared.worker import register_worker_cli
 
@@ -51,5 +52,6 @@ def create_app(config: NotifyConfig | None = None, *, senders: Senders | None = 
     if "console" in (config.sms_backend, config.email_backend):
         app.register_blueprint(outbox.bp)
     register_worker_cli(app, queues=[NOTIFY_QUEUE, SEND_QUEUE])
+    add_metrics_collector(app, FunctionCollector("notify", metrics.read))
     cli.register(app)
     return app

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.notify import optouts
+from services.notify.metrics import MESSAGES, error_label
 from services.notify.models import (
     CANCELLED,
     EMAIL,
@@ -39,6 +40,7 @@ from services.notify.rendering import MessageContext, compose_email, message_id_
 from services.notify.runtime import Runtime
 from services.notify.senders import Outcome, OutgoingSms, SendResult
 from shared import links
+from shared.metrics import count_after_commit
 from shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -282,6 +284,13 @@ def record(
 def _apply_result(
     *, session: Session, runtime: Runtime, row: Message, result: SendResult, now: datetime
 ) -> None:
+    count_after_commit(
+        session,
+        MESSAGES,
+        channel=row.channel,
+        outcome=result.outcome.value,
+        error_code=error_label(result.error_code),
+    )
     row.updated_at = now
     row.error_code = result.error_code
     extra = {"message_id": row.id, "booking_id": str(row.booking_id), "outcome": result.outcome.value}
