@@ -1,7 +1,7 @@
 """The whole suite under load on this machine, then the same with a notify worker killed and restarted.
 
 Everything runs here at once, as in production but on 2 cores: a private PostgreSQL (a database per service) and
-Redis, every process of deploy/Procfile started by the image's entry point (``python -m suitectl run NAME``):
+Redis, every process of deploy/Procfile started by the image's entry point (``python -m deploy.suitectl run NAME``):
 the three web services under gunicorn, the relay, two notify workers, notify's dispatcher, consult's worker and
 sweeper. Email goes over real SMTP to a server that counts every message by Message-ID (a double send would
 show there); SMS go to notify's console sender. A Python load generator (two processes of eight client threads on loopback) runs a mixed load of slot
@@ -111,7 +111,7 @@ class Suite:
         if web:
             env["WEB_CONCURRENCY"] = WEB_CONCURRENCY[name]
         process = subprocess.Popen(
-            [sys.executable, "-m", "suitectl", "run", name],
+            [sys.executable, "-m", "deploy.suitectl", "run", name],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -247,7 +247,7 @@ def _suite(workdir: Path) -> Iterator[Suite]:
             "SMTP_FROM": "Bench Clinic <appointments@bench.example>",
         }
         suite = Suite(env=env, urls={}, database_urls=database_urls, smtp=smtp)
-        from suitectl.processes import NOT_IN_PROCFILE, PROCESSES
+        from deploy.suitectl.processes import NOT_IN_PROCFILE, PROCESSES
 
         for name in PROCESSES:
             if name in NOT_IN_PROCFILE:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from suitectl.processes import SERVICES
+from deploy.suitectl.processes import SERVICES
 from tests.deploy.manifests import ROOT
 from tests.support.servers import PostgresServer, RedisServer
 
-SUITE = [sys.executable, "-m", "suitectl"]
+SUITE = [sys.executable, "-m", "deploy.suitectl"]
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from typing import Any
 
 import yaml
 
+from deploy.suitectl.dashboard import DashboardConfig
 from services.booking.config import BookingConfig
 from services.consult.config import ConsultConfig
 from services.notify.config import NotifyConfig
-from suitectl.dashboard import DashboardConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from suitectl.processes import NOT_IN_PROCFILE, PROCESSES
+from deploy.suitectl.processes import NOT_IN_PROCFILE, PROCESSES
 from tests.deploy.manifests import DEPLOY, PROCESS_VARIABLES, compose, known_settings, procfile
 from tests.support.servers import PostgresServer
 
@@ -56,7 +56,14 @@ def test_every_long_running_service_has_a_health_check() -> None:
         kind = PROCESSES[name]
         path = "/healthz" if name == "rq-dashboard" else "/readyz" if kind.kind == "web" else "/metrics"
         port = 8000 if kind.serves_http else 9100
-        assert test == ["CMD", "python", "-m", "suitectl", "probe", f"http://127.0.0.1:{port}{path}"], name
+        assert test == [
+            "CMD",
+            "python",
+            "-m",
+            "deploy.suitectl",
+            "probe",
+            f"http://127.0.0.1:{port}{path}",
+        ], name
 
 
 def test_redis_keeps_an_append_only_file_on_a_volume() -> None:

@@ -98,7 +98,7 @@ def test_the_runtime_image_runs_as_a_numeric_non_root_user_with_our_entry_point(
     uid = users[-1].args.split(":")[0]
     assert uid.isdigit()
     assert int(uid) >= 1000
-    assert json.loads(_final("ENTRYPOINT")[-1].args) == ["python", "-m", "suitectl"]
+    assert json.loads(_final("ENTRYPOINT")[-1].args) == ["python", "-m", "deploy.suitectl"]
     # Nothing after USER switches back to root or installs anything.
     after_user = INSTRUCTIONS[INSTRUCTIONS.index(users[-1]) + 1 :]
     assert all(i.keyword not in {"RUN", "USER"} for i in after_user)
@@ -160,7 +160,7 @@ def test_everything_copied_from_the_context_exists_and_is_not_ignored() -> None:
 
 def test_the_runtime_image_holds_every_package_the_processes_import() -> None:
     copied = {dest.rstrip("/") for stage, _, dest in _copies() if stage is None}
-    for package in ("shared", "services", "suitectl"):
+    for package in ("shared", "services", "deploy/suitectl", "deploy/__init__.py"):
         assert package in copied
     assert "deploy/gunicorn.conf.py" in copied
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from suitectl.processes import PROCESSES
+from deploy.suitectl.processes import PROCESSES
 from tests.deploy.launch import running
 from tests.deploy.manifests import ROOT
 from tests.deploy.test_dockerfile import INSTRUCTIONS, _copies
@@ -36,7 +36,7 @@ class Image:
 
     @property
     def suite(self) -> list[str]:
-        return [str(self.venv / "bin/python"), "-m", "suitectl"]
+        return [str(self.venv / "bin/python"), "-m", "deploy.suitectl"]
 
     def env(self, base: dict[str, str]) -> dict[str, str]:
         """``base`` plus the image's ENV lines, with the image's paths."""
@@ -92,7 +92,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
 def test_the_image_has_no_dev_tools_and_imports_only_from_itself(image: Image) -> None:
     env = image.env(dict(os.environ))
     found = subprocess.run(
-        [str(image.venv / "bin/python"), "-c", "import services, suitectl; print(services.__file__)"],
+        [str(image.venv / "bin/python"), "-c", "import services, deploy.suitectl; print(services.__file__)"],
         env=env,
         cwd=image.app,
         capture_output=True,

@@ -8,7 +8,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from suitectl.processes import NOT_IN_PROCFILE, PROCESSES, SERVICES, SINGLETON, WEB, WORKER
+from deploy.suitectl.processes import NOT_IN_PROCFILE, PROCESSES, SERVICES, SINGLETON, WEB, WORKER
 from tests.deploy.manifests import (
     K8S,
     PROCESS_VARIABLES,
@@ -202,10 +202,10 @@ def test_every_variable_set_is_a_setting() -> None:
 def test_every_secret_a_service_requires_in_production_has_a_key() -> None:
     from dataclasses import fields
 
+    from deploy.suitectl.dashboard import DashboardConfig
     from services.booking.config import BookingConfig
     from services.consult.config import ConsultConfig
     from services.notify.config import NotifyConfig
-    from suitectl.dashboard import DashboardConfig
 
     keys = {k for s in TEMPLATE_SECRETS.values() for k in s["stringData"]}
     for cls in (BookingConfig, NotifyConfig, ConsultConfig, DashboardConfig):

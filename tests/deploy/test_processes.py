@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from suitectl.processes import GUNICORN_CONF, NOT_IN_PROCFILE, PROCESSES, SERVICES
+from deploy.suitectl.processes import GUNICORN_CONF, NOT_IN_PROCFILE, PROCESSES, SERVICES
 from tests.deploy.launch import SUITE, running
 from tests.deploy.manifests import ROOT, procfile
 from tests.ops.conftest import samples

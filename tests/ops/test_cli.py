@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from rq import Retry
 
+from deploy.suitectl.cli import cli
 from services.booking import relay
 from shared import queues
-from suitectl.cli import cli
 from tests.booking.factories import PATIENT, booking_body, make_setup
 from tests.ops.conftest import STAFF, Suite, work
 from tests.support.http import serve

@@ -7,9 +7,9 @@ import base64
 import pytest
 import redis
 
+from deploy.suitectl.dashboard import DashboardConfig, create_app
 from shared import queues
 from shared.config import ConfigError, load
-from suitectl.dashboard import DashboardConfig, create_app
 from tests.booking.factories import PATIENT
 from tests.support.servers import RedisServer
 

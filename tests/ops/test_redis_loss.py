@@ -38,7 +38,7 @@ def _suite_cli(suite: Suite, *args: str) -> subprocess.CompletedProcess[str]:
         "LOG_LEVEL": "WARNING",
     }
     return subprocess.run(
-        [sys.executable, "-m", "suitectl", *args],
+        [sys.executable, "-m", "deploy.suitectl", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

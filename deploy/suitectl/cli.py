@@ -1,4 +1,4 @@
-"""``suite`` (``python -m suitectl``): run any process of the suite by name, and the operations commands.
+"""``suite`` (``python -m deploy.suitectl``): run any process of the suite by name; the operations commands.
 
 Processes and tasks (the container's entry point)::
 
@@ -36,10 +36,7 @@ from pathlib import Path
 import click
 from redis import Redis
 
-from shared.app import make_redis
-from shared.config import CommonConfig, load
-from shared.queues import ALL_QUEUES
-from suitectl.processes import (
+from deploy.suitectl.processes import (
     PROCESSES,
     SEED_DEMO,
     SERVICES,
@@ -47,6 +44,9 @@ from suitectl.processes import (
     recover_queues_task,
     schema_check,
 )
+from shared.app import make_redis
+from shared.config import CommonConfig, load
+from shared.queues import ALL_QUEUES
 
 
 def _resolve(argv: Sequence[str]) -> list[str]:
@@ -188,7 +188,7 @@ def _redis(url: str | None) -> Redis:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(redis_url: str | None, as_json: bool) -> None:
     """Queue depths, workers and the oldest waiting job of every queue."""
-    from suitectl.jobs import queue_states
+    from deploy.suitectl.jobs import queue_states
 
     states = queue_states(_redis(redis_url))
     if as_json:
@@ -215,7 +215,7 @@ def jobs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def jobs_failed(queue_name: str | None, redis_url: str | None, as_json: bool) -> None:
     """List jobs that used up their retries (the exception's type only: its text may quote data)."""
-    from suitectl.jobs import failed_jobs
+    from deploy.suitectl.jobs import failed_jobs
 
     names = (queue_name,) if queue_name else ALL_QUEUES
     found = failed_jobs(_redis(redis_url), names)
@@ -240,7 +240,7 @@ def jobs_failed(queue_name: str | None, redis_url: str | None, as_json: bool) ->
 @click.argument("job_ids", nargs=-1)
 def jobs_replay(queue_name: str, replay_all: bool, redis_url: str | None, job_ids: tuple[str, ...]) -> None:
     """Put failed jobs back on their queue (safe: every handler is idempotent)."""
-    from suitectl.jobs import replay
+    from deploy.suitectl.jobs import replay
 
     if replay_all == bool(job_ids):
         raise click.UsageError("name the JOB_IDS or pass --all (not both)")
@@ -270,7 +270,7 @@ def timeline(
     as_json: bool,
 ) -> None:
     """Show one booking's timeline: its events, their relay, notify's messages and consult's room."""
-    from suitectl.timeline import build_timeline, timeline_parts
+    from deploy.suitectl.timeline import build_timeline, timeline_parts
 
     config = _config()
     key = api_key or config.api_keys[0]
@@ -287,5 +287,5 @@ def timeline(
 
 
 def main() -> None:
-    """Entry point of ``suite`` and ``python -m suitectl``."""
+    """Entry point of ``suite`` and ``python -m deploy.suitectl``."""
     cli(prog_name="suite")

@@ -1,6 +1,6 @@
 """Every process of the suite by its Procfile name, and the one-off tasks, as the commands that run them.
 
-The container image runs ``python -m suitectl run NAME``, Compose and Kubernetes name the same processes, and
+The image runs ``python -m deploy.suitectl run NAME``, Compose and Kubernetes name the same processes, and
 tests/deploy checks that deploy/Procfile, this table, compose.yaml and the Kubernetes Deployments agree.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 SERVICES = ("booking", "notify", "consult")
 
@@ -95,7 +95,7 @@ PROCESSES: dict[str, Process] = {
             name="rq-dashboard",
             service="ops",
             kind=TOOL,
-            argv=("gunicorn", "-c", str(GUNICORN_CONF), "suitectl.dashboard:create_app()"),
+            argv=("gunicorn", "-c", str(GUNICORN_CONF), "deploy.suitectl.dashboard:create_app()"),
             doc="rq-dashboard: queues, workers and failed jobs (internal only; shows job descriptions)",
         ),
     )
