@@ -1,6 +1,8 @@
 """Gunicorn settings shared by the three web services (override any of them with GUNICORN_CMD_ARGS)."""
 
 import os
+import shutil
+import tempfile
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -15,3 +17,33 @@ errorlog = "-"
 preload_app = False
 # Gunicorn's control socket defaults to one fixed path per user; several services on one host would share it.
 control_socket_disable = True
+
+# Prometheus multiprocess mode: each worker writes its metrics to files in one directory and /metrics adds
+# them up, so a scrape sees the whole server and not one worker at random. The directory must be empty at
+# start (stale files from another run would be added in); it is private to this server unless
+# PROMETHEUS_MULTIPROC_DIR names one (a writable emptyDir in Kubernetes). Set before any worker imports
+# prometheus_client, which picks its storage at import time.
+_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="suite-metrics-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def on_starting(server: object) -> None:
+    """Start from an empty metrics directory."""
+    os.makedirs(_metrics_dir, exist_ok=True)
+    for name in os.listdir(_metrics_dir):
+        if name.endswith(".db"):
+            os.unlink(os.path.join(_metrics_dir, name))
+
+
+def child_exit(server: object, worker: object) -> None:
+    """Drop a dead worker's live gauges (its counters stay: they were counted)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
+
+
+def on_exit(server: object) -> None:
+    """Remove the metrics directory this server made for itself."""
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -12,7 +12,7 @@ from flask.wrappers import Response
 from redis import Redis
 
 from shared import db as dbmod
-from shared import health, migrate
+from shared import health, metrics, migrate
 from shared.api import ProblemApi, init_api
 from shared.config import CommonConfig
 from shared.links import LinkSigner
@@ -62,6 +62,8 @@ def create_service_app(
     health.add_readiness_check(app, "database", database.ping)
     health.add_readiness_check(app, "redis", lambda: bool(redis.ping()))
     migrate.register_cli(app, service=service)
+    app.extensions.setdefault("metrics_collectors", [])
+    app.add_url_rule("/metrics", "metrics", _metrics_page)
 
     @app.before_request
     def _start_request() -> None:
@@ -80,16 +82,37 @@ def create_service_app(
         if started is not None:
             # The route template, never the path: paths carry signed tokens.
             rule = request.url_rule.rule if request.url_rule else "<unmatched>"
+            seconds = time.perf_counter() - started
+            metrics.observe_request(
+                service=service,
+                method=request.method,
+                endpoint=rule,
+                status=response.status_code,
+                seconds=seconds,
+            )
             log.info(
                 "%s %s %s",
                 request.method,
                 rule,
                 response.status_code,
-                extra={"duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+                extra={"duration_ms": round(seconds * 1000, 2)},
             )
         return response
 
     return app, api
+
+
+def add_metrics_collector(app: Flask, collector: Any) -> None:
+    """Report ``collector``'s scrape-time figures on ``app``'s ``/metrics``."""
+    app.extensions.setdefault("metrics_collectors", []).append(collector)
+
+
+def _metrics_page() -> Response:
+    """Prometheus metrics of this service (every gunicorn worker's, added up) and its scrape-time gauges."""
+    body, content_type = metrics.render(
+        current_app.extensions.get("metrics_collectors", []), accept=request.headers.get("Accept", "")
+    )
+    return Response(body, content_type=content_type)
 
 
 def get_redis() -> Redis:

@@ -103,6 +103,25 @@ class CommonConfig:
     )
     log_level: str = setting("LOG_LEVEL", default="INFO", doc="log level")
     log_format: str = setting("LOG_FORMAT", default="json", doc="`json` (one object a line) or `text`")
+    worker_maintenance_seconds: int = setting(
+        "WORKER_MAINTENANCE_SECONDS",
+        default=60,
+        parse=int,
+        doc="how often a worker looks for jobs abandoned by a worker that died (RQ's default is 600); such a "
+        "job is retried once its own timeout has passed",
+    )
+    metrics_port: int = setting(
+        "METRICS_PORT",
+        default=0,
+        parse=int,
+        doc="port on which a worker, relay or scheduler serves `/metrics` (0 = not served; web processes "
+        "serve `/metrics` on their own port)",
+    )
+    metrics_host: str = setting(
+        "METRICS_HOST",
+        default="127.0.0.1",
+        doc="address the `METRICS_PORT` server binds (`0.0.0.0` in a container)",
+    )
 
     @property
     def is_production(self) -> bool:

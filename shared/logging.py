@@ -35,6 +35,10 @@ PRIVATE_FIELDS = frozenset(
         "intake",
         "notes",
         "reason",
+        # RQ logs a failed job's arguments as extras; a booking event carries the patient's contact details.
+        "arguments",
+        "kwargs",
+        "args_repr",
     }
 )
 # Word boundaries keep ids (UUIDs, hex) intact: a phone number stands on its own.

@@ -11,6 +11,8 @@ from typing import Any
 import click
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import MetaData
@@ -30,6 +32,21 @@ def alembic_config(*, service: str, url: str) -> Config:
 def upgrade(*, service: str, url: str, revision: str = "head") -> None:
     """Apply ``service``'s migrations to ``url`` up to ``revision``."""
     command.upgrade(alembic_config(service=service, url=url), revision)
+
+
+def revisions(*, service: str, url: str) -> tuple[str | None, str | None]:
+    """The database's current revision and the scripts' head revision (None when there is none)."""
+    cfg = alembic_config(service=service, url=url)
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    engine = make_engine(url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(
+                connection, opts={"version_table": cfg.attributes["version_table"]}
+            )
+            return context.get_current_revision(), head
+    finally:
+        engine.dispose()
 
 
 def run_migrations(metadata: MetaData) -> None:
@@ -84,5 +101,13 @@ def register_cli(app: Flask, *, service: str) -> None:
     def _current() -> None:
         """Show the database's revision."""
         command.current(_cfg())
+
+    @group.command("is-current")
+    def _is_current() -> None:
+        """Exit 0 when the database is at the latest migration, 1 when not (new pods wait on this)."""
+        current, head = revisions(service=service, url=app.extensions["db"].url)
+        click.echo(f"{service}: database at {current or 'nothing'}, scripts at {head}")
+        if current != head:
+            raise SystemExit(1)
 
     app.cli.add_command(group)

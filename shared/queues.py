@@ -16,6 +16,7 @@ from rq.exceptions import DuplicateJobError
 from rq.serializers import JSONSerializer
 
 from shared import events
+from shared.logging import get_correlation_id
 
 BOOKING_QUEUE = "booking"
 NOTIFY_QUEUE = "notify"
@@ -50,9 +51,29 @@ ROUTES: dict[str, tuple[Route, ...]] = {
 }
 
 
+CORRELATION_META = "correlation_id"
+
+
+class SuiteQueue(Queue):
+    """An RQ queue that stamps each new job with the current correlation id (in ``job.meta``).
+
+    The worker runs the job under that id again (shared.worker), so one booking's log lines join up from the
+    HTTP request through the outbox and the queues into every consumer, and into the jobs those consumers
+    enqueue in turn.
+    """
+
+    def create_job(self, *args: Any, **kwargs: Any) -> Any:
+        cid = get_correlation_id()
+        if cid:
+            meta = dict(kwargs.get("meta") or {})
+            meta.setdefault(CORRELATION_META, cid)
+            kwargs["meta"] = meta
+        return super().create_job(*args, **kwargs)
+
+
 def queue(name: str, connection: Redis) -> Queue:
-    """The RQ queue ``name`` with the suite's JSON serializer."""
-    return Queue(name, connection=connection, serializer=JSONSerializer)
+    """The RQ queue ``name`` with the suite's JSON serializer and correlation ids."""
+    return SuiteQueue(name, connection=connection, serializer=JSONSerializer)
 
 
 def job_id_for(route: Route, event_id: str) -> str:
@@ -83,6 +104,8 @@ def publish(connection: Redis, event: dict[str, Any], *, pipeline: Pipeline | No
                 result_ttl=EVENT_RESULT_TTL,
                 failure_ttl=EVENT_FAILURE_TTL,
                 description=f"{event['type']} {event['event_id']}",
+                # The event's own correlation id, whoever publishes it (the relay, a sweeper's re-send).
+                meta={CORRELATION_META: event.get("correlation_id") or get_correlation_id()},
                 pipeline=pipeline,
                 unique=pipeline is None,
             )

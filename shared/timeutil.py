@@ -94,3 +94,11 @@ def format_local(moment: datetime, tz: str) -> str:
     local = to_zone(moment, tz)
     hour = local.strftime("%I").lstrip("0")
     return f"{local:%a} {local.day} {local:%b %Y}, {hour}:{local:%M %p} {local.tzname()}"
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO 8601 time that names its offset (``2026-03-02T11:55:00+00:00``, ``...Z``), in UTC."""
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset")
+    return moment.astimezone(UTC)

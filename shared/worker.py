@@ -4,33 +4,113 @@ The worker builds the app once, at start, and every job runs with ``current_app`
 stay plain top-level functions that take ids and JSON data. Workers are ``SimpleWorker``s: jobs run in the
 worker process (no fork per job), which keeps database pools valid and is about three times the
 throughput on these machines; scale by running more worker processes.
+
+Each job runs under the correlation id it was enqueued with (``job.meta``, else the event it carries), and
+its wait, duration and outcome are counted for ``/metrics`` (served on ``METRICS_PORT``).
 """
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+from typing import Any
+
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 from rq import SimpleWorker
+from rq.executions import Execution
+from rq.job import Job, JobStatus
+from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
-from shared.app import get_redis
-from shared.queues import queue
+from shared import metrics
+from shared.app import add_metrics_collector, get_redis
+from shared.logging import correlation
+from shared.queues import CORRELATION_META, SuiteQueue, queue
 
 
-def make_worker(queue_names: list[str], *, name: str | None = None) -> SimpleWorker:
+def job_correlation_id(job: Job) -> str:
+    """The correlation id ``job`` was enqueued under, else the one of the event it carries ('' if none)."""
+    cid = (job.meta or {}).get(CORRELATION_META)
+    if cid:
+        return str(cid)
+    payload = job.args[0] if job.args else None
+    if isinstance(payload, dict):
+        return str(payload.get("correlation_id") or "")
+    return ""
+
+
+def _observe_start(job: Job, queue_name: str) -> None:
+    now = datetime.now(UTC)
+    if job.enqueued_at is not None:
+        metrics.JOB_WAIT.labels(queue_name).observe(metrics.age_seconds(job.enqueued_at, now))
+    payload = job.args[0] if job.args else None
+    if isinstance(payload, dict) and payload.get("occurred_at") and payload.get("type"):
+        try:
+            occurred = datetime.fromisoformat(str(payload["occurred_at"]))
+        except ValueError:
+            return
+        lag = metrics.age_seconds(occurred, now)
+        metrics.EVENT_LAG.labels(queue_name, str(payload["type"])).observe(lag)
+
+
+class SuiteWorker(SimpleWorker):
+    """A SimpleWorker that restores each job's correlation id and counts what it did."""
+
+    queue_class = SuiteQueue
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        with correlation(job_correlation_id(job) or None):
+            super().execute_job(job, queue)
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        handler = job.func_name or "?"
+        _observe_start(job, queue.name)
+        started = time.perf_counter()
+        ok = super().perform_job(job, queue, execution)
+        metrics.JOB_DURATION.labels(queue.name, handler).observe(metrics.since(started))
+        if ok:
+            outcome = "succeeded"
+        else:
+            status = job.get_status(refresh=True)
+            outcome = "retrying" if status in {JobStatus.SCHEDULED, JobStatus.QUEUED} else "failed"
+        metrics.JOBS.labels(queue.name, handler, outcome).inc()
+        return ok
+
+
+def make_worker(queue_names: list[str], *, name: str | None = None) -> SuiteWorker:
     """A worker on ``queue_names`` using the current app's Redis (call inside an app context)."""
     connection = get_redis()
-    return SimpleWorker(
+    config = current_app.extensions["suite_config"]
+    return SuiteWorker(
         [queue(q, connection) for q in queue_names],
         connection=connection,
         serializer=JSONSerializer,
         name=name,
+        queue_class=SuiteQueue,
+        # A worker killed mid-job (SIGKILL, OOM, a lost node) leaves the job "started"; the next maintenance
+        # round after the job's heartbeat lapses retries it. RQ's 10 minutes would leave it that long, and an
+        # idle worker only wakes (and looks) every worker_ttl - 15 s, so both follow the setting. A dead
+        # worker's registration also lapses within worker_ttl, which keeps suite_queue_workers honest.
+        maintenance_interval=config.worker_maintenance_seconds,
+        worker_ttl=config.worker_maintenance_seconds + 15,
     )
 
 
+def serve_process_metrics(app: Flask) -> Any:
+    """Serve this (non-web) process's own ``/metrics`` on the configured METRICS_PORT (0 = not served).
+
+    The scrape-time gauges (queue depths, outbox backlog) stay on the service's web ``/metrics``: they are the
+    same figure whoever reads them, and the web process keeps reporting them while these processes are down.
+    """
+    config = app.extensions["suite_config"]
+    return metrics.serve_metrics(port=config.metrics_port, host=config.metrics_host)
+
+
 def register_worker_cli(app: Flask, *, queues: list[str]) -> None:
-    """Add ``flask worker`` that processes ``queues`` for ``app``."""
+    """Add ``flask worker`` processing ``queues`` for ``app``; the app's /metrics reports their backlog."""
+    add_metrics_collector(app, metrics.QueueCollector(lambda: app.extensions["redis"], queues))
 
     @app.cli.command("worker")
     @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
@@ -38,5 +118,6 @@ def register_worker_cli(app: Flask, *, queues: list[str]) -> None:
     @with_appcontext
     def _worker(burst: bool, name: str | None) -> None:
         """Process this service's queues."""
+        serve_process_metrics(current_app)
         worker = make_worker(list(queues), name=name)
         worker.work(burst=burst, with_scheduler=True, logging_level=None)

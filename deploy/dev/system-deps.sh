@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages a make target needs, only when they are missing.
 #   system-deps.sh run    python venv support, redis-server, Node/npm (the video SDK the join page serves)
-#   system-deps.sh test   + PostgreSQL and Chromium (make test, CI)
+#   system-deps.sh test   + PostgreSQL, Chromium and promtool (make test, CI)
 #   system-deps.sh bench  + PostgreSQL and wrk (make bench)
 set -euo pipefail
 target=${1:-run}
@@ -18,6 +18,8 @@ if [[ $target == test || $target == bench ]]; then
 fi
 if [[ $target == test ]]; then
   [[ -x /usr/bin/chromium ]] || want chromium
+  # promtool checks and unit-tests deploy/alerts.yaml (tests/deploy).
+  have_cmd promtool || want prometheus
 fi
 if [[ $target == bench ]]; then
   have_cmd wrk || want wrk

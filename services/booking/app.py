@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.booking import cli, views
+from services.booking import cli, relay, views
 from services.booking.config import BookingConfig
 from services.booking.pages import init_pages
-from shared.app import create_service_app
+from shared.app import add_metrics_collector, create_service_app
 from shared.config import load
+from shared.metrics import FunctionCollector
 
 
 def create_app(config: BookingConfig | None = None) -> Flask:
@@ -25,5 +26,6 @@ def create_app(config: BookingConfig | None = None) -> Flask:
     for blueprint in views.BLUEPRINTS:
         api.register_blueprint(blueprint)
     init_pages(app, config)
+    add_metrics_collector(app, FunctionCollector("outbox", relay.backlog_metrics))
     cli.register(app)
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import click
 from flask import Flask, current_app
@@ -12,6 +12,15 @@ from flask.cli import with_appcontext
 from services.booking import relay, seed, service
 from shared.db import get_db
 from shared.links import current_signer, manage_url
+from shared.timeutil import parse_instant
+from shared.worker import serve_process_metrics
+
+
+def _instant(_ctx: click.Context, _param: click.Parameter, value: str) -> datetime:
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 def register(app: Flask) -> None:
@@ -22,6 +31,7 @@ def register(app: Flask) -> None:
     def _relay() -> None:
         """Move committed events from the outbox to the Redis queues, until stopped."""
         config = current_app.extensions["suite_config"]
+        serve_process_metrics(current_app)
         relay.run_relay(
             db=get_db(),
             redis=current_app.extensions["redis"],
@@ -29,6 +39,20 @@ def register(app: Flask) -> None:
             batch_size=config.outbox_batch_size,
             retention=timedelta(days=config.outbox_retention_days),
         )
+
+    @app.cli.command("outbox-replay")
+    @click.option(
+        "--since",
+        "since",
+        callback=_instant,
+        required=True,
+        help="Send again every event published at or after this time (ISO 8601 with an offset).",
+    )
+    @with_appcontext
+    def _outbox_replay(since: datetime) -> None:
+        """After Redis lost its queues: have the relay send again the events published since --since."""
+        count = relay.republish_since(db=get_db(), since=since)
+        click.echo(json.dumps({"events_to_resend": count, "since": since.isoformat()}))
 
     @app.cli.command("seed-demo")
     @click.option("--no-booking", is_flag=True, help="Do not create the demo booking.")

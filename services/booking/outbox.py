@@ -5,11 +5,22 @@ The relay (relay.py) moves them to the queues afterwards.
 
 from __future__ import annotations
 
+import uuid
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.booking.models import Booking, OutboxEvent
 from shared import events
 from shared.logging import get_correlation_id
+from shared.metrics import BOOKINGS, count_after_commit
+
+# What each event type counts as in suite_bookings_total{change=...}.
+_CHANGE_OF = {
+    events.BOOKING_CONFIRMED: "created",
+    events.BOOKING_RESCHEDULED: "rescheduled",
+    events.BOOKING_CANCELLED: "cancelled",
+}
 
 
 def snapshot(booking: Booking) -> events.BookingSnapshot:
@@ -68,4 +79,17 @@ def record_event(
         payload=events.dump_event(event),
     )
     session.add(row)
+    count_after_commit(session, BOOKINGS, change=_CHANGE_OF[event_type])
     return row
+
+
+def events_of(session: Session, booking_id: uuid.UUID) -> list[OutboxEvent]:
+    """The events of a booking still in the outbox, oldest first.
+
+    Published events are pruned after OUTBOX_RETENTION_DAYS, so an older booking's list starts later.
+    """
+    return list(
+        session.scalars(
+            select(OutboxEvent).where(OutboxEvent.booking_id == booking_id).order_by(OutboxEvent.seq)
+        )
+    )

@@ -12,16 +12,18 @@ import logging
 import signal
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import OperationalError
 
 from services.booking.models import OutboxEvent
 from shared.db import Database
+from shared.logging import correlation
+from shared.metrics import OUTBOX_PUBLISHED, count_after_commit
 from shared.queues import publish
 from shared.timeutil import utcnow
 
@@ -44,12 +46,22 @@ def relay_once(*, db: Database, redis: Redis, batch_size: int = 200) -> int:
             return 0
         pipe = redis.pipeline(transaction=False)
         for row in rows:
-            publish(redis, row.payload, pipeline=pipe)
+            # Each job carries its booking's correlation id on (shared.queues.SuiteQueue stamps it).
+            with correlation(str(row.payload.get("correlation_id") or "") or None):
+                publish(redis, row.payload, pipeline=pipe)
         pipe.execute()
         now = utcnow()
         for row in rows:
             row.published_at = now
             row.attempts += 1
+            count_after_commit(session, OUTBOX_PUBLISHED, event_type=row.event_type)
+        for row in rows:
+            with correlation(str(row.payload.get("correlation_id") or "") or None):
+                log.info(
+                    "published %s",
+                    row.event_type,
+                    extra={"event_id": str(row.event_id), "booking_id": str(row.booking_id), "seq": row.seq},
+                )
         log.info("published %d events", len(rows), extra={"last_seq": rows[-1].seq})
         return len(rows)
 
@@ -63,6 +75,48 @@ def pending_count(db: Database) -> int:
             )
             or 0
         )
+
+
+def backlog(db: Database) -> tuple[int, float]:
+    """Events waiting for the relay, and how long the oldest has waited (seconds; 0 when none waits)."""
+    with db.transaction() as session:
+        count, oldest = session.execute(
+            select(func.count(), func.min(OutboxEvent.created_at)).where(OutboxEvent.published_at.is_(None))
+        ).one()
+    if not count or oldest is None:
+        return 0, 0.0
+    # min() keeps the column's type, so ``oldest`` is an aware UTC datetime on every backend.
+    return int(count), max(0.0, (utcnow() - oldest).total_seconds())
+
+
+def backlog_metrics() -> dict[tuple[str, str], list[tuple[dict[str, str], float]]]:
+    """The outbox backlog as gauges, for the booking service's ``/metrics``."""
+    from shared.db import get_db
+
+    count, age = backlog(get_db())
+    return {
+        ("suite_outbox_pending_events", "Booking events committed but not yet on a queue"): [({}, count)],
+        (
+            "suite_outbox_oldest_pending_age_seconds",
+            "How long the oldest unpublished booking event has waited for the relay (0 when none waits)",
+        ): [({}, age)],
+    }
+
+
+def republish_since(*, db: Database, since: datetime) -> int:
+    """Mark every event published at or after ``since`` as waiting again, so the relay sends it again.
+
+    For a Redis that lost its queues (a failover to an empty replica, a restore): the jobs it held are gone,
+    the events are still here (for OUTBOX_RETENTION_DAYS). Consumers drop what they had already handled
+    (their inbox), so a generous ``since`` is safe. Returns how many events will be sent again.
+    """
+    with db.transaction() as session:
+        result = session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.published_at.is_not(None), OutboxEvent.published_at >= since)
+            .values(published_at=None)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 def prune(*, db: Database, retention: timedelta) -> int:

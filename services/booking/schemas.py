@@ -164,6 +164,19 @@ class BookingOut(Schema):
     intake = fields.Nested(IntakeOut, allow_none=True, metadata={"description": "intake answers, if asked"})
 
 
+class BookingEventOut(Schema):
+    """One event a booking recorded in the outbox: what changed, when, and whether the relay sent it on."""
+
+    event_id = fields.UUID()
+    type = fields.String(attribute="event_type")
+    version = fields.Function(lambda row: row.payload["booking"]["version"])
+    start = fields.Function(lambda row: row.payload["booking"]["start"])
+    end = fields.Function(lambda row: row.payload["booking"]["end"])
+    occurred_at = fields.Function(lambda row: row.payload["occurred_at"])
+    correlation_id = fields.Function(lambda row: row.payload.get("correlation_id", ""))
+    published_at = fields.AwareDateTime(allow_none=True, default_timezone=UTC)
+
+
 class BookingPage(Schema):
     total = fields.Integer()
     items = fields.List(fields.Nested(BookingOut))

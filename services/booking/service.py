@@ -22,6 +22,7 @@ from services.booking.models import (
     Booking,
     DayClaim,
     Intake,
+    OutboxEvent,
     SlotClaim,
 )
 from services.booking.search import (
@@ -222,6 +223,12 @@ def get_booking(*, session: Session, booking_id: uuid.UUID) -> Booking:
     if booking is None:
         raise NotFound(f"No booking {booking_id}.")
     return booking
+
+
+def booking_events(*, session: Session, booking_id: uuid.UUID) -> list[OutboxEvent]:
+    """The events booking ``booking_id`` recorded, oldest first, or 404 (see outbox.events_of)."""
+    get_booking(session=session, booking_id=booking_id)
+    return outbox.events_of(session, booking_id)
 
 
 def list_bookings(

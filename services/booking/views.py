@@ -156,6 +156,16 @@ class BookingItem(MethodView):
         return _Presented(service.get_booking(session=get_session(), booking_id=booking_id))
 
 
+@bookings.route("/<uuid:booking_id>/events")
+class BookingEvents(MethodView):
+    @staff_only(bookings)
+    @bookings.response(200, s.BookingEventOut(many=True))
+    @bookings.alt_response(404, schema=ProblemSchema, description="No such booking")
+    def get(self, booking_id: uuid.UUID) -> Any:
+        """List the events a booking recorded (its part of the timeline), oldest first."""
+        return service.booking_events(session=get_session(), booking_id=booking_id)
+
+
 @bookings.route("/<uuid:booking_id>/reschedule")
 class BookingReschedule(MethodView):
     @staff_only(bookings)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.consult import cli, pages, views
+from services.consult import cli, metrics, pages, views
 from services.consult.config import LOCAL, ConsultConfig
 from services.consult.local_video import LocalVideo, local_secret
 from services.consult.twilio_video import TwilioVideo
 from services.consult.video import VideoProvider
-from shared.app import create_service_app
+from shared.app import add_metrics_collector, create_service_app
 from shared.config import load
 from shared.db import Database
 from shared.health import add_readiness_check
+from shared.metrics import FunctionCollector
 from shared.queues import CONSULT_QUEUE
 from shared.worker import register_worker_cli
 
@@ -52,5 +53,6 @@ def create_app(config: ConsultConfig | None = None) -> Flask:
         add_readiness_check(app, "video-sdk", _sdk_present)
     app.register_blueprint(pages.bp)
     register_worker_cli(app, queues=[CONSULT_QUEUE])
+    add_metrics_collector(app, FunctionCollector("consult", metrics.read))
     cli.register(app)
     return app

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from services.consult import publishing, sweep
@@ -15,7 +16,15 @@ from services.consult.models import CONFIRMED, Consultation
 from shared.app import get_redis
 from shared.db import get_db
 from shared.links import current_signer
-from shared.timeutil import utcnow
+from shared.timeutil import parse_instant, utcnow
+from shared.worker import serve_process_metrics
+
+
+def _instant(_ctx: click.Context, _param: click.Parameter, value: str) -> datetime:
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 def register(app: Flask) -> None:
@@ -33,9 +42,23 @@ def register(app: Flask) -> None:
             result = sweep.sweep_once(db=db, redis=redis, video=video, signer=signer, base_url=base_url)
             click.echo(json.dumps(result.__dict__))
             return
+        serve_process_metrics(current_app)
         sweep.run_sweeper(
             db=db, redis=redis, video=video, signer=signer, base_url=base_url, interval=config.sweep_seconds
         )
+
+    @app.cli.command("links-replay")
+    @click.option(
+        "--since",
+        callback=_instant,
+        required=True,
+        help="Send again the join links published at or after this time (ISO 8601 with an offset).",
+    )
+    @with_appcontext
+    def _links_replay(since: datetime) -> None:
+        """After Redis lost its queues: have the sweeper send again the join links published since --since."""
+        count = publishing.republish_since(db=get_db(), since=since)
+        click.echo(json.dumps({"links_to_resend": count, "since": since.isoformat()}))
 
     @app.cli.command("join-links")
     @click.argument("booking_id", type=click.UUID)

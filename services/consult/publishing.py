@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
+from typing import Any
 
 from redis import Redis
 from sqlalchemy import select, update
 
+from services.consult.metrics import LINKS_PUBLISHED
 from services.consult.models import CONFIRMED, Consultation
 from shared.db import Database
 from shared.events import LinksReadyEvent, dump_event
 from shared.links import PATIENT, PROVIDER, LinkSigner, join_token, join_url
+from shared.logging import correlation
 from shared.queues import publish
 from shared.timeutil import utcnow
 
@@ -59,6 +63,26 @@ def links_ready_event(signer: LinkSigner, base_url: str, consultation: Consultat
     )
 
 
+def republish_since(*, db: Database, since: datetime) -> int:
+    """Mark links published at or after ``since`` (windows still open) as waiting: the sweeper re-sends them.
+
+    For a Redis that lost its queues: the re-send is the same event (same id), so notify's inbox drops it
+    where it had already arrived. Returns how many bookings' links will be sent again.
+    """
+    with db.transaction() as session:
+        result = session.execute(
+            update(Consultation)
+            .where(
+                Consultation.status == CONFIRMED,
+                Consultation.links_published_at.is_not(None),
+                Consultation.links_published_at >= since,
+                Consultation.closes_at > utcnow(),
+            )
+            .values(links_published_at=None)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
 def publish_pending_links(
     *,
     db: Database,
@@ -93,20 +117,29 @@ def publish_pending_links(
             for c in session.scalars(query)
         ]
     for pending_id, version, payload in pending:
-        publish(redis, payload)
-        with db.transaction() as session:
-            # Only the version just sent: a newer one that arrived meanwhile still needs its own links sent.
-            session.execute(
-                update(Consultation)
-                .where(
-                    Consultation.booking_id == pending_id,
-                    Consultation.version == version,
-                    Consultation.links_published_at.is_(None),
-                )
-                .values(links_published_at=utcnow())
-            )
-        log.info(
-            "join links published",
-            extra={"booking_id": str(pending_id), "version": version, "event_id": payload["event_id"]},
-        )
+        # The sweeper re-sends outside any job: log under the booking's own correlation id.
+        with correlation(payload.get("correlation_id") or None):
+            _publish_one(db, redis, pending_id, version, payload)
     return len(pending)
+
+
+def _publish_one(
+    db: Database, redis: Redis, booking_id: uuid.UUID, version: int, payload: dict[str, Any]
+) -> None:
+    publish(redis, payload)
+    LINKS_PUBLISHED.inc()
+    with db.transaction() as session:
+        # Only the version just sent: a newer one that arrived meanwhile still needs its own links sent.
+        session.execute(
+            update(Consultation)
+            .where(
+                Consultation.booking_id == booking_id,
+                Consultation.version == version,
+                Consultation.links_published_at.is_(None),
+            )
+            .values(links_published_at=utcnow())
+        )
+    log.info(
+        "join links published",
+        extra={"booking_id": str(booking_id), "version": version, "event_id": payload["event_id"]},
+    )

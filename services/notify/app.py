@@ -6,7 +6,7 @@ import dataclasses
 
 from flask import Flask
 
-from services.notify import calendar_feed, cli, outbox, views, webhooks
+from services.notify import calendar_feed, cli, metrics, outbox, views, webhooks
 from services.notify.config import NotifyConfig
 from services.notify.feeds import settings_salt
 from services.notify.preview import sample_snapshot
@@ -15,8 +15,9 @@ from services.notify.provider_calendar import check_summaries
 from services.notify.rendering import Renderer
 from services.notify.runtime import SEND_QUEUE, Runtime
 from services.notify.senders import Senders, build_senders
-from shared.app import create_service_app
+from shared.app import add_metrics_collector, create_service_app
 from shared.config import ConfigError, load
+from shared.metrics import FunctionCollector
 from shared.queues import NOTIFY_QUEUE
 from shared.worker import register_worker_cli
 
@@ -59,5 +60,6 @@ def create_app(config: NotifyConfig | None = None, *, senders: Senders | None = 
     if "console" in (config.sms_backend, config.email_backend):
         app.register_blueprint(outbox.bp)
     register_worker_cli(app, queues=[NOTIFY_QUEUE, SEND_QUEUE])
+    add_metrics_collector(app, FunctionCollector("notify", metrics.read))
     cli.register(app)
     return app

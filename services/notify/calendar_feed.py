@@ -7,6 +7,7 @@ import time
 from flask import Blueprint, Response, request
 
 from services.notify import feeds
+from services.notify.metrics import FEED_ANSWERS
 from services.notify.runtime import get_runtime
 from shared.db import get_session
 from shared.problems import Gone, NotFound
@@ -31,6 +32,7 @@ def feed(token: str) -> Response:
     try:
         access = feeds.verify(session=session, signer=runtime.signer, token=token, now=now)
     except feeds.FeedLinkError as exc:
+        FEED_ANSWERS.labels(answer="refused").inc()
         if exc.reason == "expired":
             raise Gone(
                 "This calendar link has expired. Ask the clinic for a new one.", slug="feed-link-expired"
@@ -50,6 +52,7 @@ def feed(token: str) -> Response:
     }
     if _matches(etags):
         headers["Server-Timing"] = f"etag;dur={etag_ms:.2f}"
+        FEED_ANSWERS.labels(answer="not_modified").inc()
         return Response(status=304, headers=headers)
     built, fresh = feeds.build_feed(
         session=session,
@@ -60,6 +63,7 @@ def feed(token: str) -> Response:
         cache=runtime.feed_cache,
         now=now,
     )
+    FEED_ANSWERS.labels(answer="built" if fresh else "cached").inc()
     total_ms = (time.perf_counter() - started) * 1000
     timing = f"etag;dur={etag_ms:.2f}, feed;dur={total_ms - etag_ms:.2f}"
     response = Response(built.gzipped if gzip_ok else built.body, mimetype="text/calendar")

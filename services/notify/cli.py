@@ -4,15 +4,17 @@ provider's calendar feed link."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from services.notify import dispatch, feeds
+from services.notify import dispatch, feeds, planning
 from services.notify.preview import preview_all
 from services.notify.runtime import get_runtime
 from shared.timeutil import utcnow
+from shared.worker import serve_process_metrics
 
 
 def register(app: Flask) -> None:
@@ -28,7 +30,26 @@ def register(app: Flask) -> None:
             report = dispatch.dispatch_once(runtime)
             click.echo(json.dumps({k: v for k, v in vars(report).items() if k != "job_ids"}))
             return
+        serve_process_metrics(current_app)
         dispatch.run_dispatcher(runtime, interval=runtime.config.dispatch_interval_seconds)
+
+    @app.cli.command("replan")
+    @click.argument("booking_id", type=click.UUID)
+    @with_appcontext
+    def _replan(booking_id: uuid.UUID) -> None:
+        """Plan a booking's missing reminders from its protocol as it is now (existing ones stay)."""
+        runtime = get_runtime()
+        with runtime.db.transaction() as session:
+            added = planning.replan_booking(
+                session=session,
+                book=runtime.book,
+                booking_id=booking_id,
+                quiet=runtime.config.quiet_hours,
+                now=utcnow(),
+            )
+        if added is None:
+            raise click.ClickException(f"notify has not seen booking {booking_id}")
+        click.echo(json.dumps({"booking_id": str(booking_id), "reminders_added": added}))
 
     @app.cli.command("protocols")
     @click.option("--show", is_flag=True, help="Print every rendered message.")

@@ -9,9 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.notify import optouts
+from services.notify.metrics import DELIVERY, error_label, status_label
 from services.notify.models import SENDING, SENT, Message
 from services.notify.senders.twilio_sms import OPTED_OUT_CODE
 from services.notify.sql import for_update
+from shared.metrics import count_after_commit
 from shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,9 @@ def record_status(*, session: Session, update: StatusUpdate) -> bool:
         optouts.set_opt_out(session, row.recipient, opted_out=True, source="twilio-21610", now=now)
     row.updated_at = now
     log.info("delivery status %s", status, extra={"message_id": row.id, "error_code": update.error_code})
+    count_after_commit(
+        session, DELIVERY, status=status_label(status), error_code=error_label(update.error_code)
+    )
     return True
 
 

@@ -32,6 +32,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from services.notify.metrics import DISPATCHED
 from services.notify.models import FAILED, PLANNED, QUEUED, SENDING, Message
 from services.notify.runtime import SEND_QUEUE, Runtime
 from services.notify.sql import rowcount
@@ -223,6 +224,9 @@ def dispatch_once(runtime: Runtime, *, now: datetime | None = None) -> PassRepor
     report.jobs = len(report.job_ids)
     with runtime.db.transaction() as session:
         report.reconciling = reconcile_stale(session=session, runtime=runtime, now=now)
+    for action in ("enqueued", "requeued", "reconciling", "expired"):
+        if getattr(report, action):
+            DISPATCHED.labels(action).inc(getattr(report, action))
     return report
 
 

@@ -189,6 +189,42 @@ def apply_booking_event(
     return Applied(booking_id=snap.id, stale=False, planned=len(rows), cancelled=cancelled)
 
 
+def replan_booking(
+    *,
+    session: Session,
+    book: ProtocolBook,
+    booking_id: uuid.UUID,
+    quiet: tuple[time, time] | None,
+    now: datetime,
+) -> int | None:
+    """Plan the current version's reminders that have no row yet (a step added to the protocol since, a row
+    lost); rows already planned, sent or skipped stay as they are. Returns how many were added, None if notify
+    never saw the booking."""
+    copy = lock_booking(session, booking_id)
+    if copy is None:
+        return None
+    if copy.status == CANCELLED:
+        return 0
+    rows = plan_rows(
+        copy=copy,
+        protocol=book.get(copy.protocol),
+        anchors=(START, END),
+        session=session,
+        quiet=quiet,
+        now=now,
+    )
+    if not rows:
+        return 0
+    added = session.execute(
+        dialect_insert(session, Message)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["booking_id", "step", "channel", "booking_version"])
+        .returning(Message.id)
+    ).all()
+    log.info("re-planned reminders", extra={"booking_id": str(booking_id), "added": len(added)})
+    return len(added)
+
+
 def has_join_link(session: Session, booking_id: uuid.UUID, version: int) -> bool:
     """Whether the consult service's links for this booking version have arrived."""
     return session.get(JoinLink, (booking_id, version)) is not None

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from services.notify import invites, optouts
 from services.notify.calendar_rows import bump_feeds
+from services.notify.metrics import MESSAGES, error_label
 from services.notify.models import (
     CANCELLED,
     EMAIL,
@@ -41,6 +42,7 @@ from services.notify.runtime import Runtime
 from services.notify.senders import Outcome, OutgoingSms, SendResult
 from services.notify.sql import for_update
 from shared import links
+from shared.metrics import count_after_commit
 from shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -307,6 +309,13 @@ def record(
 def _apply_result(
     *, session: Session, runtime: Runtime, row: Message, result: SendResult, now: datetime
 ) -> None:
+    count_after_commit(
+        session,
+        MESSAGES,
+        channel=row.channel,
+        outcome=result.outcome.value,
+        error_code=error_label(result.error_code),
+    )
     row.updated_at = now
     row.error_code = result.error_code
     extra = {"message_id": row.id, "booking_id": str(row.booking_id), "outcome": result.outcome.value}

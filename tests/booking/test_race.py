@@ -10,8 +10,9 @@ import itertools
 import multiprocessing
 import threading
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -117,9 +118,14 @@ def _book_in_process(args: tuple[str, int, int, str, str, Any]) -> str:
 
 
 @pytest.mark.slow
-def test_same_slot_from_separate_processes(app: Flask, booking_config: Any, clock: object) -> None:
-    setup = make_setup(app)
-    context = multiprocessing.get_context("fork")
+def test_same_slot_from_separate_processes(app: Flask, booking_config: Any) -> None:
+    # Spawned, not forked: the session may already run threads (Playwright's) that a fork would copy mid-state.
+    # Spawned children do not share a travelled clock, so the slot is tomorrow in real time.
+    setup = make_setup(app, weekdays=tuple(range(7)))
+    tomorrow = (datetime.now(ZoneInfo(setup.provider_tz)) + timedelta(days=1)).replace(
+        hour=10, minute=0, second=0, microsecond=0
+    )
+    context = multiprocessing.get_context("spawn")
     with context.Manager() as manager:
         barrier = manager.Barrier(8)
         jobs = [
@@ -127,7 +133,7 @@ def test_same_slot_from_separate_processes(app: Flask, booking_config: Any, cloc
                 booking_config.database_url,
                 setup.provider_id,
                 setup.type_id,
-                "2026-03-03T10:00:00-05:00",
+                tomorrow.isoformat(),
                 f"{i}@x.org",
                 barrier,
             )

@@ -19,6 +19,7 @@ from shared.timeutil import utcnow
 from tests.invites.support import PROVIDER_EMAIL, parse, provider_invites
 from tests.notify.conftest import MONDAY_NOON, STAFF, deliver, work
 from tests.notify.factories import PROVIDER, Booking
+from tests.ops.conftest import samples
 
 BASE = "https://notify.example.test"
 
@@ -33,6 +34,15 @@ def path_of(url: str) -> str:
     assert url.startswith(BASE + "/calendar/")
     assert url.endswith(".ics")
     return url.removeprefix(BASE)
+
+
+def answers(client: FlaskClient, answer: str) -> float:
+    """The feed answers of one kind counted on the service's /metrics page."""
+    return samples(
+        client.get("/metrics").get_data(as_text=True),
+        "suite_notify_calendar_feed_answers_total",
+        answer=answer,
+    )
 
 
 def builds(app: Flask) -> int:
@@ -200,6 +210,7 @@ def test_polling_an_unchanged_feed_answers_304_without_building_it(
     work(invite_app)
     client = invite_app.test_client()
     path = path_of(feed_link(client)["url"])
+    before = {answer: answers(client, answer) for answer in ("built", "cached", "not_modified")}
     first = client.get(path)
     etag = first.headers["ETag"]
     assert first.headers["Server-Timing"].count("build;") == 1
@@ -218,6 +229,10 @@ def test_polling_an_unchanged_feed_answers_304_without_building_it(
     assert cached.data == first.data
     assert "build" not in cached.headers["Server-Timing"]
     assert builds(invite_app) == 1
+    # Ops see the same on /metrics.
+    assert answers(client, "built") - before["built"] == 1
+    assert answers(client, "cached") - before["cached"] == 1
+    assert answers(client, "not_modified") - before["not_modified"] == 3
 
     # gzip for clients that ask for it; either representation's ETag proves the copy is current.
     zipped = client.get(path, headers={"Accept-Encoding": "gzip"})

@@ -1,0 +1,73 @@
+"""Readers of the deploy files for the tests: the Procfile, compose.yaml, the Kubernetes base, the settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deploy.suitectl.dashboard import DashboardConfig
+from services.booking.config import BookingConfig
+from services.consult.config import ConsultConfig
+from services.notify.config import NotifyConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "k8s"
+
+# Read by the process runner or the image, not by a service's config: gunicorn's address and worker count.
+PROCESS_VARIABLES = frozenset({"HOST", "PORT", "WEB_CONCURRENCY"})
+
+
+def procfile() -> dict[str, list[str]]:
+    """Each Procfile process and its command, without the leading VAR=value assignments."""
+    processes = {}
+    for line in (DEPLOY / "Procfile").read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, command = line.split(":", 1)
+        words = shlex.split(command)
+        while words and "=" in words[0] and not words[0].startswith("-"):
+            words.pop(0)
+        processes[name.strip()] = words
+    return processes
+
+
+def compose() -> dict[str, Any]:
+    """deploy/compose.yaml, with YAML merge keys resolved."""
+    loaded: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    return loaded
+
+
+def kustomization() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    return loaded
+
+
+def k8s_documents(include_template: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """Every (file name, resource) of the kustomization's resources (and the secret template if asked)."""
+    names = list(kustomization()["resources"])
+    if include_template:
+        names.append("secret.template.yaml")
+    return [
+        (name, doc)
+        for name in names
+        for doc in yaml.safe_load_all((K8S / name).read_text())
+        if doc is not None
+    ]
+
+
+def of_kind(kind: str, include_template: bool = False) -> dict[str, dict[str, Any]]:
+    """Resources of ``kind`` by name."""
+    return {doc["metadata"]["name"]: doc for _, doc in k8s_documents(include_template) if doc["kind"] == kind}
+
+
+def known_settings() -> set[str]:
+    """Every environment variable a config class of the suite reads."""
+    names: set[str] = set()
+    for cls in (BookingConfig, NotifyConfig, ConsultConfig, DashboardConfig):
+        names.update(f.metadata["env"] for f in dataclasses.fields(cls) if "env" in f.metadata)
+    return names
