@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from flask import Flask
 
-from services.notify import cli, metrics, outbox, views, webhooks
+from services.notify import calendar_feed, cli, metrics, outbox, views, webhooks
 from services.notify.config import NotifyConfig
+from services.notify.feeds import settings_salt
+from services.notify.preview import sample_snapshot
 from services.notify.protocols import ProtocolBook
+from services.notify.provider_calendar import check_summaries
 from services.notify.rendering import Renderer
 from services.notify.runtime import SEND_QUEUE, Runtime
 from services.notify.senders import Senders, build_senders
@@ -39,16 +44,19 @@ def create_app(config: NotifyConfig | None = None, *, senders: Senders | None = 
         senders=senders or build_senders(config, db),
         signer=app.extensions["link_signer"],
     )
+    runtime = dataclasses.replace(runtime, feed_salt=settings_salt(config, runtime.book))
     if config.sending_stale_seconds <= runtime.send_job_timeout + runtime.call_budget_seconds:
         floor = int(runtime.send_job_timeout + runtime.call_budget_seconds)
         raise ConfigError(
             f"NOTIFY_SENDING_STALE_SECONDS must exceed {floor} (a send job's timeout plus one provider call),"
             " or an interrupted send could be checked while it is still in flight"
         )
+    check_summaries(runtime.book, sample_snapshot(mode="video", protocol="default"))
     app.extensions["notify"] = runtime
     for blueprint in views.BLUEPRINTS:
         api.register_blueprint(blueprint)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(calendar_feed.bp)
     if "console" in (config.sms_backend, config.email_backend):
         app.register_blueprint(outbox.bp)
     register_worker_cli(app, queues=[NOTIFY_QUEUE, SEND_QUEUE])

@@ -1,4 +1,5 @@
-"""``flask --app services.notify ...`` commands: the dispatcher, and a check of the reminder protocols."""
+"""``flask --app services.notify ...`` commands: the dispatcher, a check of the reminder protocols, and a
+provider's calendar feed link."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from services.notify import dispatch, planning
+from services.notify import dispatch, feeds, planning
 from services.notify.preview import preview_all
 from services.notify.runtime import get_runtime
 from shared.timeutil import utcnow
@@ -59,3 +60,31 @@ def register(app: Flask) -> None:
             click.echo(f"{protocol.slug} v{protocol.version}  {step.key:<14} {channel:<5} ok")
             if show:
                 click.echo("    " + text.replace("\n", "\n    "))
+
+    @app.cli.command("feed-link")
+    @click.argument("provider_id", type=click.IntRange(min=1))
+    @click.option("--rotate", is_flag=True, help="Revoke every older link first.")
+    @with_appcontext
+    def _feed_link(provider_id: int, rotate: bool) -> None:
+        """Print a provider's private calendar feed link (as the staff API gives it)."""
+        runtime = get_runtime()
+        issue = feeds.rotate_link if rotate else feeds.feed_link
+        with runtime.db.transaction() as session:
+            link = issue(
+                session=session,
+                signer=runtime.signer,
+                config=runtime.config,
+                provider_id=provider_id,
+                now=utcnow(),
+            )
+        click.echo(
+            json.dumps(
+                {
+                    "provider_id": link.provider_id,
+                    "url": link.url,
+                    "webcal_url": link.webcal_url,
+                    "expires_at": link.expires_at.isoformat(),
+                    "token_version": link.token_version,
+                }
+            )
+        )

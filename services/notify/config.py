@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import time
+from email.utils import parseaddr
 from pathlib import Path
 
-from shared.config import CommonConfig, ConfigError, setting
+from shared.config import CommonConfig, ConfigError, parse_bool, setting
 
 PROTOCOLS_DIR = Path(__file__).resolve().parent / "protocols"
 SMS_BACKENDS = ("console", "twilio")
@@ -147,6 +148,43 @@ class NotifyConfig(CommonConfig):
         parse=int,
         doc="after this long an unfinished send is checked with the provider (over a send job's timeout)",
     )
+    provider_invites: bool = setting(
+        "NOTIFY_PROVIDER_INVITES",
+        default=True,
+        parse=parse_bool,
+        doc="email each provider a calendar invite (iTIP REQUEST/CANCEL) for every booking, and updates",
+    )
+    invite_organizer: str = setting(
+        "NOTIFY_INVITE_ORGANIZER",
+        default="",
+        doc="ORGANIZER of provider invites, `Name <address>` (the clinic's scheduling address); empty:"
+        " `SMTP_FROM`",
+    )
+    invite_staff_url: str = setting(
+        "NOTIFY_INVITE_STAFF_URL",
+        default="",
+        doc="staff link in a provider's calendar entry, with `{booking_id}`; empty: the booking's staff API"
+        " URL on `BOOKING_PUBLIC_URL`",
+    )
+    feed_link_days: int = setting(
+        "NOTIFY_FEED_LINK_DAYS",
+        default=365,
+        parse=int,
+        doc="days a provider's calendar feed link works; staff issue a new one before (the feed warns 30"
+        " days ahead)",
+    )
+    feed_past_days: int = setting(
+        "NOTIFY_FEED_PAST_DAYS",
+        default=30,
+        parse=int,
+        doc="days of past appointments a provider's calendar feed keeps (all upcoming ones are in it)",
+    )
+    feed_cancelled_days: int = setting(
+        "NOTIFY_FEED_CANCELLED_DAYS",
+        default=7,
+        parse=int,
+        doc="days a cancelled appointment stays in the feed, marked cancelled, before it is dropped",
+    )
 
     def check(self) -> None:
         """Refuse combinations that cannot work (called by the app factory)."""
@@ -179,6 +217,17 @@ class NotifyConfig(CommonConfig):
                 parse(raw)
             except ValueError as exc:
                 problems.append(f"{name}: {exc}")
+        if self.invite_staff_url and "{booking_id}" not in self.invite_staff_url:
+            problems.append("NOTIFY_INVITE_STAFF_URL must contain {booking_id}")
+        if self.invite_organizer and "@" not in parseaddr(self.invite_organizer)[1]:
+            problems.append(
+                "NOTIFY_INVITE_ORGANIZER must be an email address, e.g. Clinic <desk@clinic.example>"
+            )
+        if self.feed_link_days < 1 or self.feed_past_days < 0 or self.feed_cancelled_days < 0:
+            problems.append(
+                "NOTIFY_FEED_LINK_DAYS must be at least 1, NOTIFY_FEED_PAST_DAYS and"
+                " NOTIFY_FEED_CANCELLED_DAYS at least 0"
+            )
         if self.send_batch_size < 1 or self.send_concurrency < 1:
             problems.append("NOTIFY_SEND_BATCH_SIZE and NOTIFY_SEND_CONCURRENCY must be at least 1")
         if problems:
@@ -198,6 +247,18 @@ class NotifyConfig(CommonConfig):
     def retry_backoff_seconds(self) -> tuple[int, ...]:
         """Waits before each retry."""
         return parse_backoff(self.retry_backoff_raw)
+
+    @property
+    def organizer(self) -> tuple[str, str]:
+        """(name, address) of provider invites' ORGANIZER."""
+        name, address = parseaddr(self.invite_organizer or self.smtp_from)
+        return name, address
+
+    def staff_url(self, booking_id: str) -> str:
+        """The staff link of a booking in a provider's calendar entry (never the patient's manage link)."""
+        if self.invite_staff_url:
+            return self.invite_staff_url.replace("{booking_id}", booking_id)
+        return f"{self.booking_public_url.rstrip('/')}/api/v1/bookings/{booking_id}"
 
     @property
     def max_attempts(self) -> int:

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from services.notify import optouts
 from services.notify.metrics import DELIVERY, error_label, status_label
 from services.notify.models import SENDING, SENT, Message
-from services.notify.planning import for_update
 from services.notify.senders.twilio_sms import OPTED_OUT_CODE
+from services.notify.sql import for_update
 from shared.metrics import count_after_commit
 from shared.timeutil import utcnow
 

@@ -27,7 +27,12 @@ def handle_booking_event(payload: dict[str, Any]) -> str:
                 return "duplicate"
             now = utcnow()
             applied = planning.apply_booking_event(
-                session=session, book=runtime.book, event=event, quiet=runtime.config.quiet_hours, now=now
+                session=session,
+                book=runtime.book,
+                event=event,
+                quiet=runtime.config.quiet_hours,
+                now=now,
+                invites=runtime.config.provider_invites,
             )
             if applied.stale:
                 return "stale"
@@ -48,7 +53,12 @@ def handle_links_ready(payload: dict[str, Any]) -> str:
                 log.info("event already handled", extra={"event_id": str(event.event_id)})
                 return "duplicate"
             now = utcnow()
-            planning.apply_links_ready(session=session, event=event, now=now)
+            planning.apply_links_ready(
+                session=session,
+                event=event,
+                now=now,
+                book=runtime.book if runtime.config.provider_invites else None,
+            )
             due = planning.due_now(session, event.booking_id, now)
             batches = dispatch.mark_queued(session=session, runtime=runtime, ids=due, now=now)
         dispatch.dispatch_now(runtime, batches)

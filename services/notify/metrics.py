@@ -25,6 +25,12 @@ DELIVERY = Counter(
     "Twilio status callbacks by delivery status and error code",
     ["status", "error_code"],
 )
+FEED_ANSWERS = Counter(
+    "suite_notify_calendar_feed_answers",
+    "Provider calendar feed requests by answer: not_modified (304), cached (built earlier by this process),"
+    " built, refused (a wrong, rotated or expired link)",
+    ["answer"],
+)
 DISPATCHED = Counter(
     "suite_notify_dispatched_messages",
     "What the dispatcher did: enqueued (due), requeued (their job was lost), reconciling (an interrupted "

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -48,6 +49,11 @@ FINAL = (SENT, SKIPPED, CANCELLED, FAILED)
 
 WAITING_FOR_JOIN_LINK = "join_link"
 
+# The provider's calendar invites (services/notify/invites.py): plan rows with these reserved steps.
+INVITE = "provider-invite"  # from every booking event: REQUEST (confirmed, rescheduled) or CANCEL
+INVITE_LINK = "provider-invite-link"  # from consult.links_ready: REQUEST carrying the provider's join link
+INVITE_STEPS = (INVITE, INVITE_LINK)
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
@@ -63,10 +69,15 @@ class BookingCopy(Base):
     """The newest version of a booking this service has seen, from the fat booking events."""
 
     __tablename__ = "bookings"
-    __table_args__ = (CheckConstraint("status IN ('confirmed', 'cancelled')", name="status"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('confirmed', 'cancelled')", name="status"),
+        # The provider's calendar feed: this provider's bookings ending after a cutoff.
+        Index("ix_bookings_provider_end", "provider_id", "end_at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
+    provider_id: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
     start_at: Mapped[datetime] = mapped_column(UTCDateTime)
     end_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -136,8 +147,45 @@ class Message(Base):
     delivery_status: Mapped[str | None] = mapped_column(String(32))
     delivery_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error_code: Mapped[str | None] = mapped_column(String(32))
+    # A provider's calendar invite: the SEQUENCE it carried when it was last claimed.
+    sequence: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class CalendarInvite(Base):
+    """The provider's calendar entry of one booking: the last invite claimed for it, and its SEQUENCE.
+
+    Sequences are given out here, under this row's lock, in the transaction that claims the send, so every
+    invite that goes carries a higher SEQUENCE than any before it, whatever order events and retries come in.
+    """
+
+    __tablename__ = "calendar_invites"
+
+    booking_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("bookings.id"), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(255))
+    # The highest SEQUENCE given to an invite of this booking (None: no invite was ever claimed).
+    sequence: Mapped[int | None] = mapped_column(Integer)
+    # The invite that carries it, and what that invite says (a hash of method, recipient and event without
+    # DTSTAMP and SEQUENCE): a second invite saying the same is not sent while the first is on its way.
+    message_id: Mapped[int | None] = mapped_column(BigIntKey)
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    method: Mapped[str | None] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ProviderFeed(Base):
+    """A provider's calendar feed: the link's token version in force (raised to revoke every older link) and
+    a revision raised in every transaction that changes what the feed shows, so its ETag is one row away."""
+
+    __tablename__ = "provider_feeds"
+
+    provider_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_version: Mapped[int] = mapped_column(Integer, default=1)
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class OptOut(Base):

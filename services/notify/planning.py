@@ -16,12 +16,13 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from services.notify.calendar_rows import bump_feeds, invite_row, plan_link_invite
 from services.notify.models import (
     CANCELLED,
     EMAIL,
+    INVITE,
     PENDING,
     PLANNED,
     SKIPPED,
@@ -33,6 +34,7 @@ from services.notify.models import (
 )
 from services.notify.protocols import BOOKED, END, RESCHEDULED, START, Protocol, ProtocolBook, Step
 from services.notify.protocols import CANCELLED as ON_CANCELLED
+from services.notify.sql import dialect_insert, for_update, rowcount
 from shared import events
 from shared.timeutil import local_to_utc, to_zone
 
@@ -54,25 +56,6 @@ class Applied:
     stale: bool
     planned: int = 0
     cancelled: int = 0
-
-
-def rowcount(result: Any) -> int:
-    """Rows an UPDATE or DELETE touched."""
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-def dialect_insert(session: Session, model: Any) -> Any:
-    """An INSERT for this session's backend, so ``on_conflict_*`` works on SQLite and PostgreSQL."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
-
-
-def for_update(session: Session, query: Any, *, read: bool = False) -> Any:
-    """``query`` locking its rows (shared with ``read``) on PostgreSQL."""
-    # SQLite has no row locks; its BEGIN IMMEDIATE already serializes writers.
-    if session.get_bind().dialect.name == "postgresql":
-        return query.with_for_update(read=read)
-    return query
 
 
 def lock_booking(session: Session, booking_id: uuid.UUID) -> BookingCopy | None:
@@ -120,6 +103,7 @@ def _copy_fields(event: events.BookingEvent) -> dict[str, Any]:
     snap = event.booking
     return {
         "version": snap.version,
+        "provider_id": snap.provider.id,
         "status": snap.status,
         "start_at": snap.start,
         "end_at": snap.end,
@@ -140,6 +124,7 @@ def apply_booking_event(
     event: events.BookingEvent,
     quiet: tuple[time, time] | None,
     now: datetime,
+    invites: bool = True,
 ) -> Applied:
     """Bring notify's copy of the booking up to ``event`` and plan its messages (in the caller's session)."""
     snap = event.booking
@@ -155,6 +140,7 @@ def apply_booking_event(
     )
     copy = lock_booking(session, snap.id)
     assert copy is not None
+    providers = {snap.provider.id, copy.provider_id}  # the copy's, before it changes (the same, today)
     if not inserted:
         if copy.version >= snap.version:
             log.info(
@@ -185,12 +171,15 @@ def apply_booking_event(
     rows = plan_rows(
         copy=copy, protocol=protocol, anchors=_ANCHORS[event.type], session=session, quiet=quiet, now=now
     )
+    if invites:
+        rows.append(invite_row(copy=copy, protocol=protocol, step=INVITE, due_at=copy.changed_at, now=now))
     if rows:
         session.execute(
             dialect_insert(session, Message)
             .values(rows)
             .on_conflict_do_nothing(index_elements=["booking_id", "step", "channel", "booking_version"])
         )
+    bump_feeds(session, providers, now)
     log.info(
         "planned %d messages for %s",
         len(rows),
@@ -330,8 +319,17 @@ def _row(
     }
 
 
-def apply_links_ready(*, session: Session, event: events.LinksReadyEvent, now: datetime) -> int:
-    """Store a booking version's join links and release the messages that were waiting for them."""
+def apply_links_ready(
+    *,
+    session: Session,
+    event: events.LinksReadyEvent,
+    now: datetime,
+    book: ProtocolBook | None = None,
+) -> int:
+    """Store a booking version's join links, release the messages that were waiting for them, and (given the
+    protocols ``book``) plan the provider's updated invite."""
+    # The booking first: the same lock order as the event handler and the send claims.
+    copy = lock_booking(session, event.booking_id)
     values = {
         "patient_url": event.patient_join_url,
         "provider_url": event.provider_join_url,
@@ -356,9 +354,19 @@ def apply_links_ready(*, session: Session, event: events.LinksReadyEvent, now: d
             .values(blocked_on=None, updated_at=now)
         )
     )
+    invite = book is not None and plan_link_invite(
+        session=session, book=book, copy=copy, event=event, now=now
+    )
+    if copy is not None and copy.version == event.booking_version:
+        bump_feeds(session, {copy.provider_id}, now)  # the feed shows the provider's join link
     log.info(
         "join links stored",
-        extra={"booking_id": str(event.booking_id), "version": event.booking_version, "released": released},
+        extra={
+            "booking_id": str(event.booking_id),
+            "version": event.booking_version,
+            "released": released,
+            "invite_update": invite,
+        },
     )
     return released
 

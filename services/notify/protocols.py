@@ -17,8 +17,12 @@ A protocol is ``<protocols dir>/<slug>.toml`` (its slug is the appointment type'
 Optional step keys: ``urgent`` (SMS ignores quiet hours), ``always`` (never skipped for being already past
 when the booking was made: sent at once instead), ``join_link`` (waits for and carries the patient's join
 link), ``until`` (``start``, ``end`` or a duration after the due moment: later than this it is skipped),
-``modes`` (only for these visit modes), ``attachments`` (``[{template = ..., filename = ...}]``).
-``clinics.toml`` beside the protocols names clinics in SMS (a clinic's full name can reveal a treatment).
+``modes`` (only for these visit modes), ``attachments`` (``[{template = ..., filename = ...}]``),
+``calendar`` (attach the patient's ``appointment.ics`` to the email; default: on for steps sent when a
+booking event happens, off for the others). Step keys starting with ``provider-`` are reserved for the
+provider's calendar invites.
+``clinics.toml`` beside the protocols names clinics in SMS (a clinic's full name can reveal a treatment) and
+may set, per clinic, how a provider's calendar titles an appointment (``[invite_summaries]``).
 """
 
 from __future__ import annotations
@@ -65,7 +69,10 @@ _STEP_KEYS = {
     "until",
     "modes",
     "attachments",
+    "calendar",
 }
+RESERVED_STEP_PREFIX = "provider-"  # the provider's calendar invites (services/notify/invites.py)
+INVITE_SUMMARY_DEFAULT = "*"  # [invite_summaries] key for every clinic not listed
 _PROTOCOL_KEYS = {"slug", "version", "description", "sms_label", "vars", "steps"}
 
 
@@ -103,6 +110,7 @@ class Step:
     until: str = END
     modes: tuple[str, ...] = MODES
     attachments: tuple[Attachment, ...] = ()
+    calendar: bool = False
 
     @property
     def on_event(self) -> bool:
@@ -162,6 +170,8 @@ def _load_step(path: Path, raw: Any, index: int) -> Step:
     key = raw["key"]
     if not isinstance(key, str) or not _KEY.match(key):
         raise _fail(path, f"{where}.key: use lowercase letters, digits and dashes")
+    if key.startswith(RESERVED_STEP_PREFIX):
+        raise _fail(path, f"{where}.key: keys starting with {RESERVED_STEP_PREFIX!r} are reserved")
     on = raw["on"]
     if on not in EVENT_ANCHORS + TIME_ANCHORS:
         raise _fail(path, f"{key}.on must be one of {', '.join(EVENT_ANCHORS + TIME_ANCHORS)}")
@@ -194,6 +204,9 @@ def _load_step(path: Path, raw: Any, index: int) -> Step:
         attachments.append(Attachment(template=item["template"], filename=item["filename"]))
     if attachments and EMAIL not in channels:
         raise _fail(path, f"{key}: attachments need the email channel")
+    calendar = raw.get("calendar", on in EVENT_ANCHORS and EMAIL in channels)
+    if not isinstance(calendar, bool) or (calendar and EMAIL not in channels):
+        raise _fail(path, f"{key}.calendar: true or false, and true needs the email channel")
     return Step(
         key=key,
         on=on,
@@ -207,6 +220,7 @@ def _load_step(path: Path, raw: Any, index: int) -> Step:
         until=until,
         modes=modes,
         attachments=tuple(attachments),
+        calendar=calendar,
     )
 
 
@@ -256,13 +270,22 @@ class ProtocolBook:
         if DEFAULT_PROTOCOL not in self.protocols:
             raise ConfigError(f"{self.directory} needs {DEFAULT_PROTOCOL}.toml for unknown appointment types")
         self.sms_names: dict[str, str] = {}
+        self.invite_summaries: dict[str, str] = {}
         clinics = self.directory / CLINICS_FILE
         if clinics.exists():
-            data = tomllib.loads(clinics.read_text(encoding="utf-8"))
-            names = data.get("sms_names", {})
-            if not isinstance(names, dict) or not all(isinstance(v, str) for v in names.values()):
-                raise ConfigError(f"{clinics}: [sms_names] maps clinic slugs to names")
-            self.sms_names = dict(names)
+            try:
+                data = tomllib.loads(clinics.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{clinics}: {exc}") from exc
+            unknown = set(data) - {"sms_names", "invite_summaries"}
+            if unknown:
+                raise ConfigError(f"{clinics}: unknown tables {sorted(unknown)}")
+            for table in ("sms_names", "invite_summaries"):
+                values = data.get(table, {})
+                if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+                    raise ConfigError(f"{clinics}: [{table}] maps clinic slugs to text")
+            self.sms_names = dict(data.get("sms_names", {}))
+            self.invite_summaries = dict(data.get("invite_summaries", {}))
 
     def get(self, slug: str) -> Protocol:
         """The protocol ``slug``, or the default one (logged) when no file has that slug."""
@@ -275,6 +298,10 @@ class ProtocolBook:
     def sms_name(self, clinic_slug: str, clinic_name: str) -> str:
         """How SMS names a clinic: its configured SMS name, else its name."""
         return self.sms_names.get(clinic_slug, clinic_name)
+
+    def invite_summary(self, clinic_slug: str) -> str | None:
+        """The clinic's template for provider calendar titles (its own, else the ``"*"`` one), if set."""
+        return self.invite_summaries.get(clinic_slug, self.invite_summaries.get(INVITE_SUMMARY_DEFAULT))
 
     def template_names(self) -> set[str]:
         """Every template file the protocols refer to (for checks)."""

@@ -19,16 +19,18 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from services.notify.protocols import Protocol, Step
+from shared import ical
 from shared.timeutil import format_local, to_zone
 
 
 @dataclass(frozen=True)
 class FileAttachment:
-    """A file attached to an email."""
+    """A file attached to an email (``params``: Content-Type parameters, e.g. a calendar's method)."""
 
     filename: str
     content_type: str
     data: bytes
+    params: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,13 +152,22 @@ def compose_email(
     to: str,
     rendered: RenderedEmail,
     message_id: str,
-    calendar: str | None = None,
-    calendar_method: str = "REQUEST",
+    calendar: bytes | None = None,
 ) -> EmailMessage:
-    """Build the MIME message: text and HTML alternatives (plus an optional text/calendar part), files.
+    """Build the MIME message: text and HTML alternatives (plus an optional calendar invite), files.
 
-    ``calendar`` is for invites (issue 4): iCalendar text added as a third alternative, the way mail clients
-    expect an invitation.
+    With ``calendar`` (an iTIP invite, issue 4) the message is laid out the way calendar clients expect one
+    (as Google Calendar sends them)::
+
+        multipart/mixed
+          multipart/alternative
+            text/plain
+            text/html
+            text/calendar; charset="utf-8"; method=REQUEST      <- clients act on this part
+          application/ics; name="invite.ics"  (attachment)       <- the same calendar, for clients that don't
+          ...other attachments
+
+    The ``method`` parameter is read from the calendar's own METHOD line, so the two always agree.
     """
     message = EmailMessage()
     message["From"] = sender
@@ -168,12 +179,23 @@ def compose_email(
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
+    attachments = list(rendered.attachments)
     if calendar is not None:
-        message.add_alternative(calendar, subtype="calendar", params={"method": calendar_method})
-    for attachment in rendered.attachments:
+        method = ical.method_of(calendar)
+        if method not in (ical.REQUEST, ical.CANCEL):
+            raise ValueError(f"an invite needs METHOD:REQUEST or METHOD:CANCEL, not {method}")
+        message.add_alternative(
+            calendar.decode("utf-8"), subtype="calendar", params={"method": method}, charset="utf-8"
+        )
+        attachments.insert(0, FileAttachment("invite.ics", "application/ics", calendar))
+    for attachment in attachments:
         maintype, _, subtype = attachment.content_type.partition("/")
         message.add_attachment(
-            attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
+            attachment.data,
+            maintype=maintype,
+            subtype=subtype,
+            filename=attachment.filename,
+            params=dict(attachment.params) or None,
         )
     return message
 

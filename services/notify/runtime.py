@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app
 from redis import Redis
 
 from services.notify.config import NotifyConfig
+from services.notify.feed_cache import FeedCache
 from services.notify.protocols import ProtocolBook
 from services.notify.rendering import Renderer
 from services.notify.senders import Senders
@@ -20,7 +21,8 @@ SEND_QUEUE = "notify-send"  # due reminders, in batches; the notify queue (event
 
 @dataclass(frozen=True)
 class Runtime:
-    """The notify service's parts: settings, database, Redis, protocols, templates, senders, link signer."""
+    """The notify service's parts: settings, database, Redis, protocols, templates, senders, link signer,
+    and this process's cache of built calendar feeds."""
 
     config: NotifyConfig
     db: Database
@@ -29,6 +31,8 @@ class Runtime:
     renderer: Renderer
     senders: Senders
     signer: LinkSigner
+    feed_cache: FeedCache = field(default_factory=FeedCache)
+    feed_salt: str = ""  # what feeds depend on besides their rows (feeds.settings_salt)
 
     @property
     def call_budget_seconds(self) -> float:

@@ -12,14 +12,15 @@ import logging
 import random
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.notify import optouts
+from services.notify import invites, optouts
+from services.notify.calendar_rows import bump_feeds
 from services.notify.metrics import MESSAGES, error_label
 from services.notify.models import (
     CANCELLED,
@@ -35,10 +36,11 @@ from services.notify.models import (
     JoinLink,
     Message,
 )
-from services.notify.planning import for_update, quiet_deadline, respect_quiet_hours
+from services.notify.planning import quiet_deadline, respect_quiet_hours
 from services.notify.rendering import MessageContext, compose_email, message_id_for
 from services.notify.runtime import Runtime
 from services.notify.senders import Outcome, OutgoingSms, SendResult
+from services.notify.sql import for_update
 from shared import links
 from shared.metrics import count_after_commit
 from shared.timeutil import utcnow
@@ -110,6 +112,7 @@ def claim(*, session: Session, runtime: Runtime, ids: list[int], now: datetime) 
     with session.no_autoflush:
         for row in rows:
             ready = _claim_one(
+                session=session,
                 runtime=runtime,
                 row=row,
                 booking=bookings[row.booking_id],
@@ -119,11 +122,17 @@ def claim(*, session: Session, runtime: Runtime, ids: list[int], now: datetime) 
             )
             if ready is not None:
                 prepared.append(ready)
+    # An invite given a new SEQUENCE changes what its provider's feed says.
+    invited = {
+        bookings[r.booking_id].provider_id for r in rows if invites.is_invite(r.step) and r.status == SENDING
+    }
+    bump_feeds(session, invited, now)
     return prepared
 
 
 def _claim_one(
     *,
+    session: Session,
     runtime: Runtime,
     row: Message,
     booking: BookingCopy,
@@ -154,10 +163,22 @@ def _claim_one(
             extra={"message_id": row.id, "booking_id": str(row.booking_id)},
         )
         return None
+    join = join_links.get((booking.id, booking.version))
     try:
-        ready = _render(
-            runtime=runtime, row=row, booking=booking, join=join_links.get((booking.id, booking.version))
-        )
+        if invites.is_invite(row.step):
+            email = invites.prepare(
+                session=session,
+                runtime=runtime,
+                row=row,
+                booking=booking,
+                join_url=join.provider_url if join else None,
+                now=now,
+            )
+            if email is None:
+                return None  # recorded on the row: nothing new for the provider's calendar
+            ready = Prepared(message_id=row.id, channel=EMAIL, key=message_key(row.id), email=email)
+        else:
+            ready = _render(runtime=runtime, row=row, booking=booking, join=join)
     except Exception as exc:
         log.exception("could not render message", extra={"message_id": row.id})
         row.status, row.reason = FAILED, f"could not render the message ({type(exc).__name__})"
@@ -227,6 +248,10 @@ def _render(*, runtime: Runtime, row: Message, booking: BookingCopy, join: JoinL
         )
         return Prepared(message_id=row.id, channel=SMS, key=key, sms=sms)
     rendered = runtime.renderer.email(step, context)
+    if step.calendar:
+        rendered = replace(
+            rendered, attachments=(*rendered.attachments, invites.patient_calendar(runtime, booking, context))
+        )
     row.recipient, row.subject, row.body = snap["patient"]["email"], rendered.subject, None
     email = compose_email(
         sender=runtime.config.smtp_from,

@@ -11,12 +11,18 @@ from flask_smorest import Blueprint
 from services.notify import schemas as s
 from services.notify import service
 from shared.api import API_PREFIX, ProblemSchema, staff_only
-from shared.db import get_session
+from shared.db import get_session, unit_of_work
 
 messages = Blueprint(
     "messages", __name__, url_prefix=API_PREFIX, description="Messages planned and sent (staff)"
 )
-BLUEPRINTS = (messages,)
+calendar_feeds = Blueprint(
+    "calendar_feeds",
+    __name__,
+    url_prefix=API_PREFIX,
+    description="Providers' private calendar feed links (staff)",
+)
+BLUEPRINTS = (messages, calendar_feeds)
 
 
 @messages.route("/bookings/<uuid:booking_id>/messages")
@@ -38,3 +44,22 @@ class Messages(MethodView):
         """Messages by status and channel, most recently changed first (e.g. every failed one)."""
         items, total = service.list_messages(session=get_session(), **args)
         return {"items": items, "total": total}
+
+
+@calendar_feeds.route("/providers/<int:provider_id>/calendar-feed")
+class ProviderFeed(MethodView):
+    @staff_only(calendar_feeds)
+    @calendar_feeds.response(200, s.FeedLinkOut)
+    def get(self, provider_id: int) -> Any:
+        """The provider's calendar feed link: subscribe to it (webcal); valid a year, fetch again to renew."""
+        return service.provider_feed_link(session=get_session(), provider_id=provider_id)
+
+
+@calendar_feeds.route("/providers/<int:provider_id>/calendar-feed/rotate")
+class RotateProviderFeed(MethodView):
+    @staff_only(calendar_feeds)
+    @calendar_feeds.response(200, s.FeedLinkOut)
+    def post(self, provider_id: int) -> Any:
+        """Revoke every link to the provider's feed at once (e.g. one was shared) and return a new one."""
+        with unit_of_work() as session:
+            return service.rotate_provider_feed(session=session, provider_id=provider_id)

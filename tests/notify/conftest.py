@@ -41,6 +41,9 @@ def notify_config(database_url: str, redis_url: str, **overrides: Any) -> Notify
         "twilio_auth_token": AUTH_TOKEN,
         "notify_public_url": "https://notify.example.test",
         "booking_public_url": "https://booking.example.test",
+        # These tests count the patient's messages; provider invites are on where they matter (the property
+        # and end-to-end tests) and have their own tests in tests/invites.
+        "provider_invites": False,
     }
     values.update(overrides)
     return load(NotifyConfig, environ={}, **values)

@@ -62,6 +62,8 @@ class Booking:
     version: int = 1
     status: str = "confirmed"
     patient_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    patient_name: str = "Alex Demo"
+    provider: events.ProviderRef = PROVIDER
 
     @property
     def end(self) -> datetime:
@@ -76,10 +78,10 @@ class Booking:
             end=self.end,
             clinic=CLINIC,
             appointment_type=TYPES[self.kind],
-            provider=PROVIDER,
+            provider=self.provider,
             patient=events.PatientRef(
                 id=self.patient_id,
-                name="Alex Demo",
+                name=self.patient_name,
                 email=self.email,
                 phone=self.phone,
                 time_zone=self.time_zone,

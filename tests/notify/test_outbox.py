@@ -40,7 +40,8 @@ def test_outbox_lists_and_shows_sms_and_email(
     assert html.headers["Content-Security-Policy"].startswith("sandbox")
     assert "How to prepare" in html.text
 
-    (attachment,) = mail.attachments
+    attachment, calendar = mail.attachments
+    assert (calendar.filename, calendar.content_type) == ("appointment.ics", "text/calendar")
     download = client.get(f"/outbox/{mail.id}/attachments/{attachment.id}")
     assert download.headers["Content-Disposition"] == 'attachment; filename="preparation-checklist.txt"'
     assert b"Arrange a support person to drive you home" in download.data
@@ -48,7 +49,10 @@ def test_outbox_lists_and_shows_sms_and_email(
     raw = client.get(f"/outbox/{mail.id}/raw")
     parsed = email.message_from_bytes(raw.data, policy=email.policy.default)
     assert parsed["Subject"].strip() == mail.subject  # a long subject is folded onto its own line
-    assert [p.get_filename() for p in parsed.iter_attachments()] == ["preparation-checklist.txt"]
+    assert [p.get_filename() for p in parsed.iter_attachments()] == [
+        "preparation-checklist.txt",
+        "appointment.ics",  # the patient's own calendar entry (tests/invites)
+    ]
 
 
 def test_outbox_404s(app: Flask, client: FlaskClient) -> None:

@@ -96,7 +96,7 @@ def test_infusion_steps_past_at_booking_time_are_skipped_on_purpose(
     assert plan[("after-24h", "sms")].due_at == booking.end + timedelta(hours=24)
     work(app)
     (email,) = outbox(app, "email")
-    assert [a.filename for a in email.attachments] == ["preparation-checklist.txt"]
+    assert [a.filename for a in email.attachments] == ["preparation-checklist.txt", "appointment.ics"]
     assert b"support person to drive you home" in email.attachments[0].data
     assert "no alcohol and no recreational drugs" in email.text
     (sms,) = outbox(app, "sms")

@@ -86,12 +86,15 @@ class ConsoleEmailSender(_ConsoleBase):
             html=html_part.get_content() if html_part is not None else "",
             raw=message.as_bytes(),
         )
+        named = {p.get_filename() for p in message.walk() if not p.is_multipart()}
         for part in message.walk():
             if part.is_multipart() or part in (text_part, html_part):
                 continue
             content_type = part.get_content_type()
             filename = part.get_filename()
             if filename is None and content_type == "text/calendar":
+                if "invite.ics" in named:
+                    continue  # the same calendar is attached as invite.ics
                 filename = "invite.ics"  # a calendar alternative part, shown as a file
             if filename is None:
                 continue

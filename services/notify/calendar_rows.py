@@ -1,0 +1,95 @@
+"""The plan rows and bookkeeping of the provider's calendar (invites and feed), made while applying events.
+
+``planning`` calls these in the event handlers' transactions; ``invites`` claims the rows and ``feeds``
+serves what they changed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from services.notify.models import (
+    CANCELLED,
+    EMAIL,
+    INVITE_LINK,
+    PLANNED,
+    SKIPPED,
+    BookingCopy,
+    Message,
+    ProviderFeed,
+)
+from services.notify.protocols import Protocol, ProtocolBook
+from services.notify.sql import dialect_insert
+from shared import events
+from shared.events import VIDEO
+
+
+def bump_feeds(session: Session, provider_ids: set[int], now: datetime) -> None:
+    """Raise the feed revision of each provider (in the caller's transaction): what their feed shows changed.
+
+    Called by every write that changes a feed (booking events, join links, invites' sequences), so a feed's
+    ETag is one primary-key read. Providers are taken in id order, the feed rows last of all locks.
+    """
+    for provider_id in sorted(provider_ids):
+        session.execute(
+            dialect_insert(session, ProviderFeed)
+            .values(provider_id=provider_id, token_version=1, revision=1, changed_at=now, created_at=now)
+            .on_conflict_do_update(
+                index_elements=["provider_id"],
+                set_={"revision": ProviderFeed.revision + 1, "changed_at": now},
+            )
+        )
+
+
+def invite_row(
+    *, copy: BookingCopy, protocol: Protocol, step: str, due_at: datetime, now: datetime
+) -> dict[str, Any]:
+    """The plan row of a provider invite for ``copy``'s current version (skipped if the visit is over)."""
+    late = now >= copy.end_at
+    return {
+        "booking_id": copy.id,
+        "booking_version": copy.version,
+        "step": step,
+        "channel": EMAIL,
+        "protocol": protocol.slug,
+        "protocol_version": protocol.version,
+        "urgent": True,
+        "due_at": due_at,
+        # An invite is of no use once the visit is over.
+        "expires_at": copy.end_at,
+        "status": SKIPPED if late else PLANNED,
+        "reason": "too late: the visit is over" if late else "",
+        "blocked_on": None,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def plan_link_invite(
+    *,
+    session: Session,
+    book: ProtocolBook,
+    copy: BookingCopy | None,
+    event: events.LinksReadyEvent,
+    now: datetime,
+) -> bool:
+    """Plan the provider's updated invite for newly arrived join links, if the booking wants one."""
+    if (
+        copy is None  # the booking event is still on its way: its invite will carry the links
+        or copy.version != event.booking_version
+        or copy.status == CANCELLED
+        or copy.snapshot["appointment_type"]["mode"] != VIDEO
+        or now >= copy.end_at
+    ):
+        return False
+    row = invite_row(copy=copy, protocol=book.get(copy.protocol), step=INVITE_LINK, due_at=now, now=now)
+    session.execute(
+        dialect_insert(session, Message)
+        .values([row])
+        .on_conflict_do_nothing(index_elements=["booking_id", "step", "channel", "booking_version"])
+    )
+    return True

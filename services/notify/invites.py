@@ -1,0 +1,215 @@
+"""Calendars in notify's emails: the patient's ``appointment.ics`` and the provider's invites.
+
+Provider invites (iTIP, RFC 5546) go by email: REQUEST when a booking is made or moved, CANCEL when
+it is cancelled, and a REQUEST again when a video visit's join links arrive after the first invite.
+
+Invites are rows of the message plan like every other email (so they get the same claiming, retries,
+crash reconciliation, staff view and outbox), with two reserved steps: ``provider-invite`` (one per booking
+version, from the booking event) and ``provider-invite-link`` (one per version, from ``consult.links_ready``).
+
+SEQUENCE is given out from the booking's ``calendar_invites`` row, locked, in the transaction that claims the
+send, so each invite that goes carries a higher SEQUENCE than every invite before it, whatever order events,
+retries and redeliveries come in. An invite is rendered from notify's newest copy of the booking when it is
+claimed (the newest state wins); one for an older version is cancelled by the usual claim check, and one
+that would say exactly what an invite already sent or on its way says is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from icalendar import Event
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.notify.models import (
+    CANCELLED,
+    INVITE_STEPS,
+    PENDING,
+    SENDING,
+    SENT,
+    SKIPPED,
+    BookingCopy,
+    CalendarInvite,
+    Message,
+)
+from services.notify.provider_calendar import provider_event, short_name, summary
+from services.notify.rendering import FileAttachment, RenderedEmail, compose_email, message_id_for
+from services.notify.runtime import Runtime
+from services.notify.sql import dialect_insert, for_update
+from shared import ical
+from shared.events import VIDEO
+from shared.timeutil import format_local, utcnow
+
+log = logging.getLogger(__name__)
+
+_ALIVE = (*PENDING, SENDING, SENT)
+_STAMP_PLACEHOLDER = datetime(2000, 1, 1, tzinfo=UTC)
+_TEMPLATES = Environment(
+    loader=FileSystemLoader(str(Path(__file__).resolve().parent / "templates" / "invites")),
+    undefined=StrictUndefined,
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def is_invite(step: str) -> bool:
+    """Whether a plan row is a provider calendar invite."""
+    return step in INVITE_STEPS
+
+
+def lock_record(session: Session, copy: BookingCopy, *, uid: str) -> CalendarInvite:
+    """The booking's calendar record, created if missing, locked until the transaction ends."""
+    # A claim may hold this record already, changed and not yet flushed (two invites of one booking in one
+    # batch): flush, so re-reading it below (populate_existing) cannot undo the sequence just given out.
+    session.flush()
+    session.execute(
+        dialect_insert(session, CalendarInvite)
+        .values(booking_id=copy.id, uid=uid, updated_at=copy.updated_at)
+        .on_conflict_do_nothing(index_elements=["booking_id"])
+    )
+    query = for_update(session, select(CalendarInvite).where(CalendarInvite.booking_id == copy.id))
+    record: CalendarInvite = session.scalars(query.execution_options(populate_existing=True)).one()
+    return record
+
+
+def fingerprint(method: str, recipient: str, event: Event) -> str:
+    """What an invite says: method, recipient and event (built with SEQUENCE 0 and a fixed DTSTAMP)."""
+    return hashlib.sha256(f"{method}\n{recipient}\n".encode() + event.to_ical()).hexdigest()
+
+
+def prepare(
+    *,
+    session: Session,
+    runtime: Runtime,
+    row: Message,
+    booking: BookingCopy,
+    join_url: str | None,
+    now: datetime,
+) -> EmailMessage | None:
+    """Claim one invite: give it the next SEQUENCE and build its email; None when it is not to go (recorded).
+
+    Runs in the claim transaction, after the usual checks (its booking version is the current one, it has
+    not expired).
+    """
+    snap = booking.snapshot
+    method = ical.CANCEL if booking.status == CANCELLED else ical.REQUEST
+    recipient = snap["provider"]["email"]
+    uid = ical.event_uid(booking.id, runtime.config.booking_public_url)
+    record = lock_record(session, booking, uid=uid)
+    if method == ical.CANCEL and record.sequence is None:
+        _skip(row, "no invite went to the provider, so there is nothing to cancel", now)
+        return None
+    event = provider_event(
+        booking,
+        config=runtime.config,
+        book=runtime.book,
+        join_url=join_url,
+        sequence=0,
+        stamp=_STAMP_PLACEHOLDER,
+        scheduling=True,
+    )
+    said = fingerprint(method, recipient, event)
+    if record.fingerprint == said and record.message_id not in (None, row.id):
+        carrier = session.get(Message, record.message_id)
+        if carrier is not None and carrier.status in _ALIVE:
+            _skip(row, f"the provider's calendar already has this from invite {carrier.id}", now)
+            return None
+    sequence = 0 if record.sequence is None else record.sequence + 1
+    record.sequence, record.fingerprint, record.message_id = sequence, said, row.id
+    record.method, record.updated_at = method, now
+    row.sequence = sequence
+    event.sequence = sequence
+    event.DTSTAMP = now
+    calendar = ical.new_calendar(method=method, events=[event]).to_ical()
+    rendered = _email(runtime=runtime, booking=booking, method=method, sequence=sequence, join_url=join_url)
+    row.recipient, row.subject, row.body = recipient, rendered.subject, None
+    log.info(
+        "provider invite claimed",
+        extra={"message_id": row.id, "booking_id": str(booking.id), "method": method, "sequence": sequence},
+    )
+    return compose_email(
+        sender=runtime.config.smtp_from,
+        to=recipient,
+        rendered=rendered,
+        message_id=message_id_for(f"notify-{row.id}", runtime.config.smtp_from),
+        calendar=calendar,
+    )
+
+
+def _skip(row: Message, reason: str, now: datetime) -> None:
+    row.status, row.reason, row.updated_at = SKIPPED, reason, now
+    log.info("provider invite not sent: %s", reason, extra={"message_id": row.id})
+
+
+def _email(
+    *, runtime: Runtime, booking: BookingCopy, method: str, sequence: int, join_url: str | None
+) -> RenderedEmail:
+    """Subject, text and HTML of an invite email (what the calendar part says, in words)."""
+    snap = booking.snapshot
+    tz = snap["provider"]["time_zone"]
+    title = summary(snap, runtime.book)
+    when = format_local(booking.start_at, tz)
+    video = snap["appointment_type"]["mode"] == VIDEO
+    first, initial = short_name(snap["patient"]["name"])
+    cancelled = method == ical.CANCEL
+    if cancelled:
+        subject = f"Cancelled: {title} @ {when}"
+    elif sequence == 0:
+        subject = f"Invitation: {title} @ {when}"
+    else:
+        subject = f"Updated invitation: {title} @ {when}"
+    context = {
+        "title": title,
+        "when": when,
+        "minutes": int((booking.end_at - booking.start_at).total_seconds() // 60),
+        "patient": " ".join(p for p in (first, initial) if p),
+        "video": video,
+        "join_url": join_url,
+        "where": None
+        if video
+        else (snap["appointment_type"].get("location") or snap["clinic"].get("address", "")),
+        "cancelled": cancelled,
+        "updated": sequence > 0 and not cancelled,
+        "booking_id": str(booking.id),
+        "staff_url": runtime.config.staff_url(str(booking.id)),
+        "clinic": runtime.book.sms_name(snap["clinic"]["slug"], snap["clinic"]["name"]),
+    }
+    text = _TEMPLATES.get_template("invite.email.txt").render(context).strip() + "\n"
+    html = _TEMPLATES.get_template("invite.email.html").render(context)
+    return RenderedEmail(subject=subject, text=text, html=html)
+
+
+def patient_calendar(runtime: Runtime, booking: BookingCopy, context: dict[str, Any]) -> FileAttachment:
+    """The patient's ``appointment.ics`` for this booking version: the manage page's download, same UID."""
+    snap = booking.snapshot
+    kind, clinic = snap["appointment_type"], snap["clinic"]
+    visit = ical.PatientVisit(
+        booking_id=str(booking.id),
+        version=booking.version,
+        cancelled=booking.status == CANCELLED,
+        start=booking.start_at,
+        end=booking.end_at,
+        time_zone=snap["patient"]["time_zone"],
+        visit_name=kind["name"],
+        video=kind["mode"] == VIDEO,
+        location=kind.get("location") or clinic.get("address", ""),
+        clinic_name=clinic["name"],
+        clinic_phone=clinic.get("phone", ""),
+        provider_name=snap["provider"]["name"],
+        manage_url=context["manage_url"],
+    )
+    data = ical.patient_calendar(visit, booking_public_url=runtime.config.booking_public_url, stamp=utcnow())
+    return FileAttachment(
+        "appointment.ics",
+        ical.CONTENT_TYPE,
+        data,
+        params=(("charset", "utf-8"), ("method", ical.PUBLISH)),
+    )

@@ -1,0 +1,114 @@
+"""The shared iCalendar builder: one UID per booking, SEQUENCE from the version, zones with their VTIMEZONE,
+RFC 5545 folding and escaping, read back by icalendar and, independently, by vobject."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared import ical
+from tests.invites.support import parse, physical_lines
+
+AWKWARD = "Zoë Ødegård-Núñez, Jr.; PhD: «ça va» 東京"
+
+
+def visit(**changes: object) -> ical.PatientVisit:
+    values: dict[str, object] = {
+        "booking_id": "6f1c2d9e-0000-4000-8000-000000000001",
+        "version": 1,
+        "cancelled": False,
+        "start": datetime(2026, 3, 9, 14, 0, tzinfo=UTC),
+        "end": datetime(2026, 3, 9, 14, 45, tzinfo=UTC),
+        "time_zone": "America/New_York",
+        "visit_name": "Consultation",
+        "video": True,
+        "location": "200 Demo Avenue, Suite 3; Brooklyn",
+        "clinic_name": "Clinic",
+        "clinic_phone": "+17185550100",
+        "provider_name": "Dr. Maya Chen",
+        "manage_url": "https://booking.example.test/manage/abc.def",
+    }
+    values.update(changes)
+    return ical.PatientVisit(**values)  # type: ignore[arg-type]
+
+
+def build(**changes: object) -> bytes:
+    return ical.patient_calendar(
+        visit(**changes),
+        booking_public_url="https://booking.example.test/",
+        stamp=datetime(2026, 3, 2, 12, tzinfo=UTC),
+    )
+
+
+def test_uid_is_the_booking_on_the_booking_host_for_every_version() -> None:
+    first = parse(build())
+    moved = parse(
+        build(version=3, start=datetime(2026, 3, 9, 15, tzinfo=UTC), end=datetime(2026, 3, 9, 16, tzinfo=UTC))
+    )
+    assert first.uid == moved.uid == "booking-6f1c2d9e-0000-4000-8000-000000000001@booking.example.test"
+    assert (first.sequence, moved.sequence) == (0, 2)
+    assert ical.event_uid("x", "not a url") == "booking-x@booking.invalid"
+
+
+def test_patient_file_is_publish_with_the_zone_and_its_vtimezone() -> None:
+    cal = parse(build())
+    assert str(cal.calendar["METHOD"]) == "PUBLISH"
+    assert str(cal.event["STATUS"]) == "CONFIRMED"
+    assert str(cal.event["CLASS"]) == "PRIVATE"
+    assert b"DTSTART;TZID=America/New_York:20260309T100000" in cal.raw
+    (zone,) = cal.calendar.timezones
+    assert zone.tz_name == "America/New_York"
+    # Small: a few observances around the visit, not icalendar's 1970-2038 default.
+    assert len(cal.raw) < 2500
+    assert str(parse(build(cancelled=True)).event["STATUS"]) == "CANCELLED"
+
+
+@pytest.mark.parametrize(
+    ("tz", "start_utc", "local"),
+    [
+        # Booked on 2 March (EST, -05:00) for Monday 9 March, the day after the change to EDT (-04:00).
+        ("America/New_York", datetime(2026, 3, 9, 14, 0, tzinfo=UTC), "20260309T100000"),
+        # Booked in winter (GMT) for the Monday after the clocks go forward on 29 March (BST).
+        ("Europe/London", datetime(2026, 3, 30, 8, 0, tzinfo=UTC), "20260330T090000"),
+        # Southern hemisphere, leaving daylight time on 5 April.
+        ("Australia/Sydney", datetime(2026, 4, 6, 23, 0, tzinfo=UTC), "20260407T090000"),
+        # No daylight time at all.
+        ("Asia/Tokyo", datetime(2026, 3, 9, 1, 0, tzinfo=UTC), "20260309T100000"),
+    ],
+)
+def test_a_visit_after_a_daylight_saving_change_keeps_its_local_time(
+    tz: str, start_utc: datetime, local: str
+) -> None:
+    raw = build(time_zone=tz, start=start_utc, end=start_utc + timedelta(minutes=45))
+    cal = parse(raw)
+    assert f"DTSTART;TZID={tz}:{local}".encode() in cal.raw
+    # vobject computes the instant from the VTIMEZONE we sent (not from its own zone data): same instant.
+    assert cal.other.vevent.dtstart.value.astimezone(UTC) == start_utc
+    assert cal.other.vevent.dtstart.value.strftime("%Y%m%dT%H%M%S") == local
+
+
+def test_lines_are_folded_at_75_octets_and_text_is_escaped() -> None:
+    long_place = f"{AWKWARD}, " * 6
+    raw = build(
+        visit_name=AWKWARD, clinic_name=AWKWARD, provider_name=AWKWARD, location=long_place, video=False
+    )
+    lines = physical_lines(raw)
+    assert max(len(line) for line in lines) <= 75
+    assert any(line.startswith(b" ") for line in lines)  # something long enough to fold
+    for line in lines:
+        line.decode("utf-8")  # no line break splits a multi-byte character
+    assert b"Jr.\\; PhD" in raw.replace(b"\r\n ", b"")  # ; and , escaped in TEXT values
+    cal = parse(raw)
+    assert str(cal.event["SUMMARY"]) == f"{AWKWARD}, {AWKWARD}"
+    assert str(cal.event["LOCATION"]) == long_place
+    assert cal.other.vevent.summary.value == f"{AWKWARD}, {AWKWARD}"
+
+
+def test_method_and_content_type_agree() -> None:
+    raw = build()
+    assert ical.method_of(raw) == "PUBLISH"
+    assert ical.content_type("CANCEL") == "text/calendar; charset=utf-8; method=CANCEL"
+    assert ical.method_of(b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nMETHOD:X\r\n") is None
+    with pytest.raises(ValueError, match="unknown iTIP method"):
+        ical.new_calendar(method="REPLY-ALL", events=[])
