@@ -318,7 +318,13 @@ def _apply_result(
     )
     row.updated_at = now
     row.error_code = result.error_code
-    extra = {"message_id": row.id, "booking_id": str(row.booking_id), "outcome": result.outcome.value}
+    extra = {
+        "message_id": row.id,
+        "booking_id": str(row.booking_id),
+        "step": row.step,
+        "channel": row.channel,
+        "outcome": result.outcome.value,
+    }
     if result.outcome is Outcome.ACCEPTED:
         row.status, row.reason, row.sent_at = SENT, "", now
         row.provider_ref = result.provider_ref

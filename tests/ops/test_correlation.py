@@ -108,7 +108,12 @@ def test_a_booking_is_traceable_end_to_end_and_its_logs_hold_no_patient_data(
     assert "published booking.confirmed" in messages
     assert "join links published" in messages
     sent = [line for line in traced if line["message"] == "message sent"]
-    assert len(sent) == 2, "the confirmation by SMS and by email, both under the booking's id"
+    # The confirmation by SMS and by email, and the provider's invite (the join links were in before it went).
+    assert sorted((line["step"], line["channel"]) for line in sent) == [
+        ("confirmation", "email"),
+        ("confirmation", "sms"),
+        ("provider-invite", "email"),
+    ]
     assert {line["booking_id"] for line in sent} == {booking_id}
     assert not [line for line in lines if line["level"] == "ERROR"], "nothing failed on the way"
 
