@@ -79,6 +79,17 @@ def test_run_script_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
             timeout=60,
             what="the demo confirmation on the outbox page",
         )
+
+        # The provider got the demo booking's calendar invite, and their private feed lists it.
+        wait_until(
+            lambda: "Invitation: Video appointment" in requests.get(outbox, timeout=10).text,
+            timeout=60,
+            what="the provider's invite on the outbox page",
+        )
+        feed = requests.get(links["Provider's calendar feed"], timeout=10)
+        assert feed.status_code == 200
+        assert feed.headers["Content-Type"].startswith("text/calendar")
+        assert "BEGIN:VEVENT" in feed.text and "STATUS:CONFIRMED" in feed.text
     finally:
         os.killpg(process.pid, signal.SIGINT)
         try:

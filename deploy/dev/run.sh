@@ -35,12 +35,14 @@ for service in booking notify consult; do
   flask --app "services.$service" db upgrade >/dev/null
 done
 seed_json=$(flask --app services.booking seed-demo)
+first_provider=$(python -c 'import json, sys; print(json.loads(sys.argv[1])["providers"][0])' "$seed_json")
+feed_json=$(flask --app services.notify feed-link "$first_provider")
 
 honcho -f "$procfile" -d . start &
 honcho_pid=$!
 trap 'kill -INT $honcho_pid 2>/dev/null || true; wait $honcho_pid 2>/dev/null || true' INT TERM
 
-python - "$seed_json" <<'PY' || { kill -INT $honcho_pid 2>/dev/null || true; wait $honcho_pid; exit 1; }
+python - "$seed_json" "$feed_json" <<'PY' || { kill -INT $honcho_pid 2>/dev/null || true; wait $honcho_pid; exit 1; }
 import json, os, sys, time, urllib.request
 
 urls = {name: os.environ[f"{name.upper()}_PUBLIC_URL"] for name in ("booking", "notify", "consult")}
@@ -58,6 +60,7 @@ for name, base in urls.items():
         time.sleep(0.5)
 
 seed = json.loads(sys.argv[1])
+feed = json.loads(sys.argv[2])
 lines = [
     "",
     "The telehealth suite is running with its demo clinic. Open:",
@@ -69,6 +72,7 @@ lines = [
 ]
 if seed.get("demo_manage_url"):
     lines.append(f"  Demo patient's booking (signed manage link)  {seed['demo_manage_url']}")
+lines.append(f"  Provider's calendar feed  {feed['url']}   (subscribe in a calendar app: {feed['webcal_url']})")
 if seed.get("demo_booking"):
     lines.append(f"  Demo video room (join links)  CONSULT_PUBLIC_URL={urls['consult']} .venv/bin/flask --app services.consult join-links {seed['demo_booking']} --open-now")
 lines += [
