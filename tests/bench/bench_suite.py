@@ -38,6 +38,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
 from services.booking import catalog, search
+from services.notify.models import INVITE, INVITE_LINK
 from shared.db import Database
 from shared.migrate import upgrade
 from tests.bench import suite_load
@@ -369,11 +370,11 @@ def _wait_drained(suite: Suite) -> float:
     return time.monotonic() - started
 
 
-def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+def _rows(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql))]
+            return [tuple(r) for r in conn.execute(text(sql), params)]
     finally:
         engine.dispose()
 
@@ -501,7 +502,37 @@ def notify_checks(
             0,
         )
     )
+    checks.append(invite_check(url, bookings))
     return checks
+
+
+def invite_check(url: str, bookings: dict[str, tuple[str, int, int, int, str]]) -> Check:
+    """Each provider's calendar ends as the booking ended: the highest-SEQUENCE invite that went is of the
+    booking's final version (a CANCEL for a cancelled one, unless no invite ever went); no SEQUENCE went twice."""
+    sent: dict[str, list[tuple[int, int, str]]] = {}
+    for booking_id, step, version, sequence in _rows(
+        url,
+        "SELECT booking_id::text, step, booking_version, sequence FROM messages "
+        "WHERE step IN (:invite, :link) AND status = 'sent'",
+        invite=INVITE,
+        link=INVITE_LINK,
+    ):
+        sent.setdefault(booking_id, []).append((sequence, version, step))
+    right = 0
+    for booking_id, (status, version, *_rest) in bookings.items():
+        went = sorted(sent.get(booking_id, []))
+        if not went:
+            right += status == "cancelled"  # booked and cancelled before any invite went: nothing to remove
+            continue
+        _sequence, last_version, last_step = went[-1]
+        right += last_version == version and (status != "cancelled" or last_step == INVITE)
+    doubled = sum(len(w) - len({seq for seq, _v, _s in w}) for w in sent.values())
+    return Check(
+        "each provider's calendar ends at the booking's final state (last invite sent)",
+        len(bookings),
+        right,
+        doubled,
+    )
 
 
 def _baseline(seconds: int) -> float:
@@ -657,10 +688,6 @@ def _report(result: dict[str, Any], baseline_rps: float) -> None:
         "Delivery, from each service's own tables",
         ["check", "expected", "found", "doubled", "ok"],
         [[c.name, c.expected, c.found, c.doubled, "yes" if c.ok else "NO"] for c in result["checks"]],
-    )
-    print(
-        "  provider calendar invites: not checked, they are issue 4's and not built yet "
-        "(notify keeps each version's provider join link for them)"
     )
     booking_rps = rows[1][2]
     verdict(
