@@ -89,7 +89,8 @@ def test_run_script_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
         feed = requests.get(links["Provider's calendar feed"], timeout=10)
         assert feed.status_code == 200
         assert feed.headers["Content-Type"].startswith("text/calendar")
-        assert "BEGIN:VEVENT" in feed.text and "STATUS:CONFIRMED" in feed.text
+        assert "BEGIN:VEVENT" in feed.text
+        assert "STATUS:CONFIRMED" in feed.text
     finally:
         os.killpg(process.pid, signal.SIGINT)
         try:
