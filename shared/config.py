@@ -129,6 +129,27 @@ class CommonConfig:
         return self.environment == "production"
 
 
+@dataclass(frozen=True)
+class TwilioAccountConfig(CommonConfig):
+    """The Twilio account both notify (SMS) and consult (Video) talk to, declared once."""
+
+    twilio_account_sid: str = setting(
+        "TWILIO_ACCOUNT_SID",
+        default="",
+        doc="Twilio account SID (`AC...`): SMS for notify, Video for consult",
+    )
+    twilio_timeout_seconds: float = setting(
+        "TWILIO_TIMEOUT_SECONDS",
+        default=8.0,
+        parse=float,
+        doc="timeout of one call to the Twilio REST API (a join waits for it when it creates the room)",
+    )
+
+    def twilio_account_problems(self) -> list[str]:
+        """What is wrong with the account settings, whatever the service."""
+        return [] if self.twilio_timeout_seconds > 0 else ["TWILIO_TIMEOUT_SECONDS must be positive"]
+
+
 C = TypeVar("C", bound=CommonConfig)
 
 

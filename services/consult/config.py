@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from shared.config import CommonConfig, ConfigError, setting
+from shared.config import ConfigError, TwilioAccountConfig, setting
 from shared.links import JOIN_LINK_GRACE
 
 LOCAL = "local"
@@ -14,7 +14,7 @@ VIDEO_PROVIDERS = (LOCAL, TWILIO)
 
 
 @dataclass(frozen=True)
-class ConsultConfig(CommonConfig):
+class ConsultConfig(TwilioAccountConfig):
     """Consult service settings (plus the common ones)."""
 
     database_url: str = setting(
@@ -47,9 +47,6 @@ class ConsultConfig(CommonConfig):
         doc="`local` (a room page on this service, for development) or `twilio` (Twilio Video; "
         "required in production)",
     )
-    twilio_account_sid: str = setting(
-        "TWILIO_ACCOUNT_SID", default="", doc="Twilio account SID (`AC...`), for `VIDEO_PROVIDER=twilio`"
-    )
     twilio_api_key_sid: str = setting(
         "TWILIO_API_KEY_SID",
         default="",
@@ -65,12 +62,6 @@ class ConsultConfig(CommonConfig):
         "TWILIO_VIDEO_BASE_URL",
         default="",
         doc="override of `https://video.twilio.com` (the contract mock in tests); empty in production",
-    )
-    twilio_timeout_seconds: float = setting(
-        "TWILIO_TIMEOUT_SECONDS",
-        default=8.0,
-        parse=float,
-        doc="timeout of one call to the Twilio REST API (a join waits for it when it creates the room)",
     )
     room_max_participants: int = setting(
         "VIDEO_ROOM_MAX_PARTICIPANTS", default=2, parse=int, doc="participants a room admits at once (2-50)"
@@ -94,7 +85,7 @@ class ConsultConfig(CommonConfig):
             raise ConfigError("invalid consult configuration: " + "; ".join(problems))
 
     def _problems(self) -> list[str]:
-        found = []
+        found = self.twilio_account_problems()
         grace_minutes = int(JOIN_LINK_GRACE.total_seconds() // 60)
         if not 0 <= self.join_opens_minutes <= 1440:
             found.append("CONSULT_JOIN_OPENS_MINUTES must be between 0 and 1440")
@@ -107,8 +98,6 @@ class ConsultConfig(CommonConfig):
             )
         if self.sweep_seconds <= 0:
             found.append("CONSULT_SWEEP_SECONDS must be positive")
-        if self.twilio_timeout_seconds <= 0:
-            found.append("TWILIO_TIMEOUT_SECONDS must be positive")
         if not 2 <= self.room_max_participants <= 50:
             found.append("VIDEO_ROOM_MAX_PARTICIPANTS must be between 2 and 50")
         for env, value in (

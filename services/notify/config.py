@@ -7,7 +7,7 @@ from datetime import time
 from email.utils import parseaddr
 from pathlib import Path
 
-from shared.config import CommonConfig, ConfigError, parse_bool, setting
+from shared.config import ConfigError, TwilioAccountConfig, parse_bool, setting
 
 PROTOCOLS_DIR = Path(__file__).resolve().parent / "protocols"
 SMS_BACKENDS = ("console", "twilio")
@@ -37,7 +37,7 @@ def parse_backoff(raw: str) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class NotifyConfig(CommonConfig):
+class NotifyConfig(TwilioAccountConfig):
     """Notify service settings (plus the common ones)."""
 
     database_url: str = setting(
@@ -61,7 +61,6 @@ class NotifyConfig(CommonConfig):
         default="console",
         doc="`smtp` (any SMTP server or the Twilio SendGrid relay) or `console` (refused in production)",
     )
-    twilio_account_sid: str = setting("TWILIO_ACCOUNT_SID", default="", doc="Twilio account SID (AC...)")
     twilio_auth_token: str = setting(
         "TWILIO_AUTH_TOKEN",
         default="",
@@ -80,9 +79,6 @@ class NotifyConfig(CommonConfig):
         "TWILIO_API_BASE_URL",
         default="",
         doc="override of `https://api.twilio.com` (a regional edge, or a contract mock in tests)",
-    )
-    twilio_timeout_seconds: float = setting(
-        "TWILIO_TIMEOUT_SECONDS", default=8.0, parse=float, doc="timeout of one Twilio API call"
     )
     smtp_host: str = setting("SMTP_HOST", default="", doc="SMTP server (`smtp.sendgrid.net` for SendGrid)")
     smtp_port: int = setting("SMTP_PORT", default=587, parse=int, doc="SMTP port (587 STARTTLS, 465 SSL)")
@@ -188,7 +184,7 @@ class NotifyConfig(CommonConfig):
 
     def check(self) -> None:
         """Refuse combinations that cannot work (called by the app factory)."""
-        problems = []
+        problems = self.twilio_account_problems()
         if self.sms_backend not in SMS_BACKENDS:
             problems.append(f"NOTIFY_SMS_BACKEND must be one of {', '.join(SMS_BACKENDS)}")
         if self.email_backend not in EMAIL_BACKENDS:

@@ -48,6 +48,7 @@ def test_production_with_real_senders_is_fine() -> None:
         ({"SMTP_SECURITY": "tls"}, "SMTP_SECURITY must be one of"),
         ({"NOTIFY_QUIET_HOURS": "9pm-8am"}, "NOTIFY_QUIET_HOURS: use HH:MM-HH:MM"),
         ({"NOTIFY_RETRY_BACKOFF_SECONDS": "30,-1"}, "NOTIFY_RETRY_BACKOFF_SECONDS"),
+        ({"TWILIO_TIMEOUT_SECONDS": "0"}, "TWILIO_TIMEOUT_SECONDS must be positive"),
     ],
 )
 def test_unworkable_settings_are_refused(environ: dict[str, Any], message: str) -> None:

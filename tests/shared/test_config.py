@@ -55,3 +55,10 @@ def test_readme_lists_every_variable() -> None:
     table = settings_table(BookingConfig, NotifyConfig, ConsultConfig)
     readme = (ROOT / "README.md").read_text()
     assert table in readme, "README's configuration table is stale: paste shared.config.settings_table output"
+
+
+def test_notify_and_consult_read_one_twilio_account() -> None:
+    environ = {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_TIMEOUT_SECONDS": "2.5"}
+    notify, consult = load(NotifyConfig, environ=environ), load(ConsultConfig, environ=environ)
+    assert (notify.twilio_account_sid, notify.twilio_timeout_seconds) == ("AC" + "1" * 32, 2.5)
+    assert (consult.twilio_account_sid, consult.twilio_timeout_seconds) == ("AC" + "1" * 32, 2.5)
