@@ -98,7 +98,7 @@ class JoinLink(Base):
     booking_id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True)
     booking_version: Mapped[int] = mapped_column(Integer, primary_key=True)
     patient_url: Mapped[str] = mapped_column(Text)
-    # Kept for the provider's calendar invite (sent by this service's email, issue 4).
+    # The provider's join link: the LOCATION of their calendar invite and feed entry.
     provider_url: Mapped[str] = mapped_column(Text)
     opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
