@@ -154,6 +154,7 @@ def plan_due_reminders(db: Database, count: int, due_at: datetime, prefix: int) 
                 "start_at": booking.start,
                 "end_at": booking.end,
                 "protocol": "video-consultation",
+                "provider_id": booking.provider.id,
                 "changed_at": due_at - timedelta(days=3),
                 "snapshot": {
                     **_SNAPSHOT.dump(booking.snapshot()),
