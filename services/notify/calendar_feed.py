@@ -9,6 +9,7 @@ from flask import Blueprint, Response, request
 from services.notify import feeds
 from services.notify.metrics import FEED_ANSWERS
 from services.notify.runtime import get_runtime
+from shared import links
 from shared.db import get_session
 from shared.problems import Gone, NotFound
 from shared.timeutil import utcnow
@@ -31,7 +32,7 @@ def feed(token: str) -> Response:
     now = utcnow()
     try:
         access = feeds.verify(session=session, signer=runtime.signer, token=token, now=now)
-    except feeds.FeedLinkError as exc:
+    except links.LinkError as exc:
         FEED_ANSWERS.labels(answer="refused").inc()
         if exc.reason == "expired":
             raise Gone(

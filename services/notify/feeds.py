@@ -47,15 +47,6 @@ FORMAT = 1
 REFRESH = timedelta(minutes=30)  # how often clients are asked to poll (REFRESH-INTERVAL)
 
 
-class FeedLinkError(Exception):
-    """A feed token that must not be honoured: ``invalid`` (wrong, for another purpose, rotated) or
-    ``expired``."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 @dataclass(frozen=True)
 class FeedLink:
     """A provider's current feed link."""
@@ -138,17 +129,15 @@ def rotate_link(
 
 
 def verify(*, session: Session, signer: links.LinkSigner, token: str, now: datetime) -> FeedAccess:
-    """The provider a feed token is for; FeedLinkError when it is wrong, rotated or expired."""
+    """The provider a feed token is for; :class:`links.LinkError` when it is wrong, rotated or expired."""
+    claims = signer.verify(token, purpose=links.FEED, now=now)
     try:
-        claims = signer.verify(token, purpose=links.FEED, now=now)
         provider_id = int(claims.subject)
-    except links.LinkError as exc:
-        raise FeedLinkError(exc.reason) from exc
     except ValueError as exc:
-        raise FeedLinkError("invalid") from exc
+        raise links.LinkError("invalid") from exc
     row = _feed_row(session, provider_id)
     if claims.version != row.token_version:
-        raise FeedLinkError("invalid")  # rotated: a revoked link is simply unknown
+        raise links.LinkError("invalid")  # rotated: a revoked link is simply unknown
     return FeedAccess(
         provider_id=provider_id,
         token_version=row.token_version,
