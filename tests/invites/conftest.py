@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.notify.conftest import clock, make_app  # noqa: F401  (fixtures)
+from tests.notify.conftest import clock, make_app, upstream  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

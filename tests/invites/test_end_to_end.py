@@ -15,17 +15,12 @@ import time_machine
 from flask import Flask
 from redis import Redis
 
-from services.booking import create_app as create_booking_app
-from services.booking.config import BookingConfig
-from services.booking.relay import relay_once
 from services.notify.senders.smtp_email import SmtpEmailSender
-from shared.config import load
 from tests.booking.factories import booking_body, make_setup
 from tests.invites.support import Invite, calendar_part, parse, patient_calendar
-from tests.notify.conftest import MONDAY_NOON, STAFF, deliver, use_senders, work
+from tests.notify.conftest import MONDAY_NOON, STAFF, Upstream, deliver, use_senders, work
 from tests.notify.doubles import mail_server
 from tests.notify.factories import Booking
-from tests.support.servers import RedisServer
 
 MANAGE = re.compile(r"https://booking\.example\.test(/manage/\S+)")
 
@@ -98,27 +93,12 @@ def test_invites_over_smtp_have_the_mime_layout_calendar_clients_expect(
 def test_booking_to_the_providers_calendar_and_the_patients(
     backend: str,
     make_app: Callable[..., Flask],
-    make_database_url: Callable[[str, str], str],
-    redis_server: RedisServer,
+    upstream: Upstream,
     redis_client: Redis,
     tmp_path: Path,
 ) -> None:
-    booking_app = create_booking_app(
-        load(
-            BookingConfig,
-            environ={},
-            database_url=make_database_url("booking", backend),
-            redis_url=redis_server.url,
-            booking_public_url="https://booking.example.test",
-            log_format="text",
-        )
-    )
     notify = make_app(provider_invites=True)
-    staff = booking_app.test_client()
-
-    def relay() -> None:
-        with booking_app.app_context():
-            relay_once(db=booking_app.extensions["db"], redis=booking_app.extensions["redis"])
+    staff = upstream.staff
 
     def last_to(address: str) -> EmailMessage:
         return [m for m in mail.handler.messages if m["To"] == address][-1]
@@ -126,14 +106,14 @@ def test_booking_to_the_providers_calendar_and_the_patients(
     with time_machine.travel(MONDAY_NOON, tick=True), mail_server(tmp_path) as mail:
         smtp = SmtpEmailSender(host=mail.host, port=mail.port, security="none", timeout=5)
         use_senders(notify, email=smtp)
-        setup = make_setup(booking_app, reminder_protocol="video-consultation")
+        setup = make_setup(upstream.app, reminder_protocol="video-consultation")
         # Monday 9 March, 10:00 in New York: the day after the clocks went forward, booked the week before.
         created = staff.post(
             "/api/v1/bookings", json=booking_body(setup, "2026-03-09T10:00:00-04:00"), headers=STAFF
         )
         assert created.status_code == 201, created.json
         booking_id = created.json["id"]
-        relay()
+        upstream.relay()
         work(notify)
 
         invite = calendar_part(last_to("dr.test@example.com"))
@@ -158,7 +138,7 @@ def test_booking_to_the_providers_calendar_and_the_patients(
             headers=STAFF,
         )
         assert moved.status_code == 200, moved.json
-        relay()
+        upstream.relay()
         work(notify)
         update = calendar_part(last_to("dr.test@example.com"))
         assert (update.uid, update.sequence) == (invite.uid, 1)
@@ -167,11 +147,10 @@ def test_booking_to_the_providers_calendar_and_the_patients(
 
         cancelled = staff.post(f"/api/v1/bookings/{booking_id}/cancel", json={}, headers=STAFF)
         assert cancelled.status_code == 200, cancelled.json
-        relay()
+        upstream.relay()
         work(notify)
         cancel = calendar_part(last_to("dr.test@example.com"))
         assert (cancel.method, cancel.uid, cancel.sequence) == ("CANCEL", invite.uid, 2)
         notice = patient_calendar(last_to("jordan@example.com"))
         assert (notice.sequence, str(notice.event["STATUS"])) == (2, "CANCELLED")
         smtp.close()
-    booking_app.extensions["db"].dispose()

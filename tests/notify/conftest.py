@@ -15,6 +15,9 @@ from redis import Redis
 from rq import SimpleWorker
 from sqlalchemy import select
 
+from services.booking import create_app as create_booking_app
+from services.booking.config import BookingConfig
+from services.booking.relay import relay_once
 from services.notify import create_app, jobs
 from services.notify.config import NotifyConfig
 from services.notify.dispatch import PassReport, dispatch_once
@@ -68,6 +71,38 @@ def make_app(
     yield make
     for app in made:
         app.extensions["db"].dispose()
+
+
+@dataclasses.dataclass(frozen=True)
+class Upstream:
+    """The booking service in front of notify: its staff API and its outbox relay to Redis."""
+
+    app: Flask
+    staff: FlaskClient
+
+    def relay(self) -> int:
+        """Move the booking outbox to Redis, as the relay process does; the number of events moved."""
+        with self.app.app_context():
+            return relay_once(db=self.app.extensions["db"], redis=self.app.extensions["redis"])
+
+
+@pytest.fixture
+def upstream(
+    backend: str, make_database_url: Callable[[str, str], str], redis_server: RedisServer
+) -> Iterator[Upstream]:
+    """A booking service on the test's backend and Redis, for end-to-end tests through the queue."""
+    booking_app = create_booking_app(
+        load(
+            BookingConfig,
+            environ={},
+            database_url=make_database_url("booking", backend),
+            redis_url=redis_server.url,
+            booking_public_url="https://booking.example.test",
+            log_format="text",
+        )
+    )
+    yield Upstream(booking_app, booking_app.test_client())
+    booking_app.extensions["db"].dispose()
 
 
 @pytest.fixture

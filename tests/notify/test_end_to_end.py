@@ -12,16 +12,11 @@ import time_machine
 from flask import Flask
 from redis import Redis
 
-from services.booking import create_app as create_booking_app
-from services.booking.config import BookingConfig
-from services.booking.relay import relay_once
 from services.notify.models import CANCELLED, SENT
 from services.notify.senders.smtp_email import SmtpEmailSender
-from shared.config import load
 from tests.booking.factories import booking_body, make_setup
-from tests.notify.conftest import MONDAY_NOON, STAFF, by_step, twilio_sender, use_senders, work
+from tests.notify.conftest import MONDAY_NOON, STAFF, Upstream, by_step, twilio_sender, use_senders, work
 from tests.notify.doubles import mail_server
-from tests.support.servers import RedisServer
 from tests.support.twilio_mock import PrismServer
 
 LINK = re.compile(r"https://booking\.example\.test/manage/(\S+)")
@@ -31,41 +26,26 @@ LINK = re.compile(r"https://booking\.example\.test/manage/(\S+)")
 def test_booking_to_sms_and_email_and_back(
     backend: str,
     make_app: Callable[..., Flask],
-    make_database_url: Callable[[str, str], str],
-    redis_server: RedisServer,
+    upstream: Upstream,
     redis_client: Redis,
     twilio_api_mock: PrismServer,
     tmp_path: Path,
 ) -> None:
-    booking_app = create_booking_app(
-        load(
-            BookingConfig,
-            environ={},
-            database_url=make_database_url("booking", backend),
-            redis_url=redis_server.url,
-            booking_public_url="https://booking.example.test",
-            log_format="text",
-        )
-    )
     notify = make_app()
-    staff = booking_app.test_client()
-
-    def relay() -> None:
-        with booking_app.app_context():
-            relay_once(db=booking_app.extensions["db"], redis=booking_app.extensions["redis"])
+    staff = upstream.staff
 
     with time_machine.travel(MONDAY_NOON, tick=True), mail_server(tmp_path) as mail:
         smtp = SmtpEmailSender(host=mail.host, port=mail.port, security="none", timeout=5)
         sms = twilio_sender(base_url=twilio_api_mock.url)
         use_senders(notify, sms=sms, email=smtp)
-        setup = make_setup(booking_app, reminder_protocol="video-consultation")
+        setup = make_setup(upstream.app, reminder_protocol="video-consultation")
 
         created = staff.post(
             "/api/v1/bookings", json=booking_body(setup, "2026-03-04T10:00:00-05:00"), headers=STAFF
         )
         assert created.status_code == 201, created.json
         booking_id = created.json["id"]
-        relay()
+        upstream.relay()
         work(notify)
 
         plan = by_step(notify, booking_version=1)
@@ -88,7 +68,7 @@ def test_booking_to_sms_and_email_and_back(
             headers=STAFF,
         )
         assert moved.status_code == 200, moved.json
-        relay()
+        upstream.relay()
         work(notify)
         assert by_step(notify, booking_version=1)[("reminder-24h", "email")].status == CANCELLED
         assert by_step(notify, booking_version=2)[("rescheduled", "sms")].status == SENT
@@ -100,7 +80,7 @@ def test_booking_to_sms_and_email_and_back(
 
         cancelled = staff.post(f"/api/v1/manage/{new_token}/cancel", json={})
         assert cancelled.status_code == 200, cancelled.json
-        relay()
+        upstream.relay()
         work(notify)
         assert by_step(notify, booking_version=3)[("cancelled", "email")].status == SENT
         assert {
@@ -109,4 +89,3 @@ def test_booking_to_sms_and_email_and_back(
         assert len(mail.handler.messages) == 3
         smtp.close()
         sms.close()
-    booking_app.extensions["db"].dispose()
