@@ -9,15 +9,12 @@ from __future__ import annotations
 import json
 import os
 import random
-import tempfile
 from datetime import UTC, datetime, time, timedelta
 
 from services.booking import catalog, search, service
 from services.booking.models import Booking
 from shared.db import Database
-from shared.migrate import upgrade
-from tests.bench.common import bare_flask, gunicorn, table, verdict, wrk
-from tests.support.servers import PostgresServer, RedisServer
+from tests.bench.common import bare_flask, gunicorn, servers, table, verdict, wrk
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = 32
@@ -139,15 +136,8 @@ end
 
 def run() -> None:
     """Measure and print."""
-    workdir = tempfile.mkdtemp(prefix="bench-booking-")
-    postgres = PostgresServer()
-    redis = RedisServer(__import__("pathlib").Path(workdir))
-    postgres.start()
-    redis.start()
-    try:
-        postgres.execute("CREATE DATABASE booking")
-        url = postgres.url("booking")
-        upgrade(service="booking", url=url)
+    with servers("booking", "booking") as running:
+        url, redis, workdir = running.database_url, running.redis, running.workdir
         db = Database(url)
         provider_id, type_id, bodies = _seed(db)
         db.dispose()
@@ -249,6 +239,3 @@ def run() -> None:
             create.rps >= bare_post.rps / 4,
             f"{create.rps:.0f} vs {bare_post.rps:.0f} req/s ({create.rps / bare_post.rps:.2f})",
         )
-    finally:
-        redis.stop()
-        postgres.stop()

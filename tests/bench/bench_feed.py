@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import timedelta
@@ -31,11 +30,9 @@ from services.notify.config import NotifyConfig
 from services.notify.models import CalendarInvite
 from shared import events
 from shared.config import load
-from shared.migrate import upgrade
 from shared.timeutil import utcnow
-from tests.bench.common import bare_flask, gunicorn, table, verdict, wrk
+from tests.bench.common import bare_flask, gunicorn, servers, table, verdict, wrk
 from tests.notify.factories import Booking
-from tests.support.servers import PostgresServer, RedisServer
 
 BOOKINGS = int(os.environ.get("BENCH_FEED_BOOKINGS", "2000"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
@@ -168,15 +165,8 @@ def _count(path: Path) -> dict[str, float]:
 
 def run() -> None:
     """Seed, serve and poll the feed; print the figures beside the bare Flask baseline."""
-    workdir = Path(tempfile.mkdtemp(prefix="bench-feed-"))
-    postgres = PostgresServer()
-    redis = RedisServer(workdir)
-    postgres.start()
-    redis.start()
-    try:
-        postgres.execute("CREATE DATABASE bench_feed")
-        url = postgres.url("bench_feed")
-        upgrade(service="notify", url=url)
+    with servers("notify", "bench_feed") as running:
+        url, redis, workdir = running.database_url, running.redis, running.workdir
         started = time.perf_counter()
         _seed(url)
         print(
@@ -284,7 +274,7 @@ def run() -> None:
         gz = next(r for r in rows if r[0].startswith("feed, gzip"))
         not_modified = counts["304, If-None-Match with the ETag"]
         verdict(
-            "p95 to serve the 2,000-booking feed at 32 clients (gzip)",
+            f"p95 to serve the {BOOKINGS:,}-booking feed at 32 clients (gzip)",
             gz[4] < TARGET_P95_MS,
             f"{gz[4]:.1f} ms (target < {TARGET_P95_MS:.0f} ms; bare Flask {bare.p95_ms:.1f} ms)",
         )
@@ -294,9 +284,3 @@ def run() -> None:
             f"{int(not_modified['304']):,} of {int(not_modified['responses']):,} were 304, "
             f"{int(not_modified['built'])} builds",
         )
-    finally:
-        redis.stop()
-        postgres.stop()
-        for leftover in workdir.iterdir():
-            os.unlink(leftover)
-        workdir.rmdir()

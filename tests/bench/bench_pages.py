@@ -8,20 +8,15 @@ the same way in the same run.
 
 from __future__ import annotations
 
-import os
 import statistics
-import tempfile
 from datetime import time, timedelta
-from pathlib import Path
 
 import requests
 
 from services.booking import catalog, search, service
 from shared.db import Database
-from shared.migrate import upgrade
 from shared.timeutil import utcnow
-from tests.bench.common import bare_flask, gunicorn, table, verdict, wrk
-from tests.support.servers import PostgresServer, RedisServer
+from tests.bench.common import bare_flask, gunicorn, servers, table, verdict, wrk
 
 CONNECTIONS = 32
 SECONDS = 10
@@ -114,15 +109,8 @@ def _percentiles(values: list[float]) -> tuple[float, float, float]:
 
 def run() -> None:
     """Measure the slot step beside the bare Flask baseline and print the figures."""
-    workdir = Path(tempfile.mkdtemp(prefix="bench-pages-"))
-    postgres = PostgresServer()
-    redis = RedisServer(workdir)
-    postgres.start()
-    redis.start()
-    try:
-        postgres.execute("CREATE DATABASE bench_pages")
-        url = postgres.url("bench_pages")
-        upgrade(service="booking", url=url)
+    with servers("booking", "bench_pages") as running:
+        url, redis, workdir = running.database_url, running.redis, running.workdir
         path = _seed(url)
         env = {
             "BOOKING_DATABASE_URL": url,
@@ -188,9 +176,3 @@ def run() -> None:
             p95 < TARGET_P95_MS,
             f"{p95:.1f} ms (target < {TARGET_P95_MS:.0f} ms)",
         )
-    finally:
-        redis.stop()
-        postgres.stop()
-        for leftover in workdir.iterdir():
-            os.unlink(leftover)
-        workdir.rmdir()

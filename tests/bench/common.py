@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import requests
 
-from tests.support.servers import free_port, wait_until
+from shared.migrate import upgrade
+from tests.support.servers import PostgresServer, RedisServer, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -50,6 +52,34 @@ class LoadResult:
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class Servers:
+    """A private PostgreSQL with one migrated database, and a private Redis."""
+
+    database_url: str
+    redis: RedisServer
+    workdir: Path
+
+
+@contextlib.contextmanager
+def servers(service: str, database: str) -> Iterator[Servers]:
+    """Start PostgreSQL and Redis, create ``database`` at ``service``'s newest migration; remove all after."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{database}-"))
+    postgres = PostgresServer()
+    redis = RedisServer(workdir)
+    postgres.start()
+    redis.start()
+    try:
+        postgres.execute(f"CREATE DATABASE {database}")
+        url = postgres.url(database)
+        upgrade(service=service, url=url)
+        yield Servers(url, redis, workdir)
+    finally:
+        redis.stop()
+        postgres.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def wrk(
