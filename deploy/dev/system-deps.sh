@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages a make target needs, only when they are missing.
 #   system-deps.sh run    python venv support, redis-server, Node/npm (the video SDK the join page serves)
-#   system-deps.sh test   + PostgreSQL, Chromium and promtool (make test, CI)
+#   system-deps.sh test   + PostgreSQL, Chromium, promtool and wrk (make test, CI: tests/test_benchmarks.py runs
+#                         every benchmark at a small size)
 #   system-deps.sh bench  + PostgreSQL and wrk (make bench)
 set -euo pipefail
 target=${1:-run}
@@ -21,7 +22,7 @@ if [[ $target == test ]]; then
   # promtool checks and unit-tests deploy/alerts.yaml (tests/deploy).
   have_cmd promtool || want prometheus
 fi
-if [[ $target == bench ]]; then
+if [[ $target == test || $target == bench ]]; then
   have_cmd wrk || want wrk
 fi
 
