@@ -133,6 +133,16 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        # For requests that only read: on PostgreSQL each statement stands alone (autocommit), which saves
+        # the BEGIN and ROLLBACK round trips around a one-query request. Under READ COMMITTED each statement
+        # takes its own snapshot inside a transaction too, so reads lose nothing. SQLite keeps its
+        # transactions (its begin hook is what orders writers).
+        reader = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.engine.dialect.name == "postgresql"
+            else self.engine
+        )
+        self.read_sessionmaker = sessionmaker(reader, expire_on_commit=False)
 
     @property
     def backend(self) -> str:
@@ -161,9 +171,10 @@ def init_app(app: Flask, db: Database) -> None:
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:
-        session = g.pop("db_session", None)
-        if session is not None:
-            session.close()
+        for name in ("db_session", "db_read_session"):
+            session = g.pop(name, None)
+            if session is not None:
+                session.close()
 
 
 def get_db() -> Database:
@@ -177,6 +188,15 @@ def get_session() -> Session:
     if "db_session" not in g:
         g.db_session = get_db().sessionmaker()
     session: Session = g.db_session
+    return session
+
+
+def get_read_session() -> Session:
+    """A session of the current app context for reads only (see ``Database.read_sessionmaker``); never write
+    through it."""
+    if "db_read_session" not in g:
+        g.db_read_session = get_db().read_sessionmaker()
+    session: Session = g.db_read_session
     return session
 
 

@@ -19,7 +19,7 @@ from services.booking import catalog, catalog_views, search, service
 from services.booking import schemas as s
 from services.booking.models import Booking
 from shared.api import API_PREFIX, ProblemSchema, staff_only
-from shared.db import get_session, unit_of_work
+from shared.db import get_read_session, get_session, unit_of_work
 from shared.links import current_signer, manage_url
 from shared.problems import BadRequest
 from shared.timeutil import to_zone
@@ -78,9 +78,10 @@ class Slots(MethodView):
     @slots.response(200, s.SlotsOut)
     def get(self, args: dict[str, Any]) -> Any:
         """Free slots of one provider for one appointment type, expressed in the zone ``tz``."""
-        # Rendered by the search module from its cache (the schema above documents the shape).
+        # Rendered by the search module from its cache (the schema above documents the shape). Public and hot,
+        # and only reads: statements without a transaction around them.
         body = search.slots_json(
-            session=get_session(),
+            session=get_read_session(),
             provider_id=args["provider_id"],
             appointment_type_id=args["appointment_type_id"],
             start=args["start"],
