@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from services.booking import catalog, invitations, outbox
@@ -209,6 +210,9 @@ def book_appointment(
                 treatments_tried=intake.get("treatments_tried") or "",
             )
         )
+    else:
+        # Known to be empty: the answer can be dumped after the commit without a query (and a transaction).
+        set_committed_value(booking, "intake", None)
     if invitation is not None:
         invitations.redeem(session=session, invitation=invitation, booking=booking)
     outbox.record_event(session, booking, events.BOOKING_CONFIRMED)
