@@ -18,7 +18,9 @@ from tests.bench.common import bare_flask, gunicorn, servers, table, verdict, wr
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = 32
-WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
+# The deploy default (deploy/gunicorn.conf.py, WEB_CONCURRENCY=2): on this 2-core machine, where PostgreSQL and wrk
+# share the cores, more sync workers only add contention (4 gave 1,341 slot searches/s against 1,484 with 2).
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 BOOKING_PROVIDERS = 60
 EXISTING_BOOKINGS = 500
 STAFF_KEY = "bench-staff-key"
