@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from services.booking.models import (
@@ -198,11 +198,16 @@ _CANDIDATES = _LRU(512)
 _RENDERED = _LRU(1024)
 
 
+def _database_key(session: Session) -> str:
+    """Which database a cache entry belongs to (tests and tools run several in one process)."""
+    return session.get_bind().engine.url.render_as_string()
+
+
 def _cached_candidates(
     session: Session, found: Offer, start: datetime, end: datetime
 ) -> tuple[Any, list[datetime]]:
     key = (
-        session.get_bind().engine.url.render_as_string(),
+        _database_key(session),
         found.provider.id,
         found.appointment_type.id,
         start,
@@ -227,8 +232,14 @@ def _check_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
 
 def bookable_range(candidates: list[datetime], rules: SlotRules, now: datetime) -> tuple[int, int]:
     """The index range of ``candidates`` that the clock allows now (notice and horizon)."""
-    lo = bisect.bisect_left(candidates, now + rules.min_notice)
-    hi = bisect.bisect_right(candidates, now + rules.horizon)
+    return _clock_range(candidates, rules.min_notice, rules.horizon, now)
+
+
+def _clock_range(
+    candidates: list[datetime], min_notice: timedelta, horizon: timedelta, now: datetime
+) -> tuple[int, int]:
+    lo = bisect.bisect_left(candidates, now + min_notice)
+    hi = bisect.bisect_right(candidates, now + horizon)
     return lo, max(lo, hi)
 
 
@@ -286,6 +297,33 @@ def first_available_slots(
     return sorted(chosen.items())
 
 
+# What the slot search API needs to answer from the caches: the schedule version (the cache key), the
+# flags that make a search an error, and what the clock and the rendering need. Columns, not ORM objects:
+# this is the one query of a cached answer, asked on every request.
+_SEARCH_KEY = (
+    select(
+        Provider.schedule_version,
+        Provider.time_zone,
+        Provider.active.label("provider_active"),
+        AppointmentType.active.label("type_active"),
+        AppointmentType.duration_minutes,
+        AppointmentType.min_notice_minutes,
+        AppointmentType.horizon_days,
+        ProviderAppointmentType.provider_id.label("offered"),
+    )
+    .select_from(Provider)
+    .join(AppointmentType, AppointmentType.id == bindparam("type_id"))
+    .outerjoin(
+        ProviderAppointmentType,
+        and_(
+            ProviderAppointmentType.provider_id == Provider.id,
+            ProviderAppointmentType.appointment_type_id == AppointmentType.id,
+        ),
+    )
+    .where(Provider.id == bindparam("provider_id"))
+)
+
+
 def slots_json(
     *,
     session: Session,
@@ -297,20 +335,33 @@ def slots_json(
 ) -> str:
     """The slot search answer as JSON text, slots expressed in ``tz`` (default: the provider's zone)."""
     start, end = _check_range(start, end)
-    found = offer(session, provider_id, appointment_type_id)
-    key, candidates = _cached_candidates(session, found, start, end)
-    zone_name = tz or found.provider.time_zone
-    lo, hi = bookable_range(candidates, found.rules, utcnow())
+    row = (
+        session.connection()
+        .execute(_SEARCH_KEY, {"provider_id": provider_id, "type_id": appointment_type_id})
+        .first()
+    )
+    if row is None or row.offered is None or not (row.provider_active and row.type_active):
+        offer(session, provider_id, appointment_type_id)  # raises the 404, 422 or 409 that says why
+        raise AssertionError("offer() accepted what the search key refused")
+    key = (_database_key(session), provider_id, appointment_type_id, start, end, row.schedule_version)
+    candidates: list[datetime] | None = _CANDIDATES.get(key)
+    if candidates is None:
+        found = offer(session, provider_id, appointment_type_id)
+        key, candidates = _cached_candidates(session, found, start, end)
+    zone_name = tz or row.time_zone
+    lo, hi = _clock_range(
+        candidates, timedelta(minutes=row.min_notice_minutes), timedelta(days=row.horizon_days), utcnow()
+    )
     render_key = (key, zone_name, lo, hi)
     body: str | None = _RENDERED.get(render_key)
     if body is None:
-        duration = found.rules.duration
+        duration = timedelta(minutes=row.duration_minutes)
         body = json.dumps(
             {
-                "provider_id": found.provider.id,
-                "appointment_type_id": found.appointment_type.id,
+                "provider_id": provider_id,
+                "appointment_type_id": appointment_type_id,
                 "time_zone": zone_name,
-                "provider_time_zone": found.provider.time_zone,
+                "provider_time_zone": row.time_zone,
                 "slots": [
                     {
                         "start": to_zone(s, zone_name).isoformat(),
