@@ -9,11 +9,9 @@ idempotent by event id). On PostgreSQL several relays can run side by side (``SK
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from datetime import datetime, timedelta
-from types import FrameType
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -26,6 +24,7 @@ from shared.logging import correlation
 from shared.metrics import OUTBOX_PUBLISHED, count_after_commit
 from shared.queues import publish
 from shared.timeutil import utcnow
+from shared.worker import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -140,14 +139,7 @@ def run_relay(
     stop: threading.Event | None = None,
 ) -> None:
     """Relay until ``stop`` is set (or SIGTERM/SIGINT arrives), backing off while Redis is unreachable."""
-    stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
-
-        def _stop(_signum: int, _frame: FrameType | None) -> None:
-            stop.set()
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals(stop)
     backoff = poll_seconds
     next_prune = 0.0
     log.info("outbox relay started")

@@ -8,12 +8,10 @@ is enough.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from types import FrameType
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -27,6 +25,7 @@ from services.consult.video import VideoProvider
 from shared.db import Database
 from shared.links import LinkSigner
 from shared.timeutil import utcnow
+from shared.worker import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +64,7 @@ def run_sweeper(
     stop: threading.Event | None = None,
 ) -> None:
     """Sweep every ``interval`` seconds until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
-    stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
-
-        def _stop(_signum: int, _frame: FrameType | None) -> None:
-            stop.set()
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals(stop)
     log.info("consult sweeper started")
     backoff = interval
     while not stop.is_set():

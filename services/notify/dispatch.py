@@ -16,13 +16,11 @@ On PostgreSQL several dispatchers can run side by side: rows are taken with ``FO
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from types import FrameType
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -38,6 +36,7 @@ from services.notify.runtime import SEND_QUEUE, Runtime
 from services.notify.sql import rowcount
 from shared.queues import NOTIFY_QUEUE, queue
 from shared.timeutil import utcnow
+from shared.worker import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -247,14 +246,7 @@ def dispatch_now(runtime: Runtime, batches: list[tuple[str, list[int]]]) -> None
 
 def run_dispatcher(runtime: Runtime, *, interval: float, stop: threading.Event | None = None) -> None:
     """Dispatch every ``interval`` seconds until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
-    stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
-
-        def _stop(_signum: int, _frame: FrameType | None) -> None:
-            stop.set()
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals(stop)
     log.info("notify dispatcher started", extra={"interval_seconds": interval})
     backoff = interval
     while not stop.is_set():
