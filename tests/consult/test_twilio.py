@@ -29,7 +29,8 @@ from tests.consult.conftest import (
     deliver,
     token_for,
 )
-from tests.consult.twilio_doubles import ScriptedHttpClient, answer, room_body, twilio_error
+from tests.consult.twilio_doubles import ScriptedHttpClient, room_body
+from tests.support.twilio_mock import answer, twilio_error
 
 CLOSES = START + timedelta(minutes=45 + 30)
 

@@ -6,7 +6,6 @@ unique names it created, and answers a second create of the same name the way Tw
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +13,8 @@ from typing import Any
 from twilio.http import HttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
+
+from tests.support.twilio_mock import twilio_error
 
 
 @dataclass
@@ -24,24 +25,6 @@ class Sent:
     url: str
     data: dict[str, Any] = field(default_factory=dict)
     auth: tuple[str, str] | None = None
-
-
-def answer(status: int, body: dict[str, Any]) -> Response:
-    """A canned Twilio answer."""
-    return Response(status, json.dumps(body), {"Content-Type": "application/json"})
-
-
-def twilio_error(status: int, code: int, message: str) -> Response:
-    """An error body in Twilio's classic shape."""
-    return answer(
-        status,
-        {
-            "code": code,
-            "message": message,
-            "more_info": f"https://www.twilio.com/docs/errors/{code}",
-            "status": status,
-        },
-    )
 
 
 def room_body(sid: str, status: str = "in-progress", unique_name: str = "room") -> dict[str, Any]:

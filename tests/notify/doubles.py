@@ -32,6 +32,7 @@ from twilio.http.response import Response
 
 from shared.timeutil import utcnow
 from tests.support.servers import free_port
+from tests.support.twilio_mock import twilio_error
 
 ACCOUNT_SID = "AC" + "0" * 32
 MESSAGING_SERVICE_SID = "MG" + "0" * 32
@@ -50,15 +51,8 @@ class TwilioAccount(HttpClient):
 
     def fail_next(self, status: int, code: int | None = None, message: str = "error", times: int = 1) -> None:
         """Answer the next ``times`` creates with a Twilio error body."""
-        body = {
-            "status": status,
-            "message": message,
-            "more_info": f"https://www.twilio.com/docs/errors/{code}",
-        }
-        if code is not None:
-            body["code"] = code
         for _ in range(times):
-            self._next.append(Response(status, json.dumps(body)))
+            self._next.append(twilio_error(status, code, message))
 
     def raise_next(self, exc: BaseException) -> None:
         """Make the next create raise ``exc`` (a transport failure)."""

@@ -1,4 +1,5 @@
-"""The Twilio contract mock: Prism serving Twilio's own OpenAPI description (npm packages in package.json).
+"""The Twilio contract mock: Prism serving Twilio's own OpenAPI description (npm packages in package.json), and
+the error answers the mock cannot give, for ``twilio.http.HttpClient`` doubles.
 
 Prism answers with the examples from the description and refuses requests that break its contract (a missing
 ``To``, a malformed parameter), so a test against it proves our requests are ones Twilio would accept.
@@ -6,10 +7,13 @@ Prism answers with the examples from the description and refuses requests that b
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import requests
+from twilio.http.response import Response
 
 from tests.support.servers import free_port, wait_until
 
@@ -56,3 +60,20 @@ class PrismServer:
             self.process.terminate()
             self.process.wait(timeout=10)
             self.process = None
+
+
+def answer(status: int, body: dict[str, Any]) -> Response:
+    """A canned Twilio answer."""
+    return Response(status, json.dumps(body), {"Content-Type": "application/json"})
+
+
+def twilio_error(status: int, code: int | None, message: str) -> Response:
+    """An error body in Twilio's classic shape (``code`` None: an answer without one, as some 5xx are)."""
+    body: dict[str, Any] = {
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+    if code is not None:
+        body["code"] = code
+    return answer(status, body)
