@@ -353,6 +353,8 @@ def _db_lags(suite: Suite) -> dict[str, list[float]]:
 
 
 def _drained(suite: Suite) -> bool:
+    """Nothing left to do: no event in the outbox or on a consumer's queue, and no message of notify's plan due
+    and unsent or in a provider call (sends run on their own queue, and the dispatcher queues what falls due)."""
     booking = _scrape(suite.urls["booking"] + "/metrics")
     if _sum(booking, "suite_outbox_pending_events") > 0:
         return False
@@ -361,6 +363,10 @@ def _drained(suite: Suite) -> bool:
         for state in ("queued", "started", "scheduled"):
             if _sum(values, "suite_queue_jobs", queue=service, state=state) > 0:
                 return False
+        if service == "notify" and (
+            _sum(values, "suite_notify_due_messages") > 0 or _sum(values, "suite_notify_sending_messages") > 0
+        ):
+            return False
     return True
 
 
