@@ -33,7 +33,7 @@ from redis import Redis
 from rq import Worker
 from rq.job import Job
 from rq.registry import FinishedJobRegistry
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 
 from services.booking import catalog
 from services.notify import create_app
@@ -188,6 +188,23 @@ def plan_due_reminders(db: Database, count: int, due_at: datetime, prefix: int) 
             session.execute(insert(Message), rows[chunk : chunk + 1000])
 
 
+def _unsent(db: Database) -> str:
+    """Notify's plan for the messages not sent yet: how many by status, attempts and reason."""
+    with db.transaction() as session:
+        rows = session.execute(
+            select(Message.status, Message.attempts, Message.reason, func.count())
+            .where(Message.status != "sent")
+            .group_by(Message.status, Message.attempts, Message.reason)
+        ).all()
+    return "unsent in notify's plan: " + (
+        "; ".join(
+            f"{n} {status} after {attempts} attempts ({reason or 'no reason'})"
+            for status, attempts, reason, n in rows
+        )
+        or "none"
+    )
+
+
 def reminder_run(db: Database, standin: StandIn, prefix: int) -> dict[str, float]:
     """Plan REMINDERS due a few seconds from now; time them out to the stand-in."""
     seen = standin.count()
@@ -196,9 +213,18 @@ def reminder_run(db: Database, standin: StandIn, prefix: int) -> dict[str, float
     deadline = time.time() + 300
     while time.time() < deadline and standin.count() - seen < REMINDERS:
         time.sleep(0.25)
+    if standin.count() - seen < REMINDERS:
+        # A send whose answer was lost stays `sending` for NOTIFY_SENDING_STALE_SECONDS (300), is then checked
+        # with the provider and sent again if it never arrived: say what the plan holds, and wait for that too.
+        print(f"  after 5 minutes {standin.count() - seen} of {REMINDERS} arrived; {_unsent(db)}", flush=True)
+        deadline = time.time() + 420
+        while time.time() < deadline and standin.count() - seen < REMINDERS:
+            time.sleep(1)
     arrived = standin.messages(since=seen)
     if len(arrived) < REMINDERS:
-        raise RuntimeError(f"only {len(arrived)} of {REMINDERS} reminders arrived in 5 minutes")
+        raise RuntimeError(
+            f"only {len(arrived)} of {REMINDERS} reminders arrived in 12 minutes; {_unsent(db)}"
+        )
     t0 = due_at.timestamp()
     first = min(m["received_at"] for m in arrived)
     last = max(m["received_at"] for m in arrived)

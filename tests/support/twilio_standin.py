@@ -155,9 +155,15 @@ class Handler(BaseHTTPRequestHandler):
         self._send(404, {"status": 404, "message": "not in the stand-in", "code": 20404})
 
 
+class _Server(ThreadingHTTPServer):
+    # Twilio takes every connection: a deep accept queue, so a burst of sends is never kept waiting for a
+    # retransmitted SYN (socketserver's default queue holds 5).
+    request_queue_size = 128
+
+
 def serve(port: int) -> None:
     """Serve on 127.0.0.1:``port`` until killed."""
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = _Server(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     server.serve_forever()
 
