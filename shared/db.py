@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import JSON, BigInteger, Dialect, Engine, Integer, String, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -208,6 +209,17 @@ def is_unique_violation(exc: IntegrityError) -> bool:
         return bool(sqlstate == "23505")
     message = str(orig).lower()
     return "unique constraint failed" in message
+
+
+def dialect_insert(session: Session, model: Any) -> Any:
+    """An INSERT for this session's backend, so ``on_conflict_*`` works on SQLite and PostgreSQL."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+def rowcount(result: Any) -> int:
+    """Rows an INSERT, UPDATE or DELETE wrote (an INSERT's skipped conflicts not counted)."""
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def is_transient(exc: OperationalError) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import date, time
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -124,7 +124,7 @@ def update_provider(*, session: Session, provider_id: int, changes: dict[str, An
     if type_ids is not None:
         provider.appointment_types = _types_of_clinic(session, provider.clinic_id, type_ids)
     session.flush()
-    bump_schedule(session, provider.id)
+    bump_schedule(session, provider.id, hours="time_zone" in changes)
     session.refresh(provider)
     return provider
 
@@ -170,7 +170,7 @@ def set_weekly_availability(
 ) -> list[AvailabilityRule]:
     """Replace a provider's weekly windows with ``rules`` (weekday, start, end) in the provider's zone."""
     get_provider(session=session, provider_id=provider_id)
-    bump_schedule(session, provider_id)
+    bump_schedule(session, provider_id, hours=True)
     session.execute(delete(AvailabilityRule).where(AvailabilityRule.provider_id == provider_id))
     rows = [
         AvailabilityRule(provider_id=provider_id, weekday=w, start_time=s, end_time=e) for w, s, e in rules
@@ -210,7 +210,7 @@ def set_override(
 
 def clear_override(*, session: Session, provider_id: int, day: date) -> int:
     """Drop the override of one date (the weekly rules apply again); return rows removed."""
-    bump_schedule(session, provider_id)
+    bump_schedule(session, provider_id, hours=True)
     result = session.execute(
         delete(AvailabilityOverride).where(
             AvailabilityOverride.provider_id == provider_id, AvailabilityOverride.day == day
@@ -244,36 +244,61 @@ def create_patient(
 ) -> Patient:
     """Register a patient of ``clinic_id``. SMS consent without a mobile number is refused."""
     get_clinic(session=session, clinic_id=clinic_id)
-    if sms_consent and not phone:
-        raise field_error("sms_consent", "SMS consent needs a mobile number")
-    patient = Patient(
-        clinic_id=clinic_id,
-        name=name,
-        email=email,
-        email_key=email.lower(),
-        time_zone=time_zone,
-        phone=phone,
-        sms_consent=sms_consent,
+    patient = _new_patient(
+        session,
+        clinic_id,
+        {"name": name, "email": email, "time_zone": time_zone, "phone": phone, "sms_consent": sms_consent},
+        field="sms_consent",
     )
-    session.add(patient)
     session.flush()
     return patient
 
 
+def _new_patient(session: Session, clinic_id: int, details: dict[str, Any], field: str) -> Patient:
+    """A new patient added to the session (written with the next flush)."""
+    if details.get("sms_consent") and not details.get("phone"):
+        raise field_error(field, "SMS consent needs a mobile number")
+    patient = Patient(
+        id=uuid.uuid4(),
+        clinic_id=clinic_id,
+        name=details["name"],
+        email=details["email"],
+        email_key=details["email"].lower(),
+        time_zone=details["time_zone"],
+        phone=details.get("phone"),
+        sms_consent=bool(details.get("sms_consent", False)),
+    )
+    session.add(patient)
+    return patient
+
+
+# Built once (they are on every booking's path): the clinic's first patient with an email and a phone,
+# or with an email and no phone.
+_SAME_PATIENT = {
+    no_phone: select(Patient)
+    .where(
+        Patient.clinic_id == bindparam("clinic_id"),
+        Patient.email_key == bindparam("email_key"),
+        Patient.phone.is_(None) if no_phone else Patient.phone == bindparam("phone"),
+    )
+    .order_by(Patient.created_at)
+    .limit(1)
+    for no_phone in (False, True)
+}
+
+
 def find_or_create_patient(*, session: Session, clinic_id: int, details: dict[str, Any]) -> Patient:
-    """The clinic's patient with the same email and phone (details refreshed), or a new one."""
+    """The clinic's patient with the same email and phone (details refreshed), or a new one.
+
+    A new patient is only added to the session: the booking that names it writes both in one flush.
+    """
+    phone = details.get("phone")
     existing = session.scalar(
-        select(Patient)
-        .where(
-            Patient.clinic_id == clinic_id,
-            Patient.email_key == details["email"].lower(),
-            Patient.phone.is_(None) if details.get("phone") is None else Patient.phone == details["phone"],
-        )
-        .order_by(Patient.created_at)
-        .limit(1)
+        _SAME_PATIENT[phone is None],
+        {"clinic_id": clinic_id, "email_key": details["email"].lower(), "phone": phone},
     )
     if existing is None:
-        return create_patient(session=session, clinic_id=clinic_id, **details)
+        return _new_patient(session, clinic_id, details, field="patient.sms_consent")
     if details.get("sms_consent") and not details.get("phone"):
         raise field_error("patient.sms_consent", "SMS consent needs a mobile number")
     existing.name = details["name"]

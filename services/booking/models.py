@@ -63,6 +63,9 @@ class Provider(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Raised with every change to this provider's free time; keys the slot-search cache (see search.py).
     schedule_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Raised only when the provider's hours change (weekly rules, overrides, time zone); keys the cache of
+    # the hours a booking is checked against, which bookings themselves do not invalidate.
+    hours_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     clinic: Mapped[Clinic] = relationship(lazy="joined")

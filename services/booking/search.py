@@ -52,21 +52,36 @@ def rules_of(appointment_type: AppointmentType) -> SlotRules:
     )
 
 
-def bump_schedule(session: Session, provider_ids: list[int] | int) -> None:
-    """Mark providers' free time as changed, in the caller's transaction.
+def bump_schedule(session: Session, provider_ids: list[int] | int, *, hours: bool = False) -> None:
+    """Mark providers' free time as changed, in the caller's transaction; ``hours``: their hours changed too.
 
     Booking changes call this last, just before commit: the provider's row stays locked only for the commit,
     and since it is the last lock taken (claims are inserted in ascending order before it) no two changes
     can wait on each other in a cycle.
     """
     ids = [provider_ids] if isinstance(provider_ids, int) else provider_ids
-    if ids:
-        session.execute(
-            update(Provider)
-            .where(Provider.id.in_(ids))
-            .values(schedule_version=Provider.schedule_version + 1)
-            .execution_options(synchronize_session=False)
-        )
+    if not ids:
+        return
+    if not hours:
+        # On the path of every booking: a Core statement, without the ORM's bulk-update machinery.
+        session.connection().execute(_BUMP, {"provider_ids": ids})
+        return
+    session.execute(
+        update(Provider)
+        .where(Provider.id.in_(ids))
+        .values(schedule_version=Provider.schedule_version + 1, hours_version=Provider.hours_version + 1)
+        # A change of hours may be followed by a booking in the same session, which must not see the old
+        # hours_version of a provider already loaded.
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+_PROVIDERS = Provider.metadata.tables["providers"]
+_BUMP = (
+    update(_PROVIDERS)
+    .where(_PROVIDERS.c.id.in_(bindparam("provider_ids", expanding=True)))
+    .values(schedule_version=_PROVIDERS.c.schedule_version + 1)
+)
 
 
 @dataclass(frozen=True)
@@ -81,21 +96,25 @@ class Offer:
         return rules_of(self.appointment_type)
 
 
+# Built once: offer() runs on every booking, and building the statement cost more than running it.
+_OFFER = (
+    select(Provider, AppointmentType, ProviderAppointmentType.provider_id)
+    .select_from(Provider)
+    .join(AppointmentType, AppointmentType.id == bindparam("type_id"))
+    .outerjoin(
+        ProviderAppointmentType,
+        and_(
+            ProviderAppointmentType.provider_id == Provider.id,
+            ProviderAppointmentType.appointment_type_id == AppointmentType.id,
+        ),
+    )
+    .where(Provider.id == bindparam("provider_id"))
+)
+
+
 def offer(session: Session, provider_id: int, appointment_type_id: int) -> Offer:
     """The provider and type in one query; 404 if either is unknown, 422 if not offered, 409 if paused."""
-    row = session.execute(
-        select(Provider, AppointmentType, ProviderAppointmentType.provider_id)
-        .select_from(Provider)
-        .join(AppointmentType, AppointmentType.id == appointment_type_id)
-        .outerjoin(
-            ProviderAppointmentType,
-            and_(
-                ProviderAppointmentType.provider_id == Provider.id,
-                ProviderAppointmentType.appointment_type_id == AppointmentType.id,
-            ),
-        )
-        .where(Provider.id == provider_id)
-    ).first()
+    row = session.execute(_OFFER, {"provider_id": provider_id, "type_id": appointment_type_id}).first()
     if row is None:
         if session.get(Provider, provider_id) is None:
             raise NotFound(f"No provider {provider_id}.")
@@ -133,6 +152,34 @@ def _windows(session: Session, provider: Provider, first_day: date, last_day: da
     return availability_windows(
         weekly=weekly, overrides=overrides, tz=provider.time_zone, first_day=first_day, last_day=last_day
     )
+
+
+def _day_windows(session: Session, provider: Provider, day: date) -> list[Window]:
+    """The provider's hours on one local day, cached by ``hours_version`` (bookings do not change it)."""
+    key = (_database_key(session), provider.id, provider.hours_version, day)
+    windows: list[Window] | None = _HOURS.get(key)
+    if windows is None:
+        windows = _windows(session, provider, day, day)
+        _HOURS.put(key, windows)
+    return windows
+
+
+def offers_start(session: Session, found: Offer, start: datetime, now: datetime) -> bool:
+    """Whether the provider's hours, the type's grid and the clock allow a booking at ``start``.
+
+    Other bookings are not looked at: the slot and day claims decide those, in the database.
+    """
+    rules = found.rules
+    if not now + rules.min_notice <= start <= now + rules.horizon:
+        return False
+    for window in _day_windows(session, found.provider, local_date(start, found.provider.time_zone)):
+        if (
+            window.start <= start
+            and start + rules.duration <= window.end
+            and (start - window.start) % rules.interval == timedelta(0)
+        ):
+            return True
+    return False
 
 
 def candidate_starts(
@@ -196,6 +243,7 @@ class _LRU:
 
 _CANDIDATES = _LRU(512)
 _RENDERED = _LRU(1024)
+_HOURS = _LRU(4096)
 
 
 def _database_key(session: Session) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -28,15 +28,14 @@ from services.booking.models import (
 )
 from services.booking.search import (
     Offer,
-    bookable_range,
     bump_schedule,
-    candidate_starts,
     nearest_free,
     offer,
+    offers_start,
 )
 from services.booking.slots import blocked_span
 from shared import events, links
-from shared.db import is_unique_violation
+from shared.db import dialect_insert, is_unique_violation
 from shared.problems import Conflict, Gone, NotFound, Problem, field_error
 from shared.timeutil import ensure_utc, local_date, utcnow
 
@@ -46,7 +45,12 @@ CANCELLED = "cancelled"
 
 
 def _slot_taken(
-    session: Session, booking_like: tuple[int, int, datetime], ignore: uuid.UUID | None = None
+    session: Session,
+    booking_like: tuple[int, int, datetime],
+    ignore: uuid.UUID | None = None,
+    *,
+    detail: str = "That time is no longer available.",
+    slug: str = "slot-unavailable",
 ) -> Problem:
     provider_id, type_id, start = booking_like
     alternatives = nearest_free(
@@ -56,29 +60,37 @@ def _slot_taken(
         around=start,
         ignore_booking_id=ignore,
     )
-    return Conflict(
-        "That time is no longer available.",
-        slug="slot-unavailable",
-        extra={"alternatives": [a.isoformat() for a in alternatives]},
-    )
+    return Conflict(detail, slug=slug, extra={"alternatives": [a.isoformat() for a in alternatives]})
 
 
-def _require_free(session: Session, found: Offer, start: datetime, ignore: uuid.UUID | None) -> None:
-    """A friendly early 409 with alternatives; the slot claims are what make double booking impossible."""
-    candidates = candidate_starts(session, found, start, start + GRANULE, ignore)
-    lo, hi = bookable_range(candidates, found.rules, utcnow())
-    if start not in candidates[lo:hi]:
+def _require_offered(session: Session, found: Offer, start: datetime, ignore: uuid.UUID | None) -> None:
+    """409 with alternatives unless the provider's hours, the type's grid and the clock allow ``start``.
+
+    Whether another booking holds the time is left to the slot and day claims: they decide it in the
+    database, and their refusal gets the same answer.
+    """
+    if not offers_start(session, found, start, utcnow()):
         raise _slot_taken(session, (found.provider.id, found.appointment_type.id, start), ignore)
 
 
-def _claim_time(session: Session, booking: Booking) -> None:
-    """Insert the granules ``booking`` blocks; IntegrityError if any is held by another booking."""
+def _claim_time(session: Session, booking: Booking) -> bool:
+    """Claim the granules ``booking`` blocks; whether it got all of them (False: another booking holds one).
+
+    One INSERT ... ON CONFLICT DO NOTHING: a granule another booking holds (or is inserting: the database
+    waits for that transaction) is skipped instead of failing the transaction, so no savepoint is needed
+    around the claim. Whoever gets a short count raises, and the caller's rollback removes its claims.
+    """
     at = booking.block_start
     rows = []
     while at < booking.block_end:
         rows.append({"provider_id": booking.provider_id, "at": at, "booking_id": booking.id})
         at += GRANULE
-    session.execute(insert(SlotClaim), rows)
+    claims = SlotClaim.__table__
+    claimed = session.connection().execute(
+        dialect_insert(session, claims).values(rows).on_conflict_do_nothing().returning(claims.c.at)
+    )
+    # Counted from RETURNING: a multi-row INSERT's rowcount is not reported on every driver (psycopg: -1).
+    return len(claimed.all()) == len(rows)
 
 
 def _claim_day(session: Session, booking: Booking, limit: int | None) -> None:
@@ -113,7 +125,13 @@ def _claim_day(session: Session, booking: Booking, limit: int | None) -> None:
             nested.rollback()
             if not is_unique_violation(exc):
                 raise
-    raise Conflict("The provider's daily limit for this appointment type is reached.", slug="daily-limit")
+    raise _slot_taken(
+        session,
+        (booking.provider_id, booking.appointment_type_id, booking.start_at),
+        booking.id,
+        detail="The provider's daily limit for this appointment type is reached.",
+        slug="daily-limit",
+    )
 
 
 def _release(session: Session, booking: Booking) -> None:
@@ -165,41 +183,47 @@ def book_appointment(
         person = catalog.get_patient(session=session, patient_id=patient_id)
         if person.clinic_id != provider.clinic_id:
             raise field_error("patient_id", "this patient belongs to another clinic")
-    _require_free(session, found, start, None)
+    _require_offered(session, found, start, None)
     block_start, block_end = blocked_span(start, rules)
 
-    nested = session.begin_nested()
-    try:
-        if patient_id is None:
-            assert patient is not None
-            person = catalog.find_or_create_patient(
-                session=session, clinic_id=provider.clinic_id, details=patient
-            )
-        booking = Booking(
-            clinic_id=provider.clinic_id,
-            provider=provider,
-            appointment_type=appointment_type,
-            patient=person,
-            status=CONFIRMED,
-            start_at=start,
-            end_at=start + rules.duration,
-            block_start=block_start,
-            block_end=block_end,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
+    if patient_id is None:
+        assert patient is not None
+        person = catalog.find_or_create_patient(
+            session=session, clinic_id=provider.clinic_id, details=patient
         )
+    fields = {
+        "clinic_id": provider.clinic_id,
+        "provider": provider,
+        "appointment_type": appointment_type,
+        "patient": person,
+        "status": CONFIRMED,
+        "start_at": start,
+        "end_at": start + rules.duration,
+        "block_start": block_start,
+        "block_end": block_end,
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash,
+    }
+    if idempotency_key:
+        # The same key may be racing in another request: its unique index decides, inside a savepoint so
+        # that the loser can still read the winner's booking and answer with it. (The booking is made inside
+        # the savepoint: begin_nested() flushes what is pending before it starts.)
+        nested = session.begin_nested()
+        try:
+            booking = Booking(**fields)
+            session.add(booking)
+            nested.commit()
+        except IntegrityError as exc:
+            nested.rollback()
+            if not is_unique_violation(exc) or (existing := _by_key(session, idempotency_key)) is None:
+                raise
+            return _replay(existing, request_hash)
+    else:
+        booking = Booking(**fields)
         session.add(booking)
         session.flush()
-        _claim_time(session, booking)
-        nested.commit()
-    except IntegrityError as exc:
-        nested.rollback()
-        if not is_unique_violation(exc):
-            raise
-        # Either the same Idempotency-Key won a race a moment ago, or another booking took the time.
-        if idempotency_key and (existing := _by_key(session, idempotency_key)) is not None:
-            return _replay(existing, request_hash)
-        raise _slot_taken(session, (provider.id, appointment_type.id, start)) from exc
+    if not _claim_time(session, booking):
+        raise _slot_taken(session, (provider.id, appointment_type.id, start), booking.id)
     _claim_day(session, booking, appointment_type.daily_limit)
     if intake is not None:
         session.add(
@@ -331,23 +355,16 @@ def reschedule_booking(
         raise field_error("start", "the booking is already at this time")
     found = offer(session, booking.provider_id, booking.appointment_type_id)
     provider, appointment_type, rules = found.provider, found.appointment_type, found.rules
-    _require_free(session, found, start, booking.id)
+    _require_offered(session, found, start, booking.id)
     previous = events.TimeRange(start=booking.start_at, end=booking.end_at)
 
-    nested = session.begin_nested()
-    try:
-        _release(session, booking)
-        booking.start_at, booking.end_at = start, start + rules.duration
-        booking.block_start, booking.block_end = blocked_span(start, rules)
-        _flush_versioned(session)
-        _claim_time(session, booking)
-        nested.commit()
-    except IntegrityError as exc:
-        nested.rollback()
-        if not is_unique_violation(exc):
-            raise
-        session.refresh(booking)
-        raise _slot_taken(session, (provider.id, appointment_type.id, start), booking.id) from exc
+    _release(session, booking)
+    booking.start_at, booking.end_at = start, start + rules.duration
+    booking.block_start, booking.block_end = blocked_span(start, rules)
+    _flush_versioned(session)
+    if not _claim_time(session, booking):
+        # Another booking holds part of the new time; the caller's rollback undoes the move.
+        raise _slot_taken(session, (provider.id, appointment_type.id, start), booking.id)
     _claim_day(session, booking, appointment_type.daily_limit)
     outbox.record_event(session, booking, events.BOOKING_RESCHEDULED, previous=previous)
     session.flush()

@@ -22,8 +22,8 @@ from services.notify.models import (
     ProviderFeed,
 )
 from services.notify.protocols import Protocol, ProtocolBook
-from services.notify.sql import dialect_insert
 from shared import events
+from shared.db import dialect_insert
 from shared.events import VIDEO
 
 

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from services.notify.metrics import DISPATCHED
 from services.notify.models import FAILED, PLANNED, QUEUED, SENDING, Message
 from services.notify.runtime import SEND_QUEUE, Runtime
-from services.notify.sql import rowcount
+from shared.db import rowcount
 from shared.queues import NOTIFY_QUEUE, queue
 from shared.timeutil import utcnow
 from shared.worker import stop_on_signals

@@ -42,8 +42,9 @@ from services.notify.models import (
 from services.notify.provider_calendar import provider_event, short_name, summary
 from services.notify.rendering import FileAttachment, RenderedEmail, compose_email, message_id_for
 from services.notify.runtime import Runtime
-from services.notify.sql import dialect_insert, for_update
+from services.notify.sql import for_update
 from shared import ical
+from shared.db import dialect_insert
 from shared.events import VIDEO
 from shared.timeutil import format_local, utcnow
 

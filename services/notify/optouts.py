@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.notify.models import OptOut
-from services.notify.sql import dialect_insert
+from shared.db import dialect_insert
 from shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)

@@ -34,8 +34,9 @@ from services.notify.models import (
 )
 from services.notify.protocols import BOOKED, END, RESCHEDULED, START, Protocol, ProtocolBook, Step
 from services.notify.protocols import CANCELLED as ON_CANCELLED
-from services.notify.sql import dialect_insert, for_update, rowcount
+from services.notify.sql import for_update
 from shared import events
+from shared.db import dialect_insert, rowcount
 from shared.timeutil import local_to_utc, to_zone
 
 log = logging.getLogger(__name__)
