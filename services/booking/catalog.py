@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import date, time
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import ColumnElement, and_, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,7 +24,7 @@ from services.booking.models import (
     Provider,
 )
 from services.booking.search import bump_schedule
-from shared.db import is_unique_violation
+from shared.db import insert_now, is_unique_violation
 from shared.problems import Conflict, NotFound, field_error
 
 
@@ -250,12 +250,11 @@ def create_patient(
         {"name": name, "email": email, "time_zone": time_zone, "phone": phone, "sms_consent": sms_consent},
         field="sms_consent",
     )
-    session.flush()
     return patient
 
 
 def _new_patient(session: Session, clinic_id: int, details: dict[str, Any], field: str) -> Patient:
-    """A new patient added to the session (written with the next flush)."""
+    """A new patient, written at once."""
     if details.get("sms_consent") and not details.get("phone"):
         raise field_error(field, "SMS consent needs a mobile number")
     patient = Patient(
@@ -268,43 +267,40 @@ def _new_patient(session: Session, clinic_id: int, details: dict[str, Any], fiel
         phone=details.get("phone"),
         sms_consent=bool(details.get("sms_consent", False)),
     )
-    session.add(patient)
+    insert_now(session, patient)
     return patient
 
 
-# Built once (they are on every booking's path): the clinic's first patient with an email and a phone,
-# or with an email and no phone.
-_SAME_PATIENT = {
-    no_phone: select(Patient)
-    .where(
-        Patient.clinic_id == bindparam("clinic_id"),
+def same_patient(clinic_id: Any, *, no_phone: bool) -> ColumnElement[bool]:
+    """Whether a patients row is the clinic's patient with the email and phone of patient_key()."""
+    return and_(
+        Patient.clinic_id == clinic_id,
         Patient.email_key == bindparam("email_key"),
         Patient.phone.is_(None) if no_phone else Patient.phone == bindparam("phone"),
     )
-    .order_by(Patient.created_at)
-    .limit(1)
-    for no_phone in (False, True)
-}
 
 
-def find_or_create_patient(*, session: Session, clinic_id: int, details: dict[str, Any]) -> Patient:
-    """The clinic's patient with the same email and phone (details refreshed), or a new one.
+def patient_key(details: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of same_patient() for a patient's details."""
+    return {"email_key": details["email"].lower(), "phone": details.get("phone")}
 
-    A new patient is only added to the session: the booking that names it writes both in one flush.
+
+def find_or_create_patient(
+    *, session: Session, clinic_id: int, details: dict[str, Any], found: Patient | None
+) -> Patient:
+    """``found`` with its details refreshed, or a new patient of the clinic.
+
+    ``found`` is the clinic's oldest patient matching same_patient(), which the caller looked up (a booking
+    does it in the query that loads the provider, saving a round trip).
     """
-    phone = details.get("phone")
-    existing = session.scalar(
-        _SAME_PATIENT[phone is None],
-        {"clinic_id": clinic_id, "email_key": details["email"].lower(), "phone": phone},
-    )
-    if existing is None:
+    if found is None:
         return _new_patient(session, clinic_id, details, field="patient.sms_consent")
     if details.get("sms_consent") and not details.get("phone"):
         raise field_error("patient.sms_consent", "SMS consent needs a mobile number")
-    existing.name = details["name"]
-    existing.time_zone = details["time_zone"]
-    existing.sms_consent = bool(details.get("sms_consent", existing.sms_consent))
-    return existing
+    found.name = details["name"]
+    found.time_zone = details["time_zone"]
+    found.sms_consent = bool(details.get("sms_consent", found.sms_consent))
+    return found
 
 
 def get_patient(*, session: Session, patient_id: uuid.UUID) -> Patient:

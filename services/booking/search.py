@@ -97,7 +97,8 @@ class Offer:
 
 
 # Built once: offer() runs on every booking, and building the statement cost more than running it.
-_OFFER = (
+# Parameters: provider_id, type_id. Rows: (Provider, AppointmentType, offered), read by checked_offer().
+OFFER = (
     select(Provider, AppointmentType, ProviderAppointmentType.provider_id)
     .select_from(Provider)
     .join(AppointmentType, AppointmentType.id == bindparam("type_id"))
@@ -114,12 +115,17 @@ _OFFER = (
 
 def offer(session: Session, provider_id: int, appointment_type_id: int) -> Offer:
     """The provider and type in one query; 404 if either is unknown, 422 if not offered, 409 if paused."""
-    row = session.execute(_OFFER, {"provider_id": provider_id, "type_id": appointment_type_id}).first()
+    row = session.execute(OFFER, {"provider_id": provider_id, "type_id": appointment_type_id}).first()
+    return checked_offer(session, row, provider_id, appointment_type_id)
+
+
+def checked_offer(session: Session, row: Any, provider_id: int, appointment_type_id: int) -> Offer:
+    """The Offer in ``row``, a row of OFFER (or of a query extending it); raises like offer()."""
     if row is None:
         if session.get(Provider, provider_id) is None:
             raise NotFound(f"No provider {provider_id}.")
         raise NotFound(f"No appointment type {appointment_type_id}.")
-    provider, appointment_type, offered = row
+    provider, appointment_type, offered = row[0], row[1], row[2]
     if offered is None:
         raise field_error("appointment_type_id", "this provider does not offer this appointment type")
     if not provider.active or not appointment_type.active:
@@ -155,13 +161,21 @@ def _windows(session: Session, provider: Provider, first_day: date, last_day: da
 
 
 def _day_windows(session: Session, provider: Provider, day: date) -> list[Window]:
-    """The provider's hours on one local day, cached by ``hours_version`` (bookings do not change it)."""
-    key = (_database_key(session), provider.id, provider.hours_version, day)
-    windows: list[Window] | None = _HOURS.get(key)
-    if windows is None:
-        windows = _windows(session, provider, day, day)
-        _HOURS.put(key, windows)
-    return windows
+    """The provider's hours on one local day, cached by ``hours_version`` (bookings do not change it).
+
+    A miss loads the whole month around ``day``: bookings spread over many days, and two queries a day
+    would cost more than the month's arithmetic.
+    """
+    key = (_database_key(session), provider.id, provider.hours_version, day.year, day.month)
+    month: dict[date, list[Window]] | None = _HOURS.get(key)
+    if month is None:
+        first = day.replace(day=1)
+        last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        month = {}
+        for window in _windows(session, provider, first, last):
+            month.setdefault(local_date(window.start, provider.time_zone), []).append(window)
+        _HOURS.put(key, month)
+    return month.get(day, [])
 
 
 def offers_start(session: Session, found: Offer, start: datetime, now: datetime) -> bool:
@@ -243,7 +257,7 @@ class _LRU:
 
 _CANDIDATES = _LRU(512)
 _RENDERED = _LRU(1024)
-_HOURS = _LRU(4096)
+_HOURS = _LRU(2048)  # (provider, month) entries
 
 
 def _database_key(session: Session) -> str:

@@ -6,12 +6,14 @@ so a booking, its protection against double booking and its notifications commit
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -24,18 +26,22 @@ from services.booking.models import (
     DayClaim,
     Intake,
     OutboxEvent,
+    Patient,
+    Provider,
     SlotClaim,
 )
 from services.booking.search import (
+    OFFER,
     Offer,
     bump_schedule,
+    checked_offer,
     nearest_free,
     offer,
     offers_start,
 )
 from services.booking.slots import blocked_span
 from shared import events, links
-from shared.db import dialect_insert, is_unique_violation
+from shared.db import insert_now, is_unique_violation
 from shared.problems import Conflict, Gone, NotFound, Problem, field_error
 from shared.timeutil import ensure_utc, local_date, utcnow
 
@@ -76,21 +82,25 @@ def _require_offered(session: Session, found: Offer, start: datetime, ignore: uu
 def _claim_time(session: Session, booking: Booking) -> bool:
     """Claim the granules ``booking`` blocks; whether it got all of them (False: another booking holds one).
 
-    One INSERT ... ON CONFLICT DO NOTHING: a granule another booking holds (or is inserting: the database
-    waits for that transaction) is skipped instead of failing the transaction, so no savepoint is needed
-    around the claim. Whoever gets a short count raises, and the caller's rollback removes its claims.
+    INSERT ... ON CONFLICT DO NOTHING: a granule another booking holds (or is inserting: the database waits
+    for that transaction) is skipped instead of failing the transaction, so no savepoint is needed around
+    the claim. Whoever gets a short count raises, and the caller's rollback removes its claims.
     """
     at = booking.block_start
     rows = []
     while at < booking.block_end:
         rows.append({"provider_id": booking.provider_id, "at": at, "booking_id": booking.id})
         at += GRANULE
-    claims = SlotClaim.__table__
-    claimed = session.connection().execute(
-        dialect_insert(session, claims).values(rows).on_conflict_do_nothing().returning(claims.c.at)
-    )
-    # Counted from RETURNING: a multi-row INSERT's rowcount is not reported on every driver (psycopg: -1).
+    claimed = session.connection().execute(_claims_insert(session.get_bind().dialect.name), rows)
+    # Counted from RETURNING (one multi-row INSERT underneath): its rowcount is not reported by every driver.
     return len(claimed.all()) == len(rows)
+
+
+@functools.cache
+def _claims_insert(dialect: str) -> Any:
+    claims = SlotClaim.metadata.tables["slot_claims"]
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(claims).on_conflict_do_nothing().returning(claims.c.at)
 
 
 def _claim_day(session: Session, booking: Booking, limit: int | None) -> None:
@@ -151,6 +161,16 @@ def _replay(booking: Booking, request_hash: str | None) -> tuple[Booking, bool]:
     return booking, False
 
 
+# offer() and the lookup of the patient by email and phone in one round trip (one row: the oldest match).
+_OFFER_AND_PATIENT = {
+    no_phone: OFFER.add_columns(Patient)
+    .outerjoin(Patient, catalog.same_patient(Provider.clinic_id, no_phone=no_phone))
+    .order_by(Patient.created_at)
+    .limit(1)
+    for no_phone in (False, True)
+}
+
+
 def book_appointment(
     *,
     session: Session,
@@ -173,7 +193,18 @@ def book_appointment(
     if idempotency_key and (existing := _by_key(session, idempotency_key)) is not None:
         return _replay(existing, request_hash)
     start = ensure_utc(start)
-    found = offer(session, provider_id, appointment_type_id)
+    known: Patient | None = None
+    if patient is not None:
+        key = catalog.patient_key(patient)
+        row = session.execute(
+            _OFFER_AND_PATIENT[key["phone"] is None],
+            {"provider_id": provider_id, "type_id": appointment_type_id, **key},
+        ).first()
+        found = checked_offer(session, row, provider_id, appointment_type_id)
+        assert row is not None  # (checked_offer raised otherwise)
+        known = row[3]
+    else:
+        found = offer(session, provider_id, appointment_type_id)
     provider, appointment_type, rules = found.provider, found.appointment_type, found.rules
     invitation = None
     if invitation_id is not None:
@@ -189,12 +220,15 @@ def book_appointment(
     if patient_id is None:
         assert patient is not None
         person = catalog.find_or_create_patient(
-            session=session, clinic_id=provider.clinic_id, details=patient
+            session=session, clinic_id=provider.clinic_id, details=patient, found=known
         )
     fields = {
         "clinic_id": provider.clinic_id,
+        "provider_id": provider.id,
         "provider": provider,
+        "appointment_type_id": appointment_type.id,
         "appointment_type": appointment_type,
+        "patient_id": person.id,
         "patient": person,
         "status": CONFIRMED,
         "start_at": start,
@@ -204,14 +238,13 @@ def book_appointment(
         "idempotency_key": idempotency_key,
         "request_hash": request_hash,
     }
+    booking = Booking(id=uuid.uuid4(), **fields)
     if idempotency_key:
         # The same key may be racing in another request: its unique index decides, inside a savepoint so
-        # that the loser can still read the winner's booking and answer with it. (The booking is made inside
-        # the savepoint: begin_nested() flushes what is pending before it starts.)
+        # that the loser can still read the winner's booking and answer with it.
         nested = session.begin_nested()
         try:
-            booking = Booking(**fields)
-            session.add(booking)
+            insert_now(session, booking)
             nested.commit()
         except IntegrityError as exc:
             nested.rollback()
@@ -219,9 +252,7 @@ def book_appointment(
                 raise
             return _replay(existing, request_hash)
     else:
-        booking = Booking(**fields)
-        session.add(booking)
-        session.flush()
+        insert_now(session, booking)
     if not _claim_time(session, booking):
         raise _slot_taken(session, (provider.id, appointment_type.id, start), booking.id)
     _claim_day(session, booking, appointment_type.daily_limit)

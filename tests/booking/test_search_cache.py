@@ -86,3 +86,44 @@ def test_notice_and_horizon_follow_the_clock(app: Flask, client: FlaskClient, cl
     assert early[0] == "2026-03-03T10:30:00-05:00"
     clock.shift(timedelta(minutes=30))  # 09:50: 10:30 is now inside the hour of notice
     assert _starts(client, setup)[0] == "2026-03-03T11:00:00-05:00"
+
+
+def _book(client: FlaskClient, setup: Any, start: str, email: str) -> int:
+    return client.post(
+        "/api/v1/bookings", json=booking_body(setup, start, email=email), headers=STAFF
+    ).status_code
+
+
+def test_bookings_follow_every_change_of_hours(app: Flask, client: FlaskClient, clock: object) -> None:
+    # A booking is checked against the provider's hours from a cache kept across bookings (a month at a
+    # time); each kind of change of hours must reach it at once.
+    setup = make_setup(app)
+    assert _book(client, setup, "2026-03-03T10:00:00-05:00", "a@example.com") == 201  # fills the cache
+
+    base = f"/api/v1/providers/{setup.provider_id}"
+    client.put(f"{base}/overrides/2026-03-04", json={"closed": True}, headers=STAFF)
+    assert _book(client, setup, "2026-03-04T10:00:00-05:00", "b@example.com") == 409
+    client.delete(f"{base}/overrides/2026-03-04", headers=STAFF)
+    assert _book(client, setup, "2026-03-04T10:00:00-05:00", "b@example.com") == 201
+
+    client.put(
+        f"{base}/overrides/2026-03-05",
+        json={"closed": False, "windows": [{"start": "18:00", "end": "20:00"}]},
+        headers=STAFF,
+    )
+    assert _book(client, setup, "2026-03-05T10:00:00-05:00", "c@example.com") == 409
+    assert _book(client, setup, "2026-03-05T18:00:00-05:00", "c@example.com") == 201
+
+    client.put(
+        f"{base}/availability",
+        json={"rules": [{"weekday": 0, "start": "13:00", "end": "17:00"}]},
+        headers=STAFF,
+    )
+    assert _book(client, setup, "2026-03-09T10:00:00-04:00", "d@example.com") == 409  # Monday morning: gone
+    assert _book(client, setup, "2026-03-10T14:00:00-04:00", "d@example.com") == 409  # Tuesday: gone
+    assert _book(client, setup, "2026-03-09T13:00:00-04:00", "d@example.com") == 201
+
+    client.patch(base, json={"time_zone": "America/Chicago"}, headers=STAFF)
+    # Same wall-clock hours, now in Chicago: 13:00 New York time is 12:00 there, before the hours open.
+    assert _book(client, setup, "2026-03-16T13:00:00-04:00", "e@example.com") == 409
+    assert _book(client, setup, "2026-03-16T13:00:00-05:00", "e@example.com") == 201
