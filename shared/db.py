@@ -6,8 +6,9 @@ Every service owns its own database and its own declarative ``Base``; this modul
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -237,22 +238,34 @@ def insert_now(session: Session, obj: Any) -> None:
     object must not be in a session yet. It behaves afterwards as if it had been loaded.
     """
     state = inspect(obj)
-    mapper = state.mapper
-    table = mapper.local_table
+    statement, columns = _insert_plan(state.mapper)
     values = {}
-    for column in table.columns:
-        key = mapper.get_property_by_column(column).key
+    for name, key, default in columns:
         value = getattr(obj, key)
-        if value is None and column is mapper.version_id_col:
-            value = 1
-        elif value is None and column.default is not None:
-            value = column.default.arg(None) if column.default.is_callable else column.default.arg
-        if key not in state.dict or value is not None:
+        if value is None and default is not None:
+            value = default()
+        if value is not None or key not in state.dict:
             setattr(obj, key, value)  # set, so it is not expired (and loaded again) later
-        values[column.name] = value  # None too: one statement shape, compiled once
-    session.connection().execute(insert(table), values)
+        values[name] = value  # None too: one statement shape, compiled once
+    session.connection().execute(statement, values)
     make_transient_to_detached(obj)
     session.add(obj)
+
+
+@functools.cache
+def _insert_plan(mapper: Any) -> tuple[Any, list[tuple[str, str, Callable[[], Any] | None]]]:
+    """The INSERT of a mapper's table, and per column: its name, attribute and default maker."""
+    columns = []
+    for column in mapper.local_table.columns:
+        default: Callable[[], Any] | None = None
+        if column is mapper.version_id_col:
+            default = functools.partial(int, 1)
+        elif column.default is not None and column.default.is_callable:
+            default = functools.partial(column.default.arg, None)
+        elif column.default is not None:
+            default = functools.partial(lambda value: value, column.default.arg)
+        columns.append((column.name, mapper.get_property_by_column(column).key, default))
+    return insert(mapper.local_table), columns
 
 
 def rowcount(result: Any) -> int:

@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from services.booking.models import (
     AppointmentType,
@@ -110,6 +110,8 @@ OFFER = (
         ),
     )
     .where(Provider.id == bindparam("provider_id"))
+    # The type's clinic is the provider's, already joined for the provider: taken from the identity map.
+    .options(lazyload(AppointmentType.clinic))
 )
 
 
