@@ -58,7 +58,7 @@ class Clinics(MethodView):
         return catalog.list_clinics(session=get_session())
 
     @staff_only(clinics)
-    @clinics.arguments(c.ClinicIn)
+    @clinics.arguments(c.ClinicIn())
     @clinics.response(201, c.ClinicOut)
     @clinics.alt_response(409, schema=ProblemSchema, description="Slug taken")
     def post(self, data: dict[str, Any]) -> Any:
@@ -76,7 +76,7 @@ class ClinicItem(MethodView):
         return catalog.get_clinic(session=get_session(), clinic_id=clinic_id)
 
     @staff_only(clinics)
-    @clinics.arguments(c.ClinicPatch)
+    @clinics.arguments(c.ClinicPatch())
     @clinics.response(200, c.ClinicOut)
     def patch(self, data: dict[str, Any], clinic_id: int) -> Any:
         """Change a clinic."""
@@ -90,14 +90,14 @@ class ClinicItem(MethodView):
 @providers.route("")
 class Providers(MethodView):
     @staff_only(providers)
-    @providers.arguments(c.ClinicFilter, location="query")
+    @providers.arguments(c.ClinicFilter(), location="query")
     @providers.response(200, c.ProviderOut(many=True))
     def get(self, args: dict[str, Any]) -> Any:
         """List providers."""
         return catalog.list_providers(session=get_session(), clinic_id=args.get("clinic_id"))
 
     @staff_only(providers)
-    @providers.arguments(c.ProviderIn)
+    @providers.arguments(c.ProviderIn())
     @providers.response(201, c.ProviderOut)
     def post(self, data: dict[str, Any]) -> Any:
         """Create a provider."""
@@ -114,7 +114,7 @@ class ProviderItem(MethodView):
         return catalog.get_provider(session=get_session(), provider_id=provider_id)
 
     @staff_only(providers)
-    @providers.arguments(c.ProviderPatch)
+    @providers.arguments(c.ProviderPatch())
     @providers.response(200, c.ProviderOut)
     def patch(self, data: dict[str, Any], provider_id: int) -> Any:
         """Change a provider."""
@@ -132,7 +132,7 @@ class WeeklyAvailability(MethodView):
         return {"provider_id": provider_id, "rules": rules}
 
     @staff_only(providers)
-    @providers.arguments(c.WeeklyAvailabilityIn)
+    @providers.arguments(c.WeeklyAvailabilityIn())
     @providers.response(200, c.WeeklyAvailabilityOut)
     def put(self, data: dict[str, Any], provider_id: int) -> Any:
         """Replace a provider's weekly hours."""
@@ -148,7 +148,7 @@ class WeeklyAvailability(MethodView):
 @providers.route("/<int:provider_id>/overrides")
 class Overrides(MethodView):
     @staff_only(providers)
-    @providers.arguments(c.OverrideRange, location="query")
+    @providers.arguments(c.OverrideRange(), location="query")
     @providers.response(200, c.OverrideOut(many=True))
     def get(self, args: dict[str, Any], provider_id: int) -> Any:
         """List dated overrides of a provider's hours."""
@@ -163,7 +163,7 @@ class Overrides(MethodView):
 @providers.route("/<int:provider_id>/overrides/<isodate:day>")
 class OverrideItem(MethodView):
     @staff_only(providers)
-    @providers.arguments(c.OverrideIn)
+    @providers.arguments(c.OverrideIn())
     @providers.response(200, c.OverrideOut(many=True))
     def put(self, data: dict[str, Any], provider_id: int, day: date) -> Any:
         """Set one date's hours: closed, or open only in the windows given."""
@@ -191,14 +191,14 @@ class OverrideItem(MethodView):
 @types.route("")
 class AppointmentTypes(MethodView):
     @staff_only(types)
-    @types.arguments(c.ClinicFilter, location="query")
+    @types.arguments(c.ClinicFilter(), location="query")
     @types.response(200, c.AppointmentTypeOut(many=True))
     def get(self, args: dict[str, Any]) -> Any:
         """List appointment types."""
         return catalog.list_appointment_types(session=get_session(), clinic_id=args.get("clinic_id"))
 
     @staff_only(types)
-    @types.arguments(c.AppointmentTypeIn)
+    @types.arguments(c.AppointmentTypeIn())
     @types.response(201, c.AppointmentTypeOut)
     @types.alt_response(409, schema=ProblemSchema, description="Slug taken in this clinic")
     def post(self, data: dict[str, Any]) -> Any:
@@ -217,7 +217,7 @@ class AppointmentTypeItem(MethodView):
         return catalog.get_appointment_type(session=get_session(), type_id=type_id)
 
     @staff_only(types)
-    @types.arguments(c.AppointmentTypePatch)
+    @types.arguments(c.AppointmentTypePatch())
     @types.response(200, c.AppointmentTypeOut)
     def patch(self, data: dict[str, Any], type_id: int) -> Any:
         """Change an appointment type (existing bookings keep their times)."""
@@ -231,7 +231,7 @@ class AppointmentTypeItem(MethodView):
 @patients.route("")
 class Patients(MethodView):
     @staff_only(patients)
-    @patients.arguments(s.PatientIn)
+    @patients.arguments(s.PatientIn())
     @patients.response(201, s.PatientOut)
     def post(self, data: dict[str, Any]) -> Any:
         """Register a patient."""
@@ -270,7 +270,7 @@ class _PresentedInvitation:
 @invites.route("")
 class Invitations(MethodView):
     @staff_only(invites)
-    @invites.arguments(c.InvitationIn)
+    @invites.arguments(c.InvitationIn())
     @invites.response(201, c.InvitationOut)
     def post(self, data: dict[str, Any]) -> Any:
         """Create a private invitation link (expires in 7 days unless told otherwise)."""

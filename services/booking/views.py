@@ -74,7 +74,7 @@ def _slots_body(provider_id: int, type_id: int, tz: str | None, starts: list[Any
 
 @slots.route("")
 class Slots(MethodView):
-    @slots.arguments(s.SlotQuery, location="query")
+    @slots.arguments(s.SlotQuery(), location="query")
     @slots.response(200, s.SlotsOut)
     def get(self, args: dict[str, Any]) -> Any:
         """Free slots of one provider for one appointment type, expressed in the zone ``tz``."""
@@ -114,7 +114,7 @@ def _fingerprint(data: dict[str, Any]) -> str:
 @bookings.route("")
 class Bookings(MethodView):
     @staff_only(bookings)
-    @bookings.arguments(s.BookingFilter, location="query")
+    @bookings.arguments(s.BookingFilter(), location="query")
     @bookings.response(200, s.BookingPage)
     def get(self, args: dict[str, Any]) -> Any:
         """List bookings, by start time."""
@@ -122,7 +122,7 @@ class Bookings(MethodView):
         return {"total": total, "items": [_Presented(b) for b in rows]}
 
     @staff_only(bookings)
-    @bookings.arguments(s.BookingIn)
+    @bookings.arguments(s.BookingIn())
     @bookings.response(201, s.BookingOut)
     @bookings.alt_response(
         409, schema=ProblemSchema, description="The slot is taken; alternatives are listed"
@@ -170,7 +170,7 @@ class BookingEvents(MethodView):
 @bookings.route("/<uuid:booking_id>/reschedule")
 class BookingReschedule(MethodView):
     @staff_only(bookings)
-    @bookings.arguments(s.RescheduleIn)
+    @bookings.arguments(s.RescheduleIn())
     @bookings.response(200, s.BookingOut)
     @bookings.alt_response(
         409, schema=ProblemSchema, description="Slot taken, booking cancelled or version moved"
@@ -185,7 +185,7 @@ class BookingReschedule(MethodView):
 @bookings.route("/<uuid:booking_id>/cancel")
 class BookingCancel(MethodView):
     @staff_only(bookings)
-    @bookings.arguments(s.CancelIn)
+    @bookings.arguments(s.CancelIn())
     @bookings.response(200, s.BookingOut)
     def post(self, data: dict[str, Any], booking_id: uuid.UUID) -> Any:
         """Cancel a booking (cancelling a cancelled booking changes nothing)."""
@@ -212,7 +212,7 @@ class ManagedBooking(MethodView):
 
 @manage.route("/<string:token>/slots")
 class ManagedSlots(MethodView):
-    @manage.arguments(s.ManagedSlotQuery, location="query")
+    @manage.arguments(s.ManagedSlotQuery(), location="query")
     @manage.response(200, s.SlotsOut)
     def get(self, args: dict[str, Any], token: str) -> Any:
         """Free slots this booking could move to."""
@@ -236,7 +236,7 @@ class ManagedSlots(MethodView):
 
 @manage.route("/<string:token>/reschedule")
 class ManagedReschedule(MethodView):
-    @manage.arguments(s.RescheduleIn)
+    @manage.arguments(s.RescheduleIn())
     @manage.response(200, s.ManagedBookingOut)
     def post(self, data: dict[str, Any], token: str) -> Any:
         """Move this booking; the answer carries the new manage link (the old one stops working)."""
@@ -248,7 +248,7 @@ class ManagedReschedule(MethodView):
 
 @manage.route("/<string:token>/cancel")
 class ManagedCancel(MethodView):
-    @manage.arguments(s.CancelIn)
+    @manage.arguments(s.CancelIn())
     @manage.response(200, s.ManagedBookingOut)
     def post(self, data: dict[str, Any], token: str) -> Any:
         """Cancel this booking."""

@@ -123,7 +123,7 @@ def _local() -> local_video.LocalVideo:
 
 @local_rooms.route("/presence")
 class Presence(MethodView):
-    @local_rooms.arguments(s.PresenceIn)
+    @local_rooms.arguments(s.PresenceIn())
     @local_rooms.response(200, s.PresenceOut)
     @local_rooms.alt_response(401, schema=ProblemSchema, description="Not a valid access token")
     @local_rooms.alt_response(409, schema=ProblemSchema, description="The room is full")
@@ -137,7 +137,7 @@ class Presence(MethodView):
 
 @local_rooms.route("/leave")
 class Leave(MethodView):
-    @local_rooms.arguments(s.PresenceIn)
+    @local_rooms.arguments(s.PresenceIn())
     @local_rooms.response(204)
     @local_rooms.alt_response(401, schema=ProblemSchema, description="Not a valid access token")
     def post(self, data: dict[str, Any]) -> None:

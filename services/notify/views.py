@@ -38,7 +38,7 @@ class BookingMessages(MethodView):
 @messages.route("/messages")
 class Messages(MethodView):
     @staff_only(messages)
-    @messages.arguments(s.MessageFilter, location="query")
+    @messages.arguments(s.MessageFilter(), location="query")
     @messages.response(200, s.MessagePage)
     def get(self, args: dict[str, Any]) -> Any:
         """Messages by status and channel, most recently changed first (e.g. every failed one)."""
