@@ -96,22 +96,28 @@ class Offer:
         return rules_of(self.appointment_type)
 
 
+def _offer_select(*columns: Any) -> Any:
+    """``columns`` of provider :provider_id and type :type_id, with whether the provider offers the type."""
+    return (
+        select(*columns)
+        .select_from(Provider)
+        .join(AppointmentType, AppointmentType.id == bindparam("type_id"))
+        .outerjoin(
+            ProviderAppointmentType,
+            and_(
+                ProviderAppointmentType.provider_id == Provider.id,
+                ProviderAppointmentType.appointment_type_id == AppointmentType.id,
+            ),
+        )
+        .where(Provider.id == bindparam("provider_id"))
+    )
+
+
 # Built once: offer() runs on every booking, and building the statement cost more than running it.
 # Parameters: provider_id, type_id. Rows: (Provider, AppointmentType, offered), read by checked_offer().
-OFFER = (
-    select(Provider, AppointmentType, ProviderAppointmentType.provider_id)
-    .select_from(Provider)
-    .join(AppointmentType, AppointmentType.id == bindparam("type_id"))
-    .outerjoin(
-        ProviderAppointmentType,
-        and_(
-            ProviderAppointmentType.provider_id == Provider.id,
-            ProviderAppointmentType.appointment_type_id == AppointmentType.id,
-        ),
-    )
-    .where(Provider.id == bindparam("provider_id"))
+OFFER = _offer_select(Provider, AppointmentType, ProviderAppointmentType.provider_id).options(
     # The type's clinic is the provider's, already joined for the provider: taken from the identity map.
-    .options(lazyload(AppointmentType.clinic))
+    lazyload(AppointmentType.clinic)
 )
 
 
@@ -364,27 +370,15 @@ def first_available_slots(
 # What the slot search API needs to answer from the caches: the schedule version (the cache key), the
 # flags that make a search an error, and what the clock and the rendering need. Columns, not ORM objects:
 # this is the one query of a cached answer, asked on every request.
-_SEARCH_KEY = (
-    select(
-        Provider.schedule_version,
-        Provider.time_zone,
-        Provider.active.label("provider_active"),
-        AppointmentType.active.label("type_active"),
-        AppointmentType.duration_minutes,
-        AppointmentType.min_notice_minutes,
-        AppointmentType.horizon_days,
-        ProviderAppointmentType.provider_id.label("offered"),
-    )
-    .select_from(Provider)
-    .join(AppointmentType, AppointmentType.id == bindparam("type_id"))
-    .outerjoin(
-        ProviderAppointmentType,
-        and_(
-            ProviderAppointmentType.provider_id == Provider.id,
-            ProviderAppointmentType.appointment_type_id == AppointmentType.id,
-        ),
-    )
-    .where(Provider.id == bindparam("provider_id"))
+_SEARCH_KEY = _offer_select(
+    Provider.schedule_version,
+    Provider.time_zone,
+    Provider.active.label("provider_active"),
+    AppointmentType.active.label("type_active"),
+    AppointmentType.duration_minutes,
+    AppointmentType.min_notice_minutes,
+    AppointmentType.horizon_days,
+    ProviderAppointmentType.provider_id.label("offered"),
 )
 
 
