@@ -217,42 +217,43 @@ def book_appointment(
     _require_offered(session, found, start, None)
     block_start, block_end = blocked_span(start, rules)
 
-    if patient_id is None:
-        assert patient is not None
-        person = catalog.find_or_create_patient(
-            session=session, clinic_id=provider.clinic_id, details=patient, found=known
+    # With an Idempotency-Key, the same key may be racing in another request: its unique index decides,
+    # inside a savepoint, so that the loser writes nothing (not even a new patient) and can still read the
+    # winner's booking to answer with it. Without a key there is nothing to answer with but a 409.
+    nested = session.begin_nested() if idempotency_key else None
+    try:
+        if patient_id is None:
+            assert patient is not None
+            person = catalog.find_or_create_patient(
+                session=session, clinic_id=provider.clinic_id, details=patient, found=known
+            )
+        booking = Booking(
+            id=uuid.uuid4(),
+            clinic_id=provider.clinic_id,
+            provider_id=provider.id,
+            provider=provider,
+            appointment_type_id=appointment_type.id,
+            appointment_type=appointment_type,
+            patient_id=person.id,
+            patient=person,
+            status=CONFIRMED,
+            start_at=start,
+            end_at=start + rules.duration,
+            block_start=block_start,
+            block_end=block_end,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
         )
-    fields = {
-        "clinic_id": provider.clinic_id,
-        "provider_id": provider.id,
-        "provider": provider,
-        "appointment_type_id": appointment_type.id,
-        "appointment_type": appointment_type,
-        "patient_id": person.id,
-        "patient": person,
-        "status": CONFIRMED,
-        "start_at": start,
-        "end_at": start + rules.duration,
-        "block_start": block_start,
-        "block_end": block_end,
-        "idempotency_key": idempotency_key,
-        "request_hash": request_hash,
-    }
-    booking = Booking(id=uuid.uuid4(), **fields)
-    if idempotency_key:
-        # The same key may be racing in another request: its unique index decides, inside a savepoint so
-        # that the loser can still read the winner's booking and answer with it.
-        nested = session.begin_nested()
-        try:
-            insert_now(session, booking)
-            nested.commit()
-        except IntegrityError as exc:
-            nested.rollback()
-            if not is_unique_violation(exc) or (existing := _by_key(session, idempotency_key)) is None:
-                raise
-            return _replay(existing, request_hash)
-    else:
         insert_now(session, booking)
+        if nested is not None:
+            nested.commit()
+    except IntegrityError as exc:
+        if nested is None or not is_unique_violation(exc):
+            raise
+        nested.rollback()
+        if idempotency_key is None or (existing := _by_key(session, idempotency_key)) is None:
+            raise
+        return _replay(existing, request_hash)
     if not _claim_time(session, booking):
         raise _slot_taken(session, (provider.id, appointment_type.id, start), booking.id)
     _claim_day(session, booking, appointment_type.daily_limit)

@@ -20,7 +20,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from services.booking import service
-from services.booking.models import Booking, SlotClaim
+from services.booking.models import Booking, Patient, SlotClaim
 from shared.db import Database, get_db
 from shared.problems import Conflict
 from tests.booking.conftest import STAFF
@@ -47,6 +47,36 @@ def _race(url: str, bodies: list[dict[str, Any]]) -> Counter[int]:
     for t in threads:
         t.join()
     return statuses
+
+
+def test_same_idempotency_key_racing_makes_one_booking_and_one_patient(app: Flask, clock: object) -> None:
+    # A client retrying at once (a double click, a proxy retry): every answer is the one booking, and the
+    # losers of the race write nothing, not even a patient row.
+    setup = make_setup(app)
+    body = booking_body(setup, "2026-03-03T10:00:00-05:00", email="retry@example.com")
+    headers = {**STAFF, "Idempotency-Key": "double-click-1"}
+    barrier = threading.Barrier(RACERS)
+    answers: list[requests.Response] = []
+    lock = threading.Lock()
+
+    def book(url: str) -> None:
+        barrier.wait()
+        response = requests.post(f"{url}/api/v1/bookings", json=body, headers=headers, timeout=60)
+        with lock:
+            answers.append(response)
+
+    with serve(app) as url:
+        threads = [threading.Thread(target=book, args=(url,)) for _ in range(RACERS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert [r.status_code for r in answers] == [201] * RACERS
+    assert len({r.json()["id"] for r in answers}) == 1
+    assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in answers) == RACERS - 1
+    assert _confirmed(app) == 1
+    with app.app_context(), get_db().transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Patient)) == 1
 
 
 def _confirmed(app: Flask) -> int:
