@@ -52,6 +52,9 @@ def _settings(standin: StandIn) -> dict[str, object]:
         "send_batch_size": 4,
         "send_concurrency": 4,
         "sending_stale_seconds": 60,
+        # The worker process runs on the real clock: without this, from 21:00 in the patients' zone the
+        # reminders wait for morning and the test waits for calls that never come.
+        "quiet_hours_raw": "",
     }
 
 
@@ -71,6 +74,7 @@ def _worker(app: Flask, standin: StandIn) -> subprocess.Popen[bytes]:
         "NOTIFY_SEND_BATCH_SIZE": "4",
         "NOTIFY_SEND_CONCURRENCY": "4",
         "NOTIFY_SENDING_STALE_SECONDS": "60",
+        "NOTIFY_QUIET_HOURS": "",
         "NOTIFY_PUBLIC_URL": config.notify_public_url,
         "BOOKING_PUBLIC_URL": config.booking_public_url,
         "LOG_FORMAT": "text",
