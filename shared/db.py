@@ -256,8 +256,12 @@ def is_unique_violation(exc: IntegrityError) -> bool:
 
 def dialect_insert(session: Session, model: Any) -> Any:
     """An INSERT for this session's backend, so ``on_conflict_*`` works on SQLite and PostgreSQL."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+    return insert_of(session.get_bind().dialect.name)(model)
+
+
+def insert_of(dialect: str) -> Callable[..., Any]:
+    """The dialect's ``insert`` (with ``on_conflict_*``), for statements built once per dialect."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def insert_now(session: Session, obj: Any) -> None:

@@ -244,19 +244,24 @@ def create_patient(
 ) -> Patient:
     """Register a patient of ``clinic_id``. SMS consent without a mobile number is refused."""
     get_clinic(session=session, clinic_id=clinic_id)
-    patient = _new_patient(
-        session,
-        clinic_id,
-        {"name": name, "email": email, "time_zone": time_zone, "phone": phone, "sms_consent": sms_consent},
-        field="sms_consent",
-    )
-    return patient
+    details = {
+        "name": name,
+        "email": email,
+        "time_zone": time_zone,
+        "phone": phone,
+        "sms_consent": sms_consent,
+    }
+    _check_consent(details, "sms_consent")
+    return _new_patient(session, clinic_id, details)
 
 
-def _new_patient(session: Session, clinic_id: int, details: dict[str, Any], field: str) -> Patient:
-    """A new patient, written at once."""
+def _check_consent(details: dict[str, Any], field: str) -> None:
     if details.get("sms_consent") and not details.get("phone"):
         raise field_error(field, "SMS consent needs a mobile number")
+
+
+def _new_patient(session: Session, clinic_id: int, details: dict[str, Any]) -> Patient:
+    """A new patient, written at once."""
     patient = Patient(
         id=uuid.uuid4(),
         clinic_id=clinic_id,
@@ -293,10 +298,9 @@ def find_or_create_patient(
     ``found`` is the clinic's oldest patient matching same_patient(), which the caller looked up (a booking
     does it in the query that loads the provider, saving a round trip).
     """
+    _check_consent(details, "patient.sms_consent")
     if found is None:
-        return _new_patient(session, clinic_id, details, field="patient.sms_consent")
-    if details.get("sms_consent") and not details.get("phone"):
-        raise field_error("patient.sms_consent", "SMS consent needs a mobile number")
+        return _new_patient(session, clinic_id, details)
     found.name = details["name"]
     found.time_zone = details["time_zone"]
     found.sms_consent = bool(details.get("sms_consent", found.sms_consent))

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -41,7 +40,7 @@ from services.booking.search import (
 )
 from services.booking.slots import blocked_span
 from shared import events, links
-from shared.db import insert_now, is_unique_violation
+from shared.db import insert_now, insert_of, is_unique_violation
 from shared.problems import Conflict, Gone, NotFound, Problem, field_error
 from shared.timeutil import ensure_utc, local_date, utcnow
 
@@ -99,8 +98,7 @@ def _claim_time(session: Session, booking: Booking) -> bool:
 @functools.cache
 def _claims_insert(dialect: str) -> Any:
     claims = SlotClaim.metadata.tables["slot_claims"]
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(claims).on_conflict_do_nothing().returning(claims.c.at)
+    return insert_of(dialect)(claims).on_conflict_do_nothing().returning(claims.c.at)
 
 
 def _claim_day(session: Session, booking: Booking, limit: int | None) -> None:
