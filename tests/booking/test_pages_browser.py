@@ -72,6 +72,10 @@ def site(
         asks_intake=True,
         change_cutoff_hours=1,
         description="A first conversation by video.",
+        # Without notice the first time offered can start seconds after the page shows it, and be gone by the
+        # time the test (screenshots, accessibility checks) posts the form: an hour keeps every hour of the day
+        # alike.
+        min_notice_minutes=60,
     )
     with serve(app) as base:
         yield Site(app, base, setup)
