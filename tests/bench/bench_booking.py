@@ -2,6 +2,9 @@
 
 Everything runs on this machine in one go: a private PostgreSQL and Redis, the booking service and the bare
 baseline under gunicorn with the same settings, and wrk with 32 connections. Figures are printed, never asserted.
+
+A second baseline shows where booking creation's floor lies: the bare app sending as many trivial statements, in
+one transaction, as a booking sends (counted on this build), through the services' engine settings.
 """
 
 from __future__ import annotations
@@ -11,10 +14,14 @@ import os
 import random
 from datetime import UTC, datetime, time, timedelta
 
-from services.booking import catalog, search, service
+from sqlalchemy import event
+
+from services.booking import catalog, create_app, search, service
+from services.booking.config import BookingConfig
 from services.booking.models import Booking
+from shared.config import load
 from shared.db import Database
-from tests.bench.common import bare_flask, gunicorn, servers, table, verdict, wrk
+from tests.bench.common import POST_JSON, bare_flask, gunicorn, servers, table, verdict, wrk
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = 32
@@ -112,6 +119,27 @@ def _seed(db: Database) -> tuple[int, int, list[dict[str, object]]]:
     return searched.id, visit.id, bodies
 
 
+def _statements_per_booking(env: dict[str, str], bodies: list[dict[str, object]]) -> int:
+    """How many statements a booking sends to the database (BEGIN and COMMIT aside), once the caches are warm."""
+    app = create_app(load(BookingConfig, environ=env))
+    client = app.test_client()
+    engine = app.extensions["db"].engine
+    sent: list[str] = []
+
+    def count(*_: object) -> None:
+        sent.append("")
+
+    for n, body in enumerate(bodies):
+        if n == len(bodies) - 1:
+            event.listen(engine, "before_cursor_execute", count)
+        response = client.post(
+            "/api/v1/bookings", json=body, headers={"Authorization": f"Bearer {STAFF_KEY}"}
+        )
+        assert response.status_code == 201, response.get_json()
+    engine.dispose()
+    return len(sent)
+
+
 def _post_lua(bodies_path: str) -> str:
     # Each wrk thread walks its own stride of the body list, so no two requests ask for the same slot.
     return f"""
@@ -143,6 +171,18 @@ def run() -> None:
         db = Database(url)
         provider_id, type_id, bodies = _seed(db)
         db.dispose()
+        # Booked in-process (the first warms the caches, the second, same provider and month, is counted); wrk
+        # never sends them.
+        counted = [bodies.pop()]
+        counted.append(
+            next(
+                b
+                for b in bodies
+                if b["provider_id"] == counted[0]["provider_id"]
+                and str(b["start"])[:7] == str(counted[0]["start"])[:7]
+            )
+        )
+        bodies.remove(counted[1])
         bodies_path = os.path.join(workdir, "bodies.txt")
         with open(bodies_path, "w") as handle:
             handle.writelines(json.dumps(b) + "\n" for b in bodies)
@@ -153,20 +193,23 @@ def run() -> None:
             "API_KEYS": STAFF_KEY,
             "LOG_LEVEL": "WARNING",
         }
+        statements = _statements_per_booking(env, counted)
         now = datetime.now(UTC)
         slot_path = (
             f"/api/v1/slots?provider_id={provider_id}&appointment_type_id={type_id}"
             f"&start={(now + timedelta(days=1)).strftime('%Y-%m-%dT%H:%M:%SZ')}"
             f"&end={(now + timedelta(days=29)).strftime('%Y-%m-%dT%H:%M:%SZ')}&tz=Europe/London"
         )
-        with bare_flask(workers=WORKERS) as bare:
+        floor_env = {"BARE_DATABASE_URL": url, "BARE_STATEMENTS": str(statements)}
+        with bare_flask(workers=WORKERS, env=floor_env) as bare:
             bare_get = wrk(bare + "/", seconds=SECONDS, connections=CONNECTIONS)
             bare_post = wrk(
                 bare + "/",
                 seconds=SECONDS,
                 connections=CONNECTIONS,
-                lua='wrk.method = "POST"\nwrk.body = "{}"\nwrk.headers["Content-Type"] = "application/json"',
+                lua=POST_JSON,
             )
+            floor = wrk(bare + "/db", seconds=SECONDS, connections=CONNECTIONS, lua=POST_JSON)
         with gunicorn("services.booking:create_app()", env=env, workers=WORKERS) as base:
             slots = wrk(base + slot_path, seconds=SECONDS, connections=CONNECTIONS)
             create = wrk(
@@ -210,6 +253,16 @@ def run() -> None:
                     "1.00",
                 ],
                 [
+                    f"floor POST: {statements} x SELECT 1",
+                    floor.rps,
+                    floor.p50_ms,
+                    floor.p95_ms,
+                    floor.p99_ms,
+                    floor.non2xx,
+                    floor.errors,
+                    f"{floor.rps / bare_post.rps:.2f}",
+                ],
+                [
                     "GET slots (28 days)",
                     slots.rps,
                     slots.p50_ms,
@@ -230,6 +283,10 @@ def run() -> None:
                     f"{create.rps / bare_post.rps:.2f}",
                 ],
             ],
+        )
+        print(
+            f"  floor: the bare app sending a booking's {statements} statements in one transaction, doing nothing "
+            f"else; booking creation reaches {create.rps / floor.rps:.2f} of it"
         )
         print(
             f"  bookings created during the run: {created} (every 201 is one row; non-2xx would be lost slots)"

@@ -23,15 +23,10 @@ from shared.db import get_db
 from shared.links import join_token
 from shared.migrate import upgrade
 from shared.timeutil import utcnow
-from tests.bench.common import LoadResult, bare_flask, gunicorn, table, verdict, wrk
+from tests.bench.common import POST_JSON, LoadResult, bare_flask, gunicorn, table, verdict, wrk
 from tests.support.servers import PostgresServer, RedisServer, free_port
 
 TARGET_P95_MS = 30.0
-POST_JSON = """
-wrk.method = "POST"
-wrk.body = "{}"
-wrk.headers["Content-Type"] = "application/json"
-"""
 
 
 def _alternating(paths: list[str]) -> str:

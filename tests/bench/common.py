@@ -82,6 +82,14 @@ def servers(service: str, database: str) -> Iterator[Servers]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+# wrk Lua: every request a POST of an empty JSON object.
+POST_JSON = """
+wrk.method = "POST"
+wrk.body = "{}"
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
 def wrk(
     url: str,
     *,
@@ -151,9 +159,9 @@ def gunicorn(
 
 
 @contextlib.contextmanager
-def bare_flask(workers: int = 2) -> Iterator[str]:
-    """The baseline endpoint under gunicorn, same config and worker count as the services."""
-    with gunicorn("tests.bench.bare:app", workers=workers, ready_path="/") as base:
+def bare_flask(workers: int = 2, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """The baseline endpoints under gunicorn, same config and worker count as the services (``tests/bench/bare.py``)."""
+    with gunicorn("tests.bench.bare:app", env=env, workers=workers, ready_path="/") as base:
         yield base
 
 
