@@ -133,7 +133,9 @@ def test_worker_killed_mid_send_and_redis_restarted_lose_and_double_nothing(
     redis_server.start()  # empty: both jobs are gone
     assert queue(SEND_QUEUE, redis_server.client()).count == 0
 
-    with time_machine.travel(now + timedelta(seconds=90), tick=False):
+    # Ninety seconds after the worker died (not after the test began, however long the worker took to start):
+    # every claim and every queued job is then older than a send can take.
+    with time_machine.travel(utcnow() + timedelta(seconds=90), tick=False):
         report = dispatch(app)
         assert report.reconciling == 4  # A-D: left "sending" longer than a send job can take
         assert report.requeued == 2  # E, F: queued, but their job is gone
