@@ -31,7 +31,14 @@ from services.booking.models import (
     Provider,
     ProviderAppointmentType,
 )
-from services.booking.slots import DayHours, SlotRules, Window, availability_windows, free_slots
+from services.booking.slots import (
+    DayHours,
+    SlotRules,
+    Window,
+    availability_windows,
+    free_slots,
+    offers,
+)
 from shared.problems import Conflict, NotFound, field_error
 from shared.timeutil import day_bounds_utc, ensure_utc, local_date, to_zone, utcnow
 
@@ -191,17 +198,9 @@ def offers_start(session: Session, found: Offer, start: datetime, now: datetime)
 
     Other bookings are not looked at: the slot and day claims decide those, in the database.
     """
-    rules = found.rules
-    if not now + rules.min_notice <= start <= now + rules.horizon:
-        return False
-    for window in _day_windows(session, found.provider, local_date(start, found.provider.time_zone)):
-        if (
-            window.start <= start
-            and start + rules.duration <= window.end
-            and (start - window.start) % rules.interval == timedelta(0)
-        ):
-            return True
-    return False
+    provider = found.provider
+    windows = _day_windows(session, provider, local_date(start, provider.time_zone))
+    return offers(start, windows=windows, rules=found.rules, now=now)
 
 
 def candidate_starts(

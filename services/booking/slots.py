@@ -85,14 +85,14 @@ def free_slots(
     ``blocks`` are the (start, end) spans other bookings hold, sorted by start and not overlapping each
     other (the claims table guarantees that), so their ends are sorted too and one bisect finds a clash.
     """
-    earliest = max(range_start, now + rules.min_notice)
-    latest = min(range_end, now + rules.horizon + timedelta(microseconds=1))
+    first, last = bookable_span(rules, now)
+    earliest = max(range_start, first)
     block_ends = [end for _, end in blocks]
     starts: list[datetime] = []
     for window in windows:
         candidate = window.start
         while candidate + rules.duration <= window.end:
-            if candidate >= latest:
+            if candidate >= range_end or candidate > last:
                 break
             if candidate >= earliest and _is_free(candidate, rules, blocks, block_ends):
                 limit = rules.daily_limit
@@ -100,6 +100,28 @@ def free_slots(
                     starts.append(candidate)
             candidate += rules.interval
     return starts
+
+
+def bookable_span(rules: SlotRules, now: datetime) -> tuple[datetime, datetime]:
+    """The first and last instants a slot may start at, by the clock: after the notice, within the horizon."""
+    return now + rules.min_notice, now + rules.horizon
+
+
+def offers(start: datetime, *, windows: Iterable[Window], rules: SlotRules, now: datetime) -> bool:
+    """Whether free_slots() would list ``start`` if no booking were in the way.
+
+    The hours (``windows``), the type's grid inside them and the clock allow it; other bookings and daily
+    limits are left to the caller (the booking's claims decide those, in the database).
+    """
+    first, last = bookable_span(rules, now)
+    if not first <= start <= last:
+        return False
+    return any(
+        window.start <= start
+        and start + rules.duration <= window.end
+        and (start - window.start) % rules.interval == timedelta(0)
+        for window in windows
+    )
 
 
 def _is_free(

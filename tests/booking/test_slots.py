@@ -9,8 +9,10 @@ import pytest
 import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from services.booking.slots import DayHours, SlotRules, availability_windows, free_slots
+from services.booking.slots import DayHours, SlotRules, availability_windows, free_slots, offers
 from tests.booking.conftest import STAFF
 from tests.booking.factories import booking_body, make_setup
 
@@ -131,6 +133,74 @@ def _get_slots(
     response = client.get("/api/v1/slots", query_string=query)
     assert response.status_code == 200, response.json
     return response.json["slots"]
+
+
+@given(
+    zone=st.sampled_from([tz for tz, *_ in DST_CHANGES]),
+    day=st.sampled_from([d for _, d, *_ in DST_CHANGES]),
+    opens=st.integers(0, 20),
+    hours=st.integers(1, 6),
+    duration=st.sampled_from([15, 20, 30, 45, 60]),
+    interval=st.sampled_from([10, 15, 20, 30, 60]),
+    notice_minutes=st.integers(0, 48 * 60),
+    horizon_hours=st.integers(0, 24 * 5),
+    window=st.integers(0, 8),
+    position=st.integers(0, 1000),
+    off_grid=st.booleans(),
+    ahead_minutes=st.integers(-120, 6 * 24 * 60),
+)
+@settings(max_examples=400)
+def test_a_start_is_offered_exactly_when_the_free_slots_list_it(
+    zone: str,
+    day: date,
+    opens: int,
+    hours: int,
+    duration: int,
+    interval: int,
+    notice_minutes: int,
+    horizon_hours: int,
+    window: int,
+    position: int,
+    off_grid: bool,
+    ahead_minutes: int,
+) -> None:
+    # The booking's early check (offers) and the slot search (free_slots) must agree on the hours, the grid
+    # and the clock, across DST changes; bookings aside, which the claims decide. The start is taken near a
+    # window (before it, on or off its grid, into its last minutes, past its end), the clock some time before.
+    rules = SlotRules(
+        duration=timedelta(minutes=duration),
+        buffer_before=timedelta(0),
+        buffer_after=timedelta(0),
+        interval=timedelta(minutes=interval),
+        min_notice=timedelta(minutes=notice_minutes),
+        horizon=timedelta(hours=horizon_hours),
+        daily_limit=None,
+    )
+    weekly = {d: [DayHours(time(opens), time(min(opens + hours, 23), 55))] for d in range(7)}
+    windows = availability_windows(
+        weekly=weekly,
+        overrides={},
+        tz=zone,
+        first_day=day - timedelta(days=4),
+        last_day=day + timedelta(days=4),
+    )
+    near = windows[min(window, len(windows) - 1)]
+    grid_starts = (near.end - near.start) // rules.interval  # from one step before the window to two past it
+    steps = position % (grid_starts + 3) - 1
+    start = near.start + steps * rules.interval + timedelta(minutes=5 if off_grid else 0)
+    now = start - timedelta(minutes=ahead_minutes)
+    listed = free_slots(
+        windows=windows,
+        blocks=[],
+        day_counts={},
+        rules=rules,
+        provider_tz=zone,
+        now=now,
+        range_start=windows[0].start,
+        range_end=windows[-1].end,
+    )
+    assert offers(start, windows=windows, rules=rules, now=now) == (start in listed)
+    assert all(offers(listed_start, windows=windows, rules=rules, now=now) for listed_start in listed)
 
 
 @pytest.mark.parametrize(
