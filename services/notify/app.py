@@ -16,7 +16,7 @@ from services.notify.rendering import Renderer
 from services.notify.runtime import SEND_QUEUE, Runtime
 from services.notify.senders import Senders, build_senders
 from shared.app import add_metrics_collector, create_service_app
-from shared.config import ConfigError, load
+from shared.config import load
 from shared.metrics import FunctionCollector
 from shared.queues import NOTIFY_QUEUE
 from shared.worker import register_worker_cli
@@ -45,12 +45,6 @@ def create_app(config: NotifyConfig | None = None, *, senders: Senders | None = 
         signer=app.extensions["link_signer"],
     )
     runtime = dataclasses.replace(runtime, feed_salt=settings_salt(config, runtime.book))
-    if config.sending_stale_seconds <= runtime.send_job_timeout + runtime.call_budget_seconds:
-        floor = int(runtime.send_job_timeout + runtime.call_budget_seconds)
-        raise ConfigError(
-            f"NOTIFY_SENDING_STALE_SECONDS must exceed {floor} (a send job's timeout plus one provider call),"
-            " or an interrupted send could be checked while it is still in flight"
-        )
     check_summaries(runtime.book, sample_snapshot(mode="video", protocol="default"))
     app.extensions["notify"] = runtime
     for blueprint in views.BLUEPRINTS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import time
 from email.utils import parseaddr
@@ -226,8 +227,25 @@ class NotifyConfig(TwilioAccountConfig):
             )
         if self.send_batch_size < 1 or self.send_concurrency < 1:
             problems.append("NOTIFY_SEND_BATCH_SIZE and NOTIFY_SEND_CONCURRENCY must be at least 1")
+        elif self.sending_stale_seconds <= self.send_job_timeout + self.call_budget_seconds:
+            problems.append(
+                "NOTIFY_SENDING_STALE_SECONDS must exceed"
+                f" {int(self.send_job_timeout + self.call_budget_seconds)} (a send job's timeout plus one"
+                " provider call), or an interrupted send could be checked while it is still in flight"
+            )
         if problems:
             raise ConfigError("invalid notify configuration: " + "; ".join(problems))
+
+    @property
+    def call_budget_seconds(self) -> float:
+        """The longest one provider call can take (SMTP may connect, start TLS and log in first)."""
+        return max(self.twilio_timeout_seconds, self.smtp_timeout_seconds) * 2
+
+    @property
+    def send_job_timeout(self) -> int:
+        """How long a send job may run before RQ stops it."""
+        rounds = math.ceil(self.send_batch_size / self.send_concurrency)
+        return int(rounds * self.call_budget_seconds + 30)
 
     @property
     def protocols_dir(self) -> Path:

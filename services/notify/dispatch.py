@@ -100,7 +100,7 @@ def push_jobs(
             SEND_JOB,
             args=(chunk,),
             job_id=job_id,
-            timeout=runtime.send_job_timeout,
+            timeout=runtime.config.send_job_timeout,
             result_ttl=SEND_RESULT_TTL,
             failure_ttl=SEND_FAILURE_TTL,
             description=f"send {len(chunk)} messages",
@@ -195,7 +195,7 @@ def reconcile_stale(*, session: Session, runtime: Runtime, now: datetime) -> int
         q.enqueue_call(
             RECONCILE_JOB,
             args=(chunk,),
-            timeout=runtime.send_job_timeout,
+            timeout=runtime.config.send_job_timeout,
             result_ttl=SEND_RESULT_TTL,
             failure_ttl=SEND_FAILURE_TTL,
             description=f"reconcile {len(chunk)} interrupted sends",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -33,17 +32,6 @@ class Runtime:
     signer: LinkSigner
     feed_cache: FeedCache = field(default_factory=FeedCache)
     feed_salt: str = ""  # what feeds depend on besides their rows (feeds.settings_salt)
-
-    @property
-    def call_budget_seconds(self) -> float:
-        """The longest one provider call can take (SMTP may connect, start TLS and log in first)."""
-        return max(self.config.twilio_timeout_seconds, self.config.smtp_timeout_seconds) * 2
-
-    @property
-    def send_job_timeout(self) -> int:
-        """How long a send job may run before RQ stops it."""
-        rounds = math.ceil(self.config.send_batch_size / self.config.send_concurrency)
-        return int(rounds * self.call_budget_seconds + 30)
 
 
 def get_runtime() -> Runtime:

@@ -49,6 +49,9 @@ def test_production_with_real_senders_is_fine() -> None:
         ({"NOTIFY_QUIET_HOURS": "9pm-8am"}, "NOTIFY_QUIET_HOURS: use HH:MM-HH:MM"),
         ({"NOTIFY_RETRY_BACKOFF_SECONDS": "30,-1"}, "NOTIFY_RETRY_BACKOFF_SECONDS"),
         ({"TWILIO_TIMEOUT_SECONDS": "0"}, "TWILIO_TIMEOUT_SECONDS must be positive"),
+        # Defaults: batches of 50, 8 at a time, 15 s SMTP steps -> a 240 s job, one call 30 s more.
+        ({"NOTIFY_SENDING_STALE_SECONDS": "270"}, "NOTIFY_SENDING_STALE_SECONDS must exceed 270"),
+        ({"SMTP_TIMEOUT_SECONDS": "20"}, "NOTIFY_SENDING_STALE_SECONDS must exceed 350"),
     ],
 )
 def test_unworkable_settings_are_refused(environ: dict[str, Any], message: str) -> None:
