@@ -11,7 +11,10 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
+from collections.abc import Generator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -262,19 +265,30 @@ def _render(*, runtime: Runtime, row: Message, booking: BookingCopy, join: JoinL
     return Prepared(message_id=row.id, channel=EMAIL, key=key, email=email)
 
 
-def deliver(runtime: Runtime, prepared: list[Prepared]) -> list[tuple[Prepared, SendResult]]:
-    """Hand each prepared message to its provider, several at a time."""
+def deliver(
+    runtime: Runtime, prepared: list[Prepared]
+) -> Generator[list[tuple[Prepared, SendResult]], None, None]:
+    """Hand each prepared message to its provider, several at a time; yield the outcomes as they come back.
+
+    Whatever has come back is yielded at once, so the caller records it while the other calls go on. A worker
+    killed mid-batch then leaves unrecorded only the calls in flight and the last outcomes not yet committed;
+    only those are checked with the provider (email, which SMTP cannot be asked about, goes again).
+    Close the generator when done (``contextlib.closing``): calls not yet started must not start after the job
+    stops.
+    """
     if not prepared:
-        return []
+        return
     pool = ThreadPoolExecutor(
         max_workers=min(runtime.config.send_concurrency, len(prepared)), thread_name_prefix="notify-send"
     )
     try:
-        results = list(pool.map(lambda p: _deliver_one(runtime, p), prepared))
+        pending = {pool.submit(_deliver_one, runtime, item): item for item in prepared}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            yield [(pending.pop(future), future.result()) for future in done]
     finally:
         # If the job is stopped (timeout), calls not yet started must not start afterwards.
         pool.shutdown(wait=True, cancel_futures=True)
-    return list(zip(prepared, results, strict=True))
 
 
 def _deliver_one(runtime: Runtime, item: Prepared) -> SendResult:
@@ -363,9 +377,12 @@ def send_batch(runtime: Runtime, ids: list[int], *, now: datetime | None = None)
     """Claim, send and record the due messages among ``ids``."""
     with runtime.db.transaction() as session:
         prepared = claim(session=session, runtime=runtime, ids=ids, now=now or utcnow())
-    results = deliver(runtime, prepared)
-    with runtime.db.transaction() as session:
-        return record(session=session, runtime=runtime, results=results, now=now or utcnow())
+    counts: Counter[str] = Counter()
+    with closing(deliver(runtime, prepared)) as outcomes:
+        for results in outcomes:
+            with runtime.db.transaction() as session:
+                counts.update(record(session=session, runtime=runtime, results=results, now=now or utcnow()))
+    return dict(counts)
 
 
 def reconcile(runtime: Runtime, ids: list[int], *, now: datetime | None = None) -> dict[str, int]:
