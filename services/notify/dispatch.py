@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 SEND_JOB = "services.notify.jobs.send_messages"
 RECONCILE_JOB = "services.notify.jobs.reconcile_messages"
+SEND_JOB_PREFIX = "notify-send-"  # the ids of send jobs (their messages record it as job_id)
 SEND_RESULT_TTL = 3600
 SEND_FAILURE_TTL = 7 * 24 * 3600
 _GONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
@@ -77,7 +78,7 @@ def mark_queued(
     """Mark ``ids`` queued in batches (in the caller's transaction); return (job id, batch) pairs to push."""
     batches = []
     for chunk in _chunks(ids, runtime.config.send_batch_size):
-        job_id = f"notify-send-{uuid.uuid4().hex}"
+        job_id = f"{SEND_JOB_PREFIX}{uuid.uuid4().hex}"
         session.execute(
             update(Message)
             .where(Message.id.in_(chunk))

@@ -35,10 +35,13 @@ from typing import Any
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from redis import Redis
+from rq import Worker
 from sqlalchemy import create_engine, text
 
 from services.booking import catalog, search
 from services.notify.config import NotifyConfig
+from services.notify.dispatch import SEND_JOB_PREFIX
 from services.notify.models import INVITE, INVITE_LINK
 from services.notify.sending import message_key
 from shared.config import load
@@ -62,6 +65,9 @@ WEB_CONCURRENCY = {"booking": "3", "notify": "1", "consult": "1"}
 DRAIN_TIMEOUT = 300
 # After a kill, once what the kill left behind has been cleared: the time for the jobs that clears and the rest.
 AFTER_RECOVERY = 120
+# BENCH_KILL_IN=send times the kill into a send job of the victim (the slowest recovery: see _drain_timeout),
+# instead of a third of the way into the load, wherever that falls.
+KILL_IN_SEND = os.environ.get("BENCH_KILL_IN", "") == "send"
 
 
 @dataclass
@@ -393,15 +399,18 @@ def _drain_timeout(suite: Suite, *, killed: bool) -> float:
     return max(rq_clears, settled) + AFTER_RECOVERY
 
 
-def _reconciled(suite: Suite) -> int:
-    """How many interrupted sends notify's dispatcher handed to reconciliation (its own counter)."""
-    return int(
-        sum(
-            _sum(_scrape(running.metrics_url), "suite_notify_dispatched_messages_total", action="reconciling")
-            for running in suite.processes
-            if running.name == "notify-dispatcher" and running.process.poll() is None
-        )
-    )
+def _repairs(suite: Suite) -> dict[str, int]:
+    """What notify's dispatcher repaired (its own counter): messages planned again because their job was lost
+    (``requeued``), and messages left `sending` that it handed to reconciliation (``reconciling``)."""
+    values = [
+        _scrape(running.metrics_url)
+        for running in suite.processes
+        if running.name == "notify-dispatcher" and running.process.poll() is None
+    ]
+    return {
+        action: int(sum(_sum(v, "suite_notify_dispatched_messages_total", action=action) for v in values))
+        for action in ("requeued", "reconciling")
+    }
 
 
 def _wait_drained(suite: Suite, *, timeout: float) -> float:
@@ -636,6 +645,20 @@ def _baseline(seconds: int) -> float:
         process.wait(timeout=30)
 
 
+def _await_send_job(suite: Suite, pid: int, *, timeout: float = 120.0) -> None:
+    """Return once the notify worker with ``pid`` is running a send job (or after ``timeout``)."""
+    redis = Redis.from_url(suite.env["REDIS_URL"])
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for worker in Worker.all(connection=redis):
+                if worker.pid == pid and (worker.get_current_job_id() or "").startswith(SEND_JOB_PREFIX):
+                    return
+            time.sleep(0.002)
+    finally:
+        redis.close()
+
+
 def _run(label: str, *, kill_a_worker: bool) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-suite-"))
     with _suite(workdir) as suite:
@@ -647,23 +670,26 @@ def _run(label: str, *, kill_a_worker: bool) -> dict[str, Any]:
 
             def kill_and_restart() -> None:
                 time.sleep(SECONDS / 3)
+                if KILL_IN_SEND:
+                    _await_send_job(suite, victim.process.pid)
                 victim.process.send_signal(signal.SIGKILL)
                 victim.process.wait(timeout=10)
-                killed["at"] = SECONDS / 3
-                time.sleep(SECONDS / 2 - SECONDS / 3)
+                killed["at"] = time.monotonic() - started
+                time.sleep(max(0.0, SECONDS / 2 - killed["at"]))
                 suite.start("notify-worker", victim.index + 10)
-                killed["restarted"] = SECONDS / 2
+                killed["restarted"] = time.monotonic() - started
 
             killer = threading.Thread(target=kill_and_restart)
-            killer.start()
         started = time.monotonic()
+        if killer is not None:
+            killer.start()
         outcomes = suite_load.run_load(plans, seconds=SECONDS, processes=LOAD_PROCESSES)
         elapsed = time.monotonic() - started
         if killer is not None:
             killer.join()
         lag_during = {q: _lag_quantiles(suite, q) for q in ("notify", "consult")}
         drain = _wait_drained(suite, timeout=_drain_timeout(suite, killed=kill_a_worker))
-        reconciled = _reconciled(suite)
+        repairs = _repairs(suite)
         checks = _checks(suite, outcomes)
         db_lags = _db_lags(suite)
     return {
@@ -675,7 +701,7 @@ def _run(label: str, *, kill_a_worker: bool) -> dict[str, Any]:
         "db_lags": db_lags,
         "checks": checks,
         "killed": killed,
-        "reconciled": reconciled,
+        "repairs": repairs,
     }
 
 
@@ -749,7 +775,9 @@ def _report(result: dict[str, Any], baseline_rps: float) -> None:
     print(f"  after the load stopped, the outbox and queues were empty within {result['drain']:.1f} s")
     if result["killed"]:
         print(
-            f"  messages the kill left `sending`, reconciled after NOTIFY_SENDING_STALE_SECONDS: {result['reconciled']}"
+            f"  messages the kill left behind: {result['repairs']['requeued']} queued in the job it cut short"
+            f" (planned again once RQ gave the job up), {result['repairs']['reconciling']} left `sending`"
+            " (checked with the provider after NOTIFY_SENDING_STALE_SECONDS)"
         )
     table(
         "Delivery, from each service's own tables",
@@ -783,5 +811,6 @@ def run() -> None:
         "other Procfile process once; SMS to notify's console sender, email over SMTP to a counting server, "
         "video on the local provider"
     )
-    for label, kill in (("steady", False), ("one notify worker killed and restarted", True)):
+    killed = "one notify worker killed" + (" in a send job" if KILL_IN_SEND else "") + " and restarted"
+    for label, kill in (("steady", False), (killed, True)):
         _report(_run(label, kill_a_worker=kill), baseline)
