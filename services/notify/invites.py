@@ -40,7 +40,13 @@ from services.notify.models import (
     Message,
 )
 from services.notify.provider_calendar import provider_event, short_name, summary
-from services.notify.rendering import FileAttachment, RenderedEmail, compose_email, message_id_for
+from services.notify.rendering import (
+    FileAttachment,
+    RenderedEmail,
+    compose_email,
+    message_id_for,
+    message_key,
+)
 from services.notify.runtime import Runtime
 from services.notify.sql import for_update
 from shared import ical
@@ -140,7 +146,7 @@ def prepare(
         sender=runtime.config.smtp_from,
         to=recipient,
         rendered=rendered,
-        message_id=message_id_for(f"notify-{row.id}", runtime.config.smtp_from),
+        message_id=message_id_for(message_key(row.id), runtime.config.smtp_from),
         calendar=calendar,
     )
 

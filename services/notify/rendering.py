@@ -200,6 +200,11 @@ def compose_email(
     return message
 
 
+def message_key(message_id: int) -> str:
+    """The idempotency key of a planned message (console outbox key, email Message-ID local part)."""
+    return f"notify-{message_id}"
+
+
 def message_id_for(key: str, sender: str) -> str:
     """A stable Message-ID for planned message ``key``, so a resend is recognisably the same message."""
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"

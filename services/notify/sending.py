@@ -40,7 +40,7 @@ from services.notify.models import (
     Message,
 )
 from services.notify.planning import quiet_deadline, respect_quiet_hours
-from services.notify.rendering import MessageContext, compose_email, message_id_for
+from services.notify.rendering import MessageContext, compose_email, message_id_for, message_key
 from services.notify.runtime import Runtime
 from services.notify.senders import Outcome, OutgoingSms, SendResult
 from services.notify.sql import for_update
@@ -60,11 +60,6 @@ class Prepared:
     key: str
     sms: OutgoingSms | None = None
     email: EmailMessage | None = None
-
-
-def message_key(message_id: int) -> str:
-    """The idempotency key of a planned message (console outbox key, email Message-ID local part)."""
-    return f"notify-{message_id}"
 
 
 def status_callback_url(runtime: Runtime, message_id: int) -> str:
