@@ -178,8 +178,9 @@ class QueueCollector(ScrapeCollector):
         connection = self._redis()
         jobs = GaugeMetricFamily(
             "suite_queue_jobs",
-            "Jobs of a queue by state: queued (waiting), started, scheduled (a retry or a delay), "
-            "deferred, failed",
+            "Jobs of a queue by state: queued (waiting), dequeued (taken by a worker, not started yet; "
+            "one left there by a worker that died is failed, and retried, by a later maintenance round), "
+            "started, scheduled (a retry or a delay), deferred, failed",
             labels=["queue", "state"],
         )
         oldest = GaugeMetricFamily(
@@ -197,6 +198,7 @@ class QueueCollector(ScrapeCollector):
             q: Queue = make_queue(name, connection)
             counts = {
                 "queued": q.count,
+                "dequeued": connection.llen(q.intermediate_queue_key),
                 "started": StartedJobRegistry(queue=q).count,
                 "scheduled": ScheduledJobRegistry(queue=q).count,
                 "deferred": DeferredJobRegistry(queue=q).count,

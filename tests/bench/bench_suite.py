@@ -43,7 +43,7 @@ from services.booking import catalog, search
 from services.notify.config import NotifyConfig
 from services.notify.dispatch import SEND_JOB_PREFIX
 from services.notify.models import INVITE, INVITE_LINK
-from services.notify.sending import message_key
+from services.notify.rendering import message_id_for, message_key
 from shared.config import load
 from shared.db import Database
 from shared.migrate import upgrade
@@ -373,7 +373,7 @@ def _drained(suite: Suite) -> bool:
         return False
     for service in ("notify", "consult"):
         values = _scrape(suite.urls[service] + "/metrics")
-        for state in ("queued", "started", "scheduled"):
+        for state in ("queued", "dequeued", "started", "scheduled"):
             if _sum(values, "suite_queue_jobs", queue=service, state=state) > 0:
                 return False
         if service == "notify" and (
@@ -389,7 +389,9 @@ def _drain_timeout(suite: Suite, *, killed: bool) -> float:
     After a kill two clocks run from the kill, whichever job it cut short (chance decides): RQ keeps that job
     "started" until its heartbeat lapses (the job's timeout + 60 s: 300 s for a send job with notify's defaults)
     and a maintenance round (WORKER_MAINTENANCE_SECONDS) clears it; messages the job left `sending` wait
-    NOTIFY_SENDING_STALE_SECONDS, then the dispatcher's next round hands them to reconciliation.
+    NOTIFY_SENDING_STALE_SECONDS, then the dispatcher's next round hands them to reconciliation. (A job the
+    worker had taken but not started yet stays "dequeued" until a maintenance round more than a minute after
+    another has seen it there: sooner than either.)
     """
     if not killed:
         return DRAIN_TIMEOUT
@@ -536,14 +538,10 @@ def notify_checks(
     # A send a killed worker left unrecorded goes again with the same Message-ID (SMTP cannot be asked whether
     # the first one arrived): the one repeat notify owns to (docs/notify.md). Any other repeat is a double.
     resent = {
-        message_key(message_id)
+        message_id_for(message_key(message_id), suite.env["SMTP_FROM"])
         for (message_id,) in _rows(url, "SELECT id FROM messages WHERE channel = 'email' AND attempts > 1")
     }
-    owned = sum(
-        count - 1
-        for mid, count in received.items()
-        if count > 1 and mid.strip("<>").partition("@")[0] in resent
-    )
+    owned = sum(count - 1 for mid, count in received.items() if count > 1 and mid in resent)
     checks.append(
         Check(
             "emails the SMTP server received = emails notify recorded as sent"

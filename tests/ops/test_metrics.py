@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import redis
 import time_machine
-from rq import Retry
+from rq import Queue, Retry
 
 from services.booking import relay
 from shared import queues
@@ -153,6 +153,21 @@ def test_queue_depth_age_failures_and_workers(suite: Suite, clock: time_machine.
     assert samples(body, "suite_queue_jobs", queue="consult", state="queued") == 0
     assert samples(body, "suite_queue_jobs", queue="consult", state="failed") == 1
     assert samples(body, "suite_queue_oldest_job_age_seconds", queue="consult") == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_job_taken_by_a_worker_but_not_started_is_counted(suite: Suite) -> None:
+    _enqueue(suite.redis, "tests.ops.handlers.succeed", {"n": 1})
+    _enqueue(suite.redis, "tests.ops.handlers.succeed", {"n": 2})
+    # What a worker killed between taking a job and starting it leaves: the job in neither the queue nor the
+    # started registry, but in RQ's intermediate list until a maintenance round fails and retries it.
+    consult = queues.queue(queues.CONSULT_QUEUE, suite.redis)
+    taken = Queue.dequeue_any([consult], timeout=None, connection=suite.redis, serializer=consult.serializer)
+    assert taken is not None
+    body = _metrics(suite.consult)
+    assert samples(body, "suite_queue_jobs", queue="consult", state="queued") == 1
+    assert samples(body, "suite_queue_jobs", queue="consult", state="dequeued") == 1
+    assert samples(body, "suite_queue_jobs", queue="consult", state="started") == 0
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
