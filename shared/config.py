@@ -110,6 +110,20 @@ class CommonConfig:
         doc="how often a worker looks for jobs abandoned by a worker that died (RQ's default is 600); such a "
         "job is retried once its own timeout has passed",
     )
+    event_redeliver_seconds: float = setting(
+        "EVENT_REDELIVER_SECONDS",
+        default=45.0,
+        parse=float,
+        doc="an event a consumer has not acknowledged this long after it was published is published to it "
+        "again (then after twice as long, and so on, up to an hour)",
+    )
+    event_delivery_bound_seconds: float = setting(
+        "EVENT_DELIVERY_BOUND_SECONDS",
+        default=120.0,
+        parse=float,
+        doc="an event still unacknowledged this long after it was published counts as unhandled "
+        "(`suite_events_unhandled`, `suite status`)",
+    )
     metrics_port: int = setting(
         "METRICS_PORT",
         default=0,

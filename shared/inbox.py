@@ -9,6 +9,7 @@ from sqlalchemy import String
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from shared import killpoints
 from shared.db import GUID, UTCDateTime, is_unique_violation
 from shared.timeutil import utcnow
 
@@ -31,6 +32,7 @@ def first_delivery(
     try:
         session.add(model(event_id=event_id, event_type=event_type, processed_at=utcnow()))  # type: ignore[call-arg]
         nested.commit()
+        killpoints.reached("handler.recorded")
     except IntegrityError as exc:
         # A concurrent delivery of the same event committed first.
         nested.rollback()

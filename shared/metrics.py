@@ -88,6 +88,11 @@ OUTBOX_PUBLISHED = Counter(
     "Events the relay moved from the booking outbox to the queues, by event type",
     ["event_type"],
 )
+EVENTS_REDELIVERED = Counter(
+    "suite_events_redelivered",
+    "Events published again to a consumer that had not acknowledged them in time",
+    ["producer", "consumer"],
+)
 BOOKINGS = Counter(
     "suite_bookings",
     "Committed booking changes: created, rescheduled, cancelled",

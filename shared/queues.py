@@ -76,23 +76,41 @@ def queue(name: str, connection: Redis) -> Queue:
     return SuiteQueue(name, connection=connection, serializer=JSONSerializer)
 
 
-def job_id_for(route: Route, event_id: str) -> str:
-    """The job id of ``route``'s delivery of event ``event_id`` (the same on every re-publish)."""
-    return f"{route.consumer}-{event_id}"
+def job_id_for(route: Route, event_id: str, attempt: int = 0) -> str:
+    """The job id of ``route``'s delivery of event ``event_id`` (a redelivery adds its attempt number)."""
+    return f"{route.consumer}-{event_id}" + (f"-r{attempt}" if attempt else "")
 
 
-def publish(connection: Redis, event: dict[str, Any], *, pipeline: Pipeline | None = None) -> list[str]:
-    """Enqueue ``event`` for every consumer of its type; return the job ids.
+def route_of_job(func_name: str | None, event_type: object) -> Route | None:
+    """The route a job with this handler carrying an event of this type was published on, if any."""
+    for route in ROUTES.get(str(event_type), ()):
+        if route.handler == func_name:
+            return route
+    return None
+
+
+def publish(
+    connection: Redis,
+    event: dict[str, Any],
+    *,
+    pipeline: Pipeline | None = None,
+    only: str | None = None,
+    attempt: int = 0,
+) -> list[str]:
+    """Enqueue ``event`` for every consumer of its type (or consumer ``only``); return the job ids.
 
     The job id is derived from the event id, so publishing the same event twice (a relay that crashed
-    between enqueueing and marking the row sent) does not queue a second job while the first exists.
+    between enqueueing and marking the row sent) does not queue a second job while the first exists. A
+    redelivery (``attempt`` > 0) gets its own id: the first job may still sit, lost, in Redis.
     """
     routes = ROUTES.get(event["type"])
     if not routes:
         raise ValueError(f"no consumer for event type {event['type']!r}")
     job_ids = []
     for route in routes:
-        job_id = job_id_for(route, event["event_id"])
+        if only is not None and route.consumer != only:
+            continue
+        job_id = job_id_for(route, event["event_id"], attempt)
         job_ids.append(job_id)
         try:
             queue(route.queue, connection).enqueue_call(

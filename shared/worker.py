@@ -27,10 +27,10 @@ from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
-from shared import metrics
+from shared import delivery, killpoints, metrics
 from shared.app import add_metrics_collector, get_redis
 from shared.logging import correlation
-from shared.queues import CORRELATION_META, SuiteQueue, queue
+from shared.queues import CORRELATION_META, SuiteQueue, queue, route_of_job
 
 
 def stop_on_signals(stop: threading.Event | None = None) -> threading.Event:
@@ -76,13 +76,19 @@ def _observe_start(job: Job, queue_name: str) -> None:
 
 
 class SuiteWorker(SimpleWorker):
-    """A SimpleWorker that restores each job's correlation id and counts what it did."""
+    """A SimpleWorker that restores each job's correlation id, acknowledges events, and counts what it did."""
 
     queue_class = SuiteQueue
 
     def execute_job(self, job: Job, queue: Queue) -> None:
+        killpoints.reached("worker.dequeued")
         with correlation(job_correlation_id(job) or None):
             super().execute_job(job, queue)
+
+    def handle_job_success(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
+        killpoints.reached("worker.before_done")
+        _acknowledge(self.connection, job)
+        super().handle_job_success(job, queue, *args, **kwargs)
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
         handler = job.func_name or "?"
@@ -97,6 +103,21 @@ class SuiteWorker(SimpleWorker):
             outcome = "retrying" if status in {JobStatus.SCHEDULED, JobStatus.QUEUED} else "failed"
         metrics.JOBS.labels(queue.name, handler, outcome).inc()
         return ok
+
+
+def _acknowledge(connection: Any, job: Job) -> None:
+    """Tell an event's producer that this consumer handled it (its effects are committed by now)."""
+    payload = job.args[0] if job.args else None
+    if not isinstance(payload, dict) or "event_id" not in payload:
+        return
+    route = route_of_job(job.func_name, payload.get("type"))
+    if route is not None:
+        delivery.acknowledge(
+            connection,
+            consumer=route.consumer,
+            event_type=str(payload["type"]),
+            event_id=str(payload["event_id"]),
+        )
 
 
 def make_worker(queue_names: list[str], *, name: str | None = None) -> SuiteWorker:

@@ -27,5 +27,8 @@ def create_app(config: BookingConfig | None = None) -> Flask:
         api.register_blueprint(blueprint)
     init_pages(app, config)
     add_metrics_collector(app, FunctionCollector("outbox", relay.backlog_metrics))
+    add_metrics_collector(
+        app, FunctionCollector("deliveries", relay.delivery_metrics(config.event_delivery_bound_seconds))
+    )
     cli.register(app)
     return app

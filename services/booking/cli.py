@@ -38,6 +38,7 @@ def register(app: Flask) -> None:
             poll_seconds=config.outbox_poll_seconds,
             batch_size=config.outbox_batch_size,
             retention=timedelta(days=config.outbox_retention_days),
+            redeliver_seconds=config.event_redeliver_seconds,
         )
 
     @app.cli.command("outbox-replay")

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.db import GUID, NAMING_CONVENTION, BigIntKey, JSONDocument, UTCDateTime
+from shared.delivery import DeliveryMixin
 from shared.timeutil import utcnow
 
 GRANULE_MINUTES = 5
@@ -297,6 +298,12 @@ class DayClaim(Base):
     booking_id: Mapped[uuid.UUID] = mapped_column(
         GUID, ForeignKey("bookings.id", ondelete="CASCADE"), index=True
     )
+
+
+class OutboxDelivery(DeliveryMixin, Base):
+    """Which consumer has acknowledged which published event (shared/delivery.py)."""
+
+    __tablename__ = "event_deliveries"
 
 
 class OutboxEvent(Base):

@@ -11,14 +11,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
-from services.booking.models import OutboxEvent
+from services.booking.models import OutboxDelivery, OutboxEvent
+from shared import delivery, killpoints
 from shared.db import Database
 from shared.logging import correlation
 from shared.metrics import OUTBOX_PUBLISHED, count_after_commit
@@ -27,6 +31,7 @@ from shared.timeutil import utcnow
 from shared.worker import stop_on_signals
 
 log = logging.getLogger(__name__)
+RECONCILE_SECONDS = 5.0  # how often the relay takes acknowledgements and redelivers what is overdue
 
 
 def relay_once(*, db: Database, redis: Redis, batch_size: int = 200) -> int:
@@ -49,7 +54,9 @@ def relay_once(*, db: Database, redis: Redis, batch_size: int = 200) -> int:
             with correlation(str(row.payload.get("correlation_id") or "") or None):
                 publish(redis, row.payload, pipeline=pipe)
         pipe.execute()
+        killpoints.reached("relay.published")
         now = utcnow()
+        delivery.record_sent(session, OutboxDelivery, [(row.event_id, row.event_type) for row in rows], now)
         for row in rows:
             row.published_at = now
             row.attempts += 1
@@ -119,14 +126,42 @@ def republish_since(*, db: Database, since: datetime) -> int:
 
 
 def prune(*, db: Database, retention: timedelta) -> int:
-    """Delete events published longer than ``retention`` ago."""
+    """Delete events published longer than ``retention`` ago, and their delivery records."""
     with db.transaction() as session:
+        delivery.prune(session, OutboxDelivery, before=utcnow() - retention)
         result = session.execute(
             delete(OutboxEvent).where(
                 OutboxEvent.published_at.is_not(None), OutboxEvent.published_at < utcnow() - retention
             )
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+
+def outbox_payloads(session: Session, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    """The events among ``event_ids`` still in the outbox, as published."""
+    rows = session.execute(
+        select(OutboxEvent.event_id, OutboxEvent.payload).where(OutboxEvent.event_id.in_(event_ids))
+    )
+    return {event_id: payload for event_id, payload in rows}  # noqa: C416 - rows are (id, payload) Row objects
+
+
+def reconcile_once(*, db: Database, redis: Redis, grace: float) -> delivery.ReconcileReport:
+    """Take the consumers' acknowledgements and redeliver booking events they have not acknowledged."""
+    return delivery.reconcile_once(
+        db=db,
+        connection=redis,
+        model=OutboxDelivery,
+        producer="booking",
+        grace=grace,
+        payloads=outbox_payloads,
+    )
+
+
+def delivery_metrics(bound: float) -> Any:
+    """Gauges of booking events consumers have not acknowledged within ``bound`` seconds."""
+    from shared.db import get_db
+
+    return lambda: delivery.backlog_metrics(get_db(), OutboxDelivery, producer="booking", bound=bound)
 
 
 def run_relay(
@@ -136,16 +171,20 @@ def run_relay(
     poll_seconds: float,
     batch_size: int,
     retention: timedelta,
+    redeliver_seconds: float,
     stop: threading.Event | None = None,
 ) -> None:
     """Relay until ``stop`` is set (or SIGTERM/SIGINT arrives), backing off while Redis is unreachable."""
     stop = stop_on_signals(stop)
     backoff = poll_seconds
-    next_prune = 0.0
+    next_prune = next_reconcile = 0.0
     log.info("outbox relay started")
     while not stop.is_set():
         try:
             moved = relay_once(db=db, redis=redis, batch_size=batch_size)
+            if time.monotonic() >= next_reconcile:
+                reconcile_once(db=db, redis=redis, grace=redeliver_seconds)
+                next_reconcile = time.monotonic() + min(RECONCILE_SECONDS, redeliver_seconds / 3)
         except (RedisError, OperationalError) as exc:
             backoff = min(max(backoff * 2, 0.5), 5.0)
             log.warning(

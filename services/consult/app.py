@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from services.consult import cli, metrics, pages, views
+from services.consult import cli, metrics, pages, publishing, views
 from services.consult.config import LOCAL, ConsultConfig
 from services.consult.local_video import LocalVideo, local_secret
 from services.consult.twilio_video import TwilioVideo
@@ -54,5 +54,8 @@ def create_app(config: ConsultConfig | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     register_worker_cli(app, queues=[CONSULT_QUEUE])
     add_metrics_collector(app, FunctionCollector("consult", metrics.read))
+    add_metrics_collector(
+        app, FunctionCollector("deliveries", publishing.delivery_metrics(config.event_delivery_bound_seconds))
+    )
     cli.register(app)
     return app

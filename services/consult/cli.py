@@ -39,12 +39,25 @@ def register(app: Flask) -> None:
         db, redis, video, signer = get_db(), get_redis(), get_video(), current_signer()
         base_url = config.consult_public_url
         if once:
-            result = sweep.sweep_once(db=db, redis=redis, video=video, signer=signer, base_url=base_url)
+            result = sweep.sweep_once(
+                db=db,
+                redis=redis,
+                video=video,
+                signer=signer,
+                base_url=base_url,
+                redeliver_seconds=config.event_redeliver_seconds,
+            )
             click.echo(json.dumps(result.__dict__))
             return
         serve_process_metrics(current_app)
         sweep.run_sweeper(
-            db=db, redis=redis, video=video, signer=signer, base_url=base_url, interval=config.sweep_seconds
+            db=db,
+            redis=redis,
+            video=video,
+            signer=signer,
+            base_url=base_url,
+            interval=config.sweep_seconds,
+            redeliver_seconds=config.event_redeliver_seconds,
         )
 
     @app.cli.command("links-replay")

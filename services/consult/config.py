@@ -37,9 +37,10 @@ class ConsultConfig(TwilioAccountConfig):
     )
     sweep_seconds: float = setting(
         "CONSULT_SWEEP_SECONDS",
-        default=30.0,
+        default=10.0,
         parse=float,
-        doc="how often the sweeper completes rooms that are due and re-sends unpublished links",
+        doc="how often the sweeper completes rooms that are due, re-sends unpublished links and redelivers "
+        "links notify has not acknowledged",
     )
     video_provider: str = setting(
         "VIDEO_PROVIDER",

@@ -16,6 +16,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, MetaData, St
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import GUID, NAMING_CONVENTION, BigIntKey, UTCDateTime
+from shared.delivery import DeliveryMixin
 from shared.inbox import ProcessedEventMixin
 from shared.timeutil import utcnow
 
@@ -33,6 +34,12 @@ class ProcessedEvent(ProcessedEventMixin, Base):
     """Events this service has handled, so a redelivered job changes nothing."""
 
     __tablename__ = "processed_events"
+
+
+class LinksDelivery(DeliveryMixin, Base):
+    """Whether notify has acknowledged each ``consult.links_ready`` event (shared/delivery.py)."""
+
+    __tablename__ = "event_deliveries"
 
 
 class Consultation(Base):

@@ -15,9 +15,11 @@ from typing import Any
 
 from redis import Redis
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from services.consult.metrics import LINKS_PUBLISHED
-from services.consult.models import CONFIRMED, Consultation
+from services.consult.models import CONFIRMED, Consultation, LinksDelivery
+from shared import delivery
 from shared.db import Database
 from shared.events import LinksReadyEvent, dump_event
 from shared.links import PATIENT, PROVIDER, LinkSigner, join_token, join_url
@@ -129,6 +131,9 @@ def _publish_one(
     publish(redis, payload)
     LINKS_PUBLISHED.inc()
     with db.transaction() as session:
+        delivery.record_sent(
+            session, LinksDelivery, [(uuid.UUID(payload["event_id"]), payload["type"])], utcnow()
+        )
         # Only the version just sent: a newer one that arrived meanwhile still needs its own links sent.
         session.execute(
             update(Consultation)
@@ -143,3 +148,44 @@ def _publish_one(
         "join links published",
         extra={"booking_id": str(booking_id), "version": version, "event_id": payload["event_id"]},
     )
+
+
+def current_links_payloads(signer: LinkSigner, base_url: str) -> delivery.PayloadLoader:
+    """A loader of the links events still current (booking confirmed at that version, window open)."""
+
+    def load(session: Session, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+        rows = session.scalars(
+            select(Consultation).where(
+                Consultation.links_event_id.in_(event_ids),
+                Consultation.status == CONFIRMED,
+                Consultation.closes_at > utcnow(),
+            )
+        )
+        return {
+            c.links_event_id: dump_event(links_ready_event(signer, base_url, c))
+            for c in rows
+            if c.links_event_id
+        }
+
+    return load
+
+
+def reconcile_links(
+    *, db: Database, redis: Redis, signer: LinkSigner, base_url: str, grace: float
+) -> delivery.ReconcileReport:
+    """Take notify's acknowledgements and redeliver the links events it has not acknowledged."""
+    return delivery.reconcile_once(
+        db=db,
+        connection=redis,
+        model=LinksDelivery,
+        producer="consult",
+        grace=grace,
+        payloads=current_links_payloads(signer, base_url),
+    )
+
+
+def delivery_metrics(bound: float) -> Any:
+    """Gauges of links events notify has not acknowledged within ``bound`` seconds."""
+    from shared.db import get_db
+
+    return lambda: delivery.backlog_metrics(get_db(), LinksDelivery, producer="consult", bound=bound)

@@ -36,21 +36,31 @@ class SweepResult:
 
     rooms_completed: int
     links_published: int
+    links_redelivered: int = 0
 
 
 def sweep_once(
-    *, db: Database, redis: Redis, video: VideoProvider, signer: LinkSigner, base_url: str
+    *,
+    db: Database,
+    redis: Redis,
+    video: VideoProvider,
+    signer: LinkSigner,
+    base_url: str,
+    redeliver_seconds: float = 45.0,
 ) -> SweepResult:
-    """One round: complete due rooms, publish pending links, forget stale local presence."""
+    """One round: complete due rooms, publish and redeliver links, forget stale local presence."""
     completed = rooms.complete_due_rooms(db=db, video=video)
     published = publishing.publish_pending_links(db=db, redis=redis, signer=signer, base_url=base_url)
+    redelivered = publishing.reconcile_links(
+        db=db, redis=redis, signer=signer, base_url=base_url, grace=redeliver_seconds
+    ).redelivered
     with db.transaction() as session:
         session.execute(
             delete(LocalVideoParticipant).where(
                 LocalVideoParticipant.last_seen_at < utcnow() - PRESENCE_TTL - timedelta(minutes=1)
             )
         )
-    return SweepResult(completed, published)
+    return SweepResult(completed, published, redelivered)
 
 
 def run_sweeper(
@@ -61,6 +71,7 @@ def run_sweeper(
     signer: LinkSigner,
     base_url: str,
     interval: float,
+    redeliver_seconds: float = 45.0,
     stop: threading.Event | None = None,
 ) -> None:
     """Sweep every ``interval`` seconds until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
@@ -70,17 +81,21 @@ def run_sweeper(
     while not stop.is_set():
         started = time.monotonic()
         try:
-            result = sweep_once(db=db, redis=redis, video=video, signer=signer, base_url=base_url)
+            result = sweep_once(
+                db=db,
+                redis=redis,
+                video=video,
+                signer=signer,
+                base_url=base_url,
+                redeliver_seconds=redeliver_seconds,
+            )
         except (RedisError, OperationalError) as exc:
             backoff = min(max(backoff * 2, 1.0), 60.0)
             log.warning("redis or database unreachable; sweeping later", extra={"error": type(exc).__name__})
             stop.wait(backoff)
             continue
         backoff = interval
-        if result.rooms_completed or result.links_published:
-            log.info(
-                "sweep done",
-                extra={"rooms_completed": result.rooms_completed, "links_published": result.links_published},
-            )
+        if result.rooms_completed or result.links_published or result.links_redelivered:
+            log.info("sweep done", extra=vars(result))
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
     log.info("consult sweeper stopped")

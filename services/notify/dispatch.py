@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from services.notify.metrics import DISPATCHED
 from services.notify.models import FAILED, PLANNED, QUEUED, SENDING, Message
 from services.notify.runtime import SEND_QUEUE, Runtime
+from shared import killpoints
 from shared.db import rowcount
 from shared.queues import NOTIFY_QUEUE, queue
 from shared.timeutil import utcnow
@@ -125,7 +126,7 @@ def requeue_lost(*, session: Session, runtime: Runtime, now: datetime) -> int:
         return 0
     job_ids = sorted({r.job_id for r in rows if r.job_id})
     jobs = Job.fetch_many(job_ids, connection=runtime.redis, serializer=JSONSerializer)
-    alive = {job.id for job in jobs if job is not None and job.get_status(refresh=False) not in _GONE}
+    alive = {job.id for job in jobs if job is not None and _alive(runtime, job)}
     lost = [r.id for r in rows if r.job_id not in alive]
     if lost:
         session.execute(
@@ -133,6 +134,17 @@ def requeue_lost(*, session: Session, runtime: Runtime, now: datetime) -> int:
         )
         log.warning("queued messages lost their jobs; planned again", extra={"count": len(lost)})
     return len(lost)
+
+
+def _alive(runtime: Runtime, job: Job) -> bool:
+    """Whether ``job`` will still run: started, or waiting in its queue (not merely marked queued)."""
+    status = job.get_status(refresh=False)
+    if status in _GONE:
+        return False
+    if status == JobStatus.QUEUED:
+        # A worker killed between taking a job and starting it can leave it "queued" in no queue at all.
+        return runtime.redis.lpos(f"rq:queue:{job.origin}", job.id) is not None
+    return True
 
 
 def expire_waiting(*, session: Session, now: datetime) -> int:
@@ -167,6 +179,8 @@ def enqueue_due(
     # Pushed before the commit: if Redis is down the rows stay planned; if the commit then fails, the job
     # still finds its rows due and planned (its claim waits for this transaction's row locks).
     push_jobs(runtime, batches)
+    if batches:
+        killpoints.reached("dispatch.pushed")
     return len(ids), [job_id for job_id, _ in batches]
 
 

@@ -44,7 +44,7 @@ from services.notify.rendering import MessageContext, compose_email, message_id_
 from services.notify.runtime import Runtime
 from services.notify.senders import Outcome, OutgoingSms, SendResult
 from services.notify.sql import for_update
-from shared import links
+from shared import killpoints, links
 from shared.metrics import count_after_commit
 from shared.timeutil import utcnow
 
@@ -372,11 +372,14 @@ def send_batch(runtime: Runtime, ids: list[int], *, now: datetime | None = None)
     """Claim, send and record the due messages among ``ids``."""
     with runtime.db.transaction() as session:
         prepared = claim(session=session, runtime=runtime, ids=ids, now=now or utcnow())
+    if prepared:
+        killpoints.reached("send.claimed")
     counts: Counter[str] = Counter()
     with closing(deliver(runtime, prepared)) as outcomes:
         for results in outcomes:
             with runtime.db.transaction() as session:
                 counts.update(record(session=session, runtime=runtime, results=results, now=now or utcnow()))
+            killpoints.reached("send.recorded")
     return dict(counts)
 
 

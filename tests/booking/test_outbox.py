@@ -107,6 +107,7 @@ def test_relay_loop_rides_out_an_outage(
             "poll_seconds": 0.05,
             "batch_size": 10,
             "retention": timedelta(days=1),
+            "redeliver_seconds": 45.0,
             "stop": stop,
         },
     )
