@@ -246,6 +246,7 @@ def reconcile_once(
     model: type[DeliveryMixin],
     producer: str,
     grace: float,
+    bound: float,
     payloads: PayloadLoader,
 ) -> ReconcileReport:
     """Take acknowledgements, redeliver what is overdue, and publish the backlog for ``suite status``."""
@@ -258,7 +259,7 @@ def reconcile_once(
             session, model, connection, grace=grace, now=now, payloads=payloads
         )
     with db.transaction() as session:
-        backlog = overdue(session, model, bound=grace * 2, now=now)
+        backlog = overdue(session, model, bound=bound, now=now)
     report.backlog = {c: backlog.get(c, Backlog(c)) for c in consumers_of(producer)}
     connection.hset(
         STATUS_KEY,

@@ -187,12 +187,18 @@ def _redis(url: str | None) -> Redis:
 @click.option("--redis-url", default=None, help="Default: REDIS_URL.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(redis_url: str | None, as_json: bool) -> None:
-    """Queue depths, workers and the oldest waiting job of every queue."""
-    from deploy.suitectl.jobs import queue_states
+    """Queue depths, workers and the oldest waiting job of every queue; events not handled in time."""
+    from deploy.suitectl.jobs import delivery_states, queue_states
 
-    states = queue_states(_redis(redis_url))
+    connection = _redis(redis_url)
+    states = queue_states(connection)
+    deliveries = delivery_states(connection)
     if as_json:
-        click.echo(json.dumps([vars(s) for s in states], indent=2))
+        click.echo(
+            json.dumps(
+                {"queues": [vars(s) for s in states], "deliveries": [vars(d) for d in deliveries]}, indent=2
+            )
+        )
         return
     click.echo(
         f"{'queue':<10}{'queued':>8}{'started':>9}{'scheduled':>11}{'failed':>8}{'workers':>9}  oldest"
@@ -202,6 +208,14 @@ def status(redis_url: str | None, as_json: bool) -> None:
             f"{s.name:<10}{s.queued:>8}{s.started:>9}{s.scheduled:>11}{s.failed:>8}{s.workers:>9}"
             f"  {s.oldest_age_seconds:.0f} s"
         )
+    click.echo(f"\n{'events':<20}{'unhandled':>10}  oldest   (counted)")
+    for d in deliveries:
+        click.echo(
+            f"{d.producer + ' > ' + d.consumer:<20}{d.overdue:>10}  {d.oldest_age_seconds:>5.0f} s"
+            f"  ({d.counted_seconds_ago:.0f} s ago)"
+        )
+    if not deliveries:
+        click.echo("(no relay or sweeper has counted yet)")
 
 
 @cli.group("jobs")

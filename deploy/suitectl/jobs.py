@@ -6,6 +6,8 @@ its work before it failed changes nothing the second time.
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -15,6 +17,7 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
+from shared import delivery
 from shared.metrics import age_seconds
 from shared.queues import ALL_QUEUES, queue
 
@@ -121,3 +124,32 @@ def replay(
         else:
             requeued.append(job_id)
     return requeued, missing
+
+
+@dataclass(frozen=True)
+class DeliveryState:
+    """Events one consumer has not acknowledged within the bound, as the producer's last pass counted them."""
+
+    producer: str
+    consumer: str
+    overdue: int
+    oldest_age_seconds: float
+    counted_seconds_ago: float
+
+
+def delivery_states(connection: Redis) -> list[DeliveryState]:
+    """What the relay and the sweeper last counted in their delivery ledgers (shared/delivery.py)."""
+    states = []
+    for key, raw in sorted(connection.hgetall(delivery.STATUS_KEY).items()):
+        producer, _, consumer = (key.decode() if isinstance(key, bytes) else key).partition(">")
+        counted = json.loads(raw)
+        states.append(
+            DeliveryState(
+                producer=producer,
+                consumer=consumer,
+                overdue=int(counted["overdue"]),
+                oldest_age_seconds=float(counted["oldest_age_seconds"]),
+                counted_seconds_ago=max(0.0, time.time() - float(counted["at"])),
+            )
+        )
+    return states

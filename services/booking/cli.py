@@ -39,6 +39,7 @@ def register(app: Flask) -> None:
             batch_size=config.outbox_batch_size,
             retention=timedelta(days=config.outbox_retention_days),
             redeliver_seconds=config.event_redeliver_seconds,
+            delivery_bound_seconds=config.event_delivery_bound_seconds,
         )
 
     @app.cli.command("outbox-replay")

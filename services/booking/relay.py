@@ -145,7 +145,9 @@ def outbox_payloads(session: Session, event_ids: list[uuid.UUID]) -> dict[uuid.U
     return {event_id: payload for event_id, payload in rows}  # noqa: C416 - rows are (id, payload) Row objects
 
 
-def reconcile_once(*, db: Database, redis: Redis, grace: float) -> delivery.ReconcileReport:
+def reconcile_once(
+    *, db: Database, redis: Redis, grace: float, bound: float = 120.0
+) -> delivery.ReconcileReport:
     """Take the consumers' acknowledgements and redeliver booking events they have not acknowledged."""
     return delivery.reconcile_once(
         db=db,
@@ -153,6 +155,7 @@ def reconcile_once(*, db: Database, redis: Redis, grace: float) -> delivery.Reco
         model=OutboxDelivery,
         producer="booking",
         grace=grace,
+        bound=bound,
         payloads=outbox_payloads,
     )
 
@@ -172,6 +175,7 @@ def run_relay(
     batch_size: int,
     retention: timedelta,
     redeliver_seconds: float,
+    delivery_bound_seconds: float = 120.0,
     stop: threading.Event | None = None,
 ) -> None:
     """Relay until ``stop`` is set (or SIGTERM/SIGINT arrives), backing off while Redis is unreachable."""
@@ -183,7 +187,7 @@ def run_relay(
         try:
             moved = relay_once(db=db, redis=redis, batch_size=batch_size)
             if time.monotonic() >= next_reconcile:
-                reconcile_once(db=db, redis=redis, grace=redeliver_seconds)
+                reconcile_once(db=db, redis=redis, grace=redeliver_seconds, bound=delivery_bound_seconds)
                 next_reconcile = time.monotonic() + min(RECONCILE_SECONDS, redeliver_seconds / 3)
         except (RedisError, OperationalError) as exc:
             backoff = min(max(backoff * 2, 0.5), 5.0)

@@ -171,7 +171,7 @@ def current_links_payloads(signer: LinkSigner, base_url: str) -> delivery.Payloa
 
 
 def reconcile_links(
-    *, db: Database, redis: Redis, signer: LinkSigner, base_url: str, grace: float
+    *, db: Database, redis: Redis, signer: LinkSigner, base_url: str, grace: float, bound: float = 120.0
 ) -> delivery.ReconcileReport:
     """Take notify's acknowledgements and redeliver the links events it has not acknowledged."""
     return delivery.reconcile_once(
@@ -180,6 +180,7 @@ def reconcile_links(
         model=LinksDelivery,
         producer="consult",
         grace=grace,
+        bound=bound,
         payloads=current_links_payloads(signer, base_url),
     )
 

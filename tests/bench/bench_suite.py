@@ -365,40 +365,44 @@ def _db_lags(suite: Suite) -> dict[str, list[float]]:
     return lags
 
 
+def _undone(suite: Suite) -> dict[str, float]:
+    """What is left to do, by the databases: events waiting in the outbox, deliveries of an event not yet
+    acknowledged by their consumer (booking's and consult's ledgers), and messages of notify's plan due and unsent
+    or in a provider call. Queue lengths are not asked: a job RQ still holds for a killed worker may be a
+    duplicate of work already done."""
+    left = {
+        "outbox": _rows(
+            suite.database_urls["booking"], "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+        )[0][0]
+    }
+    for service in ("booking", "consult"):
+        left[f"{service} deliveries"] = _rows(
+            suite.database_urls[service], "SELECT count(*) FROM event_deliveries WHERE outcome IS NULL"
+        )[0][0]
+    values = _scrape(suite.urls["notify"] + "/metrics")
+    left["due messages"] = _sum(values, "suite_notify_due_messages")
+    left["sending messages"] = _sum(values, "suite_notify_sending_messages")
+    return {k: float(v) for k, v in left.items() if v}
+
+
 def _drained(suite: Suite) -> bool:
-    """Nothing left to do: no event in the outbox or on a consumer's queue, and no message of notify's plan due
-    and unsent or in a provider call (sends run on their own queue, and the dispatcher queues what falls due)."""
-    booking = _scrape(suite.urls["booking"] + "/metrics")
-    if _sum(booking, "suite_outbox_pending_events") > 0:
-        return False
-    for service in ("notify", "consult"):
-        values = _scrape(suite.urls[service] + "/metrics")
-        for state in ("queued", "dequeued", "started", "scheduled"):
-            if _sum(values, "suite_queue_jobs", queue=service, state=state) > 0:
-                return False
-        if service == "notify" and (
-            _sum(values, "suite_notify_due_messages") > 0 or _sum(values, "suite_notify_sending_messages") > 0
-        ):
-            return False
-    return True
+    """Nothing left to do (see _undone)."""
+    return not _undone(suite)
 
 
 def _drain_timeout(suite: Suite, *, killed: bool) -> float:
-    """How long the queues may take to empty after the load.
+    """How long the suite may take to finish its work after the load.
 
-    After a kill two clocks run from the kill, whichever job it cut short (chance decides): RQ keeps that job
-    "started" until its heartbeat lapses (the job's timeout + 60 s: 300 s for a send job with notify's defaults)
-    and a maintenance round (WORKER_MAINTENANCE_SECONDS) clears it; messages the job left `sending` wait
-    NOTIFY_SENDING_STALE_SECONDS, then the dispatcher's next round hands them to reconciliation. (A job the
-    worker had taken but not started yet stays "dequeued" until a maintenance round more than a minute after
-    another has seen it there: sooner than either.)
+    After a kill, whichever job it cut short (chance decides): an event job is published again once its
+    delivery stays unacknowledged past EVENT_REDELIVER_SECONDS; messages a send job left `sending` wait
+    NOTIFY_SENDING_STALE_SECONDS, then the dispatcher's next round hands them to reconciliation.
     """
     if not killed:
         return DRAIN_TIMEOUT
     notify = load(NotifyConfig, suite.env)
-    rq_clears = notify.send_job_timeout + 60 + notify.worker_maintenance_seconds
+    redelivered = notify.event_redeliver_seconds * 2
     settled = notify.sending_stale_seconds + notify.dispatch_interval_seconds
-    return max(rq_clears, settled) + AFTER_RECOVERY
+    return max(redelivered, settled) + AFTER_RECOVERY
 
 
 def _repairs(suite: Suite) -> dict[str, int]:
@@ -423,7 +427,12 @@ def _wait_drained(suite: Suite, *, timeout: float) -> float:
     """
     started = time.monotonic()
     while True:
-        wait_until(lambda: _drained(suite), timeout=timeout, what="the queues to drain", interval=0.5)
+        try:
+            wait_until(
+                lambda: _drained(suite), timeout=timeout, what="the suite to finish its work", interval=0.5
+            )
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; left: {_undone(suite)}") from exc
         drained_at = time.monotonic()
         time.sleep(1.0)
         if _drained(suite):
@@ -487,6 +496,14 @@ def _checks(suite: Suite, outcomes: list[Outcome]) -> list[Check]:
             0,
         )
     )
+    for producer in ("booking", "consult"):
+        settled = _rows(
+            suite.database_urls[producer],
+            "SELECT count(*), count(*) FILTER (WHERE outcome IS NOT NULL) FROM event_deliveries",
+        )[0]
+        checks.append(
+            Check(f"every {producer} event acknowledged by each consumer", settled[0], settled[1], 0)
+        )
     checks.extend(notify_checks(suite, bookings, events))
     return checks
 
@@ -770,7 +787,9 @@ def _report(result: dict[str, Any], baseline_rps: float) -> None:
         ["queue", "events", "p50 s", "p95 s"],
         [[q, n, p50, p95] for q, (p50, p95, n) in result["lag"].items()],
     )
-    print(f"  after the load stopped, the outbox and queues were empty within {result['drain']:.1f} s")
+    print(
+        f"  after the load stopped, every event was acknowledged and every due message settled within {result['drain']:.1f} s"
+    )
     if result["killed"]:
         print(
             f"  messages the kill left behind: {result['repairs']['requeued']} queued in the job it cut short"

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
 from rq import Retry
+from sqlalchemy import update
 
 from deploy.suitectl.cli import cli
 from services.booking import relay
+from services.booking.models import OutboxDelivery
 from shared import queues
+from shared.db import get_db
+from shared.timeutil import utcnow
 from tests.booking.factories import PATIENT, booking_body, make_setup
 from tests.ops.conftest import STAFF, Suite, work
 from tests.support.http import serve
@@ -36,19 +42,42 @@ def _enqueue_failing(suite: Suite, n: int) -> None:
     )
 
 
+def _weekday() -> str:
+    day = datetime.now(ZoneInfo("America/New_York")).date() + timedelta(days=5)
+    while day.weekday() > 4:
+        day += timedelta(days=1)
+    return datetime.combine(day, time(10), tzinfo=ZoneInfo("America/New_York")).isoformat()
+
+
 @sqlite_only
 def test_status_lists_every_queue(suite: Suite, redis_server: RedisServer) -> None:
     queues.queue(queues.NOTIFY_QUEUE, suite.redis).enqueue_call(
         "tests.ops.handlers.succeed", args=({"n": 1},)
     )
+    # A booking event published an hour ago that no consumer has handled: the relay's pass counts it.
+    setup = make_setup(suite.booking)
+    booked = suite.booking.test_client().post(
+        "/api/v1/bookings", json=booking_body(setup, _weekday()), headers=STAFF
+    )
+    assert booked.status_code == 201
+    relay.relay_once(db=suite.booking.extensions["db"], redis=suite.redis)
+    suite.redis.delete("rq:queue:consult")
+    an_hour_ago = utcnow() - timedelta(hours=1)
+    with suite.booking.app_context(), get_db().transaction() as session:
+        session.execute(update(OutboxDelivery).values(first_sent_at=an_hour_ago, last_sent_at=an_hour_ago))
+    relay.reconcile_once(db=suite.booking.extensions["db"], redis=suite.redis, grace=45, bound=120)
     result = _invoke("status", "--redis-url", redis_server.url, "--json")
     assert result.exit_code == 0
-    states = {s["name"]: s for s in json.loads(result.output)}
+    answer = json.loads(result.output)
+    states = {s["name"]: s for s in answer["queues"]}
     assert set(states) == set(queues.ALL_QUEUES)
-    assert states["notify"]["queued"] == 1
-    assert states["consult"]["queued"] == 0
+    assert states["notify"]["queued"] == 3  # the job above, the event's job and its redelivery
+    assert states["consult"]["queued"] == 1  # published again
+    overdue = {(d["producer"], d["consumer"]): d["overdue"] for d in answer["deliveries"]}
+    assert overdue == {("booking", "notify"): 1, ("booking", "consult"): 1}
     text = _invoke("status", "--redis-url", redis_server.url).output
     assert text.splitlines()[0].split()[:3] == ["queue", "queued", "started"]
+    assert "booking > notify" in text
 
 
 @sqlite_only

@@ -33,7 +33,9 @@ def _count(app: object, model: type, *where: object) -> int:
 
 
 def _reconcile_booking(suite: Suite, grace: float) -> delivery.ReconcileReport:
-    return relay.reconcile_once(db=suite.booking.extensions["db"], redis=suite.redis, grace=grace)
+    return relay.reconcile_once(
+        db=suite.booking.extensions["db"], redis=suite.redis, grace=grace, bound=grace
+    )
 
 
 def _reconcile_consult(suite: Suite, grace: float) -> delivery.ReconcileReport:
@@ -85,7 +87,8 @@ def test_a_lost_event_job_is_redelivered_to_that_consumer_only(suite: Suite) -> 
 
     assert _reconcile_booking(suite, grace=0).redelivered == 1  # to notify only
     jobs = queues.queue(queues.NOTIFY_QUEUE, suite.redis).get_job_ids()
-    assert len(jobs) == 1 and jobs[0].endswith("-r1")
+    assert len(jobs) == 1
+    assert jobs[0].endswith("-r1")
     assert _reconcile_consult(suite, grace=0).redelivered == 1
     work(suite.notify, queues.NOTIFY_QUEUE)
     assert _count(suite.notify, NotifyProcessed) == 2  # the booking event and the links event, once each

@@ -7,7 +7,8 @@ second (the benchmark), and hang on purpose so a test can kill a worker mid-send
 
 Control endpoints: ``GET /_standin/messages?since=N`` (recorded messages from index N, with arrival times),
 ``GET /_standin/count``,
-``POST /_standin/rules`` (``{"hang_after_record": [numbers], "hang_before_record": [numbers]}``),
+``POST /_standin/rules`` (``{"hang_after_record": [numbers], "hang_before_record": [numbers],
+"busy_once": [numbers]}``: the next call to a busy_once number answers 503),
 ``POST /_standin/release`` (wake hung calls and clear the rules), ``GET /_standin/pending`` (hung calls).
 
 Run: ``python -m tests.support.twilio_standin --port N``.
@@ -43,6 +44,7 @@ class _State:
         self.messages: list[dict[str, Any]] = []
         self.hang_after: set[str] = set()
         self.hang_before: set[str] = set()
+        self.busy_once: set[str] = set()
         self.release = threading.Event()
         self.pending: list[str] = []
 
@@ -78,6 +80,7 @@ class Handler(BaseHTTPRequestHandler):
             with STATE.lock:
                 STATE.hang_after = set(rules.get("hang_after_record", []))
                 STATE.hang_before = set(rules.get("hang_before_record", []))
+                STATE.busy_once = set(rules.get("busy_once", []))
                 STATE.release.clear()
             self._send(200, {"ok": True})
             return
@@ -92,6 +95,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         form = self._form()
         to = form.get("To", "")
+        with STATE.lock:
+            busy = to in STATE.busy_once
+            STATE.busy_once.discard(to)
+        if busy:
+            self._send(503, {"status": 503, "message": "Service unavailable", "code": 20503})
+            return
         if to in STATE.hang_before:
             STATE.pending.append(to)
             STATE.release.wait()
@@ -192,9 +201,19 @@ class StandIn:
         pending: list[str] = self._session.get(f"{self.url}/_standin/pending", timeout=10).json()["pending"]
         return pending
 
-    def rules(self, *, hang_after_record: Sequence[str] = (), hang_before_record: Sequence[str] = ()) -> None:
-        """Make calls to these numbers hang (after or before recording the message)."""
-        body = {"hang_after_record": list(hang_after_record), "hang_before_record": list(hang_before_record)}
+    def rules(
+        self,
+        *,
+        hang_after_record: Sequence[str] = (),
+        hang_before_record: Sequence[str] = (),
+        busy_once: Sequence[str] = (),
+    ) -> None:
+        """Make calls to these numbers hang (after or before recording the message), or fail once with 503."""
+        body = {
+            "hang_after_record": list(hang_after_record),
+            "hang_before_record": list(hang_before_record),
+            "busy_once": list(busy_once),
+        }
         self._session.post(f"{self.url}/_standin/rules", json=body, timeout=10).raise_for_status()
 
     def release(self) -> None:
