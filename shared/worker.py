@@ -11,11 +11,8 @@ its wait, duration and outcome are counted for ``/metrics`` (served on ``METRICS
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 from datetime import UTC, datetime
-from types import FrameType
 from typing import Any
 
 import click
@@ -31,23 +28,6 @@ from shared import delivery, killpoints, metrics
 from shared.app import add_metrics_collector, get_redis
 from shared.logging import correlation
 from shared.queues import CORRELATION_META, SuiteQueue, queue, route_of_job
-
-
-def stop_on_signals(stop: threading.Event | None = None) -> threading.Event:
-    """The event a polling loop (relay, dispatcher, sweeper) runs until: ``stop``, or a new one.
-
-    Called from the main thread, SIGTERM and SIGINT set it; a loop run in a test's thread is stopped by its
-    event.
-    """
-    stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
-
-        def _stop(_signum: int, _frame: FrameType | None) -> None:
-            stop.set()
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
-    return stop
 
 
 def job_correlation_id(job: Job) -> str:

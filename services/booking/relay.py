@@ -16,19 +16,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from redis import Redis
-from redis.exceptions import RedisError
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from services.booking.models import OutboxDelivery, OutboxEvent
 from shared import delivery, killpoints
 from shared.db import Database
 from shared.logging import correlation
+from shared.loop import run_loop
 from shared.metrics import OUTBOX_PUBLISHED, count_after_commit
 from shared.queues import publish
 from shared.timeutil import utcnow
-from shared.worker import stop_on_signals
 
 log = logging.getLogger(__name__)
 RECONCILE_SECONDS = 5.0  # how often the relay takes acknowledgements and redelivers what is overdue
@@ -179,30 +177,19 @@ def run_relay(
     stop: threading.Event | None = None,
 ) -> None:
     """Relay until ``stop`` is set (or SIGTERM/SIGINT arrives), backing off while Redis is unreachable."""
-    stop = stop_on_signals(stop)
-    backoff = poll_seconds
-    next_prune = next_reconcile = 0.0
-    log.info("outbox relay started")
-    while not stop.is_set():
-        try:
-            moved = relay_once(db=db, redis=redis, batch_size=batch_size)
-            if time.monotonic() >= next_reconcile:
-                reconcile_once(db=db, redis=redis, grace=redeliver_seconds, bound=delivery_bound_seconds)
-                next_reconcile = time.monotonic() + min(RECONCILE_SECONDS, redeliver_seconds / 3)
-        except (RedisError, OperationalError) as exc:
-            backoff = min(max(backoff * 2, 0.5), 5.0)
-            log.warning(
-                "redis or database unreachable; events wait in the outbox",
-                extra={"error": type(exc).__name__},
-            )
-            stop.wait(backoff)
-            continue
-        backoff = poll_seconds
-        if time.monotonic() >= next_prune:
+    due = {"reconcile": 0.0, "prune": 0.0}
+
+    def step() -> float:
+        moved = relay_once(db=db, redis=redis, batch_size=batch_size)
+        now = time.monotonic()
+        if now >= due["reconcile"]:
+            reconcile_once(db=db, redis=redis, grace=redeliver_seconds, bound=delivery_bound_seconds)
+            due["reconcile"] = now + min(RECONCILE_SECONDS, redeliver_seconds / 3)
+        if now >= due["prune"]:
             pruned = prune(db=db, retention=retention)
             if pruned:
                 log.info("pruned %d published events", pruned)
-            next_prune = time.monotonic() + 600
-        if moved < batch_size:
-            stop.wait(poll_seconds)
-    log.info("outbox relay stopped")
+            due["prune"] = now + 600
+        return 0.0 if moved >= batch_size else poll_seconds
+
+    run_loop("outbox relay", step, max_backoff=5.0, stop=stop)

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 from redis import Redis
-from redis.exceptions import RedisError
 from sqlalchemy import delete
-from sqlalchemy.exc import OperationalError
 
 from services.consult import publishing, rooms
 from services.consult.local_video import PRESENCE_TTL
@@ -24,8 +21,8 @@ from services.consult.models import LocalVideoParticipant
 from services.consult.video import VideoProvider
 from shared.db import Database
 from shared.links import LinkSigner
+from shared.loop import run_loop
 from shared.timeutil import utcnow
-from shared.worker import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -75,27 +72,18 @@ def run_sweeper(
     stop: threading.Event | None = None,
 ) -> None:
     """Sweep every ``interval`` seconds until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
-    stop = stop_on_signals(stop)
-    log.info("consult sweeper started")
-    backoff = interval
-    while not stop.is_set():
-        started = time.monotonic()
-        try:
-            result = sweep_once(
-                db=db,
-                redis=redis,
-                video=video,
-                signer=signer,
-                base_url=base_url,
-                redeliver_seconds=redeliver_seconds,
-            )
-        except (RedisError, OperationalError) as exc:
-            backoff = min(max(backoff * 2, 1.0), 60.0)
-            log.warning("redis or database unreachable; sweeping later", extra={"error": type(exc).__name__})
-            stop.wait(backoff)
-            continue
-        backoff = interval
+
+    def step() -> float:
+        result = sweep_once(
+            db=db,
+            redis=redis,
+            video=video,
+            signer=signer,
+            base_url=base_url,
+            redeliver_seconds=redeliver_seconds,
+        )
         if result.rooms_completed or result.links_published or result.links_redelivered:
             log.info("sweep done", extra=vars(result))
-        stop.wait(max(0.0, interval - (time.monotonic() - started)))
-    log.info("consult sweeper stopped")
+        return interval
+
+    run_loop("consult sweeper", step, max_backoff=60.0, stop=stop)

@@ -27,7 +27,6 @@ from redis.exceptions import RedisError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from services.notify.metrics import DISPATCHED
@@ -35,9 +34,9 @@ from services.notify.models import FAILED, PLANNED, QUEUED, SENDING, Message
 from services.notify.runtime import SEND_QUEUE, Runtime
 from shared import killpoints
 from shared.db import rowcount
+from shared.loop import run_loop
 from shared.queues import NOTIFY_QUEUE, queue
 from shared.timeutil import utcnow
-from shared.worker import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -261,21 +260,9 @@ def dispatch_now(runtime: Runtime, batches: list[tuple[str, list[int]]]) -> None
 
 def run_dispatcher(runtime: Runtime, *, interval: float, stop: threading.Event | None = None) -> None:
     """Dispatch every ``interval`` seconds until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
-    stop = stop_on_signals(stop)
-    log.info("notify dispatcher started", extra={"interval_seconds": interval})
-    backoff = interval
-    while not stop.is_set():
-        try:
-            report = dispatch_once(runtime)
-        except (RedisError, OperationalError) as exc:
-            backoff = min(max(backoff * 2, 1.0), 30.0)
-            log.warning(
-                "redis or database unreachable; due messages wait in the database",
-                extra={"error": type(exc).__name__},
-            )
-            stop.wait(backoff)
-            continue
-        backoff = interval
+
+    def step() -> float:
+        report = dispatch_once(runtime)
         if report.enqueued or report.requeued or report.reconciling or report.expired:
             log.info(
                 "dispatched %d messages in %d jobs",
@@ -287,5 +274,6 @@ def run_dispatcher(runtime: Runtime, *, interval: float, stop: threading.Event |
                     "expired": report.expired,
                 },
             )
-        stop.wait(interval)
-    log.info("notify dispatcher stopped")
+        return interval
+
+    run_loop("notify dispatcher", step, max_backoff=30.0, stop=stop)
