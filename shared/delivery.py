@@ -176,9 +176,8 @@ def redeliver_overdue(
         .where(model.outcome.is_(None), model.last_sent_at < now - timedelta(seconds=grace))
         .order_by(model.last_sent_at)
         .limit(limit)
+        .with_for_update(skip_locked=True)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
     due = [
         row
         for row in session.scalars(query)

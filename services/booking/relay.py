@@ -40,9 +40,8 @@ def relay_once(*, db: Database, redis: Redis, batch_size: int = 200) -> int:
             .where(OutboxEvent.published_at.is_(None))
             .order_by(OutboxEvent.seq)
             .limit(batch_size)
+            .with_for_update(skip_locked=True)  # nothing on SQLite, whose writers are serialized
         )
-        if db.backend == "postgresql":
-            query = query.with_for_update(skip_locked=True)
         rows = session.scalars(query).all()
         if not rows:
             return 0

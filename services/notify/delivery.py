@@ -12,7 +12,6 @@ from services.notify import optouts
 from services.notify.metrics import DELIVERY, error_label, status_label
 from services.notify.models import SENDING, SENT, Message
 from services.notify.senders.twilio_sms import OPTED_OUT_CODE
-from services.notify.sql import for_update
 from shared.metrics import count_after_commit
 from shared.timeutil import utcnow
 
@@ -51,7 +50,7 @@ def record_status(*, session: Session, update: StatusUpdate) -> bool:
         query = query.where(Message.id == update.message_id)
     else:
         query = query.where(Message.provider_ref == update.message_sid)
-    row = session.scalars(for_update(session, query)).first()
+    row = session.scalars(query.with_for_update()).first()
     if row is None or (row.provider_ref not in (None, update.message_sid)):
         log.warning("status callback for an unknown message", extra={"message_id": update.message_id})
         return False

@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from redis.exceptions import RedisError
 from rq.job import Job, JobStatus
@@ -59,12 +58,6 @@ class PassReport:
     jobs: int = 0
     reconciling: int = 0
     job_ids: list[str] = field(default_factory=list)
-
-
-def _skip_locked(session: Session, query: Any) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return query.with_for_update(skip_locked=True)
-    return query
 
 
 def _chunks(ids: list[int], size: int) -> Iterable[list[int]]:
@@ -114,12 +107,10 @@ def requeue_lost(*, session: Session, runtime: Runtime, now: datetime) -> int:
     """Put back to planned the queued messages whose job Redis no longer has."""
     cutoff = now - timedelta(seconds=runtime.config.queued_stale_seconds)
     rows = session.execute(
-        _skip_locked(
-            session,
-            select(Message.id, Message.job_id)
-            .where(Message.status == QUEUED, Message.queued_at < cutoff)
-            .limit(PASS_LIMIT),
-        )
+        select(Message.id, Message.job_id)
+        .where(Message.status == QUEUED, Message.queued_at < cutoff)
+        .limit(PASS_LIMIT)
+        .with_for_update(skip_locked=True)
     ).all()
     if not rows:
         return 0
@@ -165,13 +156,11 @@ def enqueue_due(
     """Queue up to ``limit`` due planned messages, earliest first."""
     ids = list(
         session.scalars(
-            _skip_locked(
-                session,
-                select(Message.id)
-                .where(Message.status == PLANNED, Message.blocked_on.is_(None), Message.due_at <= now)
-                .order_by(Message.due_at, Message.id)
-                .limit(limit),
-            )
+            select(Message.id)
+            .where(Message.status == PLANNED, Message.blocked_on.is_(None), Message.due_at <= now)
+            .order_by(Message.due_at, Message.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
     )
     batches = mark_queued(session=session, runtime=runtime, ids=ids, now=now)
@@ -188,16 +177,14 @@ def reconcile_stale(*, session: Session, runtime: Runtime, now: datetime) -> int
     cutoff = now - timedelta(seconds=runtime.config.sending_stale_seconds)
     ids = list(
         session.scalars(
-            _skip_locked(
-                session,
-                select(Message.id)
-                .where(
-                    Message.status == SENDING,
-                    Message.sending_started_at < cutoff,
-                    (Message.queued_at.is_(None)) | (Message.queued_at < cutoff),
-                )
-                .limit(PASS_LIMIT),
+            select(Message.id)
+            .where(
+                Message.status == SENDING,
+                Message.sending_started_at < cutoff,
+                (Message.queued_at.is_(None)) | (Message.queued_at < cutoff),
             )
+            .limit(PASS_LIMIT)
+            .with_for_update(skip_locked=True)
         )
     )
     if not ids:

@@ -48,7 +48,6 @@ from services.notify.rendering import (
     message_key,
 )
 from services.notify.runtime import Runtime
-from services.notify.sql import for_update
 from shared import ical
 from shared.db import dialect_insert
 from shared.events import VIDEO
@@ -82,7 +81,7 @@ def lock_record(session: Session, copy: BookingCopy, *, uid: str) -> CalendarInv
         .values(booking_id=copy.id, uid=uid, updated_at=copy.updated_at)
         .on_conflict_do_nothing(index_elements=["booking_id"])
     )
-    query = for_update(session, select(CalendarInvite).where(CalendarInvite.booking_id == copy.id))
+    query = select(CalendarInvite).where(CalendarInvite.booking_id == copy.id).with_for_update()
     record: CalendarInvite = session.scalars(query.execution_options(populate_existing=True)).one()
     return record
 

@@ -34,7 +34,6 @@ from services.notify.models import (
 )
 from services.notify.protocols import BOOKED, END, RESCHEDULED, START, Protocol, ProtocolBook, Step
 from services.notify.protocols import CANCELLED as ON_CANCELLED
-from services.notify.sql import for_update
 from shared import events
 from shared.db import dialect_insert, rowcount
 from shared.timeutil import local_to_utc, to_zone
@@ -61,7 +60,7 @@ class Applied:
 
 def lock_booking(session: Session, booking_id: uuid.UUID) -> BookingCopy | None:
     """Notify's copy of a booking, locked for update until the transaction ends."""
-    query = for_update(session, select(BookingCopy).where(BookingCopy.id == booking_id))
+    query = select(BookingCopy).where(BookingCopy.id == booking_id).with_for_update()
     found: BookingCopy | None = session.scalars(query.execution_options(populate_existing=True)).first()
     return found
 

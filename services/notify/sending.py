@@ -43,7 +43,6 @@ from services.notify.planning import quiet_deadline, respect_quiet_hours
 from services.notify.rendering import MessageContext, compose_email, message_id_for, message_key
 from services.notify.runtime import Runtime
 from services.notify.senders import Outcome, OutgoingSms, SendResult
-from services.notify.sql import for_update
 from shared import killpoints, links
 from shared.metrics import count_after_commit
 from shared.timeutil import utcnow
@@ -73,14 +72,13 @@ def _lock_rows(session: Session, ids: list[int], statuses: tuple[str, ...]) -> l
     if not booking_ids:
         return []
     session.scalars(
-        for_update(
-            session,
-            select(BookingCopy.id).where(BookingCopy.id.in_(booking_ids)).order_by(BookingCopy.id),
-            read=True,
-        )
+        select(BookingCopy.id)
+        .where(BookingCopy.id.in_(booking_ids))
+        .order_by(BookingCopy.id)
+        .with_for_update(read=True)
     ).all()
     query = select(Message).where(Message.id.in_(ids), Message.status.in_(statuses)).order_by(Message.id)
-    return list(session.scalars(for_update(session, query).execution_options(populate_existing=True)))
+    return list(session.scalars(query.with_for_update().execution_options(populate_existing=True)))
 
 
 def _why_not(row: Message, booking: BookingCopy, now: datetime) -> tuple[str, str] | None:
