@@ -36,6 +36,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
+
 from services.notify.models import CHANNELS, EMAIL, SMS
 from shared.config import ConfigError
 from shared.events import MODES
@@ -56,21 +58,6 @@ TEMPLATE_SUFFIXES = {SMS: (".sms.txt",), EMAIL: (".email.txt", ".email.html")}
 _DURATION = re.compile(r"^([+-]?)(\d+)([dhm])$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_STEP_KEYS = {
-    "key",
-    "on",
-    "offset",
-    "channels",
-    "template",
-    "subject",
-    "urgent",
-    "always",
-    "join_link",
-    "until",
-    "modes",
-    "attachments",
-    "calendar",
-}
 RESERVED_STEP_PREFIX = "provider-"  # the provider's calendar invites (services/notify/invites.py)
 INVITE_SUMMARY_DEFAULT = "*"  # [invite_summaries] key for every clinic not listed
 _PROTOCOL_KEYS = {"slug", "version", "description", "sms_label", "vars", "steps"}
@@ -157,71 +144,126 @@ def _fail(path: Path, message: str) -> ConfigError:
     return ConfigError(f"reminder protocol {path.name}: {message}")
 
 
+class _Duration(fields.Field):
+    """A duration like ``-24h``, ``30m`` or ``1d``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> timedelta:
+        if not isinstance(value, str):
+            raise ValidationError("not a duration like -24h, 30m or 1d")
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+def _one_of(choices: Iterable[str]) -> validate.OneOf:
+    return validate.OneOf(tuple(choices), error="must be one of {choices}")
+
+
+def _not_reserved(key: str) -> None:
+    if key.startswith(RESERVED_STEP_PREFIX):
+        raise ValidationError(f"keys starting with {RESERVED_STEP_PREFIX!r} are reserved")
+
+
+class _AttachmentSchema(Schema):
+    template = fields.String(required=True)
+    filename = fields.String(required=True)
+
+    @post_load
+    def _build(self, data: dict[str, Any], **_: Any) -> Attachment:
+        return Attachment(**data)
+
+
+class StepSchema(Schema):
+    """One ``[[steps]]`` table of a protocol file."""
+
+    class Meta:
+        unknown = RAISE
+
+    key = fields.String(
+        required=True,
+        validate=[
+            validate.Regexp(_KEY, error="use lowercase letters, digits and dashes"),
+            _not_reserved,
+        ],
+    )
+    on = fields.String(required=True, validate=_one_of(EVENT_ANCHORS + TIME_ANCHORS))
+    offset = _Duration(load_default=timedelta(0))
+    channels = fields.List(
+        fields.String(validate=_one_of(CHANNELS)),
+        required=True,
+        validate=validate.Length(min=1, error=f"give one or more of {', '.join(CHANNELS)}"),
+    )
+    template = fields.String(required=True)
+    subject = fields.String(load_default="")
+    urgent = fields.Boolean(load_default=False)
+    always = fields.Boolean(load_default=False)
+    join_link = fields.Boolean(load_default=False)
+    until = fields.String()
+    modes = fields.List(
+        fields.String(validate=_one_of(MODES)), load_default=list(MODES), validate=validate.Length(min=1)
+    )
+    attachments = fields.List(fields.Nested(_AttachmentSchema), load_default=list)
+    calendar = fields.Boolean()
+
+    @validates_schema
+    def _check(self, data: dict[str, Any], **_: Any) -> None:
+        channels, on = data["channels"], data["on"]
+        if len(set(channels)) != len(channels):
+            raise ValidationError(f"give one or more of {', '.join(CHANNELS)}, each once", "channels")
+        if EMAIL in channels and not data["subject"]:
+            raise ValidationError("an email step needs a subject", "subject")
+        if on in EVENT_ANCHORS and data["offset"]:
+            raise ValidationError("a step sent when a booking event happens takes no offset", "offset")
+        until = data.get("until")
+        if until is not None and until not in (START, END) and not _positive_duration(until):
+            raise ValidationError("start, end or a positive duration after the due moment", "until")
+        if EMAIL not in channels and (data["attachments"] or data.get("calendar")):
+            raise ValidationError("attachments and the calendar file need the email channel", "channels")
+
+    @post_load
+    def _build(self, data: dict[str, Any], **_: Any) -> Step:
+        on, offset = data["on"], data["offset"]
+        default_until = START if on == START and offset < timedelta(0) else (END if on != END else "24h")
+        data["until"] = data.get("until", default_until)
+        data["calendar"] = data.get("calendar", on in EVENT_ANCHORS and EMAIL in data["channels"])
+        data["channels"] = tuple(data["channels"])
+        data["modes"] = tuple(data["modes"])
+        data["attachments"] = tuple(data["attachments"])
+        return Step(**data)
+
+
+def _positive_duration(raw: str) -> bool:
+    try:
+        return parse_duration(raw) > timedelta(0)
+    except ValueError:
+        return False
+
+
+_STEP = StepSchema()
+
+
 def _load_step(path: Path, raw: Any, index: int) -> Step:
-    where = f"steps[{index}]"
+    where = raw.get("key") if isinstance(raw, dict) and isinstance(raw.get("key"), str) else f"steps[{index}]"
     if not isinstance(raw, dict):
         raise _fail(path, f"{where} must be a table")
-    unknown = set(raw) - _STEP_KEYS
-    if unknown:
-        raise _fail(path, f"{where}: unknown keys {sorted(unknown)}")
-    for required in ("key", "on", "channels", "template"):
-        if required not in raw:
-            raise _fail(path, f"{where}: missing {required!r}")
-    key = raw["key"]
-    if not isinstance(key, str) or not _KEY.match(key):
-        raise _fail(path, f"{where}.key: use lowercase letters, digits and dashes")
-    if key.startswith(RESERVED_STEP_PREFIX):
-        raise _fail(path, f"{where}.key: keys starting with {RESERVED_STEP_PREFIX!r} are reserved")
-    on = raw["on"]
-    if on not in EVENT_ANCHORS + TIME_ANCHORS:
-        raise _fail(path, f"{key}.on must be one of {', '.join(EVENT_ANCHORS + TIME_ANCHORS)}")
-    channels = tuple(raw["channels"])
-    if not channels or any(c not in CHANNELS for c in channels) or len(set(channels)) != len(channels):
-        raise _fail(path, f"{key}.channels: give one or more of {', '.join(CHANNELS)}")
-    if EMAIL in channels and not raw.get("subject"):
-        raise _fail(path, f"{key}: an email step needs a subject")
     try:
-        offset = parse_duration(raw.get("offset", "0m"))
-    except ValueError as exc:
-        raise _fail(path, f"{key}.offset: {exc}") from exc
-    if on in EVENT_ANCHORS and offset:
-        raise _fail(path, f"{key}: a step sent when a booking event happens takes no offset")
-    default_until = START if on == START and offset < timedelta(0) else (END if on != END else "24h")
-    until = raw.get("until", default_until)
-    if until not in (START, END):
-        try:
-            if parse_duration(until) <= timedelta(0):
-                raise ValueError("must be positive")
-        except ValueError as exc:
-            raise _fail(path, f"{key}.until: start, end or a duration after the due moment ({exc})") from exc
-    modes = tuple(raw.get("modes", MODES))
-    if not modes or any(m not in MODES for m in modes):
-        raise _fail(path, f"{key}.modes: one or more of {', '.join(MODES)}")
-    attachments = []
-    for item in raw.get("attachments", []):
-        if not isinstance(item, dict) or set(item) != {"template", "filename"}:
-            raise _fail(path, f"{key}.attachments: each is {{template = ..., filename = ...}}")
-        attachments.append(Attachment(template=item["template"], filename=item["filename"]))
-    if attachments and EMAIL not in channels:
-        raise _fail(path, f"{key}: attachments need the email channel")
-    calendar = raw.get("calendar", on in EVENT_ANCHORS and EMAIL in channels)
-    if not isinstance(calendar, bool) or (calendar and EMAIL not in channels):
-        raise _fail(path, f"{key}.calendar: true or false, and true needs the email channel")
-    return Step(
-        key=key,
-        on=on,
-        channels=channels,
-        template=raw["template"],
-        subject=raw.get("subject", ""),
-        offset=offset,
-        urgent=bool(raw.get("urgent", False)),
-        always=bool(raw.get("always", False)),
-        join_link=bool(raw.get("join_link", False)),
-        until=until,
-        modes=modes,
-        attachments=tuple(attachments),
-        calendar=calendar,
-    )
+        step: Step = _STEP.load(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{where}.{name}: {'; '.join(map(str, _flat(messages)))}"
+            for name, messages in sorted(exc.normalized_messages().items())
+        )
+        raise _fail(path, problems) from exc
+    return step
+
+
+def _flat(messages: Any) -> list[Any]:
+    if isinstance(messages, dict):
+        return [m for value in messages.values() for m in _flat(value)]
+    if isinstance(messages, list):
+        return [m for value in messages for m in _flat(value)]
+    return [messages]
 
 
 def load_protocol(path: Path) -> Protocol:

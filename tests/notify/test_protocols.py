@@ -119,14 +119,14 @@ def test_html_is_escaped(runtime: Runtime) -> None:
     [
         (lambda s: s.replace('slug = "follow-up"', 'slug = "other"'), "slug must be 'follow-up'"),
         (lambda s: s.replace('offset = "-24h"', 'offset = "yesterday"'), "reminder-24h.offset"),
-        (lambda s: s.replace('on = "start"', 'on = "lunch"', 1), "reminder-24h.on must be one of"),
+        (lambda s: s.replace('on = "start"', 'on = "lunch"', 1), "reminder-24h.on: must be one of"),
         (
             lambda s: s.replace('channels = ["sms", "email"]', 'channels = ["fax"]', 1),
             "confirmation.channels",
         ),
         (
             lambda s: s.replace("urgent = true", "urgent = true\ncolour = 'red'", 1),
-            r"unknown keys \['colour'\]",
+            r"confirmation.colour: Unknown field",
         ),
         (lambda s: s.replace("version = 1", "version = 0"), "version must be a positive integer"),
         (
