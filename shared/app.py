@@ -14,7 +14,7 @@ from redis import Redis
 from shared import db as dbmod
 from shared import health, metrics, migrate
 from shared.api import ProblemApi, init_api
-from shared.config import CommonConfig
+from shared.config import CommonConfig, check
 from shared.links import LinkSigner
 from shared.logging import configure_logging, new_correlation_id, set_correlation_id
 
@@ -45,6 +45,7 @@ def create_service_app(
     import_name: str,
 ) -> tuple[Flask, ProblemApi]:
     """Build the common skeleton of a service app; the caller registers its blueprints on the Api."""
+    check(config)  # the one validation step of every process: web, workers, relay, dispatcher, sweeper
     configure_logging(service, level=config.log_level, fmt=config.log_format)
     app = SuiteFlask(import_name)
     app.config["SERVICE_NAME"] = service
