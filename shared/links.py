@@ -2,11 +2,14 @@
 
 A token carries the subject id, the subject's version when it was minted, an expiry and optional extras
 (a participant, say). The purpose is the signing salt, so a manage token never verifies as a join token.
-Keys rotate by appending: the last key signs, every key verifies.
+Keys rotate by appending: the last key signs, every key verifies. Feed and join tokens also carry a random
+secret the owning service stores (``SECRET_CLAIM``), so a signing key and ids alone cannot make one.
 """
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,6 +27,8 @@ JOIN = "join"  # a participant joins one booking's consultation room
 INVITE = "invite"  # a patient books through a clinic's private invitation
 FEED = "feed"  # a provider's private calendar feed
 PURPOSES = frozenset({MANAGE, JOIN, INVITE, FEED})
+# The extra claim holding a subject's stored secret (feed and join tokens).
+SECRET_CLAIM = "k"  # noqa: S105 (the name of a claim, not a secret)
 
 
 class LinkError(Exception):
@@ -94,6 +99,19 @@ class LinkSigner:
             expires_at=expires_at,
             extra=payload.get("x") or {},
         )
+
+
+def new_secret() -> str:
+    """A random secret for a subject's tokens (stored by the service that checks them)."""
+    return secrets.token_urlsafe(24)
+
+
+def secret_matches(claims: LinkClaims, stored: str | None) -> bool:
+    """Whether the token's secret is the subject's stored one (never, when nothing is stored)."""
+    presented = claims.extra.get(SECRET_CLAIM)
+    if not stored or not isinstance(presented, str):
+        return False
+    return hmac.compare_digest(presented.encode(), stored.encode())
 
 
 def current_signer() -> LinkSigner:

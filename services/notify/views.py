@@ -52,7 +52,8 @@ class ProviderFeed(MethodView):
     @calendar_feeds.response(200, s.FeedLinkOut)
     def get(self, provider_id: int) -> Any:
         """The provider's calendar feed link: subscribe to it (webcal); valid a year, fetch again to renew."""
-        return service.provider_feed_link(session=get_session(), provider_id=provider_id)
+        with unit_of_work() as session:  # the first link of a provider gives its feed a token secret
+            return service.provider_feed_link(session=session, provider_id=provider_id)
 
 
 @calendar_feeds.route("/providers/<int:provider_id>/calendar-feed/rotate")
