@@ -154,9 +154,10 @@ JOIN_LINK_GRACE = timedelta(hours=2)
 
 
 def join_token(
-    signer: LinkSigner, *, booking_id: str, version: int, participant: str, ends_at: datetime
+    signer: LinkSigner, *, booking_id: str, version: int, participant: str, ends_at: datetime, secret: str
 ) -> str:
-    """The token of one participant's join link for one booking at one version (the same in every service)."""
+    """The token of one participant's join link for one booking at one version, with the consultation's
+    stored secret (only the consult service, which keeps it, mints these)."""
     if participant not in PARTICIPANTS:
         raise ValueError(f"unknown participant {participant!r}")
     return signer.sign(
@@ -164,10 +165,16 @@ def join_token(
         subject=booking_id,
         version=version,
         expires_at=ends_at + JOIN_LINK_GRACE,
-        extra={"p": participant},
+        extra={"p": participant, SECRET_CLAIM: secret},
     )
 
 
 def join_url(base_url: str, token: str) -> str:
     """The join page for ``token`` on the consult service."""
     return link_url(base_url, "join", token)
+
+
+def manage_join_url(base_url: str, manage_token: str) -> str:
+    """The patient's join page reached with their manage token: the consult service, which keeps the join
+    links' secrets, sends them on to the current version's join link."""
+    return link_url(base_url, "join/manage", manage_token)

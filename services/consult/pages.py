@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, url_for
+from flask import Blueprint, current_app, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask.wrappers import Response
 
@@ -76,6 +76,16 @@ def join_page(token: str) -> ResponseReturnValue:
     status = service.join_status(session=get_session(), signer=current_signer(), token=token)
     html = render_template("join.html", **_context(status, token))
     return html, STATUS.get(status.state, 200)
+
+
+@bp.get("/join/manage/<string:token>")
+def join_from_manage_link(token: str) -> ResponseReturnValue:
+    """The patient's join page from their booking's manage page: on to the current version's join link."""
+    found = service.patient_token_for_manage_link(session=get_session(), signer=current_signer(), token=token)
+    if isinstance(found, str):
+        return redirect(url_for("pages.join_page", token=found), code=303)
+    html = render_template("join.html", **_context(found, ""))
+    return html, STATUS.get(found.state, 200)
 
 
 def _context(status: service.JoinStatus, token: str) -> dict[str, Any]:

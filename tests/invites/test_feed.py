@@ -158,7 +158,7 @@ def test_the_feed_refuses_wrong_other_purpose_rotated_and_expired_tokens(
     later = MONDAY_NOON + timedelta(days=30)
     manage = links.manage_token(signer, booking_id=str(booking.id), version=1, ends_at=later)
     join = links.join_token(
-        signer, booking_id=str(booking.id), version=1, participant="provider", ends_at=later
+        signer, booking_id=str(booking.id), version=1, participant="provider", ends_at=later, secret="s"
     )
     other_key = links.LinkSigner(["another-deployment-key-0123456789abcdef"]).sign(
         purpose=links.FEED, subject="1", version=1, expires_at=later
