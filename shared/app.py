@@ -10,10 +10,11 @@ from typing import Any
 from flask import Flask, current_app, g, request
 from flask.wrappers import Response
 from redis import Redis
+from werkzeug.exceptions import NotFound
 
 from shared import db as dbmod
 from shared import health, metrics, migrate
-from shared.api import ProblemApi, init_api
+from shared.api import ProblemApi, init_api, public, require_staff_key
 from shared.config import CommonConfig, check
 from shared.links import LinkSigner
 from shared.logging import configure_logging, new_correlation_id, set_correlation_id
@@ -58,13 +59,13 @@ def create_service_app(
     redis = make_redis(config.redis_url)
     app.extensions["redis"] = redis
 
-    api = init_api(app, title=title, description=description)
+    api = init_api(app, title=title, description=description, docs=config.docs_enabled)
     app.register_blueprint(health.bp)
     health.add_readiness_check(app, "database", database.ping)
     health.add_readiness_check(app, "redis", lambda: bool(redis.ping()))
     migrate.register_cli(app, service=service)
     app.extensions.setdefault("metrics_collectors", [])
-    app.add_url_rule("/metrics", "metrics", _metrics_page)
+    app.add_url_rule("/metrics", "metrics", public(_metrics_page))
 
     @app.before_request
     def _start_request() -> None:
@@ -73,6 +74,15 @@ def create_service_app(
         g.correlation_token = set_correlation_id(cid)
         g.correlation_id = cid
         g.request_started = time.perf_counter()
+
+    require_staff_key(app)  # after the request is stamped, so a refusal is logged and counted too
+    if config.metrics_port:
+        metrics_port = str(config.metrics_port)
+
+        @app.before_request
+        def _metrics_listener_serves_metrics_only() -> None:
+            if request.environ.get("SERVER_PORT") == metrics_port and request.endpoint != "metrics":
+                raise NotFound()
 
     @app.after_request
     def _finish_request(response: Response) -> Response:
@@ -108,8 +118,17 @@ def add_metrics_collector(app: Flask, collector: Any) -> None:
     app.extensions.setdefault("metrics_collectors", []).append(collector)
 
 
+def metrics_reachable(config: CommonConfig, server_port: str) -> bool:
+    """Whether ``/metrics`` answers on ``server_port``: METRICS_PORT's if set, else in development only."""
+    if config.metrics_port:
+        return server_port == str(config.metrics_port)
+    return not config.is_production
+
+
 def _metrics_page() -> Response:
     """Prometheus metrics of this service (every gunicorn worker's, added up) and its scrape-time gauges."""
+    if not metrics_reachable(current_app.extensions["suite_config"], request.environ.get("SERVER_PORT", "")):
+        raise NotFound()
     body, content_type = metrics.render(
         current_app.extensions.get("metrics_collectors", []), accept=request.headers.get("Accept", "")
     )

@@ -18,11 +18,12 @@ from flask.wrappers import Response
 from services.consult import local_video, service
 from services.consult.config import TWILIO
 from services.consult.extensions import get_consult_config
+from shared.api import public
 from shared.db import get_session
 from shared.links import current_signer
 from shared.timeutil import format_local
 
-bp = Blueprint("pages", __name__)
+bp = public(Blueprint("pages", __name__))  # the join token in the path is the credential
 
 SDK_FILE = "vendor/twilio-video.min.js"
 STATUS = {

@@ -48,11 +48,15 @@ def kustomization() -> dict[str, Any]:
     return loaded
 
 
+# Files beside the base that an overlay copies from; they are not applied as they are.
+NOT_APPLIED = ("secret.template.yaml", "ingress.example.yaml")
+
+
 def k8s_documents(include_template: bool = False) -> list[tuple[str, dict[str, Any]]]:
-    """Every (file name, resource) of the kustomization's resources (and the secret template if asked)."""
+    """Every (file name, resource) of the kustomization's resources (and the template and example if asked)."""
     names = list(kustomization()["resources"])
     if include_template:
-        names.append("secret.template.yaml")
+        names.extend(NOT_APPLIED)
     return [
         (name, doc)
         for name in names

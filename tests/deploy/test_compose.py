@@ -218,3 +218,15 @@ def test_the_init_script_refuses_a_missing_password(tmp_path: Path) -> None:
     )
     assert completed.returncode == 1
     assert "BOOKING_DB_PASSWORD is not set" in completed.stderr
+
+
+def test_web_metrics_are_published_on_loopback_only() -> None:
+    for name in ("booking", "notify", "consult"):
+        ports = SERVICES[name]["ports"]
+        metrics = [p for p in ports if p.endswith(":9100")]
+        assert len(metrics) == 1, name
+        assert metrics[0].startswith("127.0.0.1:"), metrics
+        assert SERVICES[name]["environment"]["METRICS_PORT"] == "9100"
+    for name, service in SERVICES.items():
+        for published in service.get("ports", []):
+            assert published.endswith(":8000") or published.startswith("127.0.0.1:"), (name, published)

@@ -184,3 +184,34 @@ def test_development_keeps_its_defaults_and_still_checks_consistency() -> None:
     build("booking", development)
     with pytest.raises(ConfigError, match="OUTBOX_BATCH_SIZE must be at least 1"):
         build("booking", {**development, "OUTBOX_BATCH_SIZE": "0"})
+
+
+# --- the edges: docs and metrics ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_production_serves_no_api_docs_unless_enabled(name: str) -> None:
+    client = build(name, STRONG).test_client()
+    for path in ("/api/docs", "/api/openapi.json", "/api/docs/assets/swagger-ui.css"):
+        assert client.get(path).status_code == 404, path
+    enabled = build(name, {**STRONG, "API_DOCS": "true"}).test_client()
+    assert enabled.get("/api/docs").status_code == 200
+    assert enabled.get("/api/openapi.json").json["info"]["title"]
+    development = build(name, {f"{name.upper()}_DATABASE_URL": "sqlite:///:memory:"}).test_client()
+    assert development.get("/api/docs").status_code == 200
+    off = build(name, {f"{name.upper()}_DATABASE_URL": "sqlite:///:memory:", "API_DOCS": "false"})
+    assert off.test_client().get("/api/openapi.json").status_code == 404
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_metrics_answer_only_on_the_metrics_listener(name: str) -> None:
+    public = "http://service.clinic.test"
+    assert build(name, STRONG).test_client().get("/metrics", base_url=public).status_code == 404
+    client = build(name, {**STRONG, "METRICS_PORT": "9100"}).test_client()
+    assert client.get("/metrics", base_url=public).status_code == 404
+    assert client.get("/metrics", base_url=public + ":9100").status_code == 200
+    # The metrics listener answers nothing else.
+    assert client.get("/healthz", base_url=public + ":9100").status_code == 404
+    assert client.get("/healthz", base_url=public).status_code == 200
+    development = build(name, {f"{name.upper()}_DATABASE_URL": "sqlite:///:memory:"}).test_client()
+    assert development.get("/metrics").status_code == 200
