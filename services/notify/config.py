@@ -93,7 +93,8 @@ class NotifyConfig(TwilioAccountConfig):
         default="console",
         check=one_of(*EMAIL_BACKENDS),
         production_check=real_sender,
-        doc="`smtp` (any SMTP server or the Twilio SendGrid relay) or `console` (refused in production)",
+        doc="`smtp` (an SMTP relay; for patient data one whose vendor signs a BAA, deploy/README.md) or"
+        " `console` (refused in production)",
     )
     twilio_auth_token: str = setting(
         "TWILIO_AUTH_TOKEN",
@@ -117,18 +118,20 @@ class NotifyConfig(TwilioAccountConfig):
         test_only=True,
         doc="override of `https://api.twilio.com` (a regional edge, or a contract mock in tests)",
     )
-    smtp_host: str = setting("SMTP_HOST", default="", doc="SMTP server (`smtp.sendgrid.net` for SendGrid)")
+    smtp_host: str = setting(
+        "SMTP_HOST", default="", doc="SMTP server (`email-smtp.<region>.amazonaws.com` for Amazon SES)"
+    )
     smtp_port: int = setting(
         "SMTP_PORT", default=587, parse=int, check=between(1, 65535), doc="SMTP port (587 STARTTLS, 465 SSL)"
     )
-    smtp_username: str = setting("SMTP_USERNAME", default="", doc="SMTP user (`apikey` for SendGrid)")
+    smtp_username: str = setting("SMTP_USERNAME", default="", doc="SMTP user (the SES SMTP user name)")
     smtp_password: str = setting(
         "SMTP_PASSWORD",
         default="",
         secret=True,
         min_length=16,
         required_in_production=True,
-        doc="SMTP password (the SendGrid API key)",
+        doc="SMTP password (the SES SMTP password)",
     )
     smtp_security: str = setting(
         "SMTP_SECURITY",
