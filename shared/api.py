@@ -98,8 +98,7 @@ class StaffKeyPlugin(BasePlugin):
 
 
 def init_api(app: Flask, *, title: str, description: str, docs: bool = True) -> ProblemApi:
-    """Configure OpenAPI for ``app``: the spec at ``/api/openapi.json`` and Swagger UI at ``/api/docs``, if
-    ``docs``."""
+    """Configure OpenAPI for ``app``; serve ``/api/openapi.json`` and ``/api/docs`` only if ``docs``."""
     app.config.update(
         API_TITLE=title,
         API_VERSION="1",

@@ -65,7 +65,6 @@ def create_service_app(
     health.add_readiness_check(app, "redis", lambda: bool(redis.ping()))
     migrate.register_cli(app, service=service)
     app.extensions.setdefault("metrics_collectors", [])
-    app.add_url_rule("/metrics", "metrics", public(_metrics_page))
 
     @app.before_request
     def _start_request() -> None:
@@ -75,14 +74,8 @@ def create_service_app(
         g.correlation_id = cid
         g.request_started = time.perf_counter()
 
+    _serve_metrics(app, config)
     require_staff_key(app)  # after the request is stamped, so a refusal is logged and counted too
-    if config.metrics_port:
-        metrics_port = str(config.metrics_port)
-
-        @app.before_request
-        def _metrics_listener_serves_metrics_only() -> None:
-            if request.environ.get("SERVER_PORT") == metrics_port and request.endpoint != "metrics":
-                raise NotFound()
 
     @app.after_request
     def _finish_request(response: Response) -> Response:
@@ -116,6 +109,19 @@ def create_service_app(
 def add_metrics_collector(app: Flask, collector: Any) -> None:
     """Report ``collector``'s scrape-time figures on ``app``'s ``/metrics``."""
     app.extensions.setdefault("metrics_collectors", []).append(collector)
+
+
+def _serve_metrics(app: Flask, config: CommonConfig) -> None:
+    """Add ``/metrics``; with METRICS_PORT set, its listener (gunicorn's second bind) answers nothing else."""
+    app.add_url_rule("/metrics", "metrics", public(_metrics_page))
+    if not config.metrics_port:
+        return
+    metrics_port = str(config.metrics_port)
+
+    @app.before_request
+    def _metrics_listener_serves_metrics_only() -> None:
+        if request.environ.get("SERVER_PORT") == metrics_port and request.endpoint != "metrics":
+            raise NotFound()
 
 
 def metrics_reachable(config: CommonConfig, server_port: str) -> bool:

@@ -251,10 +251,7 @@ C = TypeVar("C", bound=CommonConfig)
 
 
 def load(cls: type[C], environ: Mapping[str, str] | None = None, **overrides: Any) -> C:
-    """Build ``cls`` from the environment (or ``environ``), then apply keyword ``overrides``.
-
-    Only parsing fails here; :func:`check` decides whether the result may run.
-    """
+    """Parse ``cls`` from the environment (or ``environ``) plus ``overrides``; :func:`check` judges it."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     errors: list[str] = []
@@ -273,8 +270,7 @@ def load(cls: type[C], environ: Mapping[str, str] | None = None, **overrides: An
 
 
 def validate(config: CommonConfig) -> list[str]:
-    """Every problem of ``config``: each field's own check, the service's cross-field checks, and in
-    production the rules for secrets, URLs, databases and overrides."""
+    """Every problem of ``config``: field checks, the service's cross-field checks, production's rules."""
     found: list[str] = []
     for f in _settings(config):
         check = f.metadata["check"]

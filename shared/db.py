@@ -113,10 +113,8 @@ class GUID(TypeDecorator[uuid.UUID]):
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
-    """Create an engine with the settings each backend needs for correct concurrent writes.
-
-    Bound parameters are hidden from errors (``hide_parameters``): they carry patients' names and contacts.
-    """
+    """Create an engine with the settings each backend needs for correct concurrent writes."""
+    # hide_parameters: bound values (patients' names and contacts) never reach an error's text, or a log.
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

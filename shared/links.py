@@ -156,8 +156,7 @@ JOIN_LINK_GRACE = timedelta(hours=2)
 def join_token(
     signer: LinkSigner, *, booking_id: str, version: int, participant: str, ends_at: datetime, secret: str
 ) -> str:
-    """The token of one participant's join link for one booking at one version, with the consultation's
-    stored secret (only the consult service, which keeps it, mints these)."""
+    """One participant's join token for a booking version, with its stored secret (consult mints these)."""
     if participant not in PARTICIPANTS:
         raise ValueError(f"unknown participant {participant!r}")
     return signer.sign(
@@ -175,6 +174,5 @@ def join_url(base_url: str, token: str) -> str:
 
 
 def manage_join_url(base_url: str, manage_token: str) -> str:
-    """The patient's join page reached with their manage token: the consult service, which keeps the join
-    links' secrets, sends them on to the current version's join link."""
+    """The consult page that turns a patient's manage token into their current join link."""
     return link_url(base_url, "join/manage", manage_token)

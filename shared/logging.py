@@ -158,8 +158,7 @@ def scrub(value: Any, depth: int = 0) -> Any:
 
 
 class PrivateJsonFormatter(JsonFormatter):
-    """One JSON object a line: safe fields as they are, private fields dropped, everything else (the message,
-    ``exc_info`` and ``stack_info`` too) masked."""
+    """One JSON object a line: safe fields kept, private ones dropped, the rest (exc_info too) masked."""
 
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
         return {

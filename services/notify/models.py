@@ -175,9 +175,7 @@ class CalendarInvite(Base):
 
 
 class ProviderFeed(Base):
-    """A provider's calendar feed: the link's token version and secret in force (replaced to revoke every
-    older link) and a revision raised in every transaction that changes what the feed shows, so its ETag is
-    one row away."""
+    """A provider's calendar feed: its links' token version and secret, and the revision of its ETag."""
 
     __tablename__ = "provider_feeds"
 

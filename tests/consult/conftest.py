@@ -179,8 +179,7 @@ def token_for(
     participant: str = "patient",
     end: datetime | None = None,
 ) -> str:
-    """A join token as the consult service mints it: with the consultation's secret if ``version`` is the one
-    it holds, else with a secret of its own (as an older version's link has)."""
+    """A join token as consult mints it: the stored secret for the current version, else another one."""
     with app.app_context(), get_db().transaction() as session:
         consultation = session.get(Consultation, uuid.UUID(str(booking_id)))
         current = consultation is not None and consultation.version == version

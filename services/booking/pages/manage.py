@@ -29,8 +29,7 @@ def _booking(token: str) -> Booking:
 
 
 def _join_url(booking: Booking, token: str) -> str | None:
-    """The patient's video link: through this manage token to the consult service, which holds the join
-    links' secrets and opens the room only around the visit's time."""
+    """The patient's video link: consult, which keeps join links' secrets, turns this token into one."""
     if booking.appointment_type.mode != VIDEO or booking.status != service.CONFIRMED:
         return None
     return links.manage_join_url(config().consult_public_url, token)
