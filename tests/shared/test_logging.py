@@ -153,7 +153,15 @@ def test_an_rq_retry_keeps_its_timestamp_and_the_failure_its_secrets(
     worker = SimpleWorker(
         [queues.queue(queues.NOTIFY_QUEUE, redis_client)], connection=redis_client, serializer=JSONSerializer
     )
-    worker.work(burst=True, logging_level=None)
+    # Other tests' burst workers (logging_level="WARNING") leave RQ's loggers at WARNING; the suite's own
+    # workers leave them alone (logging_level=None), so RQ's INFO lines reach the suite's handler.
+    rq_job = logging.getLogger("rq.job")
+    level = rq_job.level
+    rq_job.setLevel(logging.NOTSET)
+    try:
+        worker.work(burst=True, logging_level=None)
+    finally:
+        rq_job.setLevel(level)
     output = log_stream.getvalue()
     retry = next(line for line in output.splitlines() if "scheduled for retry at" in line)
     assert re.search(r"retry at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\+00:00, 1 remaining", retry), retry
