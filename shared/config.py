@@ -189,6 +189,7 @@ class CommonConfig:
         "EVENT_REDELIVER_SECONDS",
         default=45.0,
         parse=float,
+        check=positive,
         doc="an event a consumer has not acknowledged this long after it was published is published to it "
         "again (then after twice as long, and so on, up to an hour)",
     )
@@ -196,6 +197,7 @@ class CommonConfig:
         "EVENT_DELIVERY_BOUND_SECONDS",
         default=120.0,
         parse=float,
+        check=positive,
         doc="an event still unacknowledged this long after it was published counts as unhandled "
         "(`suite_events_unhandled`, `suite status`)",
     )
