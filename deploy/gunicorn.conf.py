@@ -4,7 +4,11 @@ import os
 import shutil
 import tempfile
 
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+bind = [f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"]
+# With METRICS_PORT set, /metrics answers only on a second listener (shared/app.py), which the public entry
+# point (the ingress, the TLS proxy) never routes to.
+if os.environ.get("METRICS_PORT", "0") not in ("", "0"):
+    bind.append(f"{os.environ.get('METRICS_HOST', '127.0.0.1')}:{os.environ['METRICS_PORT']}")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "sync"
 timeout = 30

@@ -10,11 +10,12 @@ from typing import Any
 from flask import Flask, current_app, g, request
 from flask.wrappers import Response
 from redis import Redis
+from werkzeug.exceptions import NotFound
 
 from shared import db as dbmod
 from shared import health, metrics, migrate
-from shared.api import ProblemApi, init_api
-from shared.config import CommonConfig
+from shared.api import ProblemApi, init_api, public, require_staff_key
+from shared.config import CommonConfig, check
 from shared.links import LinkSigner
 from shared.logging import configure_logging, new_correlation_id, set_correlation_id
 
@@ -45,6 +46,7 @@ def create_service_app(
     import_name: str,
 ) -> tuple[Flask, ProblemApi]:
     """Build the common skeleton of a service app; the caller registers its blueprints on the Api."""
+    check(config)  # the one validation step of every process: web, workers, relay, dispatcher, sweeper
     configure_logging(service, level=config.log_level, fmt=config.log_format)
     app = SuiteFlask(import_name)
     app.config["SERVICE_NAME"] = service
@@ -57,13 +59,12 @@ def create_service_app(
     redis = make_redis(config.redis_url)
     app.extensions["redis"] = redis
 
-    api = init_api(app, title=title, description=description)
+    api = init_api(app, title=title, description=description, docs=config.docs_enabled)
     app.register_blueprint(health.bp)
     health.add_readiness_check(app, "database", database.ping)
     health.add_readiness_check(app, "redis", lambda: bool(redis.ping()))
     migrate.register_cli(app, service=service)
     app.extensions.setdefault("metrics_collectors", [])
-    app.add_url_rule("/metrics", "metrics", _metrics_page)
 
     @app.before_request
     def _start_request() -> None:
@@ -72,6 +73,9 @@ def create_service_app(
         g.correlation_token = set_correlation_id(cid)
         g.correlation_id = cid
         g.request_started = time.perf_counter()
+
+    _serve_metrics(app, config)
+    require_staff_key(app)  # after the request is stamped, so a refusal is logged and counted too
 
     @app.after_request
     def _finish_request(response: Response) -> Response:
@@ -107,8 +111,30 @@ def add_metrics_collector(app: Flask, collector: Any) -> None:
     app.extensions.setdefault("metrics_collectors", []).append(collector)
 
 
+def _serve_metrics(app: Flask, config: CommonConfig) -> None:
+    """Add ``/metrics``; with METRICS_PORT set, its listener (gunicorn's second bind) answers nothing else."""
+    app.add_url_rule("/metrics", "metrics", public(_metrics_page))
+    if not config.metrics_port:
+        return
+    metrics_port = str(config.metrics_port)
+
+    @app.before_request
+    def _metrics_listener_serves_metrics_only() -> None:
+        if request.environ.get("SERVER_PORT") == metrics_port and request.endpoint != "metrics":
+            raise NotFound()
+
+
+def metrics_reachable(config: CommonConfig, server_port: str) -> bool:
+    """Whether ``/metrics`` answers on ``server_port``: METRICS_PORT's if set, else in development only."""
+    if config.metrics_port:
+        return server_port == str(config.metrics_port)
+    return not config.is_production
+
+
 def _metrics_page() -> Response:
     """Prometheus metrics of this service (every gunicorn worker's, added up) and its scrape-time gauges."""
+    if not metrics_reachable(current_app.extensions["suite_config"], request.environ.get("SERVER_PORT", "")):
+        raise NotFound()
     body, content_type = metrics.render(
         current_app.extensions.get("metrics_collectors", []), accept=request.headers.get("Accept", "")
     )

@@ -114,11 +114,14 @@ class GUID(TypeDecorator[uuid.UUID]):
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     """Create an engine with the settings each backend needs for correct concurrent writes."""
+    # hide_parameters: bound values (patients' names and contacts) never reach an error's text, or a log.
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -138,7 +141,7 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, hide_parameters=True)
     _ping_when_idle(engine)
     return engine
 

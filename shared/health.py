@@ -8,8 +8,10 @@ from collections.abc import Callable
 from flask import Blueprint, Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
+from shared.api import public
+
 log = logging.getLogger(__name__)
-bp = Blueprint("health", __name__)
+bp = public(Blueprint("health", __name__))  # probes carry no key
 
 Check = Callable[[], object]
 

@@ -2,11 +2,14 @@
 
 A token carries the subject id, the subject's version when it was minted, an expiry and optional extras
 (a participant, say). The purpose is the signing salt, so a manage token never verifies as a join token.
-Keys rotate by appending: the last key signs, every key verifies.
+Keys rotate by appending: the last key signs, every key verifies. Feed and join tokens also carry a random
+secret the owning service stores (``SECRET_CLAIM``), so a signing key and ids alone cannot make one.
 """
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,6 +27,8 @@ JOIN = "join"  # a participant joins one booking's consultation room
 INVITE = "invite"  # a patient books through a clinic's private invitation
 FEED = "feed"  # a provider's private calendar feed
 PURPOSES = frozenset({MANAGE, JOIN, INVITE, FEED})
+# The extra claim holding a subject's stored secret (feed and join tokens).
+SECRET_CLAIM = "k"  # noqa: S105 (the name of a claim, not a secret)
 
 
 class LinkError(Exception):
@@ -96,6 +101,19 @@ class LinkSigner:
         )
 
 
+def new_secret() -> str:
+    """A random secret for a subject's tokens (stored by the service that checks them)."""
+    return secrets.token_urlsafe(24)
+
+
+def secret_matches(claims: LinkClaims, stored: str | None) -> bool:
+    """Whether the token's secret is the subject's stored one (never, when nothing is stored)."""
+    presented = claims.extra.get(SECRET_CLAIM)
+    if not stored or not isinstance(presented, str):
+        return False
+    return hmac.compare_digest(presented.encode(), stored.encode())
+
+
 def current_signer() -> LinkSigner:
     """The link signer of the current app (every service app has one, from ``LINK_SIGNING_KEYS``)."""
     signer: LinkSigner = current_app.extensions["link_signer"]
@@ -136,9 +154,9 @@ JOIN_LINK_GRACE = timedelta(hours=2)
 
 
 def join_token(
-    signer: LinkSigner, *, booking_id: str, version: int, participant: str, ends_at: datetime
+    signer: LinkSigner, *, booking_id: str, version: int, participant: str, ends_at: datetime, secret: str
 ) -> str:
-    """The token of one participant's join link for one booking at one version (the same in every service)."""
+    """One participant's join token for a booking version, with its stored secret (consult mints these)."""
     if participant not in PARTICIPANTS:
         raise ValueError(f"unknown participant {participant!r}")
     return signer.sign(
@@ -146,10 +164,15 @@ def join_token(
         subject=booking_id,
         version=version,
         expires_at=ends_at + JOIN_LINK_GRACE,
-        extra={"p": participant},
+        extra={"p": participant, SECRET_CLAIM: secret},
     )
 
 
 def join_url(base_url: str, token: str) -> str:
     """The join page for ``token`` on the consult service."""
     return link_url(base_url, "join", token)
+
+
+def manage_join_url(base_url: str, manage_token: str) -> str:
+    """The consult page that turns a patient's manage token into their current join link."""
+    return link_url(base_url, "join/manage", manage_token)

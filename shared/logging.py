@@ -1,9 +1,10 @@
 """Structured logs with a correlation id and without patient data.
 
-Log calls name records by id (``booking_id``, ``patient_id``), never by name, phone or email. As a second
-line of defence, :class:`PrivacyFilter` drops extra fields with personal names and masks anything shaped
-like a phone number or an email address in the message, so a careless ``log.info("%s", patient)`` cannot
-leak contact details.
+Log calls name records by id (``booking_id``, ``patient_id``), never by name, phone or email. Where a line is
+written, the suite's formatters mask what slips through anyway: the message and its arguments, every extra
+field (nested ones too), the exception text and the stack. Fields on :data:`SAFE_FIELDS` (ids, statuses,
+route templates) are written as they are; private fields are dropped; everything else is masked for phone
+numbers, email addresses, link tokens and the row values PostgreSQL quotes in its errors (docs/ops.md).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import logging
 import re
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
 _correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
 
-# Extra fields that must never reach a log line.
+# Extra fields that must never reach a log line, at any depth.
 PRIVATE_FIELDS = frozenset(
     {
         "name",
@@ -35,19 +37,77 @@ PRIVATE_FIELDS = frozenset(
         "intake",
         "notes",
         "reason",
+        "patient",
         # RQ logs a failed job's arguments as extras; a booking event carries the patient's contact details.
         "arguments",
         "kwargs",
         "args_repr",
     }
 )
-# Word boundaries keep ids (UUIDs, hex) intact: a phone number stands on its own.
-_PHONE = re.compile(r"(?<![\w-])\+?\d[\d ().-]{6,}\d(?![\w-])")
+# Fields known to hold no patient data (ids, statuses, counts, route templates, error types): written as they
+# are, so masking never mangles an id, a time or an error code. Any other field is masked.
+SAFE_FIELDS = frozenset(
+    {
+        "time",
+        "level",
+        "logger",
+        "service",
+        "correlation_id",
+        "booking_id",
+        "patient_id",
+        "provider_id",
+        "clinic_id",
+        "event_id",
+        "event_type",
+        "job_id",
+        "message_id",
+        "outbox_id",
+        "room_sid",
+        "version",
+        "stored_version",
+        "current_version",
+        "status",
+        "outcome",
+        "verdict",
+        "step",
+        "channel",
+        "error",
+        "error_code",
+        "code",
+        "check",
+        "call",
+        "collector",
+        "count",
+        "duration_ms",
+        "endpoint",
+        "method",
+        "port",
+        "queue",
+        "handler",
+    }
+)
+# A phone number as people write one: E.164 (a plus, or its URL encoding, then 8 to 15 digits, grouped or
+# not) or a grouped national number. Bare digit runs are not phone numbers here: they are ids, epoch seconds,
+# or the seconds and fraction of a timestamp (RQ's "retry at 16:12:35.123456+00:00").
+_PHONE = re.compile(
+    r"(?<![\w+%:.-])"
+    r"(?:(?:\+|%2[Bb])\d(?:[ ().-]{0,2}\d){7,14}|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})"
+    r"(?![\w.:-]*\d)"
+)
 # Signed tokens in link paths are credentials.
 _LINK_TOKEN = re.compile(r"(/(?:manage|join|invite|calendar)/)[^/\s?\"']+")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-# LogRecord's own attributes, which are not "extra" fields even where a name clashes.
-_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
+# PostgreSQL quotes the values of a violated key or a failing row in its error DETAIL; SQLAlchemy quotes bound
+# parameters (hidden by the engines' hide_parameters, masked here too).
+_DATABASE_VALUES = (
+    (
+        re.compile(r"Key \(([^)]*)\)=\(.*?\)( already exists| is not present| conflicts)"),
+        r"Key (\1)=([values])\2",
+    ),
+    (re.compile(r"Failing row contains \(.*"), "Failing row contains ([row])"),
+    (re.compile(r"\[parameters: .*?\]$", re.MULTILINE), "[parameters: hidden]"),
+)
+_MAX_DEPTH = 8
 
 
 def new_correlation_id() -> str:
@@ -77,33 +137,43 @@ def correlation(value: str | None) -> Iterator[str]:
 
 
 def mask(text: str) -> str:
-    """Mask phone numbers, email addresses and link tokens in ``text``."""
+    """Mask phone numbers, email addresses, link tokens and quoted database values in ``text``."""
+    for pattern, replacement in _DATABASE_VALUES:
+        text = pattern.sub(replacement, text)
     text = _LINK_TOKEN.sub(r"\1[token]", text)
-    return _EMAIL.sub("[email]", _PHONE.sub(_mask_phone, text))
+    return _EMAIL.sub("[email]", _PHONE.sub("[phone]", text))
 
 
-def _mask_phone(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group(0))
-    # Short digit runs (ids, durations, years) are not phone numbers.
-    return "[phone]" if len(digits) >= 8 and not _looks_like_timestamp(match.group(0)) else match.group(0)
+def scrub(value: Any, depth: int = 0) -> Any:
+    """``value`` with private fields dropped and everything else masked, at any depth."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if depth > _MAX_DEPTH:
+        return "[nested]"
+    if isinstance(value, Mapping):
+        return {str(k): scrub(v, depth + 1) for k, v in value.items() if str(k) not in PRIVATE_FIELDS}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [scrub(v, depth + 1) for v in value]
+    return mask(str(value))
 
 
-def _looks_like_timestamp(text: str) -> bool:
-    return bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}.*", text.strip()))
+class PrivateJsonFormatter(JsonFormatter):
+    """One JSON object a line: safe fields kept, private ones dropped, the rest (exc_info too) masked."""
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: value if key in SAFE_FIELDS and isinstance(value, str | int | float) else scrub(value)
+            for key, value in log_data.items()
+            if key not in PRIVATE_FIELDS
+        }
 
 
-class PrivacyFilter(logging.Filter):
-    """Drop private extra fields and mask contact details in messages."""
+class PrivateTextFormatter(logging.Formatter):
+    """Plain text lines (development), masked like the JSON ones; extra fields are not written."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        for key in list(vars(record)):
-            if key in PRIVATE_FIELDS and key not in _RECORD_ATTRS:
-                delattr(record, key)
-        message = record.getMessage()
-        masked = mask(message)
-        if masked != message or record.args:
-            record.msg, record.args = masked, ()
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        # The whole line: another handler may have cached the record's exception text unmasked.
+        return mask(super().format(record))
 
 
 class ContextFilter(logging.Filter):
@@ -120,13 +190,12 @@ class ContextFilter(logging.Filter):
 
 
 def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -> None:
-    """Send every log record to stderr, one JSON object a line (or plain text), privacy-filtered."""
+    """Send every log record to stderr, one JSON object a line (or plain text), masked where it is written."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ContextFilter(service))
-    handler.addFilter(PrivacyFilter())
     if fmt == "json":
         handler.setFormatter(
-            JsonFormatter(
+            PrivateJsonFormatter(
                 "{asctime}{levelname}{name}{message}{service}{correlation_id}",
                 style="{",
                 rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
@@ -134,7 +203,7 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "json") -
         )
     else:
         handler.setFormatter(
-            logging.Formatter(
+            PrivateTextFormatter(
                 "%(asctime)s %(levelname)s %(service)s %(name)s [%(correlation_id)s] %(message)s"
             )
         )

@@ -27,8 +27,12 @@ ALL_QUEUES = (BOOKING_QUEUE, NOTIFY_QUEUE, CONSULT_QUEUE)
 # where ops can requeue it. Handlers are idempotent, so a retry never doubles an effect.
 EVENT_RETRY = Retry(max=8, interval=[5, 15, 60, 180, 600, 1800, 3600, 3600])
 EVENT_JOB_TIMEOUT = 60
-EVENT_RESULT_TTL = 24 * 3600
-EVENT_FAILURE_TTL = 30 * 24 * 3600
+# An event carries the patient's contact details, so Redis keeps a job no longer than the work needs: a
+# finished one 10 minutes (a re-send by a relay or sweeper that crashed before marking is refused meanwhile;
+# the consumers' inboxes absorb a later one), a failed one 3 days (a weekend for the SuiteJobsFailed alert;
+# after that `suite recover-queues` rebuilds it from the outbox). deploy/README.md lists what Redis holds.
+EVENT_RESULT_TTL = 600
+EVENT_FAILURE_TTL = 3 * 24 * 3600
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from flask import Flask, Response, request
 from flask.typing import ResponseReturnValue
 from rq.serializers import JSONSerializer
 
-from shared.config import CommonConfig, load, parse_list, setting
+from shared.config import DEV_DASHBOARD_PASSWORD, CommonConfig, check, load, parse_list, setting
 from shared.logging import configure_logging
 
 
@@ -38,8 +38,9 @@ class DashboardConfig(CommonConfig):
     )
     dashboard_password: str = setting(
         "RQ_DASHBOARD_PASSWORD",
-        default="dev-dashboard-password",
+        default=DEV_DASHBOARD_PASSWORD,
         secret=True,
+        min_length=16,
         required_in_production=True,
         doc="password for the queue dashboard (HTTP basic auth)",
     )
@@ -53,6 +54,7 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
     from rq_dashboard.web import setup_rq_connection
 
     config = config or load(DashboardConfig)
+    check(config)
     configure_logging("rq-dashboard", level=config.log_level, fmt=config.log_format)
     dashboard_settings.serializer = JSONSerializer
     app = make_flask_app(None, None, None, "")

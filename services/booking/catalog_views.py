@@ -16,7 +16,7 @@ from flask_smorest import Blueprint
 from services.booking import catalog, invitations
 from services.booking import catalog_schemas as c
 from services.booking import schemas as s
-from shared.api import API_PREFIX, ProblemSchema, staff_only
+from shared.api import API_PREFIX, ProblemSchema
 from shared.db import get_session, unit_of_work
 from shared.links import current_signer
 from shared.timeutil import utcnow
@@ -51,13 +51,11 @@ BLUEPRINTS = (clinics, providers, types, patients, invites)
 
 @clinics.route("")
 class Clinics(MethodView):
-    @staff_only(clinics)
     @clinics.response(200, c.ClinicOut(many=True))
     def get(self) -> Any:
         """List clinics."""
         return catalog.list_clinics(session=get_session())
 
-    @staff_only(clinics)
     @clinics.arguments(c.ClinicIn())
     @clinics.response(201, c.ClinicOut)
     @clinics.alt_response(409, schema=ProblemSchema, description="Slug taken")
@@ -69,13 +67,11 @@ class Clinics(MethodView):
 
 @clinics.route("/<int:clinic_id>")
 class ClinicItem(MethodView):
-    @staff_only(clinics)
     @clinics.response(200, c.ClinicOut)
     def get(self, clinic_id: int) -> Any:
         """Read a clinic."""
         return catalog.get_clinic(session=get_session(), clinic_id=clinic_id)
 
-    @staff_only(clinics)
     @clinics.arguments(c.ClinicPatch())
     @clinics.response(200, c.ClinicOut)
     def patch(self, data: dict[str, Any], clinic_id: int) -> Any:
@@ -89,14 +85,12 @@ class ClinicItem(MethodView):
 
 @providers.route("")
 class Providers(MethodView):
-    @staff_only(providers)
     @providers.arguments(c.ClinicFilter(), location="query")
     @providers.response(200, c.ProviderOut(many=True))
     def get(self, args: dict[str, Any]) -> Any:
         """List providers."""
         return catalog.list_providers(session=get_session(), clinic_id=args.get("clinic_id"))
 
-    @staff_only(providers)
     @providers.arguments(c.ProviderIn())
     @providers.response(201, c.ProviderOut)
     def post(self, data: dict[str, Any]) -> Any:
@@ -107,13 +101,11 @@ class Providers(MethodView):
 
 @providers.route("/<int:provider_id>")
 class ProviderItem(MethodView):
-    @staff_only(providers)
     @providers.response(200, c.ProviderOut)
     def get(self, provider_id: int) -> Any:
         """Read a provider."""
         return catalog.get_provider(session=get_session(), provider_id=provider_id)
 
-    @staff_only(providers)
     @providers.arguments(c.ProviderPatch())
     @providers.response(200, c.ProviderOut)
     def patch(self, data: dict[str, Any], provider_id: int) -> Any:
@@ -124,14 +116,12 @@ class ProviderItem(MethodView):
 
 @providers.route("/<int:provider_id>/availability")
 class WeeklyAvailability(MethodView):
-    @staff_only(providers)
     @providers.response(200, c.WeeklyAvailabilityOut)
     def get(self, provider_id: int) -> Any:
         """Read a provider's weekly hours (in the provider's zone)."""
         rules = catalog.weekly_availability(session=get_session(), provider_id=provider_id)
         return {"provider_id": provider_id, "rules": rules}
 
-    @staff_only(providers)
     @providers.arguments(c.WeeklyAvailabilityIn())
     @providers.response(200, c.WeeklyAvailabilityOut)
     def put(self, data: dict[str, Any], provider_id: int) -> Any:
@@ -147,7 +137,6 @@ class WeeklyAvailability(MethodView):
 
 @providers.route("/<int:provider_id>/overrides")
 class Overrides(MethodView):
-    @staff_only(providers)
     @providers.arguments(c.OverrideRange(), location="query")
     @providers.response(200, c.OverrideOut(many=True))
     def get(self, args: dict[str, Any], provider_id: int) -> Any:
@@ -162,7 +151,6 @@ class Overrides(MethodView):
 
 @providers.route("/<int:provider_id>/overrides/<isodate:day>")
 class OverrideItem(MethodView):
-    @staff_only(providers)
     @providers.arguments(c.OverrideIn())
     @providers.response(200, c.OverrideOut(many=True))
     def put(self, data: dict[str, Any], provider_id: int, day: date) -> Any:
@@ -176,7 +164,6 @@ class OverrideItem(MethodView):
                 windows=[(w["start"], w["end"]) for w in data["windows"]],
             )
 
-    @staff_only(providers)
     @providers.response(204)
     def delete(self, provider_id: int, day: date) -> None:
         """Remove one date's override (the weekly hours apply again)."""
@@ -190,14 +177,12 @@ class OverrideItem(MethodView):
 
 @types.route("")
 class AppointmentTypes(MethodView):
-    @staff_only(types)
     @types.arguments(c.ClinicFilter(), location="query")
     @types.response(200, c.AppointmentTypeOut(many=True))
     def get(self, args: dict[str, Any]) -> Any:
         """List appointment types."""
         return catalog.list_appointment_types(session=get_session(), clinic_id=args.get("clinic_id"))
 
-    @staff_only(types)
     @types.arguments(c.AppointmentTypeIn())
     @types.response(201, c.AppointmentTypeOut)
     @types.alt_response(409, schema=ProblemSchema, description="Slug taken in this clinic")
@@ -210,13 +195,11 @@ class AppointmentTypes(MethodView):
 
 @types.route("/<int:type_id>")
 class AppointmentTypeItem(MethodView):
-    @staff_only(types)
     @types.response(200, c.AppointmentTypeOut)
     def get(self, type_id: int) -> Any:
         """Read an appointment type."""
         return catalog.get_appointment_type(session=get_session(), type_id=type_id)
 
-    @staff_only(types)
     @types.arguments(c.AppointmentTypePatch())
     @types.response(200, c.AppointmentTypeOut)
     def patch(self, data: dict[str, Any], type_id: int) -> Any:
@@ -230,7 +213,6 @@ class AppointmentTypeItem(MethodView):
 
 @patients.route("")
 class Patients(MethodView):
-    @staff_only(patients)
     @patients.arguments(s.PatientIn())
     @patients.response(201, s.PatientOut)
     def post(self, data: dict[str, Any]) -> Any:
@@ -241,7 +223,6 @@ class Patients(MethodView):
 
 @patients.route("/<uuid:patient_id>")
 class PatientItem(MethodView):
-    @staff_only(patients)
     @patients.response(200, s.PatientOut)
     def get(self, patient_id: uuid.UUID) -> Any:
         """Read a patient."""
@@ -269,7 +250,6 @@ class _PresentedInvitation:
 
 @invites.route("")
 class Invitations(MethodView):
-    @staff_only(invites)
     @invites.arguments(c.InvitationIn())
     @invites.response(201, c.InvitationOut)
     def post(self, data: dict[str, Any]) -> Any:
@@ -283,7 +263,6 @@ class Invitations(MethodView):
 
 @invites.route("/<uuid:invitation_id>")
 class InvitationItem(MethodView):
-    @staff_only(invites)
     @invites.response(200, c.InvitationOut)
     def get(self, invitation_id: uuid.UUID) -> Any:
         """Read an invitation (whether it was used, and by which booking)."""
@@ -291,7 +270,6 @@ class InvitationItem(MethodView):
             invitations.get_invitation(session=get_session(), invitation_id=invitation_id)
         )
 
-    @staff_only(invites)
     @invites.response(200, c.InvitationOut)
     def delete(self, invitation_id: uuid.UUID) -> Any:
         """Revoke an invitation: its link stops working."""

@@ -6,7 +6,14 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from shared.config import CommonConfig, setting
+from shared.config import CommonConfig, at_least, positive, setting
+
+
+def shared_storage(url: str) -> str | None:
+    """Production check: rate-limit counts must be shared by every process (not ``memory://``)."""
+    if url.startswith("memory:"):
+        return "must not be memory:// in production: each process would count alone (empty: the Redis)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -16,20 +23,35 @@ class BookingConfig(CommonConfig):
     database_url: str = setting(
         "BOOKING_DATABASE_URL",
         default="sqlite:///var/booking.db",
+        database=True,
         doc="booking database (SQLAlchemy URL; `postgresql+psycopg://...` in production)",
     )
     outbox_poll_seconds: float = setting(
-        "OUTBOX_POLL_SECONDS", default=0.2, parse=float, doc="how often the relay looks for new events"
+        "OUTBOX_POLL_SECONDS",
+        default=0.2,
+        parse=float,
+        check=positive,
+        doc="how often the relay looks for new events",
     )
     outbox_batch_size: int = setting(
-        "OUTBOX_BATCH_SIZE", default=200, parse=int, doc="events the relay moves to Redis per round"
+        "OUTBOX_BATCH_SIZE",
+        default=200,
+        parse=int,
+        check=at_least(1),
+        doc="events the relay moves to Redis per round",
     )
     outbox_retention_days: int = setting(
-        "OUTBOX_RETENTION_DAYS", default=14, parse=int, doc="days a published event stays in the outbox table"
+        "OUTBOX_RETENTION_DAYS",
+        default=14,
+        parse=int,
+        check=at_least(1),
+        doc="days a published event stays in the outbox table",
     )
     secret_key: str = setting(
         "BOOKING_SECRET_KEY",
         default="",
+        secret=True,
+        min_length=32,
         doc="signs the booking pages' session cookie (CSRF tokens); the same on every replica; "
         "empty = derived from the signing key of LINK_SIGNING_KEYS",
     )
@@ -52,6 +74,7 @@ class BookingConfig(CommonConfig):
     rate_limit_storage_url: str = setting(
         "RATE_LIMIT_STORAGE_URL",
         default="",
+        production_check=shared_storage,
         doc="where rate-limit counts live: empty = the REDIS_URL Redis (shared by replicas); "
         "`memory://` = in each process (one process only)",
     )
@@ -59,6 +82,7 @@ class BookingConfig(CommonConfig):
         "TRUSTED_PROXIES",
         default=0,
         parse=int,
+        check=at_least(0),
         doc="how many reverse proxies in front set X-Forwarded-For/-Proto (the rate limit keys on the client "
         "address they report)",
     )

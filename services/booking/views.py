@@ -18,21 +18,26 @@ from flask_smorest import Blueprint
 from services.booking import catalog, catalog_views, search, service
 from services.booking import schemas as s
 from services.booking.models import Booking
-from shared.api import API_PREFIX, ProblemSchema, staff_only
+from shared.api import API_PREFIX, ProblemSchema, public
 from shared.db import get_read_session, get_session, unit_of_work
 from shared.links import current_signer, manage_url
 from shared.problems import BadRequest
 from shared.timeutil import to_zone
 
-slots = Blueprint("slots", __name__, url_prefix=f"{API_PREFIX}/slots", description="Free slots (public)")
+slots = public(
+    Blueprint("slots", __name__, url_prefix=f"{API_PREFIX}/slots", description="Free slots (public)")
+)
 bookings = Blueprint(
     "bookings", __name__, url_prefix=f"{API_PREFIX}/bookings", description="Bookings (staff)"
 )
-manage = Blueprint(
-    "manage",
-    __name__,
-    url_prefix=f"{API_PREFIX}/manage",
-    description="A patient's own booking, by signed link",
+# The signed link is the credential.
+manage = public(
+    Blueprint(
+        "manage",
+        __name__,
+        url_prefix=f"{API_PREFIX}/manage",
+        description="A patient's own booking, by signed link",
+    )
 )
 BLUEPRINTS = (*catalog_views.BLUEPRINTS, slots, bookings, manage)
 
@@ -113,7 +118,6 @@ def _fingerprint(data: dict[str, Any]) -> str:
 
 @bookings.route("")
 class Bookings(MethodView):
-    @staff_only(bookings)
     @bookings.arguments(s.BookingFilter(), location="query")
     @bookings.response(200, s.BookingPage)
     def get(self, args: dict[str, Any]) -> Any:
@@ -121,7 +125,6 @@ class Bookings(MethodView):
         rows, total = service.list_bookings(session=get_session(), **args)
         return {"total": total, "items": [_Presented(b) for b in rows]}
 
-    @staff_only(bookings)
     @bookings.arguments(s.BookingIn())
     @bookings.response(201, s.BookingOut)
     @bookings.alt_response(
@@ -150,7 +153,6 @@ class Bookings(MethodView):
 
 @bookings.route("/<uuid:booking_id>")
 class BookingItem(MethodView):
-    @staff_only(bookings)
     @bookings.response(200, s.BookingOut)
     def get(self, booking_id: uuid.UUID) -> Any:
         """Read a booking."""
@@ -159,7 +161,6 @@ class BookingItem(MethodView):
 
 @bookings.route("/<uuid:booking_id>/events")
 class BookingEvents(MethodView):
-    @staff_only(bookings)
     @bookings.response(200, s.BookingEventOut(many=True))
     @bookings.alt_response(404, schema=ProblemSchema, description="No such booking")
     def get(self, booking_id: uuid.UUID) -> Any:
@@ -169,7 +170,6 @@ class BookingEvents(MethodView):
 
 @bookings.route("/<uuid:booking_id>/reschedule")
 class BookingReschedule(MethodView):
-    @staff_only(bookings)
     @bookings.arguments(s.RescheduleIn())
     @bookings.response(200, s.BookingOut)
     @bookings.alt_response(
@@ -184,7 +184,6 @@ class BookingReschedule(MethodView):
 
 @bookings.route("/<uuid:booking_id>/cancel")
 class BookingCancel(MethodView):
-    @staff_only(bookings)
     @bookings.arguments(s.CancelIn())
     @bookings.response(200, s.BookingOut)
     def post(self, data: dict[str, Any], booking_id: uuid.UUID) -> Any:

@@ -15,6 +15,7 @@ from services.consult import rooms
 from services.consult.models import CANCELLED, CONFIRMED, Consultation
 from shared import events
 from shared.db import is_unique_violation
+from shared.links import new_secret
 from shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def _fill(
 ) -> None:
     booking = event.booking
     consultation.version = booking.version
+    consultation.link_secret = new_secret()  # the older version's links stop opening anything
     consultation.status = booking.status
     consultation.start_at, consultation.end_at = booking.start, booking.end
     consultation.opens_at = booking.start - opens_before

@@ -64,6 +64,9 @@ class Consultation(Base):
     provider_time_zone: Mapped[str] = mapped_column(String(64))
     # Random, per booking: participants' video identities are "<role>-<key>", never a name.
     participant_key: Mapped[str] = mapped_column(String(32))
+    # Random, per version: every join link of the version carries it, so a signing key and the booking's id
+    # cannot make one. Replaced with the version. NULL only on a row an older release created.
+    link_secret: Mapped[str | None] = mapped_column(String(64))
     correlation_id: Mapped[str] = mapped_column(String(64), default="")
     # The consult.links_ready event of the current version: its id is kept so a re-send is the same event.
     links_event_id: Mapped[uuid.UUID | None] = mapped_column(GUID)

@@ -11,18 +11,19 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, url_for
+from flask import Blueprint, current_app, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask.wrappers import Response
 
 from services.consult import local_video, service
 from services.consult.config import TWILIO
 from services.consult.extensions import get_consult_config
+from shared.api import public
 from shared.db import get_session
 from shared.links import current_signer
 from shared.timeutil import format_local
 
-bp = Blueprint("pages", __name__)
+bp = public(Blueprint("pages", __name__))  # the join token in the path is the credential
 
 SDK_FILE = "vendor/twilio-video.min.js"
 STATUS = {
@@ -76,6 +77,16 @@ def join_page(token: str) -> ResponseReturnValue:
     status = service.join_status(session=get_session(), signer=current_signer(), token=token)
     html = render_template("join.html", **_context(status, token))
     return html, STATUS.get(status.state, 200)
+
+
+@bp.get("/join/manage/<string:token>")
+def join_from_manage_link(token: str) -> ResponseReturnValue:
+    """The patient's join page from their booking's manage page: on to the current version's join link."""
+    found = service.patient_token_for_manage_link(session=get_session(), signer=current_signer(), token=token)
+    if isinstance(found, str):
+        return redirect(url_for("pages.join_page", token=found), code=303)
+    html = render_template("join.html", **_context(found, ""))
+    return html, STATUS.get(found.state, 200)
 
 
 def _context(status: service.JoinStatus, token: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from redis import Redis
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from services.consult.metrics import LINKS_PUBLISHED
@@ -22,7 +22,7 @@ from services.consult.models import CONFIRMED, Consultation, LinksDelivery
 from shared import delivery
 from shared.db import Database
 from shared.events import LinksReadyEvent, dump_event
-from shared.links import PATIENT, PROVIDER, LinkSigner, join_token, join_url
+from shared.links import PATIENT, PROVIDER, LinkSigner, join_token, join_url, new_secret
 from shared.logging import correlation
 from shared.queues import publish
 from shared.timeutil import utcnow
@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 def join_links(signer: LinkSigner, base_url: str, consultation: Consultation) -> dict[str, str]:
     """The patient's and the provider's join links of the consultation's current version."""
+    if consultation.link_secret is None:
+        reissue(consultation, utcnow())  # a row an older release made: saved with the caller's commit
+    assert consultation.link_secret is not None
     return {
         participant: join_url(
             base_url,
@@ -41,10 +44,19 @@ def join_links(signer: LinkSigner, base_url: str, consultation: Consultation) ->
                 version=consultation.version,
                 participant=participant,
                 ends_at=consultation.end_at,
+                secret=consultation.link_secret,
             ),
         )
         for participant in (PATIENT, PROVIDER)
     }
+
+
+def reissue(consultation: Consultation, now: datetime) -> None:
+    """Give a consultation made by a release before join-link secrets a secret and new links to publish."""
+    consultation.link_secret = new_secret()
+    consultation.links_event_id = uuid.uuid4()
+    consultation.links_issued_at = now
+    consultation.links_published_at = None
 
 
 def links_ready_event(signer: LinkSigner, base_url: str, consultation: Consultation) -> LinksReadyEvent:
@@ -105,7 +117,8 @@ def publish_pending_links(
             select(Consultation)
             .where(
                 Consultation.status == CONFIRMED,
-                Consultation.links_published_at.is_(None),
+                # Links published before join-link secrets (link_secret NULL) no longer open: send new ones.
+                or_(Consultation.links_published_at.is_(None), Consultation.link_secret.is_(None)),
                 Consultation.links_event_id.is_not(None),
                 Consultation.closes_at > now,
             )
@@ -159,6 +172,8 @@ def current_links_payloads(signer: LinkSigner, base_url: str) -> delivery.Payloa
                 Consultation.links_event_id.in_(event_ids),
                 Consultation.status == CONFIRMED,
                 Consultation.closes_at > utcnow(),
+                # Links from before join-link secrets: the publisher re-issues them under a new event id.
+                Consultation.link_secret.is_not(None),
             )
         )
         return {

@@ -1,8 +1,8 @@
 """Business operations of the consult service: join links checked, access to rooms, status for staff.
 
-A join link names one booking, one version and one participant (shared.links.join_token). It opens the room
-only inside the window this service keeps for the booking's current version; the token's own expiry is just
-an upper bound.
+A join link names one booking, one version and one participant (shared.links.join_token) and carries the
+version's random secret, which only this service keeps. It opens the room only inside the window this service
+keeps for the booking's current version; the token's own expiry is just an upper bound.
 """
 
 from __future__ import annotations
@@ -18,7 +18,16 @@ from sqlalchemy.orm import Session
 from services.consult import rooms
 from services.consult.models import CANCELLED, Consultation, Room
 from services.consult.video import MAX_TOKEN_TTL, VideoError, VideoProvider, VideoUnavailable
-from shared.links import JOIN, PARTICIPANTS, LinkError, LinkSigner
+from shared.links import (
+    JOIN,
+    MANAGE,
+    PARTICIPANTS,
+    PATIENT,
+    LinkError,
+    LinkSigner,
+    join_token,
+    secret_matches,
+)
 from shared.problems import Conflict, Gone, NotFound, Problem
 from shared.timeutil import utcnow
 
@@ -27,7 +36,7 @@ log = logging.getLogger(__name__)
 # What a join link can find, in the order they are decided.
 INVALID = "invalid"  # not a join token of ours
 EXPIRED = "expired"  # past the token's own expiry (end + JOIN_LINK_GRACE)
-NOT_READY = "not_ready"  # valid, but the booking event has not reached us yet
+NOT_READY = "not_ready"  # the booking event has not reached us yet (a manage page's join link)
 CANCELLED_STATE = "cancelled"
 REPLACED = "replaced"  # the booking moved: this version's links were replaced by new ones
 UPCOMING = "upcoming"
@@ -57,6 +66,7 @@ class ConsultationView:
     patient_time_zone: str
     provider_time_zone: str
     participant_key: str
+    link_secret: str | None
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,7 @@ _JOIN_QUERY = (
         Consultation.patient_time_zone,
         Consultation.provider_time_zone,
         Consultation.participant_key,
+        Consultation.link_secret,
         Room.unique_name,
         Room.sid,
         Room.status.label("room_status"),
@@ -117,7 +128,7 @@ def _read_join_target(
         row = connection.execute(_JOIN_QUERY, {"booking_id": booking_id}).first()
     if row is None:
         return None
-    consultation = ConsultationView(*row[:10])
+    consultation = ConsultationView(*row[:10], link_secret=row.link_secret)
     room = (
         rooms.RoomView(row.unique_name, row.sid, row.room_status, row.provider, row.checked_at)
         if row.sid is not None
@@ -144,14 +155,15 @@ def join_status(
         return JoinStatus(INVALID)
     found = _read_join_target(session, booking_id)
     if found is None:
-        return JoinStatus(NOT_READY, participant)
+        return JoinStatus(INVALID)  # only this service mints join links, once it holds the consultation
     consultation, room = found
+    if claims.version != consultation.version or not secret_matches(claims, consultation.link_secret):
+        if claims.version >= consultation.version:
+            return JoinStatus(INVALID)  # signed, but not with the version's secret: forged
+        # An older version's link (its secret went with its version): say why it stopped, show nothing else.
+        return JoinStatus(CANCELLED_STATE if consultation.status == CANCELLED else REPLACED, participant)
     if consultation.status == CANCELLED:
         state = CANCELLED_STATE
-    elif claims.version < consultation.version:
-        state = REPLACED
-    elif claims.version > consultation.version:
-        state = NOT_READY
     elif now < consultation.opens_at:
         state = UPCOMING
     elif now >= consultation.closes_at - timedelta(seconds=1):
@@ -160,6 +172,34 @@ def join_status(
     else:
         state = OPEN
     return JoinStatus(state, participant, consultation, room)
+
+
+def patient_token_for_manage_link(
+    *, session: Session, signer: LinkSigner, token: str, now: datetime | None = None
+) -> str | JoinStatus:
+    """The patient's join token of the booking a manage token names (current version only), or why not."""
+    try:
+        claims = signer.verify(token, purpose=MANAGE, now=now)
+        booking_id = uuid.UUID(claims.subject)
+    except LinkError as exc:
+        return JoinStatus(EXPIRED if exc.reason == "expired" else INVALID)
+    except ValueError:
+        return JoinStatus(INVALID)
+    consultation = session.get(Consultation, booking_id)
+    if consultation is None or claims.version > consultation.version or consultation.link_secret is None:
+        return JoinStatus(NOT_READY, PATIENT)  # the booking event (or its links) are on their way
+    if consultation.status == CANCELLED:
+        return JoinStatus(CANCELLED_STATE, PATIENT)
+    if claims.version < consultation.version:
+        return JoinStatus(REPLACED, PATIENT)
+    return join_token(
+        signer,
+        booking_id=str(booking_id),
+        version=consultation.version,
+        participant=PATIENT,
+        ends_at=consultation.end_at,
+        secret=consultation.link_secret,
+    )
 
 
 def refuse(status: JoinStatus) -> Problem:

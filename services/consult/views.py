@@ -16,12 +16,15 @@ from services.consult import local_video, service
 from services.consult import schemas as s
 from services.consult.extensions import get_consult_config, get_video
 from services.consult.rooms import RoomSettings
-from shared.api import API_PREFIX, ProblemSchema, staff_only
+from shared.api import API_PREFIX, ProblemSchema, public
 from shared.db import get_session, unit_of_work
 from shared.links import current_signer
 
-join = Blueprint(
-    "join", __name__, url_prefix=f"{API_PREFIX}/join", description="Room access by signed join link"
+# The signed join link is the credential.
+join = public(
+    Blueprint(
+        "join", __name__, url_prefix=f"{API_PREFIX}/join", description="Room access by signed join link"
+    )
 )
 consultations = Blueprint(
     "consultations",
@@ -29,11 +32,14 @@ consultations = Blueprint(
     url_prefix=f"{API_PREFIX}/consultations",
     description="Video consultations: window, links and rooms (staff)",
 )
-local_rooms = Blueprint(
-    "local_video",
-    __name__,
-    url_prefix=f"{API_PREFIX}/local-video",
-    description="Presence in the local stand-in rooms (VIDEO_PROVIDER=local only)",
+# The room's access token is the credential (and the local stand-in never runs in production).
+local_rooms = public(
+    Blueprint(
+        "local_video",
+        __name__,
+        url_prefix=f"{API_PREFIX}/local-video",
+        description="Presence in the local stand-in rooms (VIDEO_PROVIDER=local only)",
+    )
 )
 
 
@@ -84,7 +90,6 @@ class Access(MethodView):
 
 @consultations.route("/<uuid:booking_id>")
 class ConsultationItem(MethodView):
-    @staff_only(consultations)
     @consultations.response(200, s.ConsultationOut)
     @consultations.alt_response(
         404, schema=ProblemSchema, description="No video consultation for this booking"

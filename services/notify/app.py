@@ -25,7 +25,6 @@ from shared.worker import register_worker_cli
 def create_app(config: NotifyConfig | None = None, *, senders: Senders | None = None) -> Flask:
     """Build the notify app from ``config`` (default: the environment); ``senders`` overrides the settings."""
     config = config or load(NotifyConfig)
-    config.check()
     app, api = create_service_app(
         service="notify",
         config=config,

@@ -10,11 +10,12 @@ from services.notify import feeds
 from services.notify.metrics import FEED_ANSWERS
 from services.notify.runtime import get_runtime
 from shared import links
+from shared.api import public
 from shared.db import get_session
 from shared.problems import Gone, NotFound
 from shared.timeutil import utcnow
 
-bp = Blueprint("calendar_feed", __name__)
+bp = public(Blueprint("calendar_feed", __name__))  # the feed token in the path is the credential
 CACHE_CONTROL = "private, no-cache"  # keep a copy, but ask (cheaply, with If-None-Match) before using it
 
 

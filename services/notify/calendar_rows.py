@@ -25,6 +25,7 @@ from services.notify.protocols import Protocol, ProtocolBook
 from shared import events
 from shared.db import dialect_insert
 from shared.events import VIDEO
+from shared.links import new_secret
 
 
 def bump_feeds(session: Session, provider_ids: set[int], now: datetime) -> None:
@@ -36,7 +37,14 @@ def bump_feeds(session: Session, provider_ids: set[int], now: datetime) -> None:
     for provider_id in sorted(provider_ids):
         session.execute(
             dialect_insert(session, ProviderFeed)
-            .values(provider_id=provider_id, token_version=1, revision=1, changed_at=now, created_at=now)
+            .values(
+                provider_id=provider_id,
+                token_version=1,
+                token_secret=new_secret(),
+                revision=1,
+                changed_at=now,
+                created_at=now,
+            )
             .on_conflict_do_update(
                 index_elements=["provider_id"],
                 set_={"revision": ProviderFeed.revision + 1, "changed_at": now},

@@ -3,17 +3,45 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import time
 from email.utils import parseaddr
 from pathlib import Path
 
-from shared.config import ConfigError, TwilioAccountConfig, parse_bool, setting
+from shared.config import Check, TwilioAccountConfig, at_least, between, one_of, parse_bool, positive, setting
 
 PROTOCOLS_DIR = Path(__file__).resolve().parent / "protocols"
 SMS_BACKENDS = ("console", "twilio")
 EMAIL_BACKENDS = ("console", "smtp")
 SMTP_SECURITY = ("starttls", "ssl", "none")
+
+
+def parses(parse: Callable[[str], object]) -> Check:
+    """A check that ``parse`` accepts the raw value (the property that uses it parses it again)."""
+
+    def check(raw: str) -> str | None:
+        try:
+            parse(raw)
+        except ValueError as exc:
+            return f"is not valid: {exc}"
+        return None
+
+    return check
+
+
+def real_sender(backend: str) -> str | None:
+    """Production check: messages go to patients, not to the console outbox page."""
+    return "must not be console in production (production sends for real)" if backend == "console" else None
+
+
+def encrypted_smtp(security: str) -> str | None:
+    """Production check: email carries patient details, so the connection to the relay is encrypted."""
+    return (
+        "must be starttls or ssl in production (email carries patient details)"
+        if security == "none"
+        else None
+    )
 
 
 def parse_quiet_hours(raw: str) -> tuple[time, time] | None:
@@ -44,6 +72,7 @@ class NotifyConfig(TwilioAccountConfig):
     database_url: str = setting(
         "NOTIFY_DATABASE_URL",
         default="sqlite:///var/notify.db",
+        database=True,
         doc="notify database (SQLAlchemy URL; `postgresql+psycopg://...` in production)",
     )
     protocols_dir_raw: str = setting(
@@ -55,17 +84,24 @@ class NotifyConfig(TwilioAccountConfig):
     sms_backend: str = setting(
         "NOTIFY_SMS_BACKEND",
         default="console",
+        check=one_of(*SMS_BACKENDS),
+        production_check=real_sender,
         doc="`twilio` (Twilio Messaging) or `console` (the /outbox page; refused in production)",
     )
     email_backend: str = setting(
         "NOTIFY_EMAIL_BACKEND",
         default="console",
-        doc="`smtp` (any SMTP server or the Twilio SendGrid relay) or `console` (refused in production)",
+        check=one_of(*EMAIL_BACKENDS),
+        production_check=real_sender,
+        doc="`smtp` (an SMTP relay; for patient data one whose vendor signs a BAA, deploy/README.md) or"
+        " `console` (refused in production)",
     )
     twilio_auth_token: str = setting(
         "TWILIO_AUTH_TOKEN",
         default="",
         secret=True,
+        min_length=32,
+        required_in_production=True,
         doc="Twilio auth token: authenticates API calls and verifies webhook signatures",
     )
     twilio_messaging_service_sid: str = setting(
@@ -79,16 +115,30 @@ class NotifyConfig(TwilioAccountConfig):
     twilio_api_base_url: str = setting(
         "TWILIO_API_BASE_URL",
         default="",
+        test_only=True,
         doc="override of `https://api.twilio.com` (a regional edge, or a contract mock in tests)",
     )
-    smtp_host: str = setting("SMTP_HOST", default="", doc="SMTP server (`smtp.sendgrid.net` for SendGrid)")
-    smtp_port: int = setting("SMTP_PORT", default=587, parse=int, doc="SMTP port (587 STARTTLS, 465 SSL)")
-    smtp_username: str = setting("SMTP_USERNAME", default="", doc="SMTP user (`apikey` for SendGrid)")
+    smtp_host: str = setting(
+        "SMTP_HOST", default="", doc="SMTP server (`email-smtp.<region>.amazonaws.com` for Amazon SES)"
+    )
+    smtp_port: int = setting(
+        "SMTP_PORT", default=587, parse=int, check=between(1, 65535), doc="SMTP port (587 STARTTLS, 465 SSL)"
+    )
+    smtp_username: str = setting("SMTP_USERNAME", default="", doc="SMTP user (the SES SMTP user name)")
     smtp_password: str = setting(
-        "SMTP_PASSWORD", default="", secret=True, doc="SMTP password (the SendGrid API key)"
+        "SMTP_PASSWORD",
+        default="",
+        secret=True,
+        min_length=16,
+        required_in_production=True,
+        doc="SMTP password (the SES SMTP password)",
     )
     smtp_security: str = setting(
-        "SMTP_SECURITY", default="starttls", doc="`starttls`, `ssl` (implicit TLS) or `none` (local relays)"
+        "SMTP_SECURITY",
+        default="starttls",
+        check=one_of(*SMTP_SECURITY),
+        production_check=encrypted_smtp,
+        doc="`starttls`, `ssl` (implicit TLS) or `none` (local relays in development; refused in production)",
     )
     smtp_from: str = setting(
         "SMTP_FROM",
@@ -96,11 +146,16 @@ class NotifyConfig(TwilioAccountConfig):
         doc="From header of every email, e.g. `Demo Clinic <appointments@clinic.example>`",
     )
     smtp_timeout_seconds: float = setting(
-        "SMTP_TIMEOUT_SECONDS", default=15.0, parse=float, doc="timeout of one SMTP conversation step"
+        "SMTP_TIMEOUT_SECONDS",
+        default=15.0,
+        parse=float,
+        check=positive,
+        doc="timeout of one SMTP conversation step",
     )
     quiet_hours_raw: str = setting(
         "NOTIFY_QUIET_HOURS",
         default="21:00-08:00",
+        check=parses(parse_quiet_hours),
         doc="`HH:MM-HH:MM` in the patient's zone when non-urgent SMS wait (empty: no quiet hours)",
     )
     sms_opt_out_hint: str = setting(
@@ -117,26 +172,34 @@ class NotifyConfig(TwilioAccountConfig):
         "NOTIFY_DISPATCH_INTERVAL_SECONDS",
         default=5.0,
         parse=float,
+        check=positive,
         doc="how often the dispatcher looks for due messages",
     )
     send_batch_size: int = setting(
-        "NOTIFY_SEND_BATCH_SIZE", default=50, parse=int, doc="messages one send job carries"
+        "NOTIFY_SEND_BATCH_SIZE",
+        default=50,
+        parse=int,
+        check=at_least(1),
+        doc="messages one send job carries",
     )
     send_concurrency: int = setting(
         "NOTIFY_SEND_CONCURRENCY",
         default=8,
         parse=int,
+        check=at_least(1),
         doc="provider calls one send job makes at the same time",
     )
     retry_backoff_raw: str = setting(
         "NOTIFY_RETRY_BACKOFF_SECONDS",
         default="30,120,600,1800",
+        check=parses(parse_backoff),
         doc="waits before each retry of a temporary provider error; attempts = this many + 1",
     )
     queued_stale_seconds: int = setting(
         "NOTIFY_QUEUED_STALE_SECONDS",
         default=30,
         parse=int,
+        check=at_least(1),
         doc="after this long a queued message whose job is gone from Redis is queued again",
     )
     sending_stale_seconds: int = setting(
@@ -167,6 +230,7 @@ class NotifyConfig(TwilioAccountConfig):
         "NOTIFY_FEED_LINK_DAYS",
         default=365,
         parse=int,
+        check=at_least(1),
         doc="days a provider's calendar feed link works; staff issue a new one before (the feed warns 30"
         " days ahead)",
     )
@@ -174,67 +238,43 @@ class NotifyConfig(TwilioAccountConfig):
         "NOTIFY_FEED_PAST_DAYS",
         default=30,
         parse=int,
+        check=at_least(0),
         doc="days of past appointments a provider's calendar feed keeps (all upcoming ones are in it)",
     )
     feed_cancelled_days: int = setting(
         "NOTIFY_FEED_CANCELLED_DAYS",
         default=7,
         parse=int,
+        check=at_least(0),
         doc="days a cancelled appointment stays in the feed, marked cancelled, before it is dropped",
     )
 
-    def check(self) -> None:
-        """Refuse combinations that cannot work (called by the app factory)."""
-        problems = self.twilio_account_problems()
-        if self.sms_backend not in SMS_BACKENDS:
-            problems.append(f"NOTIFY_SMS_BACKEND must be one of {', '.join(SMS_BACKENDS)}")
-        if self.email_backend not in EMAIL_BACKENDS:
-            problems.append(f"NOTIFY_EMAIL_BACKEND must be one of {', '.join(EMAIL_BACKENDS)}")
-        if self.smtp_security not in SMTP_SECURITY:
-            problems.append(f"SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY)}")
+    def problems(self) -> list[str]:
+        """Settings that cannot work together (each field checks itself)."""
+        found = super().problems()
         if self.sms_backend == "twilio":
             if not (self.twilio_account_sid and self.twilio_auth_token):
-                problems.append("NOTIFY_SMS_BACKEND=twilio needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
+                found.append("NOTIFY_SMS_BACKEND=twilio needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
             if not (self.twilio_messaging_service_sid or self.twilio_from_number):
-                problems.append(
+                found.append(
                     "NOTIFY_SMS_BACKEND=twilio needs TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM_NUMBER"
                 )
         if self.email_backend == "smtp" and not self.smtp_host:
-            problems.append("NOTIFY_EMAIL_BACKEND=smtp needs SMTP_HOST")
-        if self.is_production:
-            if "console" in (self.sms_backend, self.email_backend):
-                problems.append("production sends for real: set NOTIFY_SMS_BACKEND and NOTIFY_EMAIL_BACKEND")
-            if not self.twilio_auth_token:
-                problems.append("production verifies Twilio webhooks: set TWILIO_AUTH_TOKEN")
-        for parse, raw, name in (
-            (parse_quiet_hours, self.quiet_hours_raw, "NOTIFY_QUIET_HOURS"),
-            (parse_backoff, self.retry_backoff_raw, "NOTIFY_RETRY_BACKOFF_SECONDS"),
-        ):
-            try:
-                parse(raw)
-            except ValueError as exc:
-                problems.append(f"{name}: {exc}")
+            found.append("NOTIFY_EMAIL_BACKEND=smtp needs SMTP_HOST")
         if self.invite_staff_url and "{booking_id}" not in self.invite_staff_url:
-            problems.append("NOTIFY_INVITE_STAFF_URL must contain {booking_id}")
+            found.append("NOTIFY_INVITE_STAFF_URL must contain {booking_id}")
         if self.invite_organizer and "@" not in parseaddr(self.invite_organizer)[1]:
-            problems.append(
+            found.append(
                 "NOTIFY_INVITE_ORGANIZER must be an email address, e.g. Clinic <desk@clinic.example>"
             )
-        if self.feed_link_days < 1 or self.feed_past_days < 0 or self.feed_cancelled_days < 0:
-            problems.append(
-                "NOTIFY_FEED_LINK_DAYS must be at least 1, NOTIFY_FEED_PAST_DAYS and"
-                " NOTIFY_FEED_CANCELLED_DAYS at least 0"
-            )
-        if self.send_batch_size < 1 or self.send_concurrency < 1:
-            problems.append("NOTIFY_SEND_BATCH_SIZE and NOTIFY_SEND_CONCURRENCY must be at least 1")
-        elif self.sending_stale_seconds <= self.send_job_timeout + self.call_budget_seconds:
-            problems.append(
-                "NOTIFY_SENDING_STALE_SECONDS must exceed"
-                f" {int(self.send_job_timeout + self.call_budget_seconds)} (a send job's timeout plus one"
-                " provider call), or an interrupted send could be checked while it is still in flight"
-            )
-        if problems:
-            raise ConfigError("invalid notify configuration: " + "; ".join(problems))
+        if self.send_batch_size >= 1 and self.send_concurrency >= 1:
+            floor = self.send_job_timeout + self.call_budget_seconds
+            if self.sending_stale_seconds <= floor:
+                found.append(
+                    f"NOTIFY_SENDING_STALE_SECONDS must exceed {int(floor)} (a send job's timeout plus one"
+                    " provider call), or an interrupted send could be checked while it is still in flight"
+                )
+        return found
 
     @property
     def call_budget_seconds(self) -> float:

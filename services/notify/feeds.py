@@ -6,9 +6,11 @@ after the cancellation, then drops out. Each entry is the provider's entry of th
 SEQUENCE of the latest invite), minus ORGANIZER and ATTENDEE (see ``provider_calendar``).
 
 The token is a ``shared.links`` FEED token: subject = provider id, version = the provider's feed token
-version (``provider_feeds``), expiry ``NOTIFY_FEED_LINK_DAYS`` (a year). Rotating raises the version, so
-every older link stops at once. In the last 30 days before expiry the feed carries an all-day entry saying
-so, because a calendar app never tells anyone that a subscription stopped updating.
+version (``provider_feeds``), the provider's random token secret (also in ``provider_feeds``, so a signing
+key and an id cannot make a token), expiry ``NOTIFY_FEED_LINK_DAYS`` (a year). Rotating raises the version
+and replaces the secret, so every older link stops at once. In the last 30 days before expiry the feed
+carries an all-day entry saying so, because a calendar app never tells anyone that a subscription stopped
+updating.
 
 Polling is cheap: every write that changes what a feed shows (a booking event, join links, an invite's new
 SEQUENCE) raises the provider's ``provider_feeds.revision`` in its own transaction, and the window moves once
@@ -30,7 +32,7 @@ from urllib.parse import urlsplit
 
 from icalendar import Calendar, Event
 from icalendar.enums import TRANSP
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.notify.config import NotifyConfig
@@ -39,6 +41,7 @@ from services.notify.models import CANCELLED, BookingCopy, CalendarInvite, JoinL
 from services.notify.protocols import ProtocolBook
 from services.notify.provider_calendar import provider_event
 from shared import ical, links
+from shared.db import dialect_insert
 from shared.timeutil import local_date
 
 EXPIRY_WARNING = timedelta(days=30)
@@ -91,38 +94,67 @@ def webcal_url(url: str) -> str:
 
 def _feed_row(session: Session, provider_id: int) -> ProviderFeed:
     row = session.get(ProviderFeed, provider_id)
-    # No row yet: nothing was ever booked with the provider nor their link rotated.
+    # No row yet: nothing was ever booked with the provider nor a link issued; no token can match it.
     return row if row is not None else ProviderFeed(provider_id=provider_id, token_version=1, revision=0)
+
+
+def _issuable_row(session: Session, provider_id: int, now: datetime) -> ProviderFeed:
+    """The provider's row with a token secret, made now if need be (two at once agree on one)."""
+    session.execute(
+        dialect_insert(session, ProviderFeed)
+        .values(
+            provider_id=provider_id,
+            token_version=1,
+            token_secret=links.new_secret(),
+            revision=0,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["provider_id"])
+    )
+    session.execute(
+        update(ProviderFeed)
+        .where(ProviderFeed.provider_id == provider_id, ProviderFeed.token_secret.is_(None))
+        .values(token_secret=links.new_secret())
+    )
+    row = session.get(ProviderFeed, provider_id, populate_existing=True)
+    assert row is not None
+    return row
 
 
 def feed_link(
     *, session: Session, signer: links.LinkSigner, config: NotifyConfig, provider_id: int, now: datetime
 ) -> FeedLink:
     """A link to the provider's feed for the token version in force, valid ``NOTIFY_FEED_LINK_DAYS``."""
-    row = _feed_row(session, provider_id)
-    version, rotated_at = row.token_version, row.rotated_at
+    row = _issuable_row(session, provider_id, now)
     expires_at = now + timedelta(days=config.feed_link_days)
-    token = signer.sign(purpose=links.FEED, subject=str(provider_id), version=version, expires_at=expires_at)
+    token = signer.sign(
+        purpose=links.FEED,
+        subject=str(provider_id),
+        version=row.token_version,
+        expires_at=expires_at,
+        extra={links.SECRET_CLAIM: row.token_secret},
+    )
     url = feed_url(config.notify_public_url, token)
     return FeedLink(
         provider_id=provider_id,
-        token_version=version,
+        token_version=row.token_version,
         url=url,
         webcal_url=webcal_url(url),
         expires_at=expires_at.replace(microsecond=0),
-        rotated_at=rotated_at,
+        rotated_at=row.rotated_at,
     )
 
 
 def rotate_link(
     *, session: Session, signer: links.LinkSigner, config: NotifyConfig, provider_id: int, now: datetime
 ) -> FeedLink:
-    """Revoke every link to the provider's feed and return a new one."""
+    """Revoke every link to the provider's feed (a new version and secret) and return a new one."""
     row = session.get(ProviderFeed, provider_id, with_for_update=True)
     if row is None:
         row = ProviderFeed(provider_id=provider_id, token_version=1, revision=0, created_at=now)
         session.add(row)
     row.token_version += 1
+    row.token_secret = links.new_secret()
     row.rotated_at = now
     session.flush()
     return feed_link(session=session, signer=signer, config=config, provider_id=provider_id, now=now)
@@ -136,8 +168,8 @@ def verify(*, session: Session, signer: links.LinkSigner, token: str, now: datet
     except ValueError as exc:
         raise links.LinkError("invalid") from exc
     row = _feed_row(session, provider_id)
-    if claims.version != row.token_version:
-        raise links.LinkError("invalid")  # rotated: a revoked link is simply unknown
+    if claims.version != row.token_version or not links.secret_matches(claims, row.token_secret):
+        raise links.LinkError("invalid")  # rotated or forged: a revoked link is simply unknown
     return FeedAccess(
         provider_id=provider_id,
         token_version=row.token_version,

@@ -175,13 +175,15 @@ class CalendarInvite(Base):
 
 
 class ProviderFeed(Base):
-    """A provider's calendar feed: the link's token version in force (raised to revoke every older link) and
-    a revision raised in every transaction that changes what the feed shows, so its ETag is one row away."""
+    """A provider's calendar feed: its links' token version and secret, and the revision of its ETag."""
 
     __tablename__ = "provider_feeds"
 
     provider_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_version: Mapped[int] = mapped_column(Integer, default=1)
+    # Random, carried in every feed token and replaced on rotation: a token cannot be made from the provider's
+    # id and a signing key alone. NULL only on a row an older release created; the next link issue sets it.
+    token_secret: Mapped[str | None] = mapped_column(String(64))
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revision: Mapped[int] = mapped_column(BigInteger, default=0)
     changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

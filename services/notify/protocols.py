@@ -22,7 +22,8 @@ link), ``until`` (``start``, ``end`` or a duration after the due moment: later t
 booking event happens, off for the others). Step keys starting with ``provider-`` are reserved for the
 provider's calendar invites.
 ``clinics.toml`` beside the protocols names clinics in SMS (a clinic's full name can reveal a treatment) and
-may set, per clinic, how a provider's calendar titles an appointment (``[invite_summaries]``).
+may set, per clinic, how a provider's calendar titles an appointment (``[invite_summaries]``) and whether the
+provider's invite lists the patient as an attendee (``[invite_patient_attendee]``, off by default).
 """
 
 from __future__ import annotations
@@ -59,7 +60,11 @@ _DURATION = re.compile(r"^([+-]?)(\d+)([dhm])$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 RESERVED_STEP_PREFIX = "provider-"  # the provider's calendar invites (services/notify/invites.py)
-INVITE_SUMMARY_DEFAULT = "*"  # [invite_summaries] key for every clinic not listed
+INVITE_SUMMARY_DEFAULT = (
+    "*"  # [invite_summaries] and [invite_patient_attendee] key for every clinic not listed
+)
+_TEXT_TABLES = ("sms_names", "invite_summaries")
+_FLAG_TABLES = ("invite_patient_attendee",)
 _PROTOCOL_KEYS = {"slug", "version", "description", "sms_label", "vars", "steps"}
 
 
@@ -296,6 +301,26 @@ def load_protocol(path: Path) -> Protocol:
     )
 
 
+def _clinic_settings(path: Path) -> dict[str, dict[str, Any]]:
+    """The tables of ``clinics.toml`` (none if the file is absent), each checked for its kind of value."""
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    unknown = set(data) - set(_TEXT_TABLES) - set(_FLAG_TABLES)
+    if unknown:
+        raise ConfigError(f"{path}: unknown tables {sorted(unknown)}")
+    for table, kind, what in [(t, str, "text") for t in _TEXT_TABLES] + [
+        (t, bool, "true or false") for t in _FLAG_TABLES
+    ]:
+        values = data.get(table, {})
+        if not isinstance(values, dict) or not all(isinstance(v, kind) for v in values.values()):
+            raise ConfigError(f"{path}: [{table}] maps clinic slugs to {what}")
+    return {table: dict(values) for table, values in data.items()}
+
+
 class ProtocolBook:
     """Every protocol of a folder, plus how SMS names each clinic."""
 
@@ -311,23 +336,10 @@ class ProtocolBook:
             self.protocols[protocol.slug] = protocol
         if DEFAULT_PROTOCOL not in self.protocols:
             raise ConfigError(f"{self.directory} needs {DEFAULT_PROTOCOL}.toml for unknown appointment types")
-        self.sms_names: dict[str, str] = {}
-        self.invite_summaries: dict[str, str] = {}
-        clinics = self.directory / CLINICS_FILE
-        if clinics.exists():
-            try:
-                data = tomllib.loads(clinics.read_text(encoding="utf-8"))
-            except tomllib.TOMLDecodeError as exc:
-                raise ConfigError(f"{clinics}: {exc}") from exc
-            unknown = set(data) - {"sms_names", "invite_summaries"}
-            if unknown:
-                raise ConfigError(f"{clinics}: unknown tables {sorted(unknown)}")
-            for table in ("sms_names", "invite_summaries"):
-                values = data.get(table, {})
-                if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
-                    raise ConfigError(f"{clinics}: [{table}] maps clinic slugs to text")
-            self.sms_names = dict(data.get("sms_names", {}))
-            self.invite_summaries = dict(data.get("invite_summaries", {}))
+        clinics = _clinic_settings(self.directory / CLINICS_FILE)
+        self.sms_names: dict[str, str] = clinics.get("sms_names", {})
+        self.invite_summaries: dict[str, str] = clinics.get("invite_summaries", {})
+        self.invite_patient_attendee: dict[str, bool] = clinics.get("invite_patient_attendee", {})
 
     def get(self, slug: str) -> Protocol:
         """The protocol ``slug``, or the default one (logged) when no file has that slug."""
@@ -344,6 +356,11 @@ class ProtocolBook:
     def invite_summary(self, clinic_slug: str) -> str | None:
         """The clinic's template for provider calendar titles (its own, else the ``"*"`` one), if set."""
         return self.invite_summaries.get(clinic_slug, self.invite_summaries.get(INVITE_SUMMARY_DEFAULT))
+
+    def invites_patient(self, clinic_slug: str) -> bool:
+        """Whether the clinic's provider invites list the patient as an attendee (docs/invites.md: off)."""
+        default = self.invite_patient_attendee.get(INVITE_SUMMARY_DEFAULT, False)
+        return self.invite_patient_attendee.get(clinic_slug, default)
 
     def template_names(self) -> set[str]:
         """Every template file the protocols refer to (for checks)."""

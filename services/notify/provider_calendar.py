@@ -12,6 +12,9 @@ What it says, and why:
 - **DESCRIPTION** the staff link of the booking (a staff API URL that needs a staff key; never the patient's
   manage link, which would let anyone who sees the provider's calendar change the booking) and its id.
 - **CLASS:PRIVATE**, so delegates and shared views see "busy", not the details.
+- **ATTENDEE** the provider only, unless the clinic lists the patient too (``clinics.toml``
+  ``[invite_patient_attendee]``): a patient attendee puts the patient's email in the provider's calendar
+  account and makes calendar apps offer to email the patient from it (docs/invites.md).
 - Times in the provider's zone with its VTIMEZONE. No intake, no diagnosis: the event snapshot has none.
 """
 
@@ -135,7 +138,8 @@ def provider_event(
 ) -> Event:
     """The provider's VEVENT of ``copy``'s current version.
 
-    ``scheduling`` (an invite) adds ORGANIZER and ATTENDEEs. The feed leaves them out: a subscribed calendar
+    ``scheduling`` (an invite) adds ORGANIZER and the provider (and, if the clinic asks, the patient) as
+    ATTENDEEs. The feed leaves them out: a subscribed calendar
     is read-only, attendees there make clients offer replies that cannot work, and a feed URL is fetched and
     stored by calendar services, so it carries no patient email address. A cancelled entry in the feed is
     titled "Cancelled: ..." and shows as free, for clients that ignore STATUS.
@@ -163,8 +167,11 @@ def provider_event(
         organizer_name, organizer_email = config.organizer
         event.add("organizer", address(organizer_email, organizer_name))
         # The booking is already confirmed against the provider's published hours: no reply is asked for
-        # (a decline in a calendar would not cancel it), so both take part as ACCEPTED with RSVP=FALSE.
-        for person in (snap["provider"], snap["patient"]):
+        # (a decline in a calendar would not cancel it), so attendees take part as ACCEPTED with RSVP=FALSE.
+        people = [snap["provider"]]
+        if book.invites_patient(snap["clinic"]["slug"]):
+            people.append(snap["patient"])
+        for person in people:
             event.add(
                 "attendee",
                 address(

@@ -12,10 +12,12 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from services.notify import delivery, optouts
 from services.notify.runtime import get_runtime
+from shared.api import public
 from shared.db import unit_of_work
 from shared.problems import Forbidden, field_error
 
-bp = Blueprint("twilio_webhooks", __name__, url_prefix="/webhooks/twilio")
+# Twilio signs every call (X-Twilio-Signature): the signature is the credential.
+bp = public(Blueprint("twilio_webhooks", __name__, url_prefix="/webhooks/twilio"))
 
 INBOUND_PATH = "/webhooks/twilio/inbound"
 STATUS_PATH = "/webhooks/twilio/status"

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import requests
 
-from services.consult import create_app, jobs, rooms
+from services.consult import create_app, jobs, publishing, rooms
 from services.consult.config import ConsultConfig
+from services.consult.models import Consultation
 from services.consult.video import RoomInfo
 from shared import events
 from shared.config import load
 from shared.db import get_db
-from shared.links import join_token
 from shared.migrate import upgrade
 from shared.timeutil import utcnow
 from tests.bench.common import POST_JSON, LoadResult, bare_flask, gunicorn, table, verdict, wrk
@@ -105,12 +105,9 @@ def _seed(env: dict[str, str]) -> list[str]:
                 info=RoomInfo(sid="RM" + "a" * 32, status="in-progress"),
             )
         signer = app.extensions["link_signer"]
-        paths = [
-            "/api/v1/join/"
-            + join_token(signer, booking_id=str(booking_id), version=1, participant=p, ends_at=snapshot.end)
-            + "/access"
-            for p in ("patient", "provider")
-        ]
+        with get_db().transaction() as session:
+            links = publishing.join_links(signer, "", session.get(Consultation, booking_id))
+        paths = [f"/api/v1{links[p]}/access" for p in ("patient", "provider")]  # links[p]: /join/<token>
     app.extensions["db"].dispose()
     return paths
 

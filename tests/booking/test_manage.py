@@ -64,6 +64,7 @@ def test_tampered_links_open_nothing(app: Flask, client: FlaskClient, clock: obj
         version=1,
         participant="patient",
         ends_at=datetime(2030, 1, 1, tzinfo=UTC),
+        secret="a-consultation-secret",
     )
     for bad in (forged, flipped, other_key, join_purpose, "not-a-token", "x" * 300):
         response = client.get(f"/api/v1/manage/{bad}")

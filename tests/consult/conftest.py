@@ -17,10 +17,12 @@ from flask.testing import FlaskClient
 
 from services.consult import create_app, jobs
 from services.consult.config import TWILIO, ConsultConfig
+from services.consult.models import Consultation
 from services.consult.pages import SDK_FILE
 from shared import events
 from shared.config import load
-from shared.links import LinkSigner, join_token
+from shared.db import get_db
+from shared.links import LinkSigner, join_token, new_secret
 from shared.queues import NOTIFY_QUEUE, queue
 from tests.support.servers import RedisServer
 from tests.support.twilio_mock import ROOT, PrismServer, ensure_node_parts
@@ -177,13 +179,18 @@ def token_for(
     participant: str = "patient",
     end: datetime | None = None,
 ) -> str:
-    """A join token minted the way every service mints it."""
+    """A join token as consult mints it: the stored secret for the current version, else another one."""
+    with app.app_context(), get_db().transaction() as session:
+        consultation = session.get(Consultation, uuid.UUID(str(booking_id)))
+        current = consultation is not None and consultation.version == version
+        secret = (consultation.link_secret if current and consultation else None) or new_secret()
     return join_token(
         signer_of(app),
         booking_id=str(booking_id),
         version=version,
         participant=participant,
         ends_at=end or START + DURATION,
+        secret=secret,
     )
 
 

@@ -5,19 +5,23 @@ from __future__ import annotations
 import pytest
 
 from services.consult.config import ConsultConfig
-from shared.config import ConfigError, load
+from shared.config import ConfigError, check, load
 from shared.links import JOIN_LINK_GRACE
 
 TWILIO_ENV = {
     "VIDEO_PROVIDER": "twilio",
     "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
     "TWILIO_API_KEY_SID": "SK" + "2" * 32,
-    "TWILIO_API_KEY_SECRET": "s" * 32,
+    "TWILIO_API_KEY_SECRET": "r8Kq2Vx7Lm4Np9Zt1Wb6Yc3Hf0Jd5GsA",
 }
 PRODUCTION = {
     "SUITE_ENV": "production",
-    "LINK_SIGNING_KEYS": "production-link-signing-key-0123456789abcdef",
-    "API_KEYS": "production-staff-key",
+    "LINK_SIGNING_KEYS": "Q3vX9kLm2Pz7RtY4wB8nD1cF6hJ0sG5a",
+    "API_KEYS": "M7tK2qW9xL4pZ8rV1nB6cY3fH0jD5gSe",
+    "BOOKING_PUBLIC_URL": "https://book.clinic.test",
+    "NOTIFY_PUBLIC_URL": "https://notify.clinic.test",
+    "CONSULT_PUBLIC_URL": "https://visit.clinic.test",
+    "CONSULT_DATABASE_URL": "postgresql+psycopg://consult:pw@db/consult",
 }
 
 
@@ -45,7 +49,7 @@ def test_a_close_up_to_the_token_grace_is_accepted() -> None:
 def test_a_close_beyond_the_token_grace_is_refused() -> None:
     grace = int(JOIN_LINK_GRACE.total_seconds() // 60)
     with pytest.raises(ConfigError, match="CONSULT_JOIN_CLOSES_MINUTES must be between 0 and 120"):
-        load(ConsultConfig, environ={"CONSULT_JOIN_CLOSES_MINUTES": str(grace + 1)})
+        check(load(ConsultConfig, environ={"CONSULT_JOIN_CLOSES_MINUTES": str(grace + 1)}))
 
 
 @pytest.mark.parametrize(
@@ -64,15 +68,16 @@ def test_a_close_beyond_the_token_grace_is_refused() -> None:
 )
 def test_bad_settings_are_refused_naming_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        load(ConsultConfig, environ=env)
+        check(load(ConsultConfig, environ=env))
 
 
 def test_production_refuses_the_local_stand_in() -> None:
-    with pytest.raises(ConfigError, match="VIDEO_PROVIDER=local"):
-        load(ConsultConfig, environ=PRODUCTION)
+    with pytest.raises(ConfigError, match="VIDEO_PROVIDER must be twilio in production"):
+        check(load(ConsultConfig, environ=PRODUCTION))
 
 
 def test_production_runs_with_twilio() -> None:
     config = load(ConsultConfig, environ={**PRODUCTION, **TWILIO_ENV})
+    check(config)
     assert config.is_production
     assert config.video_provider == "twilio"

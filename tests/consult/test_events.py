@@ -11,9 +11,9 @@ import pytest
 import redis
 import time_machine
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from services.consult import sweep
+from services.consult import publishing, sweep
 from services.consult.models import Consultation, LocalVideoRoom, Room
 from shared import events
 from shared.db import get_db
@@ -72,14 +72,14 @@ def test_confirmed_video_booking_records_the_window_and_publishes_both_links(
     assert event.closes_at == consultation.closes_at
     assert event.correlation_id == "corr-abc"
     assert event.event_id == consultation.links_event_id
-    # The same link the booking pages mint for the patient (one rule, shared.links.join_token).
+    # The links carry the consultation's stored secret (shared.links.join_token).
     assert event.patient_join_url == join_url("http://consult.test", token_for(app, booking_id))
     for url, participant in ((event.patient_join_url, "patient"), (event.provider_join_url, "provider")):
         assert url.startswith("http://consult.test/join/")
         claims = signer_of(app).verify(url.rsplit("/", 1)[1], purpose=JOIN)
         assert claims.subject == str(booking_id)
         assert claims.version == 1
-        assert claims.extra == {"p": participant}
+        assert claims.extra == {"p": participant, "k": consultation.link_secret}
     # The job names the event, never the patient.
     (job,) = _notify_jobs(redis_client)
     assert job.description == f"consult.links_ready {event.event_id}"
@@ -325,3 +325,50 @@ def test_concurrent_versions_of_one_booking_end_at_the_highest(
     assert consultation is not None
     assert consultation.version == 7
     assert consultation.start_at == START + timedelta(hours=7)
+
+
+def test_links_published_before_join_link_secrets_are_sent_again_with_one(
+    app: Flask, redis_client: redis.Redis, clock: time_machine.Coordinates
+) -> None:
+    """After the upgrade: a consultation the previous release recorded (no secret) gets one, and new links."""
+    payload = booking_event()
+    booking_id = booking_id_of(payload)
+    deliver(app, payload)
+    (first,) = links_ready_jobs(redis_client)
+    with app.app_context(), get_db().transaction() as session:
+        session.execute(update(Consultation).values(link_secret=None))
+    old_style = join_token_without_secret(app, booking_id)
+    assert app.test_client().get(f"/join/{old_style}").status_code == 404
+
+    with app.app_context():
+        sent = publishing.publish_pending_links(
+            db=get_db(), redis=redis_client, signer=signer_of(app), base_url="http://consult.test"
+        )
+    assert sent == 1
+    again = links_ready_jobs(redis_client)[-1]
+    assert again["event_id"] != first["event_id"]  # a new event: notify stores the new links
+    consultation = _consultation(app, booking_id)
+    assert consultation is not None
+    assert consultation.link_secret
+    assert consultation.links_published_at is not None
+    token = again["patient_join_url"].rsplit("/", 1)[1]
+    assert signer_of(app).verify(token, purpose=JOIN).extra["k"] == consultation.link_secret
+    assert app.test_client().get(f"/join/{token}").status_code == 200
+    with app.app_context():  # and nothing more to send
+        assert (
+            publishing.publish_pending_links(
+                db=get_db(), redis=redis_client, signer=signer_of(app), base_url="http://consult.test"
+            )
+            == 0
+        )
+
+
+def join_token_without_secret(app: Flask, booking_id: uuid.UUID) -> str:
+    """A join link as the previous release minted it."""
+    return signer_of(app).sign(
+        purpose=JOIN,
+        subject=str(booking_id),
+        version=1,
+        expires_at=START + timedelta(hours=3),
+        extra={"p": "patient"},
+    )

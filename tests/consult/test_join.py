@@ -18,7 +18,7 @@ from services.consult.models import LocalVideoRoom, Room
 from shared import events
 from shared.config import DEV_LINK_KEY
 from shared.db import get_db
-from shared.links import LinkSigner, join_token, manage_token
+from shared.links import JOIN, LinkSigner, join_token, manage_token
 from tests.consult.conftest import (
     DURATION,
     START,
@@ -198,25 +198,59 @@ def test_a_rescheduled_consultation_sends_people_to_their_new_link(
     assert granted.json["room_name"] == f"consult-{booked.hex}-v2"
 
 
-def test_a_link_newer_than_what_we_know_waits_for_its_event(
+def test_the_manage_page_link_leads_to_the_current_join_link_or_says_why_not(
     app: Flask, client: FlaskClient, booked: uuid.UUID, clock: time_machine.Coordinates
 ) -> None:
+    # The booking pages cannot mint join links (the secret is consult's): they link here with the manage token.
+    signer = signer_of(app)
     clock.move_to(START)
-    response = _access(client, token_for(app, booked, version=2))
-    assert response.status_code == 409
-    assert response.json["type"].endswith("/not-ready")
-    assert response.headers["Retry-After"] == "30"
+    manage = manage_token(signer, booking_id=str(booked), version=1, ends_at=END)
+    answer = client.get(f"/join/manage/{manage}")
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == f"/join/{token_for(app, booked)}"
+    assert answer.headers["Referrer-Policy"] == "no-referrer"
+    assert _access(client, answer.headers["Location"].removeprefix("/join/")).status_code == 200
 
-
-def test_a_link_for_a_booking_not_yet_known_says_it_is_being_prepared(
-    app: Flask, client: FlaskClient, redis_client: Any, clock: time_machine.Coordinates
-) -> None:
-    # The booking pages may show the patient's link before the consult service has heard of the booking.
-    token = token_for(app, uuid.uuid4())
-    page = client.get(f"/join/{token}")
+    # A booking the consult service has not heard of yet: the page says it is being prepared and retries.
+    unknown = manage_token(signer, booking_id=str(uuid.uuid4()), version=1, ends_at=END)
+    page = client.get(f"/join/manage/{unknown}")
     assert page.status_code == 200
     assert "still preparing this consultation" in page.get_data(as_text=True)
-    assert _access(client, token).json["type"].endswith("/not-ready")
+    # An older version's manage token, a join token in its place, a manage token of another key: refused.
+    newer = manage_token(signer, booking_id=str(booked), version=2, ends_at=END)
+    assert "still preparing" in client.get(f"/join/manage/{newer}").get_data(as_text=True)
+    for bad in (
+        token_for(app, booked),
+        manage_token(
+            LinkSigner(["another-clinics-signing-key-0123456789abcdef"]),
+            booking_id=str(booked),
+            version=1,
+            ends_at=END,
+        ),
+    ):
+        assert client.get(f"/join/manage/{bad}").status_code == 404
+
+
+def test_a_link_made_from_ids_and_the_signing_key_opens_nothing(
+    app: Flask, client: FlaskClient, booked: uuid.UUID, clock: time_machine.Coordinates
+) -> None:
+    """Every field of a real link but the consultation's stored secret: the signing key leaked, or is the
+    development one. The current version, a newer one, a booking not yet known: all refused as invalid."""
+    clock.move_to(START)
+    signer = signer_of(app)
+    for booking_id, version in ((booked, 1), (booked, 2), (uuid.uuid4(), 1)):
+        for extra in ({}, {"k": "guessed"}):
+            forged = signer.sign(
+                purpose=JOIN,
+                subject=str(booking_id),
+                version=version,
+                expires_at=END + timedelta(hours=2),
+                extra={"p": "patient", **extra},
+            )
+            assert client.get(f"/join/{forged}").status_code == 404
+            refused = _access(client, forged)
+            assert refused.status_code == 404
+            assert refused.json["type"].endswith("/invalid-link")
     assert _rooms(app) == (0, 0)
 
 
@@ -238,6 +272,7 @@ def test_a_link_for_a_booking_not_yet_known_says_it_is_being_prepared(
                 version=1,
                 participant="patient",
                 ends_at=END,
+                secret="anything",
             ),
             id="foreign-key",
         ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -39,18 +40,22 @@ def production_env(databases: dict[str, str], redis_server: RedisServer, tmp_pat
         **databases,
         "SUITE_ENV": "production",
         "REDIS_URL": redis_server.url,
-        "LINK_SIGNING_KEYS": "test-only-signing-key-" + "x" * 32,
-        "API_KEYS": "test-only-staff-key",
+        "LINK_SIGNING_KEYS": secrets.token_urlsafe(48),
+        "API_KEYS": secrets.token_urlsafe(48),
+        # Loopback is an internal test cluster: the documented opt-out lets its public URLs be http.
+        "ALLOW_HTTP_PUBLIC_URLS": "true",
         "VIDEO_PROVIDER": "twilio",
         "NOTIFY_SMS_BACKEND": "twilio",
-        "TWILIO_AUTH_TOKEN": "test-auth-token",
+        "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
         "TWILIO_MESSAGING_SERVICE_SID": "MG" + "3" * 32,
         "NOTIFY_EMAIL_BACKEND": "smtp",
         "SMTP_HOST": "127.0.0.1",
+        "SMTP_PASSWORD": secrets.token_urlsafe(24),
         "SMTP_FROM": "Test Clinic <appointments@clinic.test>",
         "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
         "TWILIO_API_KEY_SID": "SK" + "2" * 32,
-        "TWILIO_API_KEY_SECRET": "test-api-key-secret-0123456789abcdef",
+        "TWILIO_API_KEY_SECRET": secrets.token_urlsafe(32),
+        "RQ_DASHBOARD_PASSWORD": secrets.token_urlsafe(24),
         "LOG_FORMAT": "json",
         "HOST": "127.0.0.1",
         "WEB_CONCURRENCY": "2",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -47,11 +48,15 @@ def kustomization() -> dict[str, Any]:
     return loaded
 
 
+# Files beside the base that an overlay copies from; they are not applied as they are.
+NOT_APPLIED = ("secret.template.yaml", "ingress.example.yaml")
+
+
 def k8s_documents(include_template: bool = False) -> list[tuple[str, dict[str, Any]]]:
-    """Every (file name, resource) of the kustomization's resources (and the secret template if asked)."""
+    """Every (file name, resource) of the kustomization's resources (and the template and example if asked)."""
     names = list(kustomization()["resources"])
     if include_template:
-        names.append("secret.template.yaml")
+        names.extend(NOT_APPLIED)
     return [
         (name, doc)
         for name in names
@@ -71,3 +76,29 @@ def known_settings() -> set[str]:
     for cls in (BookingConfig, NotifyConfig, ConsultConfig, DashboardConfig):
         names.update(f.metadata["env"] for f in dataclasses.fields(cls) if "env" in f.metadata)
     return names
+
+
+_VARIABLE = re.compile(r"\$\{(\w+)(?::([?-])([^}]*))?\}")
+
+
+def env_file(path: Path) -> dict[str, str]:
+    """The ``KEY=value`` lines of a Compose ``.env`` file."""
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    return {line.split("=", 1)[0]: line.split("=", 1)[1] for line in lines}
+
+
+def compose_environment(service: str, dotenv: dict[str, str]) -> dict[str, str]:
+    """The environment Compose gives ``service``, interpolated from ``dotenv`` as ``docker compose`` does."""
+
+    def value(match: re.Match[str]) -> str:
+        name, kind, text = match.groups()
+        if dotenv.get(name):
+            return dotenv[name]
+        if kind == "?":
+            raise KeyError(f"{service}: {name} is required ({text})")
+        return text if kind == "-" else ""
+
+    return {
+        key: _VARIABLE.sub(value, str(raw))
+        for key, raw in compose()["services"][service]["environment"].items()
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,17 @@ import psycopg
 import pytest
 
 from deploy.suitectl.processes import NOT_IN_PROCFILE, PROCESSES
-from tests.deploy.manifests import DEPLOY, PROCESS_VARIABLES, compose, known_settings, procfile
+from shared.config import ConfigError
+from tests.deploy.manifests import (
+    DEPLOY,
+    PROCESS_VARIABLES,
+    compose,
+    compose_environment,
+    env_file,
+    known_settings,
+    procfile,
+)
+from tests.shared.test_production import build
 from tests.support.servers import PostgresServer
 
 COMPOSE = compose()
@@ -117,6 +128,39 @@ def test_secrets_have_no_default_in_the_file() -> None:
             assert f"${{{key}" in text, f"compose.env.example sets {key}, which compose.yaml never reads"
 
 
+# The app each Compose service builds (workers, relay, dispatcher and sweeper build their service's app).
+APP_OF = {"booking": "booking", "notify": "notify", "consult": "consult", "rq-dashboard": "dashboard"}
+
+
+def _filled_in(example: dict[str, str]) -> dict[str, str]:
+    """The example as its comments tell ops to fill it in: a generated secret for every placeholder."""
+    filled = {}
+    for key, value in example.items():
+        if "replace" in value:
+            filled[key] = secrets.token_urlsafe(48)
+        elif "xxxx" in value:
+            filled[key] = value[:2] + secrets.token_hex(16)
+        else:
+            filled[key] = value
+    return filled
+
+
+def test_the_documented_example_starts_once_filled_in_and_not_before() -> None:
+    example = env_file(DEPLOY / "compose.env.example")
+    filled = _filled_in(example)
+    for service, app in APP_OF.items():
+        build(app, compose_environment(service, filled))
+        with pytest.raises(ConfigError) as caught:
+            build(app, compose_environment(service, example))
+        refused = str(caught.value)
+        names = ["RQ_DASHBOARD_PASSWORD"] if app == "dashboard" else ["LINK_SIGNING_KEYS", "API_KEYS"]
+        names += {"notify": ["TWILIO_AUTH_TOKEN", "SMTP_PASSWORD"], "consult": ["TWILIO_API_KEY_SECRET"]}.get(
+            app, []
+        )
+        for name in names:
+            assert name in refused, (service, name, refused)
+
+
 def test_processes_run_read_only_as_the_image_user() -> None:
     for name in set(SERVICES) - INFRASTRUCTURE:
         assert SERVICES[name]["read_only"] is True
@@ -174,3 +218,15 @@ def test_the_init_script_refuses_a_missing_password(tmp_path: Path) -> None:
     )
     assert completed.returncode == 1
     assert "BOOKING_DB_PASSWORD is not set" in completed.stderr
+
+
+def test_web_metrics_are_published_on_loopback_only() -> None:
+    for name in ("booking", "notify", "consult"):
+        ports = SERVICES[name]["ports"]
+        metrics = [p for p in ports if p.endswith(":9100")]
+        assert len(metrics) == 1, name
+        assert metrics[0].startswith("127.0.0.1:"), metrics
+        assert SERVICES[name]["environment"]["METRICS_PORT"] == "9100"
+    for name, service in SERVICES.items():
+        for published in service.get("ports", []):
+            assert published.endswith(":8000") or published.startswith("127.0.0.1:"), (name, published)

@@ -125,14 +125,15 @@ def test_every_process_runs_from_the_image_alone(image: Image, production_env: d
     assert migrated.returncode == 0, migrated.stderr[-3000:]
 
     web = {name: free_port() for name in ("booking", "notify", "consult", "rq-dashboard")}
+    # Each web process's second listener, the only one that answers /metrics (the dashboard has none).
+    web_metrics = {name: free_port() for name in web} | {"rq-dashboard": 0}
     others = {name: free_port() for name, p in PROCESSES.items() if not p.serves_http}
-    dashboard_env = {**env, "RQ_DASHBOARD_PASSWORD": "image-test-password"}
+    dashboard_env = {**env, "RQ_DASHBOARD_PASSWORD": "image-test-dashboard-password-0123"}
     with contextlib.ExitStack() as stack:
         for name, port in web.items():
             process_env = dashboard_env if name == "rq-dashboard" else env
-            stack.enter_context(
-                running(name, {**process_env, "PORT": str(port)}, suite=image.suite, cwd=image.app)
-            )
+            process_env = {**process_env, "PORT": str(port), "METRICS_PORT": str(web_metrics[name])}
+            stack.enter_context(running(name, process_env, suite=image.suite, cwd=image.app))
         for name, port in others.items():
             stack.enter_context(
                 running(name, {**env, "METRICS_PORT": str(port)}, suite=image.suite, cwd=image.app)
@@ -162,13 +163,17 @@ def test_every_process_runs_from_the_image_alone(image: Image, production_env: d
         assert "<html" in join.text.lower()
         assert requests.get(f"{consult}/readyz", timeout=5).json()["checks"]["video-sdk"] == "ok"
         assert requests.get(f"{consult}/static/vendor/twilio-video.min.js", timeout=5).status_code == 200
-        assert requests.get(f"{booking}/api/docs", timeout=5).status_code == 200
-        body = requests.get(f"{booking}/metrics", timeout=5).text
+        assert requests.get(f"{booking}/api/docs", timeout=5).status_code == 404  # off in production
+        assert requests.get(f"{booking}/metrics", timeout=5).status_code == 404  # not on the web port
+        body = requests.get(f"http://127.0.0.1:{web_metrics['booking']}/metrics", timeout=5).text
         assert samples(body, "suite_scrape_ok", collector="outbox") == 1
         dashboard = f"http://127.0.0.1:{web['rq-dashboard']}"
         assert requests.get(dashboard + "/", timeout=5).status_code == 401
         assert (
-            requests.get(dashboard + "/", auth=("ops", "image-test-password"), timeout=5).status_code == 200
+            requests.get(
+                dashboard + "/", auth=("ops", "image-test-dashboard-password-0123"), timeout=5
+            ).status_code
+            == 200
         )
     # Nothing was written where the code lives (the pods mount it read-only).
     assert _files(image.app) == before

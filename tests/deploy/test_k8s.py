@@ -11,6 +11,7 @@ import yaml
 from deploy.suitectl.processes import NOT_IN_PROCFILE, PROCESSES, SERVICES, SINGLETON, WEB, WORKER
 from tests.deploy.manifests import (
     K8S,
+    NOT_APPLIED,
     PROCESS_VARIABLES,
     k8s_documents,
     known_settings,
@@ -46,10 +47,10 @@ def test_the_validator_rejects_what_it_should() -> None:
         kubernetes_validate.validate(deployment, VERSIONS[-1], strict=True)
 
 
-def test_the_kustomization_lists_every_manifest_but_the_secret_template() -> None:
+def test_the_kustomization_lists_every_manifest_but_the_secret_template_and_ingress_example() -> None:
     listed = set(kustomization()["resources"])
     on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
-    assert listed == on_disk - {"secret.template.yaml"}
+    assert listed == on_disk - set(NOT_APPLIED)
     assert not [d for _, d in k8s_documents() if d["kind"] == "Secret"], "no Secret with values in the base"
     for secret in TEMPLATE_SECRETS.values():
         assert set(secret["stringData"].values()) == {""}, "the template holds no values"
@@ -133,7 +134,7 @@ def test_prometheus_finds_every_process() -> None:
         if name == "rq-dashboard":
             continue
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
-        port = 8000 if PROCESSES[name].serves_http else 9100
+        port = 9100  # every process, web ones too: /metrics is on its own port
         assert annotations == {
             "prometheus.io/scrape": "true",
             "prometheus.io/port": str(port),
@@ -216,3 +217,54 @@ def test_every_secret_a_service_requires_in_production_has_a_key() -> None:
             f.metadata["env"] for f in fields(cls) if f.metadata.get("env", "").endswith("_DATABASE_URL")
         ]
         assert set(database) <= keys
+
+
+def test_web_services_expose_http_but_never_the_metrics_port() -> None:
+    for name in SERVICES:
+        service = of_kind("Service")[name]
+        assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+        ports = {p["name"]: p["containerPort"] for p in _pod(DEPLOYMENTS[name])["containers"][0]["ports"]}
+        assert ports == {"http": 8000, "metrics": 9100}
+
+
+def test_the_ingress_example_routes_only_patient_and_webhook_paths() -> None:
+    from tests.shared.test_staff_key import APPS, PUBLIC
+
+    (ingress,) = [d for n, d in k8s_documents(include_template=True) if d["kind"] == "Ingress"]
+    routed: dict[str, set[str]] = {}
+    for rule in ingress["spec"]["rules"]:
+        for path in rule["http"]["paths"]:
+            assert path["pathType"] == "Prefix"
+            routed.setdefault(path["backend"]["service"]["name"], set()).add(path["path"])
+    assert set(routed) == set(SERVICES)
+    never = ("/metrics", "/api/docs", "/api/openapi.json", "/healthz", "/readyz")
+    for service, prefixes in routed.items():
+        app = APPS[service]()
+        try:
+            for rule in app.url_map.iter_rules():
+                reached = any(rule.rule == p or rule.rule.startswith(p + "/") for p in prefixes)
+                if reached:
+                    assert rule.rule in PUBLIC[service], f"{service}: {rule.rule} needs a staff key"
+                    assert not rule.rule.startswith(never), rule.rule
+        finally:
+            app.extensions["db"].dispose()
+    assert "/webhooks/twilio" in routed["notify"]
+    assert {"/book", "/manage", "/invite"} <= routed["booking"]
+
+
+def test_network_policies_let_only_the_ingress_reach_http_and_monitoring_reach_metrics() -> None:
+    policies = of_kind("NetworkPolicy")
+    assert set(policies) == {"suite-web", "suite-processes"}
+    web = policies["suite-web"]["spec"]
+    assert web["podSelector"]["matchExpressions"][0]["values"] == list(SERVICES)
+    allowed = {
+        (rule["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], port["port"])
+        for rule in web["ingress"]
+        for port in rule["ports"]
+    }
+    assert allowed == {("ingress-nginx", "http"), ("monitoring", "metrics")}
+    others = policies["suite-processes"]["spec"]
+    assert others["podSelector"]["matchExpressions"][0]["operator"] == "NotIn"
+    assert [p["port"] for rule in others["ingress"] for p in rule["ports"]] == ["metrics"]
+    for policy in policies.values():
+        assert policy["spec"]["policyTypes"] == ["Ingress"]

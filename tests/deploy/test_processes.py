@@ -94,11 +94,15 @@ def test_production_processes_migrate_start_answer_and_stop(
     assert _suite("migrate", env=env, timeout=300).returncode == 0
 
     web_ports = {service: free_port() for service in SERVICES}
+    # A web process serves /metrics on its own second listener, never on its web port.
+    web_metrics = {service: free_port() for service in SERVICES}
     # Every process that is not a web server: the relay, the workers, the schedulers.
     metrics_ports = {name: free_port() for name, p in PROCESSES.items() if not p.serves_http}
     with contextlib.ExitStack() as stack:
         for service, port in web_ports.items():
-            stack.enter_context(running(service, {**env, "PORT": str(port)}))
+            stack.enter_context(
+                running(service, {**env, "PORT": str(port), "METRICS_PORT": str(web_metrics[service])})
+            )
         for name, port in metrics_ports.items():
             stack.enter_context(
                 running(name, {**env, "METRICS_PORT": str(port), "METRICS_HOST": "127.0.0.1"})
@@ -109,7 +113,8 @@ def test_production_processes_migrate_start_answer_and_stop(
                 lambda b=base: _get(b + "/readyz").status_code == 200, timeout=60, what=f"{service} /readyz"
             )
             assert _get(base + "/healthz").json() == {"status": "ok"}
-            body = _get(base + "/metrics").text
+            assert _get(base + "/metrics").status_code == 404  # not through the web port
+            body = _get(f"http://127.0.0.1:{web_metrics[service]}/metrics").text
             assert (
                 samples(
                     body, "suite_http_request_duration_seconds_count", service=service, endpoint="/readyz"
@@ -120,14 +125,14 @@ def test_production_processes_migrate_start_answer_and_stop(
             url = f"http://127.0.0.1:{port}/metrics"
             wait_until(lambda u=url: _get(u).status_code == 200, timeout=60, what=f"{name} /metrics")
             assert "process_resident_memory_bytes" in _get(url).text
-        booking_metrics = _get(f"http://127.0.0.1:{web_ports['booking']}/metrics").text
+        booking_metrics = _get(f"http://127.0.0.1:{web_metrics['booking']}/metrics").text
         assert samples(booking_metrics, "suite_scrape_ok", collector="outbox") == 1
-        notify_metrics = _get(f"http://127.0.0.1:{web_ports['notify']}/metrics").text
+        notify_metrics = _get(f"http://127.0.0.1:{web_metrics['notify']}/metrics").text
         # The notify worker is registered on its queue, as the "no workers" alert reads it.
         wait_until(
             lambda: (
                 samples(
-                    _get(f"http://127.0.0.1:{web_ports['notify']}/metrics").text,
+                    _get(f"http://127.0.0.1:{web_metrics['notify']}/metrics").text,
                     "suite_queue_workers",
                     queue="notify",
                 )

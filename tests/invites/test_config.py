@@ -22,7 +22,7 @@ from services.notify import sending
 from services.notify.config import PROTOCOLS_DIR, NotifyConfig
 from services.notify.invites import lock_record
 from services.notify.models import BookingCopy, CalendarInvite
-from shared.config import ConfigError, load
+from shared.config import ConfigError, check, load
 from shared.db import GUID, JSONDocument, UTCDateTime, make_engine
 from shared.migrate import alembic_config
 from tests.invites.support import emails, invite_rows, patient_calendar, provider_invites
@@ -38,13 +38,13 @@ WEEK_AHEAD = MONDAY_NOON + timedelta(days=7)
         ({"NOTIFY_INVITE_STAFF_URL": "https://ehr.example/b/"}, "NOTIFY_INVITE_STAFF_URL must contain"),
         ({"NOTIFY_INVITE_ORGANIZER": "Front desk"}, "NOTIFY_INVITE_ORGANIZER must be an email address"),
         ({"NOTIFY_FEED_LINK_DAYS": "0"}, "NOTIFY_FEED_LINK_DAYS must be at least 1"),
-        ({"NOTIFY_FEED_PAST_DAYS": "-1"}, "NOTIFY_FEED_PAST_DAYS and NOTIFY_FEED_CANCELLED_DAYS at least 0"),
+        ({"NOTIFY_FEED_PAST_DAYS": "-1"}, "NOTIFY_FEED_PAST_DAYS must be at least 0"),
         ({"NOTIFY_PROVIDER_INVITES": "perhaps"}, "NOTIFY_PROVIDER_INVITES: not a boolean"),
     ],
 )
 def test_unworkable_invite_settings_are_refused(environ: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        load(NotifyConfig, environ=environ).check()
+        check(load(NotifyConfig, environ=environ))
 
 
 def test_organizer_and_staff_link_settings_reach_the_invite(
@@ -92,6 +92,28 @@ def test_a_clinic_can_title_its_providers_entries_its_own_way(
     )
 
 
+def test_a_clinic_can_list_the_patient_in_its_providers_invites(
+    make_invite_app: Callable[..., Flask], clock: time_machine.Coordinates, tmp_path: Path
+) -> None:
+    folder = _protocols(tmp_path, '[invite_patient_attendee]\n"demo-clinic" = true\n')
+    app = make_invite_app(protocols_dir_raw=str(folder))
+    booking = Booking(start=WEEK_AHEAD)
+    deliver(app, booking.confirmed(at=MONDAY_NOON))
+    work(app)
+    (invite,) = provider_invites(app)
+    attendees = {str(a): a.params for a in invite.event["ATTENDEE"]}
+    assert set(attendees) == {"mailto:maya@example.com", "mailto:alex@example.com"}
+    assert attendees["mailto:alex@example.com"]["CN"] == "Alex Demo"
+    assert all(p["PARTSTAT"] == "ACCEPTED" and p["RSVP"] == "FALSE" for p in attendees.values())
+    # Another clinic, or none listed: the provider only (the default).
+    other = _protocols(tmp_path / "other", '[invite_patient_attendee]\n"another-clinic" = true\n')
+    app = make_invite_app(protocols_dir_raw=str(other))
+    deliver(app, Booking(start=WEEK_AHEAD).confirmed(at=MONDAY_NOON))
+    work(app)
+    (invite,) = provider_invites(app)
+    assert str(invite.event["ATTENDEE"]) == "mailto:maya@example.com"
+
+
 @pytest.mark.parametrize(
     ("clinics", "message"),
     [
@@ -99,6 +121,10 @@ def test_a_clinic_can_title_its_providers_entries_its_own_way(
         ('[invite_summaries]\n"demo-clinic" = "{% if %}"\n', "'demo-clinic'"),
         ("[invite_summary]\n", "unknown tables"),
         ('[invite_summaries]\n"*" = 3\n', r"\[invite_summaries\] maps clinic slugs to text"),
+        (
+            '[invite_patient_attendee]\n"*" = "yes"\n',
+            r"\[invite_patient_attendee\] maps clinic slugs to true",
+        ),
     ],
 )
 def test_a_broken_title_template_stops_the_service_at_start(

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from datetime import UTC, timedelta
 
+import sqlalchemy as sa
 import time_machine
 import vobject
+from alembic import command
 from flask import Flask
 from flask.testing import FlaskClient
 from icalendar import Calendar
@@ -15,6 +18,8 @@ from icalendar import Calendar
 from services.notify import feeds
 from services.notify.runtime import Runtime
 from shared import events, links
+from shared.db import make_engine
+from shared.migrate import alembic_config
 from shared.timeutil import utcnow
 from tests.invites.support import PROVIDER_EMAIL, parse, provider_invites
 from tests.notify.conftest import MONDAY_NOON, STAFF, deliver, work
@@ -153,18 +158,26 @@ def test_the_feed_refuses_wrong_other_purpose_rotated_and_expired_tokens(
     later = MONDAY_NOON + timedelta(days=30)
     manage = links.manage_token(signer, booking_id=str(booking.id), version=1, ends_at=later)
     join = links.join_token(
-        signer, booking_id=str(booking.id), version=1, participant="provider", ends_at=later
+        signer, booking_id=str(booking.id), version=1, participant="provider", ends_at=later, secret="s"
     )
     other_key = links.LinkSigner(["another-deployment-key-0123456789abcdef"]).sign(
         purpose=links.FEED, subject="1", version=1, expires_at=later
     )
     not_a_provider = signer.sign(purpose=links.FEED, subject="maya", version=1, expires_at=later)
+    # With the deployment's own signing key (leaked, or the development one) and the provider's id and
+    # version, but not the secret stored in the provider's feed row: refused.
+    forged = signer.sign(purpose=links.FEED, subject="1", version=1, expires_at=later)
+    wrong_secret = signer.sign(
+        purpose=links.FEED, subject="1", version=1, expires_at=later, extra={links.SECRET_CLAIM: "guess"}
+    )
     tampered = good.replace(".ics", "x.ics")
     for token_path in (
         f"/calendar/{manage}.ics",
         f"/calendar/{join}.ics",
         f"/calendar/{other_key}.ics",
         f"/calendar/{not_a_provider}.ics",
+        f"/calendar/{forged}.ics",
+        f"/calendar/{wrong_secret}.ics",
         tampered,
         "/calendar/nothing.ics",
     ):
@@ -179,6 +192,14 @@ def test_the_feed_refuses_wrong_other_purpose_rotated_and_expired_tokens(
     assert rotated.json["rotated_at"] == MONDAY_NOON.isoformat()
     assert client.get(good).status_code == 404  # the old link stopped at once
     assert client.get(path_of(rotated.json["url"])).status_code == 200
+    # The old secret with the new version: still refused (rotation replaced the secret too).
+    old_secret = signer.verify(
+        good.removeprefix("/calendar/").removesuffix(".ics"), purpose=links.FEED
+    ).extra[links.SECRET_CLAIM]
+    again = signer.sign(
+        purpose=links.FEED, subject="1", version=2, expires_at=later, extra={links.SECRET_CLAIM: old_secret}
+    )
+    assert client.get(f"/calendar/{again}.ics").status_code == 404
     assert feed_link(client)["token_version"] == 2  # fetching the link again gives the new version's
 
     clock.move_to(MONDAY_NOON + timedelta(days=366))
@@ -302,8 +323,8 @@ def test_whenever_the_feed_would_say_something_else_its_etag_changes(
     after every kind of write and the passing of days."""
     runtime: Runtime = invite_app.extensions["notify"]
     signer: links.LinkSigner = invite_app.extensions["link_signer"]
-    token = signer.sign(
-        purpose=links.FEED, subject="1", version=1, expires_at=MONDAY_NOON + timedelta(days=90)
+    token = (
+        path_of(feed_link(invite_app.test_client())["url"]).removeprefix("/calendar/").removesuffix(".ics")
     )
 
     def fresh() -> tuple[str, bytes]:
@@ -369,3 +390,29 @@ def test_ops_can_print_and_rotate_a_feed_link_from_the_command_line(
     assert client.get(path_of(link["url"])).status_code == 404
     assert client.get(path_of(rotated["url"])).status_code == 200
     assert runner.invoke(args=["feed-link", "0"]).exit_code == 2
+
+
+def test_the_migration_gives_every_existing_feed_its_own_secret(
+    backend: str, make_database_url: Callable[[str, str], str], clock: time_machine.Coordinates
+) -> None:
+    url = make_database_url("notify", backend)
+    cfg = alembic_config(service="notify", url=url)
+    command.downgrade(cfg, "1400c62c5665")
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO provider_feeds (provider_id, token_version, revision, created_at)"
+                    " VALUES (1, 3, 5, :now), (2, 1, 0, :now)"
+                ),
+                {"now": MONDAY_NOON.replace(tzinfo=None) if backend == "sqlite" else MONDAY_NOON},
+            )
+        command.upgrade(cfg, "head")
+        with engine.connect() as conn:
+            secrets = conn.execute(sa.text("SELECT token_secret FROM provider_feeds")).scalars().all()
+    finally:
+        engine.dispose()
+    assert len(secrets) == 2
+    assert all(secrets)
+    assert len(set(secrets)) == 2

@@ -131,7 +131,8 @@ class MailHandler:
         local = address.split("@")[0]
         if local.startswith("reject-"):
             code = local.removeprefix("reject-")
-            return f"{code} {code[0]}.1.1 refused by the test server"
+            # Naming the recipient, as real servers do ("550 5.1.1 <x@y>: Recipient address rejected").
+            return f"{code} {code[0]}.1.1 <{address}>: refused by the test server"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

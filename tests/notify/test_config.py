@@ -7,27 +7,31 @@ from typing import Any
 import pytest
 
 from services.notify.config import NotifyConfig
-from shared.config import ConfigError, load
+from shared.config import ConfigError, check, load
 
 PRODUCTION = {
     "SUITE_ENV": "production",
-    "LINK_SIGNING_KEYS": "a-production-link-signing-key-0123456789abcdef",
-    "API_KEYS": "a-production-api-key",
+    "LINK_SIGNING_KEYS": "Q3vX9kLm2Pz7RtY4wB8nD1cF6hJ0sG5a",
+    "API_KEYS": "M7tK2qW9xL4pZ8rV1nB6cY3fH0jD5gSe",
+    "BOOKING_PUBLIC_URL": "https://book.clinic.test",
+    "NOTIFY_PUBLIC_URL": "https://notify.clinic.test",
+    "CONSULT_PUBLIC_URL": "https://visit.clinic.test",
+    "NOTIFY_DATABASE_URL": "postgresql+psycopg://notify:pw@db/notify",
 }
 REAL = {
     "NOTIFY_SMS_BACKEND": "twilio",
     "NOTIFY_EMAIL_BACKEND": "smtp",
     "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
-    "TWILIO_AUTH_TOKEN": "token",
+    "TWILIO_AUTH_TOKEN": "5f0c2e9a7b3d4c1e8f6a2b9d0c7e3a41",
     "TWILIO_MESSAGING_SERVICE_SID": "MG" + "0" * 32,
     "SMTP_HOST": "smtp.sendgrid.net",
     "SMTP_USERNAME": "apikey",
-    "SMTP_PASSWORD": "SG.key",
+    "SMTP_PASSWORD": "SG.k3Yq8Zp1Lw7Rx2Vn5Tb9",
 }
 
 
 def _check(environ: dict[str, str]) -> None:
-    load(NotifyConfig, environ=environ).check()
+    check(load(NotifyConfig, environ=environ))
 
 
 def test_production_with_real_senders_is_fine() -> None:
@@ -37,7 +41,7 @@ def test_production_with_real_senders_is_fine() -> None:
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
-        ({**PRODUCTION}, "production sends for real"),
+        ({**PRODUCTION}, "NOTIFY_SMS_BACKEND must not be console in production"),
         ({**PRODUCTION, **REAL, "TWILIO_AUTH_TOKEN": ""}, "needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"),
         (
             {"NOTIFY_SMS_BACKEND": "twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"},
@@ -46,7 +50,7 @@ def test_production_with_real_senders_is_fine() -> None:
         ({"NOTIFY_EMAIL_BACKEND": "smtp"}, "needs SMTP_HOST"),
         ({"NOTIFY_SMS_BACKEND": "carrier-pigeon"}, "NOTIFY_SMS_BACKEND must be one of"),
         ({"SMTP_SECURITY": "tls"}, "SMTP_SECURITY must be one of"),
-        ({"NOTIFY_QUIET_HOURS": "9pm-8am"}, "NOTIFY_QUIET_HOURS: use HH:MM-HH:MM"),
+        ({"NOTIFY_QUIET_HOURS": "9pm-8am"}, "NOTIFY_QUIET_HOURS is not valid: use HH:MM-HH:MM"),
         ({"NOTIFY_RETRY_BACKOFF_SECONDS": "30,-1"}, "NOTIFY_RETRY_BACKOFF_SECONDS"),
         ({"TWILIO_TIMEOUT_SECONDS": "0"}, "TWILIO_TIMEOUT_SECONDS must be positive"),
         # Defaults: batches of 50, 8 at a time, 15 s SMTP steps -> a 240 s job, one call 30 s more.
@@ -61,5 +65,5 @@ def test_unworkable_settings_are_refused(environ: dict[str, Any], message: str) 
 
 def test_quiet_hours_can_be_turned_off() -> None:
     config = load(NotifyConfig, environ={"NOTIFY_QUIET_HOURS": ""})
-    config.check()
+    check(config)
     assert config.quiet_hours is None

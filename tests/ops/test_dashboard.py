@@ -9,7 +9,7 @@ import redis
 
 from deploy.suitectl.dashboard import DashboardConfig, create_app
 from shared import queues
-from shared.config import ConfigError, load
+from shared.config import ConfigError, check, load
 from tests.booking.factories import PATIENT
 from tests.support.servers import RedisServer
 
@@ -69,14 +69,17 @@ def test_it_reads_the_suites_json_jobs_and_shows_no_patient_data(
 
 
 def test_production_needs_a_real_password() -> None:
-    with pytest.raises(ConfigError, match="RQ_DASHBOARD_PASSWORD"):
-        load(DashboardConfig, environ={"SUITE_ENV": "production"})
+    https = {f"{s}_PUBLIC_URL": f"https://{s.lower()}.clinic.test" for s in ("BOOKING", "NOTIFY", "CONSULT")}
+    with pytest.raises(ConfigError, match="RQ_DASHBOARD_PASSWORD is a development value"):
+        check(load(DashboardConfig, environ={"SUITE_ENV": "production", **https}))
     config = load(
         DashboardConfig,
         environ={
             "SUITE_ENV": "production",
-            "RQ_DASHBOARD_PASSWORD": "real-one",
+            "RQ_DASHBOARD_PASSWORD": "k2Vq8Lx4Zp7Rt1Wn",
             "REDIS_URL": "redis://r:6379/0",
+            **https,
         },
     )
-    assert config.dashboard_password == "real-one"
+    check(config)
+    assert config.dashboard_password == "k2Vq8Lx4Zp7Rt1Wn"

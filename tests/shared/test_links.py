@@ -64,10 +64,15 @@ def test_weak_or_missing_keys_and_unknown_purposes_are_refused() -> None:
 def test_join_tokens_are_per_participant() -> None:
     signer = links.LinkSigner([KEY_A])
     end = datetime(2030, 5, 1, 10, tzinfo=UTC)
-    token = links.join_token(signer, booking_id="b", version=2, participant="provider", ends_at=end)
+    token = links.join_token(
+        signer, booking_id="b", version=2, participant="provider", ends_at=end, secret="s1"
+    )
     claims = signer.verify(token, purpose=links.JOIN, now=end)
-    assert claims.extra == {"p": "provider"}
+    assert claims.extra == {"p": "provider", "k": "s1"}
+    assert links.secret_matches(claims, "s1")
+    assert not links.secret_matches(claims, "s2")
+    assert not links.secret_matches(claims, None)
     assert claims.expires_at == end + links.JOIN_LINK_GRACE
     with pytest.raises(ValueError, match="participant"):
-        links.join_token(signer, booking_id="b", version=2, participant="guest", ends_at=end)
+        links.join_token(signer, booking_id="b", version=2, participant="guest", ends_at=end, secret="s1")
     assert links.join_url("https://consult.example/", "t.k").endswith("/join/t.k")

@@ -12,10 +12,18 @@ from flask import Blueprint, current_app, request, url_for
 from markupsafe import Markup, escape
 
 from services.booking.models import AppointmentType, Clinic, Invitation, Provider
+from shared.api import public
 from shared.timeutil import day_bounds_utc, is_time_zone, local_date, time_zone_names, to_zone, utcnow
 
-bp = Blueprint(
-    "pages", __name__, template_folder="templates", static_folder="static", static_url_path="/pages/static"
+# Patients' pages: the clinic's public booking page, and signed invitation and manage links.
+bp = public(
+    Blueprint(
+        "pages",
+        __name__,
+        template_folder="templates",
+        static_folder="static",
+        static_url_path="/pages/static",
+    )
 )
 
 # The picker shows two weeks at a time: enough to choose from, small enough to render fast on a phone.

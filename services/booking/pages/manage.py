@@ -28,18 +28,11 @@ def _booking(token: str) -> Booking:
     return service.booking_for_link(session=get_session(), signer=current_signer(), token=token)
 
 
-def _join_url(booking: Booking) -> str | None:
-    """The patient's video link (the consult service opens it only around the visit's time)."""
+def _join_url(booking: Booking, token: str) -> str | None:
+    """The patient's video link: consult, which keeps join links' secrets, turns this token into one."""
     if booking.appointment_type.mode != VIDEO or booking.status != service.CONFIRMED:
         return None
-    token = links.join_token(
-        current_signer(),
-        booking_id=str(booking.id),
-        version=booking.version,
-        participant=links.PATIENT,
-        ends_at=booking.end_at,
-    )
-    return links.join_url(config().consult_public_url, token)
+    return links.manage_join_url(config().consult_public_url, token)
 
 
 def _context(booking: Booking, token: str) -> dict[str, Any]:
@@ -68,7 +61,7 @@ def manage_booking(token: str) -> ResponseReturnValue:
     return render_template(
         "pages/manage.html",
         done=request.args.get("done"),
-        join_url=_join_url(booking),
+        join_url=_join_url(booking, token),
         **_context(booking, token),
     )
 
