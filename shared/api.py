@@ -13,9 +13,10 @@ from flask import Flask, current_app, request, send_from_directory
 from flask_smorest import Api, Blueprint
 from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import BaseConverter, ValidationError
+from werkzeug.routing import BaseConverter, IntegerConverter, Map, ValidationError
 
 from shared import problems
+from shared.fields import DAY_PATTERN, INT32_MAX, INT64_MAX, is_day
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,18 +38,29 @@ class ProblemSchema(Schema):
 
 
 class DateConverter(BaseConverter):
-    """``<isodate:day>``: a ``YYYY-MM-DD`` path segment as a ``date``; anything else is a 404."""
+    """``<isodate:day>``: a ``YYYY-MM-DD`` path segment (years 1900-8999) as a ``date``; else a 404."""
 
-    regex = r"\d{4}-\d{2}-\d{2}"
+    regex = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 
     def to_python(self, value: str) -> date:
         try:
+            if not is_day(value):
+                raise ValueError(value)
             return date.fromisoformat(value)
         except ValueError as exc:
             raise ValidationError() from exc
 
     def to_url(self, value: date) -> str:
         return value.isoformat()
+
+
+class IdConverter(IntegerConverter):
+    """``<id:name>``: a row id within its column's range (``<id(bits=64):name>`` for BIGINT); else a 404."""
+
+    regex = r"[0-9]{1,19}"
+
+    def __init__(self, map: Map, bits: int = 32) -> None:
+        super().__init__(map, min=1, max=INT64_MAX if bits == 64 else INT32_MAX)
 
 
 class ProblemApi(Api):
@@ -84,8 +96,11 @@ def init_api(app: Flask, *, title: str, description: str) -> ProblemApi:
         },
     )
     app.url_map.converters["isodate"] = DateConverter
+    app.url_map.converters["id"] = IdConverter
     api = ProblemApi(app)
-    api.register_converter(DateConverter, lambda _converter: {"type": "string", "format": "date"})
+    api.register_converter(
+        DateConverter, lambda _converter: {"type": "string", "format": "date", "pattern": DAY_PATTERN}
+    )
 
     @app.route(DOCS_ASSETS + "<path:filename>")
     def _swagger_assets(filename: str) -> Any:

@@ -12,7 +12,7 @@ from flask.wrappers import Response
 from redis import Redis
 
 from shared import db as dbmod
-from shared import health, metrics, migrate
+from shared import health, inputs, metrics, migrate
 from shared.api import ProblemApi, init_api
 from shared.config import CommonConfig
 from shared.links import LinkSigner
@@ -72,6 +72,7 @@ def create_service_app(
         g.correlation_token = set_correlation_id(cid)
         g.correlation_id = cid
         g.request_started = time.perf_counter()
+        inputs.check_request()
 
     @app.after_request
     def _finish_request(response: Response) -> Response:

@@ -67,7 +67,7 @@ class Clinics(MethodView):
             return catalog.create_clinic(session=session, **data)
 
 
-@clinics.route("/<int:clinic_id>")
+@clinics.route("/<id:clinic_id>")
 class ClinicItem(MethodView):
     @staff_only(clinics)
     @clinics.response(200, c.ClinicOut)
@@ -105,7 +105,7 @@ class Providers(MethodView):
             return catalog.create_provider(session=session, **data)
 
 
-@providers.route("/<int:provider_id>")
+@providers.route("/<id:provider_id>")
 class ProviderItem(MethodView):
     @staff_only(providers)
     @providers.response(200, c.ProviderOut)
@@ -122,7 +122,7 @@ class ProviderItem(MethodView):
             return catalog.update_provider(session=session, provider_id=provider_id, changes=data)
 
 
-@providers.route("/<int:provider_id>/availability")
+@providers.route("/<id:provider_id>/availability")
 class WeeklyAvailability(MethodView):
     @staff_only(providers)
     @providers.response(200, c.WeeklyAvailabilityOut)
@@ -145,7 +145,7 @@ class WeeklyAvailability(MethodView):
             return {"provider_id": provider_id, "rules": rules}
 
 
-@providers.route("/<int:provider_id>/overrides")
+@providers.route("/<id:provider_id>/overrides")
 class Overrides(MethodView):
     @staff_only(providers)
     @providers.arguments(c.OverrideRange(), location="query")
@@ -160,7 +160,7 @@ class Overrides(MethodView):
         )
 
 
-@providers.route("/<int:provider_id>/overrides/<isodate:day>")
+@providers.route("/<id:provider_id>/overrides/<isodate:day>")
 class OverrideItem(MethodView):
     @staff_only(providers)
     @providers.arguments(c.OverrideIn())
@@ -208,7 +208,7 @@ class AppointmentTypes(MethodView):
             return catalog.create_appointment_type(session=session, clinic_id=clinic_id, fields=data)
 
 
-@types.route("/<int:type_id>")
+@types.route("/<id:type_id>")
 class AppointmentTypeItem(MethodView):
     @staff_only(types)
     @types.response(200, c.AppointmentTypeOut)

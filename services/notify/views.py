@@ -46,7 +46,7 @@ class Messages(MethodView):
         return {"items": items, "total": total}
 
 
-@calendar_feeds.route("/providers/<int:provider_id>/calendar-feed")
+@calendar_feeds.route("/providers/<id:provider_id>/calendar-feed")
 class ProviderFeed(MethodView):
     @staff_only(calendar_feeds)
     @calendar_feeds.response(200, s.FeedLinkOut)
@@ -55,7 +55,7 @@ class ProviderFeed(MethodView):
         return service.provider_feed_link(session=get_session(), provider_id=provider_id)
 
 
-@calendar_feeds.route("/providers/<int:provider_id>/calendar-feed/rotate")
+@calendar_feeds.route("/providers/<id:provider_id>/calendar-feed/rotate")
 class RotateProviderFeed(MethodView):
     @staff_only(calendar_feeds)
     @calendar_feeds.response(200, s.FeedLinkOut)
