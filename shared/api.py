@@ -9,9 +9,10 @@ from datetime import date
 from typing import Any, TypeVar, cast
 
 import swagger_ui_bundle
+from apispec import APISpec, BasePlugin
 from flask import Flask, current_app, request, send_from_directory
 from flask_smorest import Api, Blueprint
-from marshmallow import Schema, fields
+from marshmallow import INCLUDE, Schema, fields
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, IntegerConverter, Map, ValidationError
 
@@ -25,7 +26,10 @@ DOCS_ASSETS = "/api/docs/assets/"
 
 
 class ProblemSchema(Schema):
-    """An RFC 9457 problem details body."""
+    """An RFC 9457 problem details body (with extension members, such as a conflict's alternatives)."""
+
+    class Meta:
+        unknown = INCLUDE
 
     type = fields.String(metadata={"example": "https://telehealth-suite.invalid/problems/slot-taken"})
     title = fields.String(metadata={"example": "Conflict"})
@@ -63,13 +67,49 @@ class IdConverter(IntegerConverter):
         super().__init__(map, min=1, max=INT64_MAX if bits == 64 else INT32_MAX)
 
 
+class ProblemPlugin(BasePlugin):
+    """Documents error responses as ``application/problem+json`` and lets a schema set ``minProperties``."""
+
+    def schema_helper(self, name: str, definition: Any, **kwargs: Any) -> dict[str, Any] | None:
+        schema = kwargs.get("schema")
+        minimum = getattr(schema, "MIN_PROPERTIES", None)
+        return {"minProperties": minimum} if minimum else None
+
+    def operation_helper(self, path: str | None = None, operations: Any = None, **kwargs: Any) -> None:
+        for operation in (operations or {}).values():
+            for status, response in operation.get("responses", {}).items():
+                if str(status)[0] in "45d":  # 4xx, 5xx and "default"
+                    _problem_content(response)
+
+
+def _nullable_ref(_converter: Any, field: Any, ret: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI 3.0 for a nullable nested schema: the schema or null, not apispec's "or any object"."""
+    branches = ret.get("anyOf", [])
+    if field.allow_none and len(branches) == 2 and {"type": "object", "nullable": True} in branches:
+        ret.pop("anyOf")
+        return {"nullable": True, "allOf": [b for b in branches if "$ref" in b]}
+    return {}
+
+
+def _problem_content(response: Any) -> None:
+    content = response.get("content") if isinstance(response, dict) else None
+    if content and "application/json" in content:
+        content[problems.PROBLEM_MIMETYPE] = content.pop("application/json")
+
+
 class ProblemApi(Api):
-    """An ``Api`` whose errors are problem+json bodies."""
+    """An ``Api`` whose errors are problem+json bodies, and whose document says so."""
 
     ERROR_SCHEMA = ProblemSchema
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         return problems.from_http_exception(error)
+
+    def _register_responses(self) -> None:
+        super()._register_responses()
+        spec: APISpec = self.spec
+        for response in spec.components.responses_lazy.values():
+            _problem_content(response)
 
 
 def init_api(app: Flask, *, title: str, description: str) -> ProblemApi:
@@ -97,7 +137,8 @@ def init_api(app: Flask, *, title: str, description: str) -> ProblemApi:
     )
     app.url_map.converters["isodate"] = DateConverter
     app.url_map.converters["id"] = IdConverter
-    api = ProblemApi(app)
+    api = ProblemApi(app, spec_kwargs={"extra_plugins": [ProblemPlugin()]})
+    api.ma_plugin.converter.add_attribute_function(_nullable_ref)
     api.register_converter(
         DateConverter, lambda _converter: {"type": "string", "format": "date", "pattern": DAY_PATTERN}
     )
@@ -109,6 +150,21 @@ def init_api(app: Flask, *, title: str, description: str) -> ProblemApi:
 
     app.register_error_handler(problems.Problem, problems.from_problem)
     return api
+
+
+def links(bp: Blueprint, status: int, targets: dict[str, tuple[str, str, str]]) -> Callable[[F], F]:
+    """Document OpenAPI links: ``{name: (method, path, parameter)}`` each filled with the response's ``id``.
+
+    They say which operations a created resource leads to (clients and the API fuzzer follow them).
+    """
+    documented = {
+        name: {
+            "operationRef": "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method,
+            "parameters": {parameter: "$response.body#/id"},
+        }
+        for name, (method, path, parameter) in targets.items()
+    }
+    return cast(Callable[[F], F], bp.doc(responses={status: {"links": documented}}))
 
 
 def _key_matches(presented: str, keys: tuple[str, ...]) -> bool:

@@ -16,7 +16,7 @@ from flask_smorest import Blueprint
 from services.booking import catalog, invitations
 from services.booking import catalog_schemas as c
 from services.booking import schemas as s
-from shared.api import API_PREFIX, ProblemSchema, staff_only
+from shared.api import API_PREFIX, ProblemSchema, links, staff_only
 from shared.db import get_session, unit_of_work
 from shared.links import current_signer
 from shared.timeutil import utcnow
@@ -45,6 +45,29 @@ invites = Blueprint(
 )
 BLUEPRINTS = (clinics, providers, types, patients, invites)
 
+# Where a created resource leads (OpenAPI links: clients and the API fuzzer chain create, read, change).
+_CLINIC, _PROVIDER = f"{API_PREFIX}/clinics/{{clinic_id}}", f"{API_PREFIX}/providers/{{provider_id}}"
+_TYPE, _PATIENT = f"{API_PREFIX}/appointment-types/{{type_id}}", f"{API_PREFIX}/patients/{{patient_id}}"
+_INVITATION = f"{API_PREFIX}/invitations/{{invitation_id}}"
+CLINIC_LINKS = {
+    "GetClinic": ("get", _CLINIC, "clinic_id"),
+    "ChangeClinic": ("patch", _CLINIC, "clinic_id"),
+}
+PROVIDER_LINKS = {
+    "GetProvider": ("get", _PROVIDER, "provider_id"),
+    "ChangeProvider": ("patch", _PROVIDER, "provider_id"),
+    "GetHours": ("get", f"{_PROVIDER}/availability", "provider_id"),
+    "SetHours": ("put", f"{_PROVIDER}/availability", "provider_id"),
+    "ListOverrides": ("get", f"{_PROVIDER}/overrides", "provider_id"),
+    "SetOverride": ("put", f"{_PROVIDER}/overrides/{{day}}", "provider_id"),
+}
+TYPE_LINKS = {"GetType": ("get", _TYPE, "type_id"), "ChangeType": ("patch", _TYPE, "type_id")}
+PATIENT_LINKS = {"GetPatient": ("get", _PATIENT, "patient_id")}
+INVITATION_LINKS = {
+    "GetInvitation": ("get", _INVITATION, "invitation_id"),
+    "RevokeInvitation": ("delete", _INVITATION, "invitation_id"),
+}
+
 
 # --- clinics -------------------------------------------------------------------------------------------
 
@@ -61,6 +84,7 @@ class Clinics(MethodView):
     @clinics.arguments(c.ClinicIn())
     @clinics.response(201, c.ClinicOut)
     @clinics.alt_response(409, schema=ProblemSchema, description="Slug taken")
+    @links(clinics, 201, CLINIC_LINKS)
     def post(self, data: dict[str, Any]) -> Any:
         """Create a clinic."""
         with unit_of_work() as session:
@@ -99,6 +123,7 @@ class Providers(MethodView):
     @staff_only(providers)
     @providers.arguments(c.ProviderIn())
     @providers.response(201, c.ProviderOut)
+    @links(providers, 201, PROVIDER_LINKS)
     def post(self, data: dict[str, Any]) -> Any:
         """Create a provider."""
         with unit_of_work() as session:
@@ -201,6 +226,7 @@ class AppointmentTypes(MethodView):
     @types.arguments(c.AppointmentTypeIn())
     @types.response(201, c.AppointmentTypeOut)
     @types.alt_response(409, schema=ProblemSchema, description="Slug taken in this clinic")
+    @links(types, 201, TYPE_LINKS)
     def post(self, data: dict[str, Any]) -> Any:
         """Create an appointment type."""
         clinic_id = data.pop("clinic_id")
@@ -233,6 +259,7 @@ class Patients(MethodView):
     @staff_only(patients)
     @patients.arguments(s.PatientIn())
     @patients.response(201, s.PatientOut)
+    @links(patients, 201, PATIENT_LINKS)
     def post(self, data: dict[str, Any]) -> Any:
         """Register a patient."""
         with unit_of_work() as session:
@@ -272,6 +299,7 @@ class Invitations(MethodView):
     @staff_only(invites)
     @invites.arguments(c.InvitationIn())
     @invites.response(201, c.InvitationOut)
+    @links(invites, 201, INVITATION_LINKS)
     def post(self, data: dict[str, Any]) -> Any:
         """Create a private invitation link (expires in 7 days unless told otherwise)."""
         hours = data.pop("expires_in_hours", None)

@@ -105,3 +105,12 @@ def test_a_feed_link_for_a_provider_beyond_any_id_is_not_found(client: FlaskClie
         response = client.open(path, method="POST" if path.endswith("rotate") else "GET", headers=STAFF)
         assert response.status_code == 404, path
         assert response.mimetype == "application/problem+json"
+
+
+def test_no_route_takes_an_unbounded_integer(app: Flask) -> None:
+    from werkzeug.routing import IntegerConverter
+
+    for rule in app.url_map.iter_rules():
+        for name, converter in rule._converters.items():
+            if isinstance(converter, IntegerConverter):
+                assert converter.max is not None, (rule.rule, name)
