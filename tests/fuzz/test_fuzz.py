@@ -40,7 +40,7 @@ STAFF_KEY = "dev-api-key"
 SEED = 20261204
 # Cases per operation in the fuzzing phase (the coverage phase makes its own): the whole set stays within about
 # two minutes on two cores; notify and consult have few operations, so each gets more.
-MAX_EXAMPLES = {"booking": 12, "notify": 50, "consult": 50}
+MAX_EXAMPLES = {"booking": 30, "notify": 100, "consult": 100}
 PHASES = "examples,coverage,fuzzing,stateful"
 SUMMARY = re.compile(r"\((?:in|took) [0-9.]+s\)|generated|Scenarios|API Links")
 
