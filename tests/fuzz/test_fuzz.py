@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -114,6 +114,20 @@ def _schemathesis(
     return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=280)
 
 
+@pytest.fixture
+def quiet() -> Iterator[Callable[[logging.Logger], None]]:
+    """``quiet(logger)``: warnings and worse only, until the test ends."""
+    changed: list[tuple[logging.Logger, int]] = []
+
+    def silence(logger: logging.Logger) -> None:
+        changed.append((logger, logger.level))
+        logger.setLevel(logging.WARNING)
+
+    yield silence
+    for logger, level in changed:
+        logger.setLevel(level)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 @pytest.mark.parametrize("service", SERVICES)
@@ -123,8 +137,9 @@ def test_the_api_holds_to_its_openapi_document(
     make_database_url: Callable[[str, str], str],
     redis_server: RedisServer,
     tmp_path: Path,
+    quiet: Callable[[logging.Logger], None],
 ) -> None:
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access log line per case otherwise
+    quiet(logging.getLogger("werkzeug"))  # its access log: a line per case otherwise
     app, extra_config = SERVICES[service](make_database_url(service, backend), redis_server.url)
     try:
         started = time.monotonic()
