@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, IntegerConverter, Map, ValidationError
 
 from shared import problems
-from shared.fields import DAY_PATTERN, INT32_MAX, INT64_MAX, is_day
+from shared.fields import DAY_PATTERN, is_day, largest_id
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,7 +64,7 @@ class IdConverter(IntegerConverter):
     regex = r"[0-9]{1,19}"
 
     def __init__(self, map: Map, bits: int = 32) -> None:
-        super().__init__(map, min=1, max=INT64_MAX if bits == 64 else INT32_MAX)
+        super().__init__(map, min=1, max=largest_id(bits))
 
 
 class ProblemPlugin(BasePlugin):

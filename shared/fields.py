@@ -68,6 +68,11 @@ def normalize_mobile(raw: str, region: str = DEFAULT_PHONE_REGION) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def largest_id(bits: int = 32) -> int:
+    """The largest id an INTEGER (``bits=32``) or BIGINT (``bits=64``) key column holds."""
+    return INT64_MAX if bits == 64 else INT32_MAX
+
+
 class Id(fields.Integer):
     """A row id: 1 up to its column's largest value (``bits=64`` for BIGINT keys); beyond, it names nothing.
 
@@ -75,7 +80,7 @@ class Id(fields.Integer):
     """
 
     def __init__(self, *, bits: int = 32, strict: bool = True, **kwargs: Any) -> None:
-        top = INT64_MAX if bits == 64 else INT32_MAX
+        top = largest_id(bits)
         kwargs.setdefault("validate", validate.Range(min=1, max=top, error=f"not an id (1 to {top})"))
         super().__init__(strict=strict, **kwargs)
 
@@ -87,11 +92,10 @@ class Id(fields.Integer):
 
 def parse_id(raw: str, *, bits: int = 32) -> int | None:
     """``raw`` as a row id (ASCII digits, 1 up to the column's largest value), else None."""
-    top = INT64_MAX if bits == 64 else INT32_MAX
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
         return None
     value = int(raw)
-    return value if 1 <= value <= top else None
+    return value if 1 <= value <= largest_id(bits) else None
 
 
 def bounded(low: int, high: int, **kwargs: Any) -> fields.Integer:
@@ -120,8 +124,6 @@ class Line(fields.String):
             validate.Length(min=min_length, max=max_length, error=length_error),
             Pattern(self.pattern, error="must not contain control characters"),
         ]
-        extra = kwargs.pop("validate", None)
-        checks.extend(extra if isinstance(extra, list) else [extra] if extra else [])
         super().__init__(validate=checks, **kwargs)
 
 
