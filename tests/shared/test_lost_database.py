@@ -92,5 +92,7 @@ def test_a_server_restart_is_a_503_until_it_is_back(app: Flask, postgres_server:
     with postgres_server.shut_down():
         _assert_unavailable(client.get(slots))  # the pooled connection got AdminShutdown; no server to retry
         _assert_unavailable(client.post("/api/v1/clinics", json=CLINIC, headers=STAFF))
+        page = client.get("/book/demo-clinic")  # the patient's pages say so in a page
+        assert (page.status_code, page.mimetype, page.headers["Retry-After"]) == (503, "text/html", "5")
     assert client.get("/api/v1/clinics", headers=STAFF).status_code == 200
     assert client.get(slots).status_code == 404  # no such provider: the database answers again
