@@ -7,20 +7,23 @@ the app checks the key before any view runs, so a route added without thinking f
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import swagger_ui_bundle
-from apispec import BasePlugin
+from apispec import APISpec, BasePlugin
 from flask import Flask, current_app, request, send_from_directory
-from flask_smorest import Api
-from marshmallow import Schema, fields
+from flask_smorest import Api, Blueprint
+from marshmallow import INCLUDE, Schema, fields
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import BaseConverter, ValidationError
+from werkzeug.routing import BaseConverter, IntegerConverter, Map, ValidationError
 
 from shared import problems
+from shared.fields import DAY_PATTERN, is_day, largest_id
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 API_PREFIX = "/api/v1"
 DOCS_ASSETS = "/api/docs/assets/"
@@ -28,7 +31,10 @@ _PUBLIC = "_suite_public"
 
 
 class ProblemSchema(Schema):
-    """An RFC 9457 problem details body."""
+    """An RFC 9457 problem details body (with extension members, such as a conflict's alternatives)."""
+
+    class Meta:
+        unknown = INCLUDE
 
     type = fields.String(metadata={"example": "https://telehealth-suite.invalid/problems/slot-taken"})
     title = fields.String(metadata={"example": "Conflict"})
@@ -41,12 +47,14 @@ class ProblemSchema(Schema):
 
 
 class DateConverter(BaseConverter):
-    """``<isodate:day>``: a ``YYYY-MM-DD`` path segment as a ``date``; anything else is a 404."""
+    """``<isodate:day>``: a ``YYYY-MM-DD`` path segment (years 1900-8999) as a ``date``; else a 404."""
 
-    regex = r"\d{4}-\d{2}-\d{2}"
+    regex = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 
     def to_python(self, value: str) -> date:
         try:
+            if not is_day(value):
+                raise ValueError(value)
             return date.fromisoformat(value)
         except ValueError as exc:
             raise ValidationError() from exc
@@ -55,13 +63,58 @@ class DateConverter(BaseConverter):
         return value.isoformat()
 
 
+class IdConverter(IntegerConverter):
+    """``<id:name>``: a row id within its column's range (``<id(bits=64):name>`` for BIGINT); else a 404."""
+
+    regex = r"[0-9]{1,19}"
+
+    def __init__(self, map: Map, bits: int = 32) -> None:
+        super().__init__(map, min=1, max=largest_id(bits))
+
+
+class ProblemPlugin(BasePlugin):
+    """Documents error responses as ``application/problem+json`` and lets a schema set ``minProperties``."""
+
+    def schema_helper(self, name: str, definition: Any, **kwargs: Any) -> dict[str, Any] | None:
+        schema = kwargs.get("schema")
+        minimum = getattr(schema, "MIN_PROPERTIES", None)
+        return {"minProperties": minimum} if minimum else None
+
+    def operation_helper(self, path: str | None = None, operations: Any = None, **kwargs: Any) -> None:
+        for operation in (operations or {}).values():
+            for status, response in operation.get("responses", {}).items():
+                if str(status)[0] in "45d":  # 4xx, 5xx and "default"
+                    _problem_content(response)
+
+
+def _nullable_ref(_converter: Any, field: Any, ret: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI 3.0 for a nullable nested schema: the schema or null, not apispec's "or any object"."""
+    branches = ret.get("anyOf", [])
+    if field.allow_none and len(branches) == 2 and {"type": "object", "nullable": True} in branches:
+        ret.pop("anyOf")
+        return {"nullable": True, "allOf": [b for b in branches if "$ref" in b]}
+    return {}
+
+
+def _problem_content(response: Any) -> None:
+    content = response.get("content") if isinstance(response, dict) else None
+    if content and "application/json" in content:
+        content[problems.PROBLEM_MIMETYPE] = content.pop("application/json")
+
+
 class ProblemApi(Api):
-    """An ``Api`` whose errors are problem+json bodies."""
+    """An ``Api`` whose errors are problem+json bodies, and whose document says so."""
 
     ERROR_SCHEMA = ProblemSchema
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         return problems.from_http_exception(error)
+
+    def _register_responses(self) -> None:
+        super()._register_responses()
+        spec: APISpec = self.spec
+        for response in spec.components.responses_lazy.values():
+            _problem_content(response)
 
 
 def public(target: T) -> T:
@@ -121,8 +174,12 @@ def init_api(app: Flask, *, title: str, description: str, docs: bool = True) -> 
         },
     )
     app.url_map.converters["isodate"] = DateConverter
-    api = ProblemApi(app, spec_kwargs={"extra_plugins": [StaffKeyPlugin(app)]})
-    api.register_converter(DateConverter, lambda _converter: {"type": "string", "format": "date"})
+    app.url_map.converters["id"] = IdConverter
+    api = ProblemApi(app, spec_kwargs={"extra_plugins": [StaffKeyPlugin(app), ProblemPlugin()]})
+    api.ma_plugin.converter.add_attribute_function(_nullable_ref)
+    api.register_converter(
+        DateConverter, lambda _converter: {"type": "string", "format": "date", "pattern": DAY_PATTERN}
+    )
     if docs:
         public(app.blueprints["api-docs"])
 
@@ -146,6 +203,21 @@ def require_staff_key(app: Flask) -> None:
         # No endpoint: the router's 404 or 405 follows.
         if request.endpoint is not None and not is_public(current_app, request.endpoint):
             check_api_key()
+
+
+def links(bp: Blueprint, status: int, targets: dict[str, tuple[str, str, str]]) -> Callable[[F], F]:
+    """Document OpenAPI links: ``{name: (method, path, parameter)}`` each filled with the response's ``id``.
+
+    They say which operations a created resource leads to (clients and the API fuzzer follow them).
+    """
+    documented = {
+        name: {
+            "operationRef": "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method,
+            "parameters": {parameter: "$response.body#/id"},
+        }
+        for name, (method, path, parameter) in targets.items()
+    }
+    return cast(Callable[[F], F], bp.doc(responses={status: {"links": documented}}))
 
 
 def _key_matches(presented: str, keys: tuple[str, ...]) -> bool:

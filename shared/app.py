@@ -10,25 +10,55 @@ from typing import Any
 from flask import Flask, current_app, g, request
 from flask.wrappers import Response
 from redis import Redis
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import NotFound
 
 from shared import db as dbmod
-from shared import health, metrics, migrate
+from shared import health, inputs, metrics, migrate
 from shared.api import ProblemApi, init_api, public, require_staff_key
 from shared.config import CommonConfig, check
 from shared.links import LinkSigner
 from shared.logging import configure_logging, new_correlation_id, set_correlation_id
+from shared.problems import ServiceUnavailable
 
 log = logging.getLogger("suite.request")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# How long a client should wait after a lost database connection: about a PostgreSQL restart or failover.
+DATABASE_RETRY_AFTER_SECONDS = 5
+_READS = ("GET", "HEAD")
 
 
 class SuiteFlask(Flask):
-    """Flask that logs unhandled errors by route template: request paths carry signed patient tokens."""
+    """Flask that logs unhandled errors by route template (request paths carry signed patient tokens), and
+    answers a lost database connection with a 503 after trying a read once more."""
 
     def log_exception(self, exc_info: Any) -> None:
         rule = request.url_rule.rule if request.url_rule else "<unmatched>"
         self.logger.error("Exception on %s [%s]", rule, request.method, exc_info=exc_info)
+
+    def dispatch_request(self) -> Any:
+        try:
+            return super().dispatch_request()
+        except DBAPIError as exc:
+            if not dbmod.is_connection_lost(exc):
+                raise
+            lost = exc
+        rule = request.url_rule.rule if request.url_rule else "<unmatched>"
+        if request.method in _READS:
+            # A read changes nothing, so it may run again on a new connection (the pool was invalidated).
+            log.warning("database connection lost on %s [%s]; reading again", rule, request.method)
+            dbmod.close_sessions()
+            try:
+                return super().dispatch_request()
+            except DBAPIError as exc:
+                if not dbmod.is_connection_lost(exc):
+                    raise
+                lost = exc
+        log.warning("database connection lost on %s [%s]", rule, request.method)
+        raise ServiceUnavailable(
+            "The database is not answering. Try again shortly.",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        ) from lost
 
 
 def make_redis(url: str) -> Redis:
@@ -73,6 +103,7 @@ def create_service_app(
         g.correlation_token = set_correlation_id(cid)
         g.correlation_id = cid
         g.request_started = time.perf_counter()
+        inputs.check_request()
 
     _serve_metrics(app, config)
     require_staff_key(app)  # after the request is stamped, so a refusal is logged and counted too

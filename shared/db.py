@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -218,10 +218,15 @@ def init_app(app: Flask, db: Database) -> None:
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:
-        for name in ("db_session", "db_read_session"):
-            session = g.pop(name, None)
-            if session is not None:
-                session.close()
+        close_sessions()
+
+
+def close_sessions() -> None:
+    """Close the current app context's sessions (the next ``get_session`` starts a new one)."""
+    for name in ("db_session", "db_read_session"):
+        session = g.pop(name, None)
+        if session is not None:
+            session.close()
 
 
 def get_db() -> Database:
@@ -308,6 +313,23 @@ def _insert_plan(mapper: Any) -> tuple[Any, list[tuple[str, str, Callable[[], An
 def rowcount(result: Any) -> int:
     """Rows an INSERT, UPDATE or DELETE wrote (an INSERT's skipped conflicts not counted)."""
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+# A connection the server ended (admin or crash shutdown, as a restart does) or would not accept yet.
+_CONNECTION_GONE = frozenset({"57P01", "57P02", "57P03"})
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` is a database connection that broke or could not be made, not a failed statement."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate:
+        return bool(sqlstate.startswith("08") or sqlstate in _CONNECTION_GONE)
+    # libpq's own failures (refused, reset, timed out) carry no SQLSTATE; SQLite's errors are never this.
+    return isinstance(exc, OperationalError) and type(exc.orig).__module__.startswith("psycopg")
 
 
 def is_transient(exc: OperationalError) -> bool:

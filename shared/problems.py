@@ -81,6 +81,11 @@ class TooManyRequests(Problem):
     slug = "too-many-requests"
 
 
+class ServiceUnavailable(Problem):
+    status = 503
+    slug = "unavailable"
+
+
 def field_error(field: str, message: str, *, location: str = "json") -> Unprocessable:
     """A 422 naming one field, for rules that need the database (schemas check shape only)."""
     errors: dict[str, Any] = {}

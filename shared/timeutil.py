@@ -18,12 +18,18 @@ def utcnow() -> datetime:
 @lru_cache(maxsize=1024)
 def zone(name: str) -> ZoneInfo:
     """Return the IANA zone ``name``; raise ``ValueError`` for an unknown or non-IANA name."""
-    if not name or name != name.strip() or name.startswith("/") or ".." in name:
+    # Only names tzdata lists: another may be a directory ("America") or too long a file name for the OS.
+    if name not in _zone_names():
         raise ValueError(f"unknown time zone {name!r}")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"unknown time zone {name!r}") from exc
+
+
+@lru_cache(maxsize=1)
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
 
 
 def is_time_zone(name: str) -> bool:

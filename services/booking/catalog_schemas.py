@@ -11,26 +11,26 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.booking.schemas import Strict, aware, minutes
+from services.booking.schemas import Patch, Strict, aware, minutes
 from shared.events import MODES
-from shared.fields import MobileNumber, Slug, TimeZone, WallTime
+from shared.fields import Day, Email, Flag, Id, Line, MobileNumber, Slug, Text, TimeZone, WallTime, bounded
 
 # --- clinics -------------------------------------------------------------------------------------------
 
 
 class ClinicIn(Strict):
     slug = fields.String(required=True, validate=Slug)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = Line(required=True, min_length=1, max_length=200)
     time_zone = TimeZone(required=True)
-    address = fields.String(load_default="", validate=validate.Length(max=500))
-    phone = fields.String(load_default="", validate=validate.Length(max=32))
+    address = Text(load_default="", max_length=500)
+    phone = Line(load_default="", max_length=32)
 
 
-class ClinicPatch(Strict):
-    name = fields.String(validate=validate.Length(min=1, max=200))
+class ClinicPatch(Patch):
+    name = Line(min_length=1, max_length=200)
     time_zone = TimeZone()
-    address = fields.String(validate=validate.Length(max=500))
-    phone = fields.String(validate=validate.Length(max=32))
+    address = Text(max_length=500)
+    phone = Line(max_length=32)
 
 
 class ClinicOut(Schema):
@@ -46,19 +46,19 @@ class ClinicOut(Schema):
 
 
 class ProviderIn(Strict):
-    clinic_id = fields.Integer(required=True, strict=True)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    email = fields.Email(required=True)
+    clinic_id = Id(required=True)
+    name = Line(required=True, min_length=1, max_length=200)
+    email = Email(required=True)
     time_zone = TimeZone(required=True)
-    appointment_type_ids = fields.List(fields.Integer(strict=True), load_default=list)
+    appointment_type_ids = fields.List(Id(), load_default=list)
 
 
-class ProviderPatch(Strict):
-    name = fields.String(validate=validate.Length(min=1, max=200))
-    email = fields.Email()
+class ProviderPatch(Patch):
+    name = Line(min_length=1, max_length=200)
+    email = Email()
     time_zone = TimeZone()
-    active = fields.Boolean()
-    appointment_type_ids = fields.List(fields.Integer(strict=True))
+    active = Flag()
+    appointment_type_ids = fields.List(Id())
 
 
 class ProviderOut(Schema):
@@ -75,38 +75,34 @@ class ProviderOut(Schema):
 
 
 class ClinicFilter(Strict):
-    clinic_id = fields.Integer()
+    clinic_id = Id(strict=False)
 
 
 # --- appointment types ---------------------------------------------------------------------------------
 
 
 class AppointmentTypeIn(Strict):
-    clinic_id = fields.Integer(required=True, strict=True)
+    clinic_id = Id(required=True)
     slug = fields.String(required=True, validate=Slug)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    description = fields.String(load_default="", validate=validate.Length(max=2000))
+    name = Line(required=True, min_length=1, max_length=200)
+    description = Text(load_default="", max_length=2000)
     duration_minutes = minutes(5, 480, required=True)
     mode = fields.String(required=True, validate=validate.OneOf(MODES))
     buffer_before_minutes = minutes(0, 240, load_default=0)
     buffer_after_minutes = minutes(0, 240, load_default=0)
     slot_interval_minutes = minutes(5, 240, load_default=15)
-    min_notice_minutes = fields.Integer(
-        strict=True, load_default=0, validate=validate.Range(min=0, max=60 * 24 * 30)
-    )
-    horizon_days = fields.Integer(strict=True, load_default=60, validate=validate.Range(min=1, max=730))
-    daily_limit = fields.Integer(
-        strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1, max=200)
-    )
-    location = fields.String(load_default="", validate=validate.Length(max=500))
+    min_notice_minutes = bounded(0, 60 * 24 * 30, load_default=0)
+    horizon_days = bounded(1, 730, load_default=60)
+    daily_limit = bounded(1, 200, load_default=None, allow_none=True)
+    location = Text(load_default="", max_length=500)
     reminder_protocol = fields.String(required=True, validate=Slug)
-    change_cutoff_hours = fields.Integer(
-        strict=True,
+    change_cutoff_hours = bounded(
+        0,
+        720,
         load_default=0,
-        validate=validate.Range(min=0, max=720),
         metadata={"description": "patients may reschedule or cancel online until this many hours before"},
     )
-    asks_intake = fields.Boolean(
+    asks_intake = Flag(
         load_default=False, metadata={"description": "ask the first-consultation intake when booking"}
     )
 
@@ -116,22 +112,22 @@ class AppointmentTypeIn(Strict):
             raise ValidationError("an in-person appointment type needs a location", "location")
 
 
-class AppointmentTypePatch(Strict):
-    name = fields.String(validate=validate.Length(min=1, max=200))
-    description = fields.String(validate=validate.Length(max=2000))
+class AppointmentTypePatch(Patch):
+    name = Line(min_length=1, max_length=200)
+    description = Text(max_length=2000)
     duration_minutes = minutes(5, 480)
     mode = fields.String(validate=validate.OneOf(MODES))
     buffer_before_minutes = minutes(0, 240)
     buffer_after_minutes = minutes(0, 240)
     slot_interval_minutes = minutes(5, 240)
-    min_notice_minutes = fields.Integer(strict=True, validate=validate.Range(min=0, max=60 * 24 * 30))
-    horizon_days = fields.Integer(strict=True, validate=validate.Range(min=1, max=730))
-    daily_limit = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=200))
-    location = fields.String(validate=validate.Length(max=500))
+    min_notice_minutes = bounded(0, 60 * 24 * 30)
+    horizon_days = bounded(1, 730)
+    daily_limit = bounded(1, 200, allow_none=True)
+    location = Text(max_length=500)
     reminder_protocol = fields.String(validate=Slug)
-    change_cutoff_hours = fields.Integer(strict=True, validate=validate.Range(min=0, max=720))
-    asks_intake = fields.Boolean()
-    active = fields.Boolean()
+    change_cutoff_hours = bounded(0, 720)
+    asks_intake = Flag()
+    active = Flag()
 
 
 class AppointmentTypeOut(Schema):
@@ -176,12 +172,7 @@ def _no_overlap(windows: list[Any], label: str) -> None:
 
 
 class WeeklyRuleIn(WindowIn):
-    weekday = fields.Integer(
-        required=True,
-        strict=True,
-        validate=validate.Range(min=0, max=6),
-        metadata={"description": "0 = Monday"},
-    )
+    weekday = bounded(0, 6, required=True, metadata={"description": "0 = Monday"})
 
 
 class WeeklyAvailabilityIn(Strict):
@@ -208,7 +199,7 @@ class WeeklyAvailabilityOut(Schema):
 
 
 class OverrideIn(Strict):
-    closed = fields.Boolean(required=True)
+    closed = Flag(required=True)
     windows = fields.List(fields.Nested(WindowIn), load_default=list)
 
     @validates_schema
@@ -231,28 +222,26 @@ class OverrideOut(Schema):
 
 
 class OverrideRange(Strict):
-    start = fields.Date()
-    end = fields.Date()
+    start = Day()
+    end = Day()
 
 
 # --- invitations ---------------------------------------------------------------------------------------
 
 
 class InvitationPatient(Strict):
-    name = fields.String(validate=validate.Length(min=1, max=200))
-    email = fields.Email()
+    name = Line(min_length=1, max_length=200)
+    email = Email()
     phone = MobileNumber(allow_none=True)
 
 
 class InvitationIn(Strict):
-    clinic_id = fields.Integer(required=True, strict=True)
-    appointment_type_id = fields.Integer(strict=True, load_default=None, allow_none=True)
-    provider_id = fields.Integer(strict=True, load_default=None, allow_none=True)
-    single_use = fields.Boolean(load_default=True)
+    clinic_id = Id(required=True)
+    appointment_type_id = Id(load_default=None, allow_none=True)
+    provider_id = Id(load_default=None, allow_none=True)
+    single_use = Flag(load_default=True)
     expires_at = aware(load_default=None, metadata={"description": "default: now + expires_in_hours"})
-    expires_in_hours = fields.Integer(
-        strict=True, load_default=None, validate=validate.Range(min=1, max=24 * 90)
-    )
+    expires_in_hours = bounded(1, 24 * 90, load_default=None)
     patient_id = fields.UUID(load_default=None, metadata={"description": "pre-fill from a known patient"})
     patient = fields.Nested(
         InvitationPatient, load_default=None, metadata={"description": "or pre-fill these"}

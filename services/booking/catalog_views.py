@@ -16,7 +16,7 @@ from flask_smorest import Blueprint
 from services.booking import catalog, invitations
 from services.booking import catalog_schemas as c
 from services.booking import schemas as s
-from shared.api import API_PREFIX, ProblemSchema
+from shared.api import API_PREFIX, ProblemSchema, links
 from shared.db import get_session, unit_of_work
 from shared.links import current_signer
 from shared.timeutil import utcnow
@@ -45,6 +45,29 @@ invites = Blueprint(
 )
 BLUEPRINTS = (clinics, providers, types, patients, invites)
 
+# Where a created resource leads (OpenAPI links: clients and the API fuzzer chain create, read, change).
+_CLINIC, _PROVIDER = f"{API_PREFIX}/clinics/{{clinic_id}}", f"{API_PREFIX}/providers/{{provider_id}}"
+_TYPE, _PATIENT = f"{API_PREFIX}/appointment-types/{{type_id}}", f"{API_PREFIX}/patients/{{patient_id}}"
+_INVITATION = f"{API_PREFIX}/invitations/{{invitation_id}}"
+CLINIC_LINKS = {
+    "GetClinic": ("get", _CLINIC, "clinic_id"),
+    "ChangeClinic": ("patch", _CLINIC, "clinic_id"),
+}
+PROVIDER_LINKS = {
+    "GetProvider": ("get", _PROVIDER, "provider_id"),
+    "ChangeProvider": ("patch", _PROVIDER, "provider_id"),
+    "GetHours": ("get", f"{_PROVIDER}/availability", "provider_id"),
+    "SetHours": ("put", f"{_PROVIDER}/availability", "provider_id"),
+    "ListOverrides": ("get", f"{_PROVIDER}/overrides", "provider_id"),
+    "SetOverride": ("put", f"{_PROVIDER}/overrides/{{day}}", "provider_id"),
+}
+TYPE_LINKS = {"GetType": ("get", _TYPE, "type_id"), "ChangeType": ("patch", _TYPE, "type_id")}
+PATIENT_LINKS = {"GetPatient": ("get", _PATIENT, "patient_id")}
+INVITATION_LINKS = {
+    "GetInvitation": ("get", _INVITATION, "invitation_id"),
+    "RevokeInvitation": ("delete", _INVITATION, "invitation_id"),
+}
+
 
 # --- clinics -------------------------------------------------------------------------------------------
 
@@ -59,13 +82,14 @@ class Clinics(MethodView):
     @clinics.arguments(c.ClinicIn())
     @clinics.response(201, c.ClinicOut)
     @clinics.alt_response(409, schema=ProblemSchema, description="Slug taken")
+    @links(clinics, 201, CLINIC_LINKS)
     def post(self, data: dict[str, Any]) -> Any:
         """Create a clinic."""
         with unit_of_work() as session:
             return catalog.create_clinic(session=session, **data)
 
 
-@clinics.route("/<int:clinic_id>")
+@clinics.route("/<id:clinic_id>")
 class ClinicItem(MethodView):
     @clinics.response(200, c.ClinicOut)
     def get(self, clinic_id: int) -> Any:
@@ -93,13 +117,14 @@ class Providers(MethodView):
 
     @providers.arguments(c.ProviderIn())
     @providers.response(201, c.ProviderOut)
+    @links(providers, 201, PROVIDER_LINKS)
     def post(self, data: dict[str, Any]) -> Any:
         """Create a provider."""
         with unit_of_work() as session:
             return catalog.create_provider(session=session, **data)
 
 
-@providers.route("/<int:provider_id>")
+@providers.route("/<id:provider_id>")
 class ProviderItem(MethodView):
     @providers.response(200, c.ProviderOut)
     def get(self, provider_id: int) -> Any:
@@ -114,7 +139,7 @@ class ProviderItem(MethodView):
             return catalog.update_provider(session=session, provider_id=provider_id, changes=data)
 
 
-@providers.route("/<int:provider_id>/availability")
+@providers.route("/<id:provider_id>/availability")
 class WeeklyAvailability(MethodView):
     @providers.response(200, c.WeeklyAvailabilityOut)
     def get(self, provider_id: int) -> Any:
@@ -135,7 +160,7 @@ class WeeklyAvailability(MethodView):
             return {"provider_id": provider_id, "rules": rules}
 
 
-@providers.route("/<int:provider_id>/overrides")
+@providers.route("/<id:provider_id>/overrides")
 class Overrides(MethodView):
     @providers.arguments(c.OverrideRange(), location="query")
     @providers.response(200, c.OverrideOut(many=True))
@@ -149,7 +174,7 @@ class Overrides(MethodView):
         )
 
 
-@providers.route("/<int:provider_id>/overrides/<isodate:day>")
+@providers.route("/<id:provider_id>/overrides/<isodate:day>")
 class OverrideItem(MethodView):
     @providers.arguments(c.OverrideIn())
     @providers.response(200, c.OverrideOut(many=True))
@@ -186,6 +211,7 @@ class AppointmentTypes(MethodView):
     @types.arguments(c.AppointmentTypeIn())
     @types.response(201, c.AppointmentTypeOut)
     @types.alt_response(409, schema=ProblemSchema, description="Slug taken in this clinic")
+    @links(types, 201, TYPE_LINKS)
     def post(self, data: dict[str, Any]) -> Any:
         """Create an appointment type."""
         clinic_id = data.pop("clinic_id")
@@ -193,7 +219,7 @@ class AppointmentTypes(MethodView):
             return catalog.create_appointment_type(session=session, clinic_id=clinic_id, fields=data)
 
 
-@types.route("/<int:type_id>")
+@types.route("/<id:type_id>")
 class AppointmentTypeItem(MethodView):
     @types.response(200, c.AppointmentTypeOut)
     def get(self, type_id: int) -> Any:
@@ -215,6 +241,7 @@ class AppointmentTypeItem(MethodView):
 class Patients(MethodView):
     @patients.arguments(s.PatientIn())
     @patients.response(201, s.PatientOut)
+    @links(patients, 201, PATIENT_LINKS)
     def post(self, data: dict[str, Any]) -> Any:
         """Register a patient."""
         with unit_of_work() as session:
@@ -252,6 +279,7 @@ class _PresentedInvitation:
 class Invitations(MethodView):
     @invites.arguments(c.InvitationIn())
     @invites.response(201, c.InvitationOut)
+    @links(invites, 201, INVITATION_LINKS)
     def post(self, data: dict[str, Any]) -> Any:
         """Create a private invitation link (expires in 7 days unless told otherwise)."""
         hours = data.pop("expires_in_hours", None)

@@ -7,7 +7,18 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from shared.fields import MobileNumber, TimeZone, multiple_of_five
+from shared.fields import (
+    INT32_MAX,
+    Email,
+    Flag,
+    Id,
+    Instant,
+    Line,
+    MobileNumber,
+    TimeZone,
+    bounded,
+    multiple_of_five,
+)
 
 
 class Strict(Schema):
@@ -17,25 +28,43 @@ class Strict(Schema):
         unknown = RAISE
 
 
-def aware(**kwargs: Any) -> fields.AwareDateTime:
-    return fields.AwareDateTime(format="iso", **kwargs)
+class Patch(Strict):
+    """A change: an empty one is refused rather than answered as if something changed."""
+
+    MIN_PROPERTIES = 1
+
+    @validates_schema
+    def _something(self, data: dict[str, Any], **_: Any) -> None:
+        if not data:
+            raise ValidationError("give at least one field to change")
+
+
+def aware(**kwargs: Any) -> Instant:
+    return Instant(**kwargs)
 
 
 def minutes(low: int, high: int, **kwargs: Any) -> fields.Integer:
     return fields.Integer(
-        strict=True, validate=[validate.Range(min=low, max=high), multiple_of_five], **kwargs
+        strict=True,
+        validate=[validate.Range(min=low, max=high), multiple_of_five],
+        metadata={"multipleOf": 5, **kwargs.pop("metadata", {})},
+        **kwargs,
     )
+
+
+def version(**kwargs: Any) -> fields.Integer:
+    return bounded(1, INT32_MAX, **kwargs)
 
 
 # --- patients ------------------------------------------------------------------------------------------
 
 
 class PatientDetails(Strict):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    email = fields.Email(required=True)
+    name = Line(required=True, min_length=1, max_length=200)
+    email = Email(required=True)
     phone = MobileNumber(load_default=None, allow_none=True)
     time_zone = TimeZone(required=True)
-    sms_consent = fields.Boolean(load_default=False)
+    sms_consent = Flag(load_default=False)
 
     @validates_schema
     def _consent_needs_phone(self, data: dict[str, Any], **_: Any) -> None:
@@ -44,7 +73,7 @@ class PatientDetails(Strict):
 
 
 class PatientIn(PatientDetails):
-    clinic_id = fields.Integer(required=True, strict=True)
+    clinic_id = Id(required=True)
 
 
 class PatientOut(Schema):
@@ -61,8 +90,8 @@ class PatientOut(Schema):
 
 
 class SlotQuery(Strict):
-    provider_id = fields.Integer(required=True)
-    appointment_type_id = fields.Integer(required=True)
+    provider_id = Id(required=True, strict=False)
+    appointment_type_id = Id(required=True, strict=False)
     start = aware(required=True, metadata={"description": "range start, ISO 8601 with offset"})
     end = aware(required=True, metadata={"description": "range end (exclusive), ISO 8601 with offset"})
     tz = TimeZone(
@@ -87,8 +116,8 @@ class SlotsOut(Schema):
 
 
 class BookingIn(Strict):
-    provider_id = fields.Integer(required=True, strict=True)
-    appointment_type_id = fields.Integer(required=True, strict=True)
+    provider_id = Id(required=True)
+    appointment_type_id = Id(required=True)
     start = aware(required=True, metadata={"description": "ISO 8601 with an offset"})
     patient_id = fields.UUID(load_default=None)
     patient = fields.Nested(PatientDetails, load_default=None)
@@ -101,23 +130,23 @@ class BookingIn(Strict):
 
 class RescheduleIn(Strict):
     start = aware(required=True)
-    expected_version = fields.Integer(
-        strict=True, load_default=None, metadata={"description": "refuse with 409 if the booking moved on"}
+    expected_version = version(
+        load_default=None, metadata={"description": "refuse with 409 if the booking moved on"}
     )
 
 
 class CancelIn(Strict):
-    expected_version = fields.Integer(strict=True, load_default=None)
+    expected_version = version(load_default=None)
 
 
 class BookingFilter(Strict):
-    provider_id = fields.Integer()
+    provider_id = Id(strict=False)
     patient_id = fields.UUID()
     status = fields.String(validate=validate.OneOf(("confirmed", "cancelled")))
     start_from = aware()
     start_to = aware()
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=INT32_MAX))
 
 
 class TypeBrief(Schema):

@@ -18,7 +18,7 @@ from flask_smorest import Blueprint
 from services.booking import catalog, catalog_views, search, service
 from services.booking import schemas as s
 from services.booking.models import Booking
-from shared.api import API_PREFIX, ProblemSchema, public
+from shared.api import API_PREFIX, ProblemSchema, links, public
 from shared.db import get_read_session, get_session, unit_of_work
 from shared.links import current_signer, manage_url
 from shared.problems import BadRequest
@@ -40,6 +40,13 @@ manage = public(
     )
 )
 BLUEPRINTS = (*catalog_views.BLUEPRINTS, slots, bookings, manage)
+_BOOKING = f"{API_PREFIX}/bookings/{{booking_id}}"
+BOOKING_LINKS = {
+    "GetBooking": ("get", _BOOKING, "booking_id"),
+    "GetBookingEvents": ("get", f"{_BOOKING}/events", "booking_id"),
+    "RescheduleBooking": ("post", f"{_BOOKING}/reschedule", "booking_id"),
+    "CancelBooking": ("post", f"{_BOOKING}/cancel", "booking_id"),
+}
 
 
 class _Presented:
@@ -140,6 +147,7 @@ class Bookings(MethodView):
             }
         ]
     )
+    @links(bookings, 201, BOOKING_LINKS)
     def post(self, data: dict[str, Any]) -> Any:
         """Book a slot. A repeated Idempotency-Key returns its booking (header Idempotent-Replayed)."""
         key = _idempotency_key()
@@ -184,7 +192,7 @@ class BookingReschedule(MethodView):
 
 @bookings.route("/<uuid:booking_id>/cancel")
 class BookingCancel(MethodView):
-    @bookings.arguments(s.CancelIn())
+    @bookings.arguments(s.CancelIn(), required=False)
     @bookings.response(200, s.BookingOut)
     def post(self, data: dict[str, Any], booking_id: uuid.UUID) -> Any:
         """Cancel a booking (cancelling a cancelled booking changes nothing)."""
@@ -247,7 +255,7 @@ class ManagedReschedule(MethodView):
 
 @manage.route("/<string:token>/cancel")
 class ManagedCancel(MethodView):
-    @manage.arguments(s.CancelIn())
+    @manage.arguments(s.CancelIn(), required=False)
     @manage.response(200, s.ManagedBookingOut)
     def post(self, data: dict[str, Any], token: str) -> Any:
         """Cancel this booking."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, fields
+
+from shared.fields import Flag, Line
 
 
 class _Strict(Schema):
@@ -11,7 +13,7 @@ class _Strict(Schema):
 
 
 class AccessIn(_Strict):
-    refresh = fields.Boolean(
+    refresh = Flag(
         load_default=False,
         metadata={"description": "the page could not connect: check the room with the provider again"},
     )
@@ -65,7 +67,7 @@ class ConsultationOut(Schema):
 
 
 class PresenceIn(_Strict):
-    access_token = fields.String(required=True, validate=validate.Length(min=1, max=4096))
+    access_token = Line(required=True, min_length=1, max_length=4096)
 
 
 class ParticipantOut(Schema):

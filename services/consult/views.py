@@ -67,7 +67,7 @@ _ACCESS_IN, _ACCESS_OUT = s.AccessIn(), s.AccessOut()
 
 @join.route("/<string:token>/access")
 class Access(MethodView):
-    @join.arguments(_ACCESS_IN)
+    @join.arguments(_ACCESS_IN, required=False)
     @join.response(200, _ACCESS_OUT)
     @join.alt_response(404, schema=ProblemSchema, description="Not a valid join link")
     @join.alt_response(

@@ -44,13 +44,13 @@ def index() -> str:
     )
 
 
-@bp.get("/<int:message_id>")
+@bp.get("/<id(bits=64):message_id>")
 def detail(message_id: int) -> str:
     """One message: SMS text, or email headers, text, HTML and attachments."""
     return render_template("outbox/detail.html", message=_message(message_id))
 
 
-@bp.get("/<int:message_id>/html")
+@bp.get("/<id(bits=64):message_id>/html")
 def html(message_id: int) -> Response:
     """An email's HTML part, sandboxed: no scripts, no same-origin access."""
     response = Response(_message(message_id).html, mimetype="text/html")
@@ -60,7 +60,7 @@ def html(message_id: int) -> Response:
     return response
 
 
-@bp.get("/<int:message_id>/raw")
+@bp.get("/<id(bits=64):message_id>/raw")
 def raw(message_id: int) -> Response:
     """An email as the mail server would have received it (.eml)."""
     message = _message(message_id)
@@ -73,7 +73,7 @@ def raw(message_id: int) -> Response:
     )
 
 
-@bp.get("/<int:message_id>/attachments/<int:attachment_id>")
+@bp.get("/<id(bits=64):message_id>/attachments/<id(bits=64):attachment_id>")
 def attachment(message_id: int, attachment_id: int) -> Response:
     """Download one attachment."""
     found = get_session().get(OutboxAttachment, attachment_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from services.notify.models import CHANNELS, STATUSES
+from shared.fields import INT32_MAX
 
 
 class MessageOut(Schema):
@@ -61,7 +62,7 @@ class MessageFilter(Schema):
     status = fields.String(validate=validate.OneOf(STATUSES))
     channel = fields.String(validate=validate.OneOf(CHANNELS))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=INT32_MAX))
 
 
 class MessagePage(Schema):

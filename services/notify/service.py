@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from services.notify import feeds
 from services.notify.models import BookingCopy, Message
 from services.notify.runtime import get_runtime
-from shared.problems import NotFound, field_error
+from shared.problems import NotFound
 from shared.timeutil import utcnow
 
 
@@ -62,14 +62,8 @@ def list_messages(
     return rows, int(total)
 
 
-def _check_provider(provider_id: int) -> None:
-    if provider_id < 1:
-        raise field_error("provider_id", "A provider id is a positive whole number.", location="path")
-
-
 def provider_feed_link(*, session: Session, provider_id: int) -> feeds.FeedLink:
     """A link to the provider's calendar feed (a new token for the version in force, valid a year)."""
-    _check_provider(provider_id)
     runtime = get_runtime()
     return feeds.feed_link(
         session=session, signer=runtime.signer, config=runtime.config, provider_id=provider_id, now=utcnow()
@@ -78,7 +72,6 @@ def provider_feed_link(*, session: Session, provider_id: int) -> feeds.FeedLink:
 
 def rotate_provider_feed(*, session: Session, provider_id: int) -> feeds.FeedLink:
     """Revoke every link to the provider's feed at once and return the new one."""
-    _check_provider(provider_id)
     runtime = get_runtime()
     return feeds.rotate_link(
         session=session, signer=runtime.signer, config=runtime.config, provider_id=provider_id, now=utcnow()

@@ -44,7 +44,7 @@ class Messages(MethodView):
         return {"items": items, "total": total}
 
 
-@calendar_feeds.route("/providers/<int:provider_id>/calendar-feed")
+@calendar_feeds.route("/providers/<id:provider_id>/calendar-feed")
 class ProviderFeed(MethodView):
     @calendar_feeds.response(200, s.FeedLinkOut)
     def get(self, provider_id: int) -> Any:
@@ -53,7 +53,7 @@ class ProviderFeed(MethodView):
             return service.provider_feed_link(session=session, provider_id=provider_id)
 
 
-@calendar_feeds.route("/providers/<int:provider_id>/calendar-feed/rotate")
+@calendar_feeds.route("/providers/<id:provider_id>/calendar-feed/rotate")
 class RotateProviderFeed(MethodView):
     @calendar_feeds.response(200, s.FeedLinkOut)
     def post(self, provider_id: int) -> Any:

@@ -6,14 +6,18 @@ query) with the auth token, and answer 403 when it is missing or wrong.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from services.notify import delivery, optouts
+from services.notify.models import Message, OptOut
 from services.notify.runtime import get_runtime
 from shared.api import public
 from shared.db import unit_of_work
+from shared.fields import parse_id
 from shared.problems import Forbidden, field_error
 
 # Twilio signs every call (X-Twilio-Signature): the signature is the credential.
@@ -21,6 +25,8 @@ bp = public(Blueprint("twilio_webhooks", __name__, url_prefix="/webhooks/twilio"
 
 INBOUND_PATH = "/webhooks/twilio/inbound"
 STATUS_PATH = "/webhooks/twilio/status"
+# Twilio's SIDs are 34 characters; anything much longer is no SID of ours, and the request is refused.
+SID_MAX = 64
 
 
 def public_url() -> str:
@@ -46,6 +52,22 @@ def _twiml(response: MessagingResponse) -> Response:
     return Response(str(response), mimetype="application/xml")
 
 
+def _fit(value: str | None, column: Any) -> str | None:
+    """``value`` cut to ``column``'s length: what Twilio reports about a message is kept, never refused."""
+    return value[: column.type.length] if value else None
+
+
+def _message_id() -> int | None:
+    """The message id we put in the callback URL (``?m=``), if any; 422 if it is no id."""
+    raw = request.args.get("m")
+    if raw is None:
+        return None
+    message_id = parse_id(raw, bits=64)
+    if message_id is None:
+        raise field_error("m", "not a message id", location="query")
+    return message_id
+
+
 @bp.post("/inbound")
 def inbound() -> Response:
     """An SMS a patient sent: keywords update their opt-out; HELP may be answered."""
@@ -53,6 +75,9 @@ def inbound() -> Response:
     phone = request.form.get("From", "")
     if not phone:
         raise field_error("From", "missing", location="form")
+    if len(phone) > OptOut.phone.type.length:
+        # No number we text is that long; cut short it could opt out someone else's.
+        raise field_error("From", "longer than any phone number", location="form")
     with unit_of_work() as session:
         word = delivery.record_inbound(
             session=session,
@@ -75,16 +100,15 @@ def status() -> Response:
     state = request.form.get("MessageStatus") or request.form.get("SmsStatus") or ""
     if not sid or not state:
         raise field_error("MessageStatus" if sid else "MessageSid", "missing", location="form")
-    raw_id = request.args.get("m", "")
+    if len(sid) > SID_MAX:
+        raise field_error("MessageSid", f"longer than {SID_MAX} characters", location="form")
+    update = delivery.StatusUpdate(
+        message_sid=sid,
+        status=_fit(state, Message.delivery_status) or "",
+        error_code=_fit(request.form.get("ErrorCode"), Message.error_code),
+        message_id=_message_id(),
+    )
     with unit_of_work() as session:
-        delivery.record_status(
-            session=session,
-            update=delivery.StatusUpdate(
-                message_sid=sid,
-                status=state,
-                error_code=request.form.get("ErrorCode") or None,
-                message_id=int(raw_id) if raw_id.isdigit() else None,
-            ),
-        )
+        delivery.record_status(session=session, update=update)
     # An unknown message is still a 204: Twilio would only retry a callback we can never use.
     return Response(status=204)

@@ -63,10 +63,10 @@ PUBLIC: dict[str, set[str]] = {
         "/webhooks/twilio/inbound",  # signed by Twilio (X-Twilio-Signature)
         "/webhooks/twilio/status",
         "/outbox",  # the console outbox page: development only (console senders)
-        "/outbox/<int:message_id>",
-        "/outbox/<int:message_id>/attachments/<int:attachment_id>",
-        "/outbox/<int:message_id>/html",
-        "/outbox/<int:message_id>/raw",
+        "/outbox/<id(bits=64):message_id>",
+        "/outbox/<id(bits=64):message_id>/attachments/<id(bits=64):attachment_id>",
+        "/outbox/<id(bits=64):message_id>/html",
+        "/outbox/<id(bits=64):message_id>/raw",
     },
     "consult": COMMON
     | {
@@ -83,7 +83,7 @@ APPS: dict[str, Callable[[], Flask]] = {
     "notify": lambda: create_notify(load(NotifyConfig, environ={}, database_url="sqlite:///:memory:")),
     "consult": lambda: create_consult(load(ConsultConfig, environ={}, database_url="sqlite:///:memory:")),
 }
-SAMPLES = {"int": "1", "uuid": str(uuid.uuid4()), "isodate": "2026-03-03"}
+SAMPLES = {"int": "1", "id": "1", "uuid": str(uuid.uuid4()), "isodate": "2026-03-03"}
 WRONG = (
     {},
     {"Authorization": "Bearer not-the-key"},

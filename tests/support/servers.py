@@ -118,6 +118,9 @@ class PostgresServer:
             "--encoding=UTF8",
             "--locale=C.UTF-8",
         )
+        self._pg_ctl_start()
+
+    def _pg_ctl_start(self) -> None:
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 "
@@ -139,6 +142,15 @@ class PostgresServer:
         with contextlib.suppress(subprocess.CalledProcessError):
             self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def shut_down(self) -> Iterator[None]:
+        """Shut the server down as a restart does (sessions end with AdminShutdown), then start it again."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop")
+        try:
+            yield
+        finally:
+            self._pg_ctl_start()
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"

@@ -131,7 +131,8 @@ def _problem_page(status: int, headline: str, detail: str, **context: Any) -> Re
 @bp.errorhandler(Problem)
 def _problem(exc: Problem) -> ResponseReturnValue:
     headline = _PROBLEM_HEADLINES.get(exc.slug, "Something needs your attention")
-    return _problem_page(exc.status, headline, exc.detail, slug=exc.slug)
+    page = render_template("pages/problem.html", headline=headline, detail=exc.detail, slug=exc.slug)
+    return page, exc.status, exc.headers  # e.g. a 503's Retry-After
 
 
 @bp.errorhandler(CSRFError)

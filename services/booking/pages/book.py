@@ -25,6 +25,7 @@ from services.booking.pages.common import (
     to_zone,
 )
 from shared.db import get_session, unit_of_work
+from shared.fields import parse_id
 from shared.links import current_signer
 from shared.problems import Conflict, NotFound, Unprocessable
 
@@ -58,7 +59,7 @@ def _entry(clinic_slug: str | None, token: str | None, *, usable: bool = True) -
     clinic = catalog.get_clinic_by_slug(session=session, slug=clinic_slug or "")
     return Entry(
         clinic=clinic,
-        provider_id=request.args.get("provider", type=int),
+        provider_id=parse_id(request.args.get("provider", "")),
         clinic_types=catalog.list_appointment_types(session=session, clinic_id=clinic.id),
     )
 

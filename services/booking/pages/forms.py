@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 from werkzeug.datastructures import MultiDict
 
-from shared.fields import MobileNumber, TimeZone
+from shared.fields import Email, Id, Instant, Line, MobileNumber, Text, TimeZone
 
 # What brings a patient to a first consultation: (value, label). Stored by value with the booking.
 REASONS = (
@@ -26,20 +26,22 @@ class _Form(Schema):
 
 
 class SlotChoice(_Form):
-    start = fields.AwareDateTime(format="iso", required=True)
-    provider_id = fields.Integer(required=True)
+    start = Instant(required=True)
+    provider_id = Id(required=True, strict=False)
 
 
 class DetailsForm(SlotChoice):
     """The details step: who the patient is and how to reach them."""
 
-    name = fields.String(
+    name = Line(
         required=True,
-        validate=validate.Length(min=1, max=200, error="enter your full name"),
+        min_length=1,
+        max_length=200,
+        length_error="enter your full name",
         error_messages={"required": "enter your full name"},
     )
     phone = MobileNumber(required=True, error_messages={"required": "enter a mobile number"})
-    email = fields.Email(
+    email = Email(
         required=True,
         error_messages={
             "required": "enter your email address",
@@ -48,7 +50,7 @@ class DetailsForm(SlotChoice):
     )
     sms_consent = fields.Boolean(load_default=False)
     time_zone = TimeZone(required=True)
-    idempotency_key = fields.String(load_default=None, validate=validate.Length(max=64))
+    idempotency_key = Line(load_default=None, max_length=64)
 
 
 class IntakeForm(_Form):
@@ -60,8 +62,8 @@ class IntakeForm(_Form):
         validate=validate.Length(min=1, error="choose at least one"),
         error_messages={"required": "choose at least one"},
     )
-    reason_other = fields.String(load_default="", validate=validate.Length(max=500))
-    treatments_tried = fields.String(load_default="", validate=validate.Length(max=2000))
+    reason_other = Text(load_default="", max_length=500)
+    treatments_tried = Text(load_default="", max_length=2000)
 
     @validates_schema
     def _other_needs_words(self, data: dict[str, Any], **_: Any) -> None:
