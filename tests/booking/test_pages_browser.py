@@ -415,7 +415,7 @@ def test_booking_with_the_keyboard_alone(site: Site, new_page: Callable[..., Any
     page.keyboard.type(PATIENT["email"])
     page.keyboard.press("Tab")
     page.keyboard.press("Space")  # SMS consent
-    _tab_to(page, "el.id === 'reason-anxiety'")
+    _tab_to(page, "el.id === 'reasons-anxiety'")
     page.keyboard.press("Space")
     _tab_to(page, "el.type === 'submit'")
     # The focused control is visibly outlined.
