@@ -18,7 +18,8 @@ from typing import Any
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from rq import SimpleWorker
+from redis.client import Pipeline
+from rq import SimpleWorker, worker_registration
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
@@ -56,9 +57,24 @@ def _observe_start(job: Job, queue_name: str) -> None:
 
 
 class SuiteWorker(SimpleWorker):
-    """A SimpleWorker that restores each job's correlation id, acknowledges events, and counts what it did."""
+    """A SimpleWorker that restores correlation ids, acknowledges events, counts jobs and stays registered."""
 
     queue_class = SuiteQueue
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        """RQ's heartbeat; registers the worker again when Redis lost its registration (restarted empty)."""
+        super().heartbeat(timeout, pipeline)
+        # RQ writes only last_heartbeat here, so a key without its birth was made anew by this very call.
+        if pipeline is None and not self.connection.hexists(self.key, "birth"):
+            self._register_again(timeout or self.worker_ttl + 60)
+
+    def _register_again(self, ttl: int) -> None:
+        with self.connection.pipeline() as pipe:
+            pipe.hset(self.key, mapping=self.serialize())
+            worker_registration.register(self, pipe)
+            pipe.expire(self.key, ttl)
+            pipe.execute()
+        self.log.warning("Worker %s: registered again (Redis had lost its registration)", self.name)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         killpoints.reached("worker.dequeued")

@@ -15,8 +15,10 @@ export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
 REDIS_DIR=${REDIS_DIR:-var/redis}
 mkdir -p var "$REDIS_DIR"
 
+# Each Procfile process runs as `suite run NAME --supervise`: started again when it dies, and the suite stopped
+# (honcho stops everything when one exits) when it keeps dying. Honcho alone does neither: docs/ops.md.
 procfile=var/Procfile.run
-cp deploy/Procfile "$procfile"
+sed -E 's/^([a-z][a-z0-9-]*): ((([A-Z_]+)=[^ ]+ )*).*$/\1: \2suite run \1 --supervise/' deploy/Procfile >"$procfile"
 if python - "$REDIS_URL" <<'PY'
 import sys, redis
 try:
@@ -82,4 +84,8 @@ lines += [
 ]
 print("\n".join(lines), flush=True)
 PY
-wait $honcho_pid
+status=0
+wait $honcho_pid || status=$?
+# 130: Ctrl-C. Anything else: a process exited for good (a supervisor gave up, or redis-server died).
+((status == 0 || status == 130)) || echo "make run: the suite stopped because a process exited; see above." >&2
+exit $status

@@ -3,6 +3,7 @@
 Processes and tasks (the container's entry point)::
 
     suite run booking|relay|notify|notify-worker|consult|consult-worker|...   exec the process
+    suite run NAME --supervise                   run it as a child, start it again when it dies (make run)
     suite migrate [booking notify consult]                                   every database to head
     suite seed-demo                                                          the demo clinic
     suite processes                                                          list what can run
@@ -44,8 +45,10 @@ from deploy.suitectl.processes import (
     recover_queues_task,
     schema_check,
 )
+from deploy.suitectl.supervise import Policy, supervise
 from shared.app import make_redis
 from shared.config import CommonConfig, load
+from shared.logging import configure_logging
 from shared.queues import ALL_QUEUES
 
 
@@ -84,12 +87,31 @@ def list_processes(as_json: bool) -> None:
 @cli.command("run")
 @click.argument("name", type=click.Choice(sorted(PROCESSES)))
 @click.option("--dry-run", is_flag=True, help="Print the command instead of running it.")
-def run(name: str, dry_run: bool) -> None:
-    """Run process NAME in place of this one (signals reach it directly)."""
+@click.option(
+    "--supervise",
+    "supervised",
+    is_flag=True,
+    help="Run it as a child: start it again when it exits, give up when it keeps exiting (make run).",
+)
+@click.option(
+    "--max-restarts",
+    default=Policy.max_restarts,
+    show_default=True,
+    help="With --supervise: restarts allowed ...",
+)
+@click.option(
+    "--within", default=Policy.window_seconds, show_default=True, help="... within this many seconds."
+)
+def run(name: str, dry_run: bool, supervised: bool, max_restarts: int, within: float) -> None:
+    """Run process NAME in place of this one (signals reach it directly), or under a supervisor."""
     argv = _resolve(PROCESSES[name].argv)
     if dry_run:
         click.echo(_show(argv))
         return
+    if supervised:
+        config = _config()
+        configure_logging(PROCESSES[name].service, level=config.log_level, fmt=config.log_format)
+        sys.exit(supervise(name, argv, Policy(max_restarts=max_restarts, window_seconds=within)))
     sys.stdout.flush()
     os.execv(argv[0], argv)  # noqa: S606 - the command comes from our own table
 

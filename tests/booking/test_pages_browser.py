@@ -27,6 +27,7 @@ from shared.timeutil import utcnow
 from tests.booking.conftest import STAFF
 from tests.booking.factories import booking_body, make_setup
 from tests.notify.conftest import notify_config, work
+from tests.support.browser import EMAIL, assert_accessible, record_loads, unchecked
 from tests.support.http import serve
 from tests.support.servers import RedisServer
 
@@ -84,8 +85,10 @@ def site(
 
 @pytest.fixture
 def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
-    """Open pages in fresh contexts (a patient's phone in London unless told otherwise)."""
+    """Open pages in fresh contexts (a patient's phone in London unless told otherwise); every page they load
+    must have been checked with axe by the end of the test."""
     contexts: list[Any] = []
+    loaded: list[str] = []
 
     def make(timezone_id: str = LONDON, width: int = 360) -> Any:
         context = browser.new_context(
@@ -98,35 +101,22 @@ def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(15000)
+        record_loads(page, loaded)
         return page
 
     yield make
     for context in contexts:
         context.close()
-
-
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-
-
-def assert_accessible(page: Any) -> None:
-    """axe-core (npm package, served from node_modules) finds no WCAG 2.1 A/AA violation on the page."""
-    if not page.evaluate("typeof window.axe !== 'undefined'"):
-        page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async (tags) => await axe.run(document, {runOnly: tags})", WCAG)
-    problems = [
-        f"{v['id']}: {v['help']} at {[n['target'] for n in v['nodes']][:3]}" for v in result["violations"]
-    ]
-    assert not problems, "\n".join(problems)
+    assert not unchecked(loaded), f"pages the test opened but never checked with axe: {unchecked(loaded)}"
 
 
 def shoot(page: Any, name: str) -> None:
-    """Check the page with axe, then save it at phone and desktop width."""
-    assert_accessible(page)
+    """Check the page with axe and save it, at phone and at desktop width (layout changes what axe sees)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     size = page.viewport_size
     for width in (360, 1280):
         page.set_viewport_size({"width": width, "height": 780})
+        assert_accessible(page)
         page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
     page.set_viewport_size(size)
 
@@ -231,7 +221,14 @@ def test_book_a_video_consultation_from_another_time_zone(
             texts = {}
             for recipient, row in rows.items():
                 row.locator("td").first.get_by_role("link").click()
+                page.get_by_role("heading", name=re.compile(r"^Message \d+$")).wait_for()
+                assert_accessible(page)
                 texts[recipient] = page.locator("main").inner_text()
+                framed = [frame.url for frame in page.frames if frame is not page.main_frame]
+                for url in framed:  # the email's HTML part, as the patient's mail app shows it
+                    page.goto(url)
+                    assert_accessible(page, EMAIL)
+                    page.go_back()
                 page.go_back()
     finally:
         notify.extensions["db"].dispose()
@@ -267,6 +264,8 @@ def test_reschedule_then_cancel_through_the_manage_link(site: Site, new_page: Ca
     page.get_by_role("heading", name="Choose a new time").wait_for()
     shoot(page, "6-reschedule")
     page.locator("a.day").nth(1).click()
+    page.wait_for_url(re.compile("day="))
+    assert_accessible(page)
     new_time = page.locator("a.time").nth(2)
     label = new_time.inner_text()
     new_time.click()
@@ -274,6 +273,7 @@ def test_reschedule_then_cancel_through_the_manage_link(site: Site, new_page: Ca
     shoot(page, "7-reschedule-confirm")
     page.get_by_role("button", name="Move my appointment").click()
     page.get_by_role("heading", name="Your appointment has moved").wait_for()
+    assert_accessible(page)
     after = page.locator("dl.summary .when").inner_text()
     assert label in after
     assert after != before
@@ -283,6 +283,7 @@ def test_reschedule_then_cancel_through_the_manage_link(site: Site, new_page: Ca
     shoot(page, "8-cancel")
     page.get_by_role("button", name="Yes, cancel it").click()
     page.get_by_role("heading", name="Your appointment is cancelled").wait_for()
+    assert_accessible(page)
     assert page.get_by_role("link", name="Change time").count() == 0
     staff = site.api("GET", f"/api/v1/bookings/{created['id']}").json()
     assert staff["status"] == "cancelled"
@@ -291,8 +292,10 @@ def test_reschedule_then_cancel_through_the_manage_link(site: Site, new_page: Ca
 
 def _open_first_time(page: Any, site: Site) -> str:
     page.goto(f"{site.base}/book/clinic-consult/consult/{site.setup.provider_id}?tz={LONDON}")
+    assert_accessible(page)
     page.locator("a.time").first.click()
     page.get_by_role("heading", name="Your details").wait_for()
+    assert_accessible(page)
     return str(page.url)
 
 
@@ -313,6 +316,7 @@ def test_the_slot_taken_from_a_second_page_keeps_every_field(
     _fill(second, name="Quick Other", email="quick@example.org", phone="+1 415 555 2671")
     second.get_by_role("button", name=re.compile("^Book")).click()
     second.get_by_role("heading", name="You're booked").wait_for()
+    assert_accessible(second)
 
     first.get_by_label("Treatments you have already tried").fill("Talking therapy")
     first.get_by_role("button", name=re.compile("^Book")).click()
@@ -332,6 +336,7 @@ def test_the_slot_taken_from_a_second_page_keeps_every_field(
     first.locator("fieldset.alternatives label").nth(1).click()
     first.get_by_role("button", name=re.compile("^Book")).click()
     first.get_by_role("heading", name="You're booked").wait_for()
+    assert_accessible(first)
     assert site.api("GET", "/api/v1/bookings").json()["total"] == 2
 
 
@@ -355,6 +360,7 @@ def test_an_invalid_phone_number_is_explained_at_the_field(site: Site, new_page:
     phone.fill(PATIENT["phone"])
     page.get_by_role("button", name=re.compile("^Book")).click()
     page.get_by_role("heading", name="You're booked").wait_for()
+    assert_accessible(page)
 
 
 def test_expired_and_tampered_invitation_links(site: Site, new_page: Callable[..., Any]) -> None:
@@ -400,13 +406,16 @@ def _tab_to(page: Any, test: str, limit: int = 80) -> None:
 def test_booking_with_the_keyboard_alone(site: Site, new_page: Callable[..., Any]) -> None:
     page = new_page(width=1280)
     page.goto(f"{site.base}/book/clinic-consult")
+    assert_accessible(page)
     _tab_to(page, "el.classList.contains('skip')")
     _tab_to(page, "el.textContent.trim() === 'Consultation'")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile("tz=Europe"))
+    assert_accessible(page)
     _tab_to(page, "el.classList.contains('time')")
     page.keyboard.press("Enter")
     page.get_by_role("heading", name="Your details").wait_for()
+    assert_accessible(page)
     _tab_to(page, "el.id === 'name'")
     page.keyboard.type(PATIENT["name"])
     page.keyboard.press("Tab")
@@ -415,13 +424,14 @@ def test_booking_with_the_keyboard_alone(site: Site, new_page: Callable[..., Any
     page.keyboard.type(PATIENT["email"])
     page.keyboard.press("Tab")
     page.keyboard.press("Space")  # SMS consent
-    _tab_to(page, "el.id === 'reason-anxiety'")
+    _tab_to(page, "el.id === 'reasons-anxiety'")
     page.keyboard.press("Space")
     _tab_to(page, "el.type === 'submit'")
     # The focused control is visibly outlined.
     assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
     page.keyboard.press("Enter")
     page.get_by_role("heading", name="You're booked").wait_for()
+    assert_accessible(page)
     booking = site.api("GET", "/api/v1/bookings").json()["items"][0]
     assert booking["patient"]["sms_consent"] is True
     assert booking["intake"]["reasons"] == ["anxiety"]

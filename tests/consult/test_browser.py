@@ -15,8 +15,8 @@ from playwright.sync_api import expect
 
 from shared.timeutil import utcnow
 from tests.consult.conftest import DURATION, artifact_dir, booking_event, booking_id_of, deliver, token_for
+from tests.support.browser import assert_accessible
 from tests.support.http import serve
-from tests.support.twilio_mock import ROOT
 
 # `make run` runs on SQLite; the room logic itself is tested on both backends elsewhere.
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("backend", ["sqlite"])]
@@ -63,20 +63,6 @@ def tabs(browser: Any) -> Iterator[list[Tab]]:
     yield opened
     for tab in opened:
         tab.close()
-
-
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-
-
-def assert_accessible(page: Any) -> None:
-    """axe-core (the npm package) finds no WCAG 2.1 A/AA violation on the page."""
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async (tags) => await axe.run(document, {runOnly: tags})", WCAG)
-    problems = [
-        f"{v['id']}: {v['help']} at {[n['target'] for n in v['nodes']][:3]}" for v in result["violations"]
-    ]
-    assert not problems, "\n".join(problems)
 
 
 def _booked(app: Flask, starts_in: timedelta) -> tuple[uuid.UUID, Any]:
@@ -203,6 +189,7 @@ def test_with_a_camera_the_sdk_connects_with_our_token_and_reports_a_network_fai
 def test_every_state_of_the_join_page_is_accessible_on_a_phone(
     app: Flask, redis_client: Any, browser: Any, tabs: list[Tab]
 ) -> None:
+    """Each state the other tests reach, checked here: they keep the page's CSP, which refuses axe's script."""
     soon, soon_start = _booked(app, timedelta(minutes=5))
     later, later_start = _booked(app, timedelta(hours=3))
     with serve(app) as base:
@@ -218,6 +205,23 @@ def test_every_state_of_the_join_page_is_accessible_on_a_phone(
         tab.page.screenshot(
             path=str(artifact_dir("screenshots") / "consult-join-local-room-360.png"), full_page=True
         )
+        tab.page.get_by_role("button", name="Leave").click()
+        tab.page.wait_for_selector("#left:not([hidden])")
+        assert_accessible(tab.page)  # left
         tab.page.goto(f"{base}/join/not-a-token")
         assert_accessible(tab.page)  # refused
     assert tab.errors == [] or all("404" in error for error in tab.errors)
+
+
+def test_the_twilio_join_page_is_accessible_before_and_after_a_failed_connection(
+    twilio_app: Flask, redis_client: Any, browser: Any, tabs: list[Tab]
+) -> None:
+    booking_id, start = _booked(twilio_app, timedelta(minutes=5))
+    with serve(twilio_app) as base:
+        tab = Tab(browser, base, width=360, bypass_csp=True)
+        tabs.append(tab)
+        tab.page.goto(f"{base}/join/{token_for(twilio_app, booking_id, end=start + DURATION)}")
+        assert_accessible(tab.page)  # the lobby that asks for the camera
+        tab.page.get_by_role("button", name="Join the consultation").click()
+        expect(tab.page.locator("#consult[data-error]")).to_have_count(1, timeout=60000)
+        assert_accessible(tab.page)  # the error, with Join again

@@ -1,9 +1,15 @@
-"""Debian's Chromium driven by Playwright (its own browser download is not available here)."""
+"""Debian's Chromium driven by Playwright (its own browser download is not available here), and the axe-core check
+every page the browser tests open goes through (why it is strict: docs/booking-pages.md, "Accessibility checks")."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -15,7 +21,81 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+# WCAG 2.0, 2.1 and 2.2 at levels A and AA; axe leaves its experimental and deprecated rules out of a selection.
+WCAG = ("wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The axe rules a document is held to: those tagged ``tags``, less ``off``."""
+
+    tags: tuple[str, ...]
+    off: tuple[str, ...] = ()
+
+
+# A page also follows axe's best practices (landmarks, one h1, heading order). An email's HTML is one message,
+# not a site: WCAG only, and nothing repeated across pages to bypass (2.4.1).
+PAGE = Rules((*WCAG, "best-practice"))
+EMAIL = Rules(WCAG, off=("bypass",))
+# A framed document (an email in the outbox) is checked on its own URL like any other: axe cannot run inside a
+# sandboxed frame, and frame-tested would only say so.
+AXE_RUN = """async ([tags, off]) => {
+  const rules = Object.fromEntries(['frame-tested', ...off].map((id) => [id, {enabled: false}]));
+  const results = await axe.run(document, {runOnly: {type: 'tag', values: tags}, iframes: false, rules,
+                                           resultTypes: ['violations', 'incomplete']});
+  return {version: axe.version, violations: results.violations, incomplete: results.incomplete};
+}"""
+_CHECKED: set[str] = set()  # every document axe passed in this test session
+
 
 def launch(playwright: Any) -> Any:
     """Launch headless Chromium from the Debian package."""
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
+def pinned_axe_version() -> str:
+    """The axe-core version package.json pins (exactly: package-lock.json holds its checksum)."""
+    return str(json.loads((ROOT / "package.json").read_text())["devDependencies"]["axe-core"])
+
+
+def _describe(kind: str, result: dict[str, Any]) -> str:
+    targets = [node["target"] for node in result["nodes"]][:3]
+    return f"{kind} {result['id']}: {result['help']} at {targets}"
+
+
+def accessibility_problems(page: Any, rules: Rules = PAGE) -> list[str]:
+    """What axe-core finds wrong on the page as it is now, and what it could not decide ("needs review")."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    results = page.evaluate(AXE_RUN, [list(rules.tags), list(rules.off)])
+    assert results["version"] == pinned_axe_version(), "node_modules is stale: run `make install`"
+    return [_describe("violation", r) for r in results["violations"]] + [
+        _describe("undecided", r) for r in results["incomplete"]
+    ]
+
+
+def assert_accessible(page: Any, rules: Rules = PAGE) -> None:
+    """axe-core passes the page at its current size with nothing left undecided; the page counts as checked."""
+    problems = accessibility_problems(page, rules)
+    browser = page.context.browser
+    where = f"{page.url} (Chromium {browser.version if browser else '?'}, axe-core {pinned_axe_version()})"
+    assert not problems, where + "\n" + "\n".join(problems)
+    _CHECKED.add(_document(page.url))
+
+
+def _document(url: str) -> str:
+    # The same page in another time zone (the booking pages' script adds the browser's ?tz=) is the same page.
+    parts = urlsplit(url)
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "tz"])
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
+def record_loads(page: Any, loaded: list[str]) -> None:
+    """Append to ``loaded`` every document ``page`` or one of its frames opens from now on."""
+    page.on("framenavigated", lambda frame: loaded.append(_document(frame.url)))
+
+
+def unchecked(loaded: list[str]) -> list[str]:
+    """The documents among ``loaded`` that no :func:`assert_accessible` call has passed."""
+    return sorted({url for url in loaded if url.startswith("http")} - _CHECKED)
