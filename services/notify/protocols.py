@@ -223,8 +223,10 @@ class StepSchema(Schema):
         until = data.get("until")
         if until is not None and until not in (START, END) and not _positive_duration(until):
             raise ValidationError("start, end or a positive duration after the due moment", "until")
-        if EMAIL not in channels and (data["attachments"] or data.get("calendar")):
-            raise ValidationError("attachments and the calendar file need the email channel", "channels")
+        if EMAIL not in channels and data["attachments"]:
+            raise ValidationError("attachments need the email channel", "attachments")
+        if EMAIL not in channels and data.get("calendar"):
+            raise ValidationError("true needs the email channel", "calendar")
 
     @post_load
     def _build(self, data: dict[str, Any], **_: Any) -> Step:
