@@ -7,6 +7,7 @@ call would show up as a 503 (non-2xx) in the figures. Beside it, the bare-Flask 
 
 from __future__ import annotations
 
+import os
 import tempfile
 import uuid
 from datetime import timedelta
@@ -27,6 +28,9 @@ from tests.bench.common import POST_JSON, LoadResult, bare_flask, gunicorn, tabl
 from tests.support.servers import PostgresServer, RedisServer, free_port
 
 TARGET_P95_MS = 30.0
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))  # each wrk run
+WARM = min(2, SECONDS)
 
 
 def _alternating(paths: list[str]) -> str:
@@ -124,11 +128,11 @@ def _measure(env: dict[str, str], *, page_too: bool = False, workers: int = 2) -
         check = requests.post(base + paths[0], json={}, timeout=5)
         check.raise_for_status()
         assert check.json()["provider"] == "twilio"
-        wrk(base + paths[0], seconds=2, lua=_alternating(paths))  # warm-up: pools, imports, caches
-        results.append(wrk(base + paths[0], seconds=10, lua=_alternating(paths)))
+        wrk(base + paths[0], seconds=WARM, lua=_alternating(paths))  # warm-up: pools, imports, caches
+        results.append(wrk(base + paths[0], seconds=SECONDS, lua=_alternating(paths)))
         if page_too:
             page = paths[0].removeprefix("/api/v1").removesuffix("/access")
-            results.append(wrk(base + page, seconds=10))
+            results.append(wrk(base + page, seconds=SECONDS))
     return results
 
 
@@ -141,8 +145,8 @@ def run() -> None:
         postgres.start()
         try:
             with bare_flask() as bare:
-                wrk(bare + "/", seconds=2, lua=POST_JSON)
-                baseline = wrk(bare + "/", seconds=10, lua=POST_JSON)
+                wrk(bare + "/", seconds=WARM, lua=POST_JSON)
+                baseline = wrk(bare + "/", seconds=SECONDS, lua=POST_JSON)
             postgres.execute("CREATE DATABASE consult_bench")
             pg_url = postgres.url("consult_bench")
             upgrade(service="consult", url=pg_url)

@@ -8,6 +8,7 @@ the same way in the same run.
 
 from __future__ import annotations
 
+import os
 import statistics
 from datetime import time, timedelta
 
@@ -19,7 +20,8 @@ from shared.timeutil import utcnow
 from tests.bench.common import bare_flask, gunicorn, servers, table, verdict, wrk
 
 CONNECTIONS = 32
-SECONDS = 10
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+WARM = min(2, SECONDS)
 TARGET_P95_MS = 50.0
 
 # Each wrk thread appends the app's Server-Timing value of every response to one file (O_APPEND lines).
@@ -119,7 +121,7 @@ def run() -> None:
             "SUITE_ENV": "development",
         }
         with bare_flask() as base:
-            wrk(base + "/", seconds=2, connections=CONNECTIONS)
+            wrk(base + "/", seconds=WARM, connections=CONNECTIONS)
             bare = wrk(base + "/", seconds=SECONDS, connections=CONNECTIONS)
         timings = workdir / "server-timing.txt"
         with gunicorn("services.booking:create_app()", env=env) as base:
@@ -127,8 +129,8 @@ def run() -> None:
             page.raise_for_status()
             times_on_page = page.text.count('class="time"')
             days_with_times = page.text.count('class="day')
-            wrk(base + path, seconds=2, connections=CONNECTIONS)  # warm both workers
-            single = wrk(base + path, seconds=5, connections=1, threads=1)
+            wrk(base + path, seconds=WARM, connections=CONNECTIONS)  # warm both workers
+            single = wrk(base + path, seconds=min(5, SECONDS), connections=1, threads=1)
             loaded = wrk(base + path, seconds=SECONDS, connections=CONNECTIONS, lua=_TIMING_LUA % timings)
         server = [float(line) for line in timings.read_text().split()]
         p50, p95, p99 = _percentiles(server)
