@@ -143,7 +143,18 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         return engine
     engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, hide_parameters=True)
     _ping_when_idle(engine)
+    _gone_is_disconnect(engine)
     return engine
+
+
+def _gone_is_disconnect(engine: Engine) -> None:
+    # A terminated backend (failover, pg_terminate_backend) answers with SQLSTATE 57P01-3, which SQLAlchemy's
+    # psycopg dialect does not count as a disconnect: its connection would go back to the pool half-broken
+    # ("another command is already in progress"). Counted, the connection and the pool are invalidated.
+    @event.listens_for(engine, "handle_error")
+    def _handle_error(context: Any) -> None:
+        if not context.is_disconnect and _gone(getattr(context.original_exception, "sqlstate", None)):
+            context.is_disconnect = True
 
 
 # A pooled connection is pinged before use only if it sat idle at least this long (HikariCP's
@@ -226,7 +237,10 @@ def close_sessions() -> None:
     for name in ("db_session", "db_read_session"):
         session = g.pop(name, None)
         if session is not None:
-            session.close()
+            try:
+                session.close()
+            except DBAPIError:
+                session.invalidate()  # its rollback met a broken connection: drop it, not the request
 
 
 def get_db() -> Database:
@@ -319,6 +333,10 @@ def rowcount(result: Any) -> int:
 _CONNECTION_GONE = frozenset({"57P01", "57P02", "57P03"})
 
 
+def _gone(sqlstate: str | None) -> bool:
+    return sqlstate is not None and (sqlstate.startswith("08") or sqlstate in _CONNECTION_GONE)
+
+
 def is_connection_lost(exc: BaseException) -> bool:
     """Whether ``exc`` is a database connection that broke or could not be made, not a failed statement."""
     if not isinstance(exc, DBAPIError):
@@ -327,7 +345,7 @@ def is_connection_lost(exc: BaseException) -> bool:
         return True
     sqlstate = getattr(exc.orig, "sqlstate", None)
     if sqlstate:
-        return bool(sqlstate.startswith("08") or sqlstate in _CONNECTION_GONE)
+        return _gone(sqlstate)
     # libpq's own failures (refused, reset, timed out) carry no SQLSTATE; SQLite's errors are never this.
     return isinstance(exc, OperationalError) and type(exc.orig).__module__.startswith("psycopg")
 
