@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.booking import catalog
+from services.booking.catalog import service as catalog
 from services.booking.models import AppointmentType, Booking, Invitation, InvitationRedemption, Provider
 from shared import links
 from shared.db import is_unique_violation

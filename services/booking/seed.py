@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.booking import catalog, search, service
+from services.booking import search, service
+from services.booking.catalog import service as catalog
 from services.booking.models import AppointmentType, Booking, Clinic, Provider
 from shared.timeutil import utcnow
 

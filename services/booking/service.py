@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from services.booking import catalog, invitations, outbox
+from services.booking import invitations, outbox
+from services.booking.catalog import service as catalog
 from services.booking.models import (
     GRANULE_MINUTES,
     Booking,

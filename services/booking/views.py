@@ -1,7 +1,7 @@
 """HTTP API of the booking service: slots (public), bookings (staff), a patient's own booking (signed link).
 
 Views are thin: a schema loads the request, one service function does the work, a schema dumps the result.
-The staff endpoints that set a clinic up are in catalog_views.py.
+The staff endpoints that set a clinic up are in catalog/views.py.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from services.booking import catalog, catalog_views, search, service
 from services.booking import schemas as s
+from services.booking import search, service
+from services.booking.catalog import service as catalog
+from services.booking.catalog import views as catalog_views
 from services.booking.models import Booking
 from shared.api import API_PREFIX, ProblemSchema, links, public
 from shared.db import get_read_session, get_session, unit_of_work

@@ -11,8 +11,8 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from services.consult import publishing, sweep
-from services.consult.extensions import get_consult_config, get_video
 from services.consult.models import CONFIRMED, Consultation
+from services.consult.runtime import get_consult_config, get_video
 from shared.app import get_redis
 from shared.db import get_db
 from shared.links import current_signer

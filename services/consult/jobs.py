@@ -6,8 +6,8 @@ import logging
 from typing import Any
 
 from services.consult import bookings, publishing, rooms
-from services.consult.extensions import get_consult_config, get_video
 from services.consult.models import ProcessedEvent
+from services.consult.runtime import get_consult_config, get_video
 from shared.app import get_redis
 from shared.db import get_db
 from shared.events import load_event

@@ -17,7 +17,7 @@ from flask.wrappers import Response
 
 from services.consult import local_video, service
 from services.consult.config import TWILIO
-from services.consult.extensions import get_consult_config
+from services.consult.runtime import get_consult_config
 from shared.api import public
 from shared.db import get_session
 from shared.links import current_signer

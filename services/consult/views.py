@@ -14,8 +14,8 @@ from flask_smorest import Blueprint
 
 from services.consult import local_video, service
 from services.consult import schemas as s
-from services.consult.extensions import get_consult_config, get_video
 from services.consult.rooms import RoomSettings
+from services.consult.runtime import get_consult_config, get_video
 from shared.api import API_PREFIX, ProblemSchema, public
 from shared.db import get_session, unit_of_work
 from shared.links import current_signer

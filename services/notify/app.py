@@ -6,15 +6,17 @@ import dataclasses
 
 from flask import Flask
 
-from services.notify import calendar_feed, cli, metrics, outbox, views, webhooks
+from services.notify import cli, metrics, views, webhooks
+from services.notify.calendar import views as calendar_views
+from services.notify.calendar.entry import check_summaries
+from services.notify.calendar.service import settings_salt
 from services.notify.config import NotifyConfig
-from services.notify.feeds import settings_salt
 from services.notify.preview import sample_snapshot
 from services.notify.protocols import ProtocolBook
-from services.notify.provider_calendar import check_summaries
 from services.notify.rendering import Renderer
 from services.notify.runtime import SEND_QUEUE, Runtime
 from services.notify.senders import Senders, build_senders
+from services.notify.senders import views as outbox
 from shared.app import add_metrics_collector, create_service_app
 from shared.config import load
 from shared.metrics import FunctionCollector
@@ -49,7 +51,7 @@ def create_app(config: NotifyConfig | None = None, *, senders: Senders | None = 
     for blueprint in views.BLUEPRINTS:
         api.register_blueprint(blueprint)
     app.register_blueprint(webhooks.bp)
-    app.register_blueprint(calendar_feed.bp)
+    app.register_blueprint(calendar_views.bp)
     if "console" in (config.sms_backend, config.email_backend):
         app.register_blueprint(outbox.bp)
     register_worker_cli(app, queues=[NOTIFY_QUEUE, SEND_QUEUE])

@@ -10,7 +10,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from services.notify import dispatch, feeds, planning
+from services.notify import dispatch, planning
+from services.notify.calendar import service as feeds
 from services.notify.preview import preview_all
 from services.notify.runtime import get_runtime
 from shared.timeutil import utcnow

@@ -49,7 +49,7 @@ FINAL = (SENT, SKIPPED, CANCELLED, FAILED)
 
 WAITING_FOR_JOIN_LINK = "join_link"
 
-# The provider's calendar invites (services/notify/invites.py): plan rows with these reserved steps.
+# The provider's calendar invites (services/notify/calendar/invites.py): plan rows with these reserved steps.
 INVITE = "provider-invite"  # from every booking event: REQUEST (confirmed, rescheduled) or CANCEL
 INVITE_LINK = "provider-invite-link"  # from consult.links_ready: REQUEST carrying the provider's join link
 INVITE_STEPS = (INVITE, INVITE_LINK)

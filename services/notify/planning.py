@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from services.notify.calendar_rows import bump_feeds, invite_row, plan_link_invite
+from services.notify.calendar.planning import bump_feeds, invite_row, plan_link_invite
 from services.notify.models import (
     CANCELLED,
     EMAIL,

@@ -59,7 +59,7 @@ TEMPLATE_SUFFIXES = {SMS: (".sms.txt",), EMAIL: (".email.txt", ".email.html")}
 _DURATION = re.compile(r"^([+-]?)(\d+)([dhm])$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-RESERVED_STEP_PREFIX = "provider-"  # the provider's calendar invites (services/notify/invites.py)
+RESERVED_STEP_PREFIX = "provider-"  # the provider's calendar invites (services/notify/calendar/invites.py)
 INVITE_SUMMARY_DEFAULT = (
     "*"  # [invite_summaries] and [invite_patient_attendee] key for every clinic not listed
 )

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from flask import current_app
 from redis import Redis
 
+from services.notify.calendar.cache import FeedCache
 from services.notify.config import NotifyConfig
-from services.notify.feed_cache import FeedCache
 from services.notify.protocols import ProtocolBook
 from services.notify.rendering import Renderer
 from services.notify.senders import Senders

@@ -22,8 +22,9 @@ from email.message import EmailMessage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.notify import invites, optouts
-from services.notify.calendar_rows import bump_feeds
+from services.notify import optouts
+from services.notify.calendar import invites
+from services.notify.calendar.planning import bump_feeds
 from services.notify.metrics import MESSAGES, error_label
 from services.notify.models import (
     CANCELLED,

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.notify import feeds
+from services.notify.calendar import service as feeds
 from services.notify.models import BookingCopy, Message
 from services.notify.runtime import get_runtime
 from shared.problems import NotFound

@@ -16,7 +16,8 @@ from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import event
 
-from services.booking import catalog, create_app, search, service
+from services.booking import create_app, search, service
+from services.booking.catalog import service as catalog
 from services.booking.config import BookingConfig
 from services.booking.models import Booking
 from shared.config import load

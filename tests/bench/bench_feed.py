@@ -25,7 +25,8 @@ from pathlib import Path
 import requests
 from sqlalchemy import insert
 
-from services.notify import create_app, feeds, planning
+from services.notify import create_app, planning
+from services.notify.calendar import service as feeds
 from services.notify.config import NotifyConfig
 from services.notify.models import CalendarInvite
 from shared import events

@@ -35,7 +35,7 @@ from rq.job import Job
 from rq.registry import FinishedJobRegistry
 from sqlalchemy import func, insert, select
 
-from services.booking import catalog
+from services.booking.catalog import service as catalog
 from services.notify import create_app
 from services.notify.config import NotifyConfig
 from services.notify.dispatch import dispatch_once

@@ -14,7 +14,8 @@ from datetime import time, timedelta
 
 import requests
 
-from services.booking import catalog, search, service
+from services.booking import search, service
+from services.booking.catalog import service as catalog
 from shared.db import Database
 from shared.timeutil import utcnow
 from tests.bench.common import bare_flask, gunicorn, servers, table, verdict, wrk

@@ -39,7 +39,8 @@ from redis import Redis
 from rq import Worker
 from sqlalchemy import create_engine, text
 
-from services.booking import catalog, search
+from services.booking import search
+from services.booking.catalog import service as catalog
 from services.notify.config import NotifyConfig
 from services.notify.dispatch import SEND_JOB_PREFIX
 from services.notify.models import INVITE, INVITE_LINK

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from services.booking import catalog
+from services.booking.catalog import service as catalog
 from shared.db import get_db
 
 PATIENT = {

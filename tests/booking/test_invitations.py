@@ -12,7 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from services.booking import catalog, invitations, service
+from services.booking import invitations, service
+from services.booking.catalog import service as catalog
 from services.booking.models import Booking, InvitationRedemption
 from shared.db import get_db
 from shared.problems import Conflict, Gone, NotFound, Unprocessable

@@ -12,7 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from services.booking import catalog, create_app
+from services.booking import create_app
+from services.booking.catalog import service as catalog
 from services.booking.config import BookingConfig
 from services.booking.models import Booking, Intake, OutboxEvent
 from shared.db import get_db

@@ -19,8 +19,8 @@ from alembic import command
 from flask import Flask
 
 from services.notify import sending
+from services.notify.calendar.invites import lock_record
 from services.notify.config import PROTOCOLS_DIR, NotifyConfig
-from services.notify.invites import lock_record
 from services.notify.models import BookingCopy, CalendarInvite
 from shared.config import ConfigError, check, load
 from shared.db import GUID, JSONDocument, UTCDateTime, make_engine

@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from icalendar import Calendar
 
-from services.notify import feeds
+from services.notify.calendar import service as feeds
 from services.notify.runtime import Runtime
 from shared import events, links
 from shared.db import make_engine

@@ -11,7 +11,8 @@ from flask import abort, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
-from services.booking import catalog, invitations, search, service
+from services.booking import invitations, search, service
+from services.booking.catalog import service as catalog
 from services.booking.models import AppointmentType, Provider
 from services.booking.pages import forms
 from services.booking.pages.common import (

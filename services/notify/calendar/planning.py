@@ -1,7 +1,7 @@
 """The plan rows and bookkeeping of the provider's calendar (invites and feed), made while applying events.
 
-``planning`` calls these in the event handlers' transactions; ``invites`` claims the rows and ``feeds``
-serves what they changed.
+``services.notify.planning`` calls these in the event handlers' transactions; ``calendar.invites`` claims the
+rows and ``calendar.service`` serves what they changed.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from shared.db import get_session
 from shared.problems import NotFound
 
 # Development only: registered with the console senders, which production refuses.
-bp = public(Blueprint("outbox", __name__, url_prefix="/outbox", template_folder="templates"))
+bp = public(Blueprint("outbox", __name__, url_prefix="/outbox", template_folder="../templates"))
 PAGE_SIZE = 100
 
 

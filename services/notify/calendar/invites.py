@@ -28,6 +28,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.notify.calendar.entry import provider_event, short_name, summary
 from services.notify.models import (
     CANCELLED,
     INVITE_STEPS,
@@ -39,7 +40,6 @@ from services.notify.models import (
     CalendarInvite,
     Message,
 )
-from services.notify.provider_calendar import provider_event, short_name, summary
 from services.notify.rendering import (
     FileAttachment,
     RenderedEmail,
@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 _ALIVE = (*PENDING, SENDING, SENT)
 _STAMP_PLACEHOLDER = datetime(2000, 1, 1, tzinfo=UTC)
 _TEMPLATES = Environment(
-    loader=FileSystemLoader(str(Path(__file__).resolve().parent / "templates" / "invites")),
+    loader=FileSystemLoader(str(Path(__file__).resolve().parents[1] / "templates" / "invites")),
     undefined=StrictUndefined,
     autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
     trim_blocks=True,

@@ -3,7 +3,7 @@
 It lists the provider's bookings that ended at most ``NOTIFY_FEED_PAST_DAYS`` ago and every upcoming one;
 a cancelled booking stays, titled "Cancelled: ..." with STATUS:CANCELLED, for ``NOTIFY_FEED_CANCELLED_DAYS``
 after the cancellation, then drops out. Each entry is the provider's entry of the invites (same UID, the
-SEQUENCE of the latest invite), minus ORGANIZER and ATTENDEE (see ``provider_calendar``).
+SEQUENCE of the latest invite), minus ORGANIZER and ATTENDEE (see ``calendar.entry``).
 
 The token is a ``shared.links`` FEED token: subject = provider id, version = the provider's feed token
 version (``provider_feeds``), the provider's random token secret (also in ``provider_feeds``, so a signing
@@ -35,11 +35,11 @@ from icalendar.enums import TRANSP
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from services.notify.calendar.cache import BuiltFeed, FeedCache, Lru
+from services.notify.calendar.entry import provider_event
 from services.notify.config import NotifyConfig
-from services.notify.feed_cache import BuiltFeed, FeedCache, Lru
 from services.notify.models import CANCELLED, BookingCopy, CalendarInvite, JoinLink, ProviderFeed
 from services.notify.protocols import ProtocolBook
-from services.notify.provider_calendar import provider_event
 from shared import ical, links
 from shared.db import dialect_insert
 from shared.timeutil import local_date

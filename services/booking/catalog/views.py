@@ -13,9 +13,10 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from services.booking import catalog, invitations
-from services.booking import catalog_schemas as c
+from services.booking import invitations
 from services.booking import schemas as s
+from services.booking.catalog import schemas as c
+from services.booking.catalog import service as catalog
 from shared.api import API_PREFIX, ProblemSchema, links
 from shared.db import get_session, unit_of_work
 from shared.links import current_signer

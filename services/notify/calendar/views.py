@@ -1,4 +1,4 @@
-"""``GET /calendar/<token>.ics``: a provider's calendar feed, for calendar apps to poll (see ``feeds``)."""
+"""``GET /calendar/<token>.ics``: a provider's calendar feed, for calendar apps to poll."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 from flask import Blueprint, Response, request
 
-from services.notify import feeds
+from services.notify.calendar import service as feeds
 from services.notify.metrics import FEED_ANSWERS
 from services.notify.runtime import get_runtime
 from shared import links

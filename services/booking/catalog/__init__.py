@@ -1,0 +1,1 @@
+"""The clinic's catalog: clinics, providers, appointment types, hours, patients, invitations."""

@@ -1,0 +1,1 @@
+"""The provider's calendar: invites by email and the private calendar feed."""
