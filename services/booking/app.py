@@ -7,6 +7,7 @@ from flask import Flask
 from services.booking import cli, relay, views
 from services.booking.config import BookingConfig
 from services.booking.pages import init_pages
+from services.booking.runtime import Runtime
 from shared.app import add_metrics_collector, create_service_app
 from shared.config import load
 from shared.metrics import FunctionCollector
@@ -22,6 +23,12 @@ def create_app(config: BookingConfig | None = None) -> Flask:
         title="Booking service",
         description="Providers, appointment types, availability, free slots and bookings of the clinic.",
         import_name=__name__,
+    )
+    app.extensions["booking"] = Runtime(
+        config=config,
+        db=app.extensions["db"],
+        redis=app.extensions["redis"],
+        signer=app.extensions["link_signer"],
     )
     for blueprint in views.BLUEPRINTS:
         api.register_blueprint(blueprint)

@@ -10,8 +10,8 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from services.booking import relay, seed, service
-from shared.db import get_db
-from shared.links import current_signer, manage_url
+from services.booking.runtime import get_runtime
+from shared.links import manage_url
 from shared.timeutil import parse_instant
 from shared.worker import serve_process_metrics
 
@@ -30,11 +30,12 @@ def register(app: Flask) -> None:
     @with_appcontext
     def _relay() -> None:
         """Move committed events from the outbox to the Redis queues, until stopped."""
-        config = current_app.extensions["suite_config"]
+        runtime = get_runtime()
+        config = runtime.config
         serve_process_metrics(current_app)
         relay.run_relay(
-            db=get_db(),
-            redis=current_app.extensions["redis"],
+            db=runtime.db,
+            redis=runtime.redis,
             poll_seconds=config.outbox_poll_seconds,
             batch_size=config.outbox_batch_size,
             retention=timedelta(days=config.outbox_retention_days),
@@ -53,7 +54,7 @@ def register(app: Flask) -> None:
     @with_appcontext
     def _outbox_replay(since: datetime) -> None:
         """After Redis lost its queues: have the relay send again the events published since --since."""
-        count = relay.republish_since(db=get_db(), since=since)
+        count = relay.republish_since(db=get_runtime().db, since=since)
         click.echo(json.dumps({"events_to_resend": count, "since": since.isoformat()}))
 
     @app.cli.command("seed-demo")
@@ -61,8 +62,9 @@ def register(app: Flask) -> None:
     @with_appcontext
     def _seed(no_booking: bool) -> None:
         """Create the demo clinic (idempotent) and print what a newcomer opens first, as JSON."""
-        config = current_app.extensions["suite_config"]
-        with get_db().transaction() as session:
+        runtime = get_runtime()
+        config = runtime.config
+        with runtime.db.transaction() as session:
             demo = seed.seed_demo(session=session, with_booking=not no_booking)
             summary = {
                 "clinic": demo.clinic.slug,
@@ -72,7 +74,7 @@ def register(app: Flask) -> None:
                 "demo_booking": str(demo.booking.id) if demo.booking else None,
                 "demo_manage_url": manage_url(
                     config.booking_public_url,
-                    service.manage_token(current_signer(), demo.booking),
+                    service.manage_token(runtime.signer, demo.booking),
                 )
                 if demo.booking
                 else None,

@@ -11,7 +11,7 @@ import json
 import uuid
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -20,6 +20,7 @@ from services.booking import search, service
 from services.booking.catalog import service as catalog
 from services.booking.catalog import views as catalog_views
 from services.booking.models import Booking
+from services.booking.runtime import get_runtime
 from shared.api import API_PREFIX, ProblemSchema, links, public
 from shared.db import get_read_session, get_session, unit_of_work
 from shared.links import current_signer, manage_url
@@ -57,9 +58,7 @@ class _Presented:
     def __init__(self, booking: Booking) -> None:
         self._booking = booking
         self.manage_token = service.manage_token(current_signer(), booking)
-        self.manage_url = manage_url(
-            current_app.extensions["suite_config"].booking_public_url, self.manage_token
-        )
+        self.manage_url = manage_url(get_runtime().config.booking_public_url, self.manage_token)
         self.time_zone = booking.patient.time_zone
 
     def __getattr__(self, name: str) -> Any:

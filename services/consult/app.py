@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from flask import Flask
 
 from services.consult import cli, metrics, pages, publishing, views
 from services.consult.config import LOCAL, ConsultConfig
 from services.consult.local_video import LocalVideo, local_secret
+from services.consult.runtime import Runtime
 from services.consult.twilio_video import TwilioVideo
 from services.consult.video import VideoProvider
 from shared.app import add_metrics_collector, create_service_app
@@ -36,14 +39,21 @@ def create_app(config: ConsultConfig | None = None) -> Flask:
         description="Consultation rooms and join links for video visits.",
         import_name=__name__,
     )
-    app.extensions["video_provider"] = make_video_provider(config, app.extensions["db"])
+    db = app.extensions["db"]
+    runtime = Runtime(
+        config=config,
+        db=db,
+        redis=app.extensions["redis"],
+        signer=app.extensions["link_signer"],
+        video=make_video_provider(config, db),
+    )
     api.register_blueprint(views.join)
     api.register_blueprint(views.consultations)
     if config.video_provider == LOCAL:
         api.register_blueprint(views.local_rooms)
     else:
         sdk = pages.sdk_path(app.root_path)
-        app.extensions["video_sdk_fingerprint"] = pages.sdk_fingerprint(sdk)
+        runtime = dataclasses.replace(runtime, sdk_fingerprint=pages.sdk_fingerprint(sdk))
 
         def _sdk_present() -> None:
             # The join page cannot connect without it; see docs/consult.md for how it gets there.
@@ -51,6 +61,7 @@ def create_app(config: ConsultConfig | None = None) -> Flask:
                 raise FileNotFoundError(str(sdk))
 
         add_readiness_check(app, "video-sdk", _sdk_present)
+    app.extensions["consult"] = runtime
     app.register_blueprint(pages.bp)
     register_worker_cli(app, queues=[CONSULT_QUEUE])
     add_metrics_collector(app, FunctionCollector("consult", metrics.read))

@@ -12,7 +12,7 @@ from flask.cli import with_appcontext
 
 from services.consult import publishing, sweep
 from services.consult.models import CONFIRMED, Consultation
-from services.consult.runtime import get_consult_config, get_video
+from services.consult.runtime import get_runtime
 from shared.app import get_redis
 from shared.db import get_db
 from shared.links import current_signer
@@ -35,8 +35,8 @@ def register(app: Flask) -> None:
     @with_appcontext
     def _sweep(once: bool) -> None:
         """Complete rooms whose time is up and re-send unpublished join links, until stopped."""
-        config = get_consult_config()
-        db, redis, video, signer = get_db(), get_redis(), get_video(), current_signer()
+        config = get_runtime().config
+        db, redis, video, signer = get_db(), get_redis(), get_runtime().video, current_signer()
         base_url = config.consult_public_url
         if once:
             result = sweep.sweep_once(
@@ -83,7 +83,7 @@ def register(app: Flask) -> None:
     @with_appcontext
     def _join_links(booking_id: uuid.UUID, open_now: bool) -> None:
         """Print the current join links of a video booking (as JSON)."""
-        config = get_consult_config()
+        config = get_runtime().config
         if open_now and config.is_production:
             raise click.UsageError("--open-now is for development only")
         with get_db().transaction() as session:

@@ -7,7 +7,7 @@ from typing import Any
 
 from services.consult import bookings, publishing, rooms
 from services.consult.models import ProcessedEvent
-from services.consult.runtime import get_consult_config, get_video
+from services.consult.runtime import get_runtime
 from shared.app import get_redis
 from shared.db import get_db
 from shared.events import load_event
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def handle_booking_event(payload: dict[str, Any]) -> str:
     """Record a video booking's new version, then publish its links and complete rooms it made obsolete."""
     event = load_event(payload)
-    config = get_consult_config()
+    config = get_runtime().config
     db = get_db()
     with correlation(event.correlation_id):
         with db.transaction() as session:
@@ -40,7 +40,7 @@ def handle_booking_event(payload: dict[str, Any]) -> str:
         # What follows reaches other systems after the commit. It runs on every delivery, a duplicate
         # included, so a delivery that crashed after committing is finished by the next one; the inbox
         # alone would swallow it.
-        rooms.complete_due_rooms(db=db, video=get_video(), booking_id=event.booking.id)
+        rooms.complete_due_rooms(db=db, video=get_runtime().video, booking_id=event.booking.id)
         publishing.publish_pending_links(
             db=db,
             redis=get_redis(),

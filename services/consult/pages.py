@@ -11,13 +11,13 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, url_for
+from flask import Blueprint, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask.wrappers import Response
 
 from services.consult import local_video, service
 from services.consult.config import TWILIO
-from services.consult.runtime import get_consult_config
+from services.consult.runtime import get_runtime
 from shared.api import public
 from shared.db import get_session
 from shared.links import current_signer
@@ -65,7 +65,7 @@ def _page_headers(response: Response) -> Response:
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
     response.headers["X-Content-Type-Options"] = "nosniff"
-    twilio = get_consult_config().video_provider == TWILIO
+    twilio = get_runtime().config.video_provider == TWILIO
     response.headers["Content-Security-Policy"] = CSP.format(eval=TWILIO_SCRIPT_EVAL if twilio else "")
     response.headers["Permissions-Policy"] = "camera=(self), microphone=(self), geolocation=()"
     return response
@@ -90,7 +90,7 @@ def join_from_manage_link(token: str) -> ResponseReturnValue:
 
 
 def _context(status: service.JoinStatus, token: str) -> dict[str, Any]:
-    config = get_consult_config()
+    config = get_runtime().config
     c, zone = status.consultation, status.time_zone
     times: dict[str, str] = {}
     if c is not None and zone is not None:
@@ -100,7 +100,7 @@ def _context(status: service.JoinStatus, token: str) -> dict[str, Any]:
             "opens": format_local(c.opens_at, zone),
             "closes": format_local(c.closes_at, zone),
         }
-    sdk_version = current_app.extensions.get("video_sdk_fingerprint")
+    sdk_version = get_runtime().sdk_fingerprint
     is_open = status.state == service.OPEN
     local = config.video_provider != TWILIO
     return {

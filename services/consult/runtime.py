@@ -1,20 +1,31 @@
-"""The consult app's long-lived parts, as the current app holds them (a request, a job or a command)."""
+"""What the consult jobs, views and the sweeper work with, built once per process by the app factory."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import current_app
+from redis import Redis
 
 from services.consult.config import ConsultConfig
 from services.consult.video import VideoProvider
+from shared.db import Database
+from shared.links import LinkSigner
 
 
-def get_consult_config() -> ConsultConfig:
-    """The consult service's typed settings."""
-    config: ConsultConfig = current_app.extensions["suite_config"]
-    return config
+@dataclass(frozen=True)
+class Runtime:
+    """The consult service's parts: settings, database, Redis, link signer, video provider."""
+
+    config: ConsultConfig
+    db: Database
+    redis: Redis
+    signer: LinkSigner
+    video: VideoProvider
+    sdk_fingerprint: str | None = None  # the join page's Twilio Video SDK build, when Twilio is the provider
 
 
-def get_video() -> VideoProvider:
-    """The configured video provider."""
-    video: VideoProvider = current_app.extensions["video_provider"]
-    return video
+def get_runtime() -> Runtime:
+    """The current app's consult runtime."""
+    runtime: Runtime = current_app.extensions["consult"]
+    return runtime

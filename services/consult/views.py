@@ -15,7 +15,7 @@ from flask_smorest import Blueprint
 from services.consult import local_video, service
 from services.consult import schemas as s
 from services.consult.rooms import RoomSettings
-from services.consult.runtime import get_consult_config, get_video
+from services.consult.runtime import get_runtime
 from shared.api import API_PREFIX, ProblemSchema, public
 from shared.db import get_session, unit_of_work
 from shared.links import current_signer
@@ -53,7 +53,7 @@ def _no_store(response: Response) -> Response:
 
 def room_settings() -> RoomSettings:
     """Room creation settings from the config."""
-    config = get_consult_config()
+    config = get_runtime().config
     return RoomSettings(
         max_participants=config.room_max_participants,
         empty_room_timeout=config.room_empty_timeout_minutes,
@@ -81,7 +81,7 @@ class Access(MethodView):
         return service.grant_access(
             session=get_session(),
             signer=current_signer(),
-            video=get_video(),
+            video=get_runtime().video,
             settings=room_settings(),
             token=token,
             refresh=data["refresh"],
@@ -121,7 +121,7 @@ def _consultation_body(status: service.ConsultationStatus) -> dict[str, Any]:
 
 
 def _local() -> local_video.LocalVideo:
-    video = get_video()
+    video = get_runtime().video
     assert isinstance(video, local_video.LocalVideo)
     return video
 

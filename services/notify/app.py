@@ -50,6 +50,7 @@ def create_app(config: NotifyConfig | None = None, *, senders: Senders | None = 
     app.extensions["notify"] = runtime
     for blueprint in views.BLUEPRINTS:
         api.register_blueprint(blueprint)
+    api.register_blueprint(calendar_views.staff)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(calendar_views.bp)
     if "console" in (config.sms_backend, config.email_backend):

@@ -9,11 +9,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.notify.calendar import service as feeds
 from services.notify.models import BookingCopy, Message
-from services.notify.runtime import get_runtime
 from shared.problems import NotFound
-from shared.timeutil import utcnow
 
 
 def booking_messages(*, session: Session, booking_id: uuid.UUID) -> dict[str, Any]:
@@ -60,19 +57,3 @@ def list_messages(
         .offset(offset)
     ).all()
     return rows, int(total)
-
-
-def provider_feed_link(*, session: Session, provider_id: int) -> feeds.FeedLink:
-    """A link to the provider's calendar feed (a new token for the version in force, valid a year)."""
-    runtime = get_runtime()
-    return feeds.feed_link(
-        session=session, signer=runtime.signer, config=runtime.config, provider_id=provider_id, now=utcnow()
-    )
-
-
-def rotate_provider_feed(*, session: Session, provider_id: int) -> feeds.FeedLink:
-    """Revoke every link to the provider's feed at once and return the new one."""
-    runtime = get_runtime()
-    return feeds.rotate_link(
-        session=session, signer=runtime.signer, config=runtime.config, provider_id=provider_id, now=utcnow()
-    )

@@ -11,18 +11,12 @@ from flask_smorest import Blueprint
 from services.notify import schemas as s
 from services.notify import service
 from shared.api import API_PREFIX, ProblemSchema
-from shared.db import get_session, unit_of_work
+from shared.db import get_session
 
 messages = Blueprint(
     "messages", __name__, url_prefix=API_PREFIX, description="Messages planned and sent (staff)"
 )
-calendar_feeds = Blueprint(
-    "calendar_feeds",
-    __name__,
-    url_prefix=API_PREFIX,
-    description="Providers' private calendar feed links (staff)",
-)
-BLUEPRINTS = (messages, calendar_feeds)
+BLUEPRINTS = (messages,)
 
 
 @messages.route("/bookings/<uuid:booking_id>/messages")
@@ -42,21 +36,3 @@ class Messages(MethodView):
         """Messages by status and channel, most recently changed first (e.g. every failed one)."""
         items, total = service.list_messages(session=get_session(), **args)
         return {"items": items, "total": total}
-
-
-@calendar_feeds.route("/providers/<id:provider_id>/calendar-feed")
-class ProviderFeed(MethodView):
-    @calendar_feeds.response(200, s.FeedLinkOut)
-    def get(self, provider_id: int) -> Any:
-        """The provider's calendar feed link: subscribe to it (webcal); valid a year, fetch again to renew."""
-        with unit_of_work() as session:  # the first link of a provider gives its feed a token secret
-            return service.provider_feed_link(session=session, provider_id=provider_id)
-
-
-@calendar_feeds.route("/providers/<id:provider_id>/calendar-feed/rotate")
-class RotateProviderFeed(MethodView):
-    @calendar_feeds.response(200, s.FeedLinkOut)
-    def post(self, provider_id: int) -> Any:
-        """Revoke every link to the provider's feed at once (e.g. one was shared) and return a new one."""
-        with unit_of_work() as session:
-            return service.rotate_provider_feed(session=session, provider_id=provider_id)

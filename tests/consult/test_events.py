@@ -266,7 +266,7 @@ def test_the_sweeper_sends_links_no_delivery_sent(
         result = sweep.sweep_once(
             db=get_db(),
             redis=app.extensions["redis"],
-            video=app.extensions["video_provider"],
+            video=app.extensions["consult"].video,
             signer=signer_of(app),
             base_url="http://consult.test",
         )

@@ -71,7 +71,7 @@ def test_the_room_admits_at_most_its_limit(app: Flask, client: FlaskClient, book
     patient, provider = _grant(app, booked), _grant(app, booked, "provider")
     _beat(client, patient["access_token"])
     _beat(client, provider["access_token"])
-    video = app.extensions["video_provider"]
+    video = app.extensions["consult"].video
     assert isinstance(video, LocalVideo)
     intruder = video.access_token(room=patient["room_name"], identity="guest-1", ttl=timedelta(minutes=5))
     full = _beat(client, intruder)
@@ -83,7 +83,7 @@ def test_the_room_admits_at_most_its_limit(app: Flask, client: FlaskClient, book
 
 def test_a_completed_room_admits_nobody(app: Flask, client: FlaskClient, booked: uuid.UUID) -> None:
     patient = _grant(app, booked)
-    video = app.extensions["video_provider"]
+    video = app.extensions["consult"].video
     room = video.fetch_room(patient["room_name"])
     video.complete_room(room.sid)
     gone = _beat(client, patient["access_token"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import uuid
@@ -166,7 +167,9 @@ def test_a_room_of_a_provider_no_longer_configured_is_closed_in_our_records(
 ) -> None:
     # The clinic switched from the local stand-in to Twilio: the local room cannot be reached any more.
     config = consult_config("sqlite://", "redis://127.0.0.1:1/0", **twilio_overrides(twilio_video_mock))
-    app.extensions["video_provider"] = TwilioVideo.from_config(config)
+    app.extensions["consult"] = dataclasses.replace(
+        app.extensions["consult"], video=TwilioVideo.from_config(config)
+    )
     clock.move_to(CLOSES)
     assert '"rooms_completed": 1' in _sweep(app)
     assert _statuses(app, opened) == ("completed", "in-progress")  # ours closed; the stand-in's untouched
@@ -182,7 +185,7 @@ def test_the_sweeper_process_completes_due_rooms_and_stops_when_asked(
         kwargs={
             "db": app.extensions["db"],
             "redis": app.extensions["redis"],
-            "video": app.extensions["video_provider"],
+            "video": app.extensions["consult"].video,
             "signer": app.extensions["link_signer"],
             "base_url": "http://consult.test",
             "interval": 0.05,

@@ -44,7 +44,7 @@ def booked(twilio_app: Flask, redis_client: Any, clock: time_machine.Coordinates
 
 
 def _video(app: Flask) -> TwilioVideo:
-    video = app.extensions["video_provider"]
+    video = app.extensions["consult"].video
     assert isinstance(video, TwilioVideo)
     return video
 

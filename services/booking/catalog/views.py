@@ -9,7 +9,6 @@ import uuid
 from datetime import date, timedelta
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -17,6 +16,7 @@ from services.booking import invitations
 from services.booking import schemas as s
 from services.booking.catalog import schemas as c
 from services.booking.catalog import service as catalog
+from services.booking.runtime import get_runtime
 from shared.api import API_PREFIX, ProblemSchema, links
 from shared.db import get_session, unit_of_work
 from shared.links import current_signer
@@ -266,9 +266,7 @@ class _PresentedInvitation:
     def __init__(self, invitation: Any) -> None:
         self._invitation = invitation
         token = invitations.invitation_token(current_signer(), invitation)
-        self.url = invitations.invitation_url(
-            current_app.extensions["suite_config"].booking_public_url, token
-        )
+        self.url = invitations.invitation_url(get_runtime().config.booking_public_url, token)
         self.prefilled = bool(invitation.prefill)
         self.used_by_booking_id = invitation.redemption.booking_id if invitation.redemption else None
 

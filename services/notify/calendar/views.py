@@ -1,21 +1,32 @@
-"""``GET /calendar/<token>.ics``: a provider's calendar feed, for calendar apps to poll."""
+"""A provider's calendar feed: ``GET /calendar/<token>.ics`` for calendar apps, and its links (staff)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Response, request
+from flask.views import MethodView
+from flask_smorest import Blueprint as ApiBlueprint
 
 from services.notify.calendar import service as feeds
+from services.notify.calendar.schemas import FeedLinkOut
 from services.notify.metrics import FEED_ANSWERS
 from services.notify.runtime import get_runtime
 from shared import links
-from shared.api import public
-from shared.db import get_session
+from shared.api import API_PREFIX, public
+from shared.db import get_session, unit_of_work
 from shared.problems import Gone, NotFound
 from shared.timeutil import utcnow
 
 bp = public(Blueprint("calendar_feed", __name__))  # the feed token in the path is the credential
+staff = ApiBlueprint(
+    "calendar_feeds",
+    __name__,
+    url_prefix=API_PREFIX,
+    description="Providers' private calendar feed links (staff)",
+)
 CACHE_CONTROL = "private, no-cache"  # keep a copy, but ask (cheaply, with If-None-Match) before using it
 
 
@@ -79,3 +90,31 @@ def feed(token: str) -> Response:
     # "build" appears only when this request built the feed (the benchmark counts them).
     response.headers["Server-Timing"] = timing + (f", build;dur={built.build_ms:.2f}" if fresh else "")
     return response
+
+
+def _issue(issue: Callable[..., feeds.FeedLink], provider_id: int) -> feeds.FeedLink:
+    runtime = get_runtime()
+    with unit_of_work() as session:  # the first link of a provider gives its feed a token secret
+        return issue(
+            session=session,
+            signer=runtime.signer,
+            config=runtime.config,
+            provider_id=provider_id,
+            now=utcnow(),
+        )
+
+
+@staff.route("/providers/<id:provider_id>/calendar-feed")
+class ProviderFeed(MethodView):
+    @staff.response(200, FeedLinkOut)
+    def get(self, provider_id: int) -> Any:
+        """The provider's calendar feed link: subscribe to it (webcal); valid a year, fetch again to renew."""
+        return _issue(feeds.feed_link, provider_id)
+
+
+@staff.route("/providers/<id:provider_id>/calendar-feed/rotate")
+class RotateProviderFeed(MethodView):
+    @staff.response(200, FeedLinkOut)
+    def post(self, provider_id: int) -> Any:
+        """Revoke every link to the provider's feed at once (e.g. one was shared) and return a new one."""
+        return _issue(feeds.rotate_link, provider_id)
