@@ -37,6 +37,7 @@ CORRECTNESS = (
 
 
 @pytest.mark.slow
+@pytest.mark.postgres  # the benchmarks run on their own PostgreSQL
 @pytest.mark.timeout(900)  # about 5 minutes: six benchmarks, each starting its own servers
 def test_every_benchmark_runs_and_its_correctness_checks_hold() -> None:
     done = subprocess.run(

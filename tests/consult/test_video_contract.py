@@ -31,7 +31,9 @@ class Contract:
     sent: Callable[[], list[dict[str, object]]]
 
 
-@pytest.fixture(params=["local-sqlite", "local-postgresql", "twilio"])
+@pytest.fixture(
+    params=["local-sqlite", pytest.param("local-postgresql", marks=pytest.mark.postgres), "twilio"]
+)
 def contract(
     request: pytest.FixtureRequest, make_database_url: Callable[[str, str], str]
 ) -> Iterator[Contract]:

@@ -45,7 +45,7 @@ def notify_config(database_url: str, redis_url: str, **overrides: Any) -> Notify
         "notify_public_url": "https://notify.example.test",
         "booking_public_url": "https://booking.example.test",
         # These tests count the patient's messages; provider invites are on where they matter (the property
-        # and end-to-end tests) and have their own tests in tests/invites.
+        # and end-to-end tests) and have their own tests in tests/notify/calendar.
         "provider_invites": False,
     }
     values.update(overrides)

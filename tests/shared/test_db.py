@@ -76,6 +76,7 @@ def pings(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     return sent
 
 
+@pytest.mark.postgres
 def test_a_connection_used_a_moment_ago_is_not_pinged(
     make_database_url: Callable[[str, str], str], pings: list[object]
 ) -> None:
@@ -89,6 +90,7 @@ def test_a_connection_used_a_moment_ago_is_not_pinged(
         db.dispose()
 
 
+@pytest.mark.postgres
 def test_an_idle_connection_whose_server_side_is_gone_is_replaced_before_use(
     make_database_url: Callable[[str, str], str], pings: list[object], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -105,6 +107,7 @@ def test_an_idle_connection_whose_server_side_is_gone_is_replaced_before_use(
         db.dispose()
 
 
+@pytest.mark.postgres
 def test_a_server_gone_within_the_idle_window_fails_one_use_then_the_pool_reconnects(
     make_database_url: Callable[[str, str], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -25,7 +25,7 @@ from services.notify.models import BookingCopy, CalendarInvite
 from shared.config import ConfigError, check, load
 from shared.db import GUID, JSONDocument, UTCDateTime, make_engine
 from shared.migrate import alembic_config
-from tests.invites.support import emails, invite_rows, patient_calendar, provider_invites
+from tests.notify.calendar.support import emails, invite_rows, patient_calendar, provider_invites
 from tests.notify.conftest import MONDAY_NOON, deliver, work
 from tests.notify.factories import Booking
 

@@ -51,7 +51,7 @@ def test_outbox_lists_and_shows_sms_and_email(
     assert parsed["Subject"].strip() == mail.subject  # a long subject is folded onto its own line
     assert [p.get_filename() for p in parsed.iter_attachments()] == [
         "preparation-checklist.txt",
-        "appointment.ics",  # the patient's own calendar entry (tests/invites)
+        "appointment.ics",  # the patient's own calendar entry (tests/notify/calendar)
     ]
 
 

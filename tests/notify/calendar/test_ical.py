@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared import ical
-from tests.invites.support import parse, physical_lines
+from tests.notify.calendar.support import parse, physical_lines
 
 AWKWARD = "Zoë Ødegård-Núñez, Jr.; PhD: «ça va» 東京"
 

@@ -17,7 +17,7 @@ from redis import Redis
 
 from services.notify.senders.smtp_email import SmtpEmailSender
 from tests.booking.factories import booking_body, make_setup
-from tests.invites.support import Invite, calendar_part, parse, patient_calendar
+from tests.notify.calendar.support import Invite, calendar_part, parse, patient_calendar
 from tests.notify.conftest import MONDAY_NOON, STAFF, Upstream, deliver, use_senders, work
 from tests.notify.doubles import mail_server
 from tests.notify.factories import Booking

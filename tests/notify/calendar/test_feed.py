@@ -21,7 +21,7 @@ from shared import events, links
 from shared.db import make_engine
 from shared.migrate import alembic_config
 from shared.timeutil import utcnow
-from tests.invites.support import PROVIDER_EMAIL, parse, provider_invites
+from tests.notify.calendar.support import PROVIDER_EMAIL, parse, provider_invites
 from tests.notify.conftest import MONDAY_NOON, STAFF, deliver, work
 from tests.notify.factories import PROVIDER, Booking
 from tests.ops.conftest import samples

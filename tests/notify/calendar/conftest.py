@@ -9,17 +9,15 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.notify.conftest import clock, make_app, upstream  # noqa: F401  (fixtures)
-
 
 @pytest.fixture
-def invite_app(make_app: Callable[..., Flask]) -> Flask:  # noqa: F811
+def invite_app(make_app: Callable[..., Flask]) -> Flask:
     """A notify app that sends provider invites (console senders)."""
     return make_app(provider_invites=True, smtp_from="Demo Clinic <desk@clinic.example>")
 
 
 @pytest.fixture
-def make_invite_app(make_app: Callable[..., Flask]) -> Callable[..., Flask]:  # noqa: F811
+def make_invite_app(make_app: Callable[..., Flask]) -> Callable[..., Flask]:
     """``make_invite_app(**settings)``: a notify app with provider invites on and these settings."""
 
     def make(**overrides: Any) -> Flask:

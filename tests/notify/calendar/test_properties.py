@@ -22,7 +22,7 @@ from redis import Redis
 from services.notify.models import INVITE, SENT, SKIPPED
 from services.notify.senders import SendResult
 from shared import ical
-from tests.invites.support import PROVIDER_EMAIL, calendar_part, invite_rows
+from tests.notify.calendar.support import PROVIDER_EMAIL, calendar_part, invite_rows
 from tests.notify.conftest import MONDAY_NOON, use_senders
 from tests.notify.test_properties import CheckingEmail, CheckingSms, World, faults, operations, run
 

@@ -14,7 +14,7 @@ from services.notify.models import CANCELLED, INVITE, INVITE_LINK, SENT, SKIPPED
 from services.notify.senders import Outcome, SendResult
 from services.notify.senders.console import ConsoleEmailSender
 from shared import events
-from tests.invites.support import (
+from tests.notify.calendar.support import (
     PATIENT_EMAIL,
     PROVIDER_EMAIL,
     emails,
