@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import bisect
 import json
-import threading
 import uuid
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -39,6 +38,7 @@ from services.booking.slots import (
     free_slots,
     offers,
 )
+from shared.cache import Lru
 from shared.problems import Conflict, NotFound, field_error
 from shared.timeutil import day_bounds_utc, ensure_utc, local_date, to_zone, utcnow
 
@@ -239,32 +239,9 @@ def candidate_starts(
     )
 
 
-class _LRU:
-    """A small thread-safe LRU map."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._data: OrderedDict[Any, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Any) -> Any:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: Any, value: Any) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self._size:
-                self._data.popitem(last=False)
-
-
-_CANDIDATES = _LRU(512)
-_RENDERED = _LRU(1024)
-_HOURS = _LRU(2048)  # (provider, month) entries
+_CANDIDATES = Lru(512)
+_RENDERED = Lru(1024)
+_HOURS = Lru(2048)  # (provider, month) entries
 
 
 def _database_key(session: Session) -> str:

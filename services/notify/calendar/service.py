@@ -35,12 +35,13 @@ from icalendar.enums import TRANSP
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from services.notify.calendar.cache import BuiltFeed, FeedCache, Lru
+from services.notify.calendar.cache import BuiltFeed, FeedCache
 from services.notify.calendar.entry import provider_event
 from services.notify.config import NotifyConfig
 from services.notify.models import CANCELLED, BookingCopy, CalendarInvite, JoinLink, ProviderFeed
 from services.notify.protocols import ProtocolBook
 from shared import ical, links
+from shared.cache import Lru
 from shared.db import dialect_insert
 from shared.timeutil import local_date
 
