@@ -176,8 +176,3 @@ def get_redis() -> Redis:
     """The current app's Redis client."""
     redis: Redis = current_app.extensions["redis"]
     return redis
-
-
-def get_config() -> Any:
-    """The current app's typed config."""
-    return current_app.extensions["suite_config"]
