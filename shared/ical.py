@@ -1,13 +1,4 @@
-"""iCalendar for bookings, built with the icalendar library: one event identity per booking everywhere.
-
-The booking service (the patient's "add to calendar" file) and the notify service (the patient's email
-attachment, the provider's invites and calendar feed) build their calendars from here, so a booking has one
-UID in every calendar it appears in and the patient's file is the same whichever service produced it.
-
-Times carry the zone of the person whose calendar it is (``DTSTART;TZID=...``) with the VTIMEZONE that zone
-needs, so a visit keeps its wall-clock time across a daylight-saving change and clients show the zone.
-No calendar says more than time, place and who: never an intake answer or a diagnosis.
-"""
+"""iCalendar for bookings, built with the icalendar library: one event identity per booking everywhere."""
 
 from __future__ import annotations
 
@@ -18,7 +9,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from icalendar import Calendar, Component, Event, Timezone
+from icalendar import Calendar, Event, Timezone
 from icalendar.enums import CLASS, STATUS
 
 from shared.timeutil import format_local, to_zone, zone
@@ -44,11 +35,7 @@ def local(moment: datetime, tz: str) -> datetime:
 
 @lru_cache(maxsize=256)
 def vtimezone(tzid: str, first_year: int, last_year: int) -> Timezone:
-    """The VTIMEZONE of IANA zone ``tzid`` from 1 January ``first_year`` to 1 January ``last_year``.
-
-    A narrow span keeps the component small (a few observances) instead of icalendar's 1970-2038 default.
-    Cached: the component is only read once built.
-    """
+    """The VTIMEZONE of IANA zone ``tzid`` from 1 January ``first_year`` to 1 January ``last_year``."""
     zone(tzid)  # refuses unknown names before icalendar guesses
     return Timezone.from_tzid(tzid, first_date=date(first_year, 1, 1), last_date=date(last_year, 1, 1))
 
@@ -61,23 +48,10 @@ def timezone_span(moments: Iterable[datetime]) -> tuple[int, int]:
     return min(years), max(years) + 2
 
 
-def timezones_for(events: Sequence[Event]) -> list[Timezone]:
-    """The VTIMEZONE components ``events`` need (one per TZID they use)."""
-    tzids: set[str] = set()
-    moments: list[datetime] = []
-    for event in events:
-        for name in ("DTSTART", "DTEND"):
-            prop = event.get(name)
-            if prop is None or not isinstance(prop.dt, datetime):
-                continue
-            moments.append(prop.dt)
-            key = getattr(prop.dt.tzinfo, "key", None)
-            if key and key != "UTC":
-                tzids.add(key)
-    if not tzids:
-        return []
-    first, last = timezone_span(moments)
-    return [vtimezone(tzid, first, last) for tzid in sorted(tzids)]
+def _moments(events: Sequence[Event]) -> list[datetime]:
+    """The start and end times of ``events`` that are date-times (not whole days)."""
+    props = (event.get(name) for event in events for name in ("DTSTART", "DTEND"))
+    return [prop.dt for prop in props if prop is not None and isinstance(prop.dt, datetime)]
 
 
 def new_calendar(
@@ -94,9 +68,12 @@ def new_calendar(
         calendar.add("method", method)
     for name, value in properties:
         calendar.add(name, value)
-    components: list[Component] = [*timezones_for(events), *events]
-    for component in components:
-        calendar.add_component(component)
+    for event in events:
+        calendar.add_component(event)
+    moments = _moments(events)
+    if moments:
+        first, last = timezone_span(moments)
+        calendar.add_missing_timezones(first_date=date(first, 1, 1), last_date=date(last, 1, 1))
     return calendar
 
 
