@@ -66,6 +66,42 @@ def make_redis(url: str) -> Redis:
     return Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
 
 
+def _start_request() -> None:
+    """Stamp the request with its correlation id and start time, then refuse unreadable input."""
+    incoming = request.headers.get("X-Request-ID", "")
+    cid = incoming if _REQUEST_ID.match(incoming) else new_correlation_id()
+    g.correlation_token = set_correlation_id(cid)
+    g.correlation_id = cid
+    g.request_started = time.perf_counter()
+    inputs.check_request()
+
+
+def _finish_request(response: Response) -> Response:
+    """Echo the correlation id; count and log the request by route template, never the path (tokens)."""
+    cid = g.get("correlation_id")
+    if cid:
+        response.headers["X-Request-ID"] = cid
+    started = g.get("request_started")
+    if started is not None:
+        rule = request.url_rule.rule if request.url_rule else "<unmatched>"
+        seconds = time.perf_counter() - started
+        metrics.observe_request(
+            service=current_app.config["SERVICE_NAME"],
+            method=request.method,
+            endpoint=rule,
+            status=response.status_code,
+            seconds=seconds,
+        )
+        log.info(
+            "%s %s %s",
+            request.method,
+            rule,
+            response.status_code,
+            extra={"duration_ms": round(seconds * 1000, 2)},
+        )
+    return response
+
+
 def create_service_app(
     *,
     service: str,
@@ -96,45 +132,21 @@ def create_service_app(
     migrate.register_cli(app, service=service)
     app.extensions.setdefault("metrics_collectors", [])
 
-    @app.before_request
-    def _start_request() -> None:
-        incoming = request.headers.get("X-Request-ID", "")
-        cid = incoming if _REQUEST_ID.match(incoming) else new_correlation_id()
-        g.correlation_token = set_correlation_id(cid)
-        g.correlation_id = cid
-        g.request_started = time.perf_counter()
-        inputs.check_request()
-
+    app.before_request(_start_request)
     _serve_metrics(app, config)
     require_staff_key(app)  # after the request is stamped, so a refusal is logged and counted too
-
-    @app.after_request
-    def _finish_request(response: Response) -> Response:
-        cid = g.get("correlation_id")
-        if cid:
-            response.headers["X-Request-ID"] = cid
-        started = g.get("request_started")
-        if started is not None:
-            # The route template, never the path: paths carry signed tokens.
-            rule = request.url_rule.rule if request.url_rule else "<unmatched>"
-            seconds = time.perf_counter() - started
-            metrics.observe_request(
-                service=service,
-                method=request.method,
-                endpoint=rule,
-                status=response.status_code,
-                seconds=seconds,
-            )
-            log.info(
-                "%s %s %s",
-                request.method,
-                rule,
-                response.status_code,
-                extra={"duration_ms": round(seconds * 1000, 2)},
-            )
-        return response
-
+    app.after_request(_finish_request)
     return app, api
+
+
+def common_parts(app: Flask) -> dict[str, Any]:
+    """The parts every service's ``Runtime`` holds, as ``create_service_app`` made them."""
+    return {
+        "config": app.extensions["suite_config"],
+        "db": app.extensions["db"],
+        "redis": app.extensions["redis"],
+        "signer": app.extensions["link_signer"],
+    }
 
 
 def add_metrics_collector(app: Flask, collector: Any) -> None:

@@ -1,11 +1,4 @@
-"""Typed configuration read once from the environment, and the one step that decides whether it may run.
-
-Each service declares a frozen dataclass whose fields are built with :func:`setting`; a field's metadata says
-what it is (a secret, a public URL, a database, a test-only override) and what values it takes. :func:`load`
-parses the environment; :func:`validate` lists every problem with the same rules for every process (the common
-app factory calls :func:`check`); docs/configuration.md says what production refuses and why.
-:func:`settings_table` renders the one table of variables the README shows.
-"""
+"""Typed configuration read once from the environment, and the one step that decides whether it may run."""
 
 from __future__ import annotations
 

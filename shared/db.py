@@ -157,11 +157,7 @@ def _gone_is_disconnect(engine: Engine) -> None:
             context.is_disconnect = True
 
 
-# A pooled connection is pinged before use only if it sat idle at least this long (HikariCP's
-# aliveBypassWindowMs, 500 ms by default, does the same). SQLAlchemy's pool_pre_ping pings on every
-# checkout: a round trip on every request, which under load cost a request as much as one of its queries.
-# A connection used a moment ago is as alive as a ping would show; if the server went away in that moment,
-# the first query fails, SQLAlchemy invalidates every pooled connection, and the next request reconnects.
+# A pooled connection is pinged before use only after idling this long (docs/architecture.md, Decisions).
 PING_AFTER_IDLE_SECONDS = 0.5
 
 
@@ -191,10 +187,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
-        # For requests that only read: on PostgreSQL each statement stands alone (autocommit), which saves
-        # the BEGIN and ROLLBACK round trips around a one-query request. Under READ COMMITTED each statement
-        # takes its own snapshot inside a transaction too, so reads lose nothing. SQLite keeps its
-        # transactions (its begin hook is what orders writers).
+        # Read-only requests run in autocommit on PostgreSQL; SQLite keeps its transactions (docs/modules.md).
         reader = (
             self.engine.execution_options(isolation_level="AUTOCOMMIT")
             if self.engine.dialect.name == "postgresql"

@@ -1,12 +1,4 @@
-"""The delivery ledger: which consumer has handled which published event, and re-delivery of what is missing.
-
-A producer records one row per (event, consumer) when it publishes an event. A consumer's worker acknowledges
-each event job it finished (its effects and its inbox row committed) on a Redis list; the producer moves the
-acknowledgements into its ledger and publishes again, to that consumer only, what stays unacknowledged past a
-grace period. The ledger, not Redis, says what is missing: lost acknowledgements only cause a redelivery that
-the consumer's inbox absorbs. The reasoning and the bound are in docs/architecture.md ("Every event reaches
-every consumer").
-"""
+"""The delivery ledger: which consumer handled which published event, and re-delivery of what is missing."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""The event contract between services: versioned marshmallow schemas and the dataclasses they load into.
-
-Booking events are "fat": they carry the booking as it is after the change (with its version), so a consumer
-never has to call back into the booking service and can apply events that arrive out of order by comparing
-versions. Unknown fields are ignored on load, so a producer may add optional fields within a version;
-removing or changing a field means a new ``schema_version``.
-"""
+"""The event contract between services: versioned marshmallow schemas and the dataclasses they load into."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""Signed, expiring patient links, each scoped to one subject (a booking) and one purpose.
-
-A token carries the subject id, the subject's version when it was minted, an expiry and optional extras
-(a participant, say). The purpose is the signing salt, so a manage token never verifies as a join token.
-Keys rotate by appending: the last key signs, every key verifies. Feed and join tokens also carry a random
-secret the owning service stores (``SECRET_CLAIM``), so a signing key and ids alone cannot make one.
-"""
+"""Signed, expiring patient links, each scoped to one subject (a booking) and one purpose."""
 
 from __future__ import annotations
 

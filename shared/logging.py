@@ -1,11 +1,4 @@
-"""Structured logs with a correlation id and without patient data.
-
-Log calls name records by id (``booking_id``, ``patient_id``), never by name, phone or email. Where a line is
-written, the suite's formatters mask what slips through anyway: the message and its arguments, every extra
-field (nested ones too), the exception text and the stack. Fields on :data:`SAFE_FIELDS` (ids, statuses,
-route templates) are written as they are; private fields are dropped; everything else is masked for phone
-numbers, email addresses, link tokens and the row values PostgreSQL quotes in its errors (docs/ops.md).
-"""
+"""Structured logs with a correlation id and without patient data."""
 
 from __future__ import annotations
 

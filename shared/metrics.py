@@ -1,16 +1,4 @@
-"""Prometheus metrics shared by every process: request latency, job outcomes, queue depths, business counts.
-
-Web processes serve ``/metrics`` from the app (gunicorn runs several workers, so when
-``PROMETHEUS_MULTIPROC_DIR`` is set the page adds up every worker's files; see deploy/gunicorn.conf.py).
-Workers, the relay and the schedulers serve the same format on ``METRICS_PORT`` from a small thread.
-
-Labels are bounded on purpose: the endpoint is the route template (paths carry signed patient tokens and
-ids), a job is named by its handler, and error codes are folded into a short known list.
-
-Some figures are read when Prometheus scrapes rather than counted as they happen: queue depths and ages come
-from Redis, the outbox backlog from the booking database. A service reports the backlog of the queues it
-consumes from its web process, so the figure keeps coming when every worker of that queue is down.
-"""
+"""Prometheus metrics of every process: request latency, job outcomes, queue depths, business counts."""
 
 from __future__ import annotations
 

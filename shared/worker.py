@@ -1,13 +1,4 @@
-"""RQ workers that run a service's jobs inside its app context; the stop signal of every polling loop.
-
-The worker builds the app once, at start, and every job runs with ``current_app`` set, so job functions
-stay plain top-level functions that take ids and JSON data. Workers are ``SimpleWorker``s: jobs run in the
-worker process (no fork per job), which keeps database pools valid and is about three times the
-throughput on these machines; scale by running more worker processes.
-
-Each job runs under the correlation id it was enqueued with (``job.meta``, else the event it carries), and
-its wait, duration and outcome are counted for ``/metrics`` (served on ``METRICS_PORT``).
-"""
+"""RQ workers that run a service's jobs inside its app context; the stop signal of every polling loop."""
 
 from __future__ import annotations
 
@@ -29,6 +20,7 @@ from shared import delivery, killpoints, metrics
 from shared.app import add_metrics_collector, get_redis
 from shared.logging import correlation
 from shared.queues import CORRELATION_META, SuiteQueue, queue, route_of_job
+from shared.timeutil import parse_instant
 
 
 def job_correlation_id(job: Job) -> str:
@@ -158,3 +150,20 @@ def register_worker_cli(app: Flask, *, queues: list[str]) -> None:
         serve_process_metrics(current_app)
         worker = make_worker(list(queues), name=name)
         worker.work(burst=burst, with_scheduler=True, logging_level=None)
+
+
+def _instant(_ctx: click.Context, _param: click.Parameter, value: str) -> datetime:
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def since_option(what: str) -> Any:
+    """A required ``--since`` instant (ISO 8601 with an offset) of a replay command."""
+    return click.option(
+        "--since",
+        callback=_instant,
+        required=True,
+        help=f"Send again {what} published at or after this time (ISO 8601 with an offset).",
+    )

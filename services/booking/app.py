@@ -8,7 +8,7 @@ from services.booking import cli, relay, views
 from services.booking.config import BookingConfig
 from services.booking.pages import init_pages
 from services.booking.runtime import Runtime
-from shared.app import add_metrics_collector, create_service_app
+from shared.app import add_metrics_collector, common_parts, create_service_app
 from shared.config import load
 from shared.metrics import FunctionCollector
 
@@ -24,12 +24,7 @@ def create_app(config: BookingConfig | None = None) -> Flask:
         description="Providers, appointment types, availability, free slots and bookings of the clinic.",
         import_name=__name__,
     )
-    app.extensions["booking"] = Runtime(
-        config=config,
-        db=app.extensions["db"],
-        redis=app.extensions["redis"],
-        signer=app.extensions["link_signer"],
-    )
+    app.extensions["booking"] = Runtime(**common_parts(app))
     for blueprint in views.BLUEPRINTS:
         api.register_blueprint(blueprint)
     init_pages(app, config)

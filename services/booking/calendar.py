@@ -1,10 +1,4 @@
-"""The patient's "add to calendar" file: one iCalendar event per booking (built by ``shared.ical``).
-
-The UID is derived from the booking id, so re-downloading after a reschedule updates the same entry in the
-patient's calendar (SEQUENCE = version - 1 makes the newer copy win); the notify service attaches the same
-file to the patient's confirmation and change emails. The title names the visit type and the clinic only:
-calendar entries are often shared or synced, so no intake answer or health detail goes in.
-"""
+"""The patient's "add to calendar" file: one iCalendar event per booking (built by ``shared.ical``)."""
 
 from __future__ import annotations
 

@@ -12,71 +12,65 @@ from flask.cli import with_appcontext
 from services.booking import relay, seed, service
 from services.booking.runtime import get_runtime
 from shared.links import manage_url
-from shared.timeutil import parse_instant
-from shared.worker import serve_process_metrics
+from shared.worker import serve_process_metrics, since_option
 
 
-def _instant(_ctx: click.Context, _param: click.Parameter, value: str) -> datetime:
-    try:
-        return parse_instant(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
+@click.command("relay")
+@with_appcontext
+def _relay() -> None:
+    """Move committed events from the outbox to the Redis queues, until stopped."""
+    runtime = get_runtime()
+    config = runtime.config
+    serve_process_metrics(current_app)
+    relay.run_relay(
+        db=runtime.db,
+        redis=runtime.redis,
+        poll_seconds=config.outbox_poll_seconds,
+        batch_size=config.outbox_batch_size,
+        retention=timedelta(days=config.outbox_retention_days),
+        redeliver_seconds=config.event_redeliver_seconds,
+        delivery_bound_seconds=config.event_delivery_bound_seconds,
+    )
+
+
+@click.command("outbox-replay")
+@since_option("every event")
+@with_appcontext
+def _outbox_replay(since: datetime) -> None:
+    """After Redis lost its queues: have the relay send again the events published since --since."""
+    count = relay.republish_since(db=get_runtime().db, since=since)
+    click.echo(json.dumps({"events_to_resend": count, "since": since.isoformat()}))
+
+
+@click.command("seed-demo")
+@click.option("--no-booking", is_flag=True, help="Do not create the demo booking.")
+@with_appcontext
+def _seed(no_booking: bool) -> None:
+    """Create the demo clinic (idempotent) and print what a newcomer opens first, as JSON."""
+    runtime = get_runtime()
+    config = runtime.config
+    with runtime.db.transaction() as session:
+        demo = seed.seed_demo(session=session, with_booking=not no_booking)
+        summary = {
+            "clinic": demo.clinic.slug,
+            "booking_page": f"{config.booking_public_url.rstrip('/')}/book/{demo.clinic.slug}",
+            "providers": [p.id for p in demo.providers],
+            "appointment_types": {slug: t.id for slug, t in demo.types.items()},
+            "demo_booking": str(demo.booking.id) if demo.booking else None,
+            "demo_manage_url": manage_url(
+                config.booking_public_url,
+                service.manage_token(runtime.signer, demo.booking),
+            )
+            if demo.booking
+            else None,
+        }
+    click.echo(json.dumps(summary))
+
+
+COMMANDS = (_relay, _outbox_replay, _seed)
 
 
 def register(app: Flask) -> None:
     """Add the booking commands to ``app``."""
-
-    @app.cli.command("relay")
-    @with_appcontext
-    def _relay() -> None:
-        """Move committed events from the outbox to the Redis queues, until stopped."""
-        runtime = get_runtime()
-        config = runtime.config
-        serve_process_metrics(current_app)
-        relay.run_relay(
-            db=runtime.db,
-            redis=runtime.redis,
-            poll_seconds=config.outbox_poll_seconds,
-            batch_size=config.outbox_batch_size,
-            retention=timedelta(days=config.outbox_retention_days),
-            redeliver_seconds=config.event_redeliver_seconds,
-            delivery_bound_seconds=config.event_delivery_bound_seconds,
-        )
-
-    @app.cli.command("outbox-replay")
-    @click.option(
-        "--since",
-        "since",
-        callback=_instant,
-        required=True,
-        help="Send again every event published at or after this time (ISO 8601 with an offset).",
-    )
-    @with_appcontext
-    def _outbox_replay(since: datetime) -> None:
-        """After Redis lost its queues: have the relay send again the events published since --since."""
-        count = relay.republish_since(db=get_runtime().db, since=since)
-        click.echo(json.dumps({"events_to_resend": count, "since": since.isoformat()}))
-
-    @app.cli.command("seed-demo")
-    @click.option("--no-booking", is_flag=True, help="Do not create the demo booking.")
-    @with_appcontext
-    def _seed(no_booking: bool) -> None:
-        """Create the demo clinic (idempotent) and print what a newcomer opens first, as JSON."""
-        runtime = get_runtime()
-        config = runtime.config
-        with runtime.db.transaction() as session:
-            demo = seed.seed_demo(session=session, with_booking=not no_booking)
-            summary = {
-                "clinic": demo.clinic.slug,
-                "booking_page": f"{config.booking_public_url.rstrip('/')}/book/{demo.clinic.slug}",
-                "providers": [p.id for p in demo.providers],
-                "appointment_types": {slug: t.id for slug, t in demo.types.items()},
-                "demo_booking": str(demo.booking.id) if demo.booking else None,
-                "demo_manage_url": manage_url(
-                    config.booking_public_url,
-                    service.manage_token(runtime.signer, demo.booking),
-                )
-                if demo.booking
-                else None,
-            }
-        click.echo(json.dumps(summary))
+    for command in COMMANDS:
+        app.cli.add_command(command)

@@ -1,11 +1,4 @@
-"""Tables of the booking service.
-
-Double booking is prevented by the database, not by a check-then-insert: a booking claims every 5-minute
-granule of its blocked time (start minus buffer-before to end plus buffer-after) in ``slot_claims``, whose
-primary key is (provider, granule). Two bookings that overlap for a provider collide on that key in any
-engine, under any timing, and the second transaction fails as a whole. Daily limits work the same way with
-numbered ``day_claims``.
-"""
+"""Tables of the booking service."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""The outbox relay: moves committed events from the ``outbox`` table to the Redis queues.
-
-A booking commits its events in the same transaction as itself. The relay publishes them in order and marks
-them published in a second transaction. If Redis is down the rows simply wait; if the relay dies between
-publishing and marking, the next round publishes again, which consumers absorb (every handler is
-idempotent by event id). On PostgreSQL several relays can run side by side (``SKIP LOCKED``).
-"""
+"""The outbox relay: moves committed events from the ``outbox`` table to the Redis queues."""
 
 from __future__ import annotations
 

@@ -1,12 +1,4 @@
-"""Slot search: the starts a provider has free for an appointment type, and a cache that keeps it cheap.
-
-A slot search costs several queries and a walk over every candidate of the range, and booking pages ask the
-same question over and over. Each provider has a ``schedule_version`` that every change to its free time
-raises in the same transaction (a booking, a reschedule, a cancellation, new hours, a changed type).
-Candidates are cached per (database, provider, type, range, schedule version), so a change makes the old entry
-unreachable at once and no stale slot is ever served. What depends on the clock (minimum notice, horizon) is
-applied on every read, exactly, so a cached entry stays right as time passes.
-"""
+"""Slot search: the starts a provider has free for an appointment type, and a cache that keeps it cheap."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""Free slots from weekly availability, date overrides and existing bookings.
-
-Availability is wall-clock time in the provider's zone. Each local day's windows are turned into UTC
-instants day by day, so a 09:00-17:00 provider stays 09:00-17:00 local on both sides of a DST change;
-candidates are then stepped in real (UTC) time inside each window. Everything here is pure: the service
-layer loads rows and passes plain values in.
-"""
+"""Free slots from weekly availability, date overrides and existing bookings."""
 
 from __future__ import annotations
 

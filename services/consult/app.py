@@ -12,7 +12,7 @@ from services.consult.local_video import LocalVideo, local_secret
 from services.consult.runtime import Runtime
 from services.consult.twilio_video import TwilioVideo
 from services.consult.video import VideoProvider
-from shared.app import add_metrics_collector, create_service_app
+from shared.app import add_metrics_collector, common_parts, create_service_app
 from shared.config import load
 from shared.db import Database
 from shared.health import add_readiness_check
@@ -39,14 +39,7 @@ def create_app(config: ConsultConfig | None = None) -> Flask:
         description="Consultation rooms and join links for video visits.",
         import_name=__name__,
     )
-    db = app.extensions["db"]
-    runtime = Runtime(
-        config=config,
-        db=db,
-        redis=app.extensions["redis"],
-        signer=app.extensions["link_signer"],
-        video=make_video_provider(config, db),
-    )
+    runtime = Runtime(**common_parts(app), video=make_video_provider(config, app.extensions["db"]))
     api.register_blueprint(views.join)
     api.register_blueprint(views.consultations)
     if config.video_provider == LOCAL:

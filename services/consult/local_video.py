@@ -1,11 +1,4 @@
-"""The local video provider: rooms kept in the consult database and a presence list instead of media.
-
-It stands in for Twilio Video when no Twilio credentials are configured (``make run``), so the whole join
-flow can be tried: the join page gets the same kind of access token (a Twilio-style JWT, signed with a key
-derived from the link-signing key) and, instead of connecting media, reports its presence with a heartbeat
-and shows who else is "in the room". Rooms follow Twilio's rules that matter here: one in-progress room per
-unique name, a participant limit, one connection per identity, and a completed room admits nobody.
-"""
+"""The local video provider: rooms kept in the consult database and a presence list instead of media."""
 
 from __future__ import annotations
 

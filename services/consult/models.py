@@ -1,11 +1,4 @@
-"""Tables of the consult service.
-
-``consultations`` holds one row per video booking: the latest booking version seen (events carry the whole
-booking, so a late, older event is simply ignored), its join window, and whether the links of that version
-have been published. ``rooms`` holds the video rooms opened for a booking, one per version, and when each
-must be completed. The ``local_video_*`` tables belong to the local video provider (the development stand-in
-for Twilio) and play the part of Twilio's own records.
-"""
+"""Tables of the consult service."""
 
 from __future__ import annotations
 

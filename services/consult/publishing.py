@@ -1,10 +1,4 @@
-"""Publishing ``consult.links_ready``: the two join links of a booking version, for notify to send.
-
-The consultation row is the outbox. Applying a booking event stores the version's event id and clears
-``links_published_at`` in the same transaction; publishing happens after the commit and then stamps the
-row. A crash or a Redis outage in between leaves the row unpublished, and both the redelivered job and the
-sweeper publish it again, as the same event (same id, so the queue and notify's inbox absorb repeats).
-"""
+"""Publishing ``consult.links_ready``: the two join links of a booking version, for notify to send."""
 
 from __future__ import annotations
 

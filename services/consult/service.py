@@ -120,9 +120,7 @@ _JOIN_QUERY = (
 def _read_join_target(
     session: Session, booking_id: uuid.UUID
 ) -> tuple[ConsultationView, rooms.RoomView | None] | None:
-    # Every join of every participant comes through here. A single read needs no transaction, and in
-    # autocommit PostgreSQL saves the BEGIN and COMMIT round trips; a connection of its own leaves the
-    # caller's session untouched.
+    # One read in autocommit, on a connection of its own: the caller's session is untouched (docs/modules.md).
     engine = session.get_bind().engine
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         row = connection.execute(_JOIN_QUERY, {"booking_id": booking_id}).first()

@@ -17,7 +17,7 @@ from services.notify.rendering import Renderer
 from services.notify.runtime import SEND_QUEUE, Runtime
 from services.notify.senders import Senders, build_senders
 from services.notify.senders import views as outbox
-from shared.app import add_metrics_collector, create_service_app
+from shared.app import add_metrics_collector, common_parts, create_service_app
 from shared.config import load
 from shared.metrics import FunctionCollector
 from shared.queues import NOTIFY_QUEUE
@@ -35,15 +35,11 @@ def create_app(config: NotifyConfig | None = None, *, senders: Senders | None = 
         description="Confirmations and preparation reminders by SMS and email, and provider invites.",
         import_name=__name__,
     )
-    db = app.extensions["db"]
     runtime = Runtime(
-        config=config,
-        db=db,
-        redis=app.extensions["redis"],
+        **common_parts(app),
         book=ProtocolBook(config.protocols_dir),
         renderer=Renderer(config.protocols_dir, opt_out_hint=config.sms_opt_out_hint),
-        senders=senders or build_senders(config, db),
-        signer=app.extensions["link_signer"],
+        senders=senders or build_senders(config, app.extensions["db"]),
     )
     runtime = dataclasses.replace(runtime, feed_salt=settings_salt(config, runtime.book))
     check_summaries(runtime.book, sample_snapshot(mode="video", protocol="default"))

@@ -251,7 +251,15 @@ class NotifyConfig(TwilioAccountConfig):
 
     def problems(self) -> list[str]:
         """Settings that cannot work together (each field checks itself)."""
-        found = super().problems()
+        return [
+            *super().problems(),
+            *self._provider_problems(),
+            *self._invite_problems(),
+            *self._send_problems(),
+        ]
+
+    def _provider_problems(self) -> list[str]:
+        found = []
         if self.sms_backend == "twilio":
             if not (self.twilio_account_sid and self.twilio_auth_token):
                 found.append("NOTIFY_SMS_BACKEND=twilio needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
@@ -261,12 +269,20 @@ class NotifyConfig(TwilioAccountConfig):
                 )
         if self.email_backend == "smtp" and not self.smtp_host:
             found.append("NOTIFY_EMAIL_BACKEND=smtp needs SMTP_HOST")
+        return found
+
+    def _invite_problems(self) -> list[str]:
+        found = []
         if self.invite_staff_url and "{booking_id}" not in self.invite_staff_url:
             found.append("NOTIFY_INVITE_STAFF_URL must contain {booking_id}")
         if self.invite_organizer and "@" not in parseaddr(self.invite_organizer)[1]:
             found.append(
                 "NOTIFY_INVITE_ORGANIZER must be an email address, e.g. Clinic <desk@clinic.example>"
             )
+        return found
+
+    def _send_problems(self) -> list[str]:
+        found = []
         if self.send_batch_size >= 1 and self.send_concurrency >= 1:
             floor = self.send_job_timeout + self.call_budget_seconds
             if self.sending_stale_seconds <= floor:

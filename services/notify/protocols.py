@@ -1,30 +1,4 @@
-"""Reminder protocols: data files that say which messages a kind of visit gets, when, and by which channel.
-
-A protocol is ``<protocols dir>/<slug>.toml`` (its slug is the appointment type's ``reminder_protocol``)::
-
-    slug = "video-consultation"
-    version = 2                      # raise it with every change; each planned message records it
-    sms_label = "video appointment"  # how SMS names the visit; never a diagnosis or a treatment
-
-    [[steps]]
-    key = "reminder-24h"             # unique in the protocol; part of the send key
-    on = "start"                     # booked | rescheduled | cancelled (the moment it happens) | start | end
-    offset = "-24h"                  # relative to start/end: -72h, -1h, 30m, 1d
-    channels = ["sms", "email"]
-    template = "video/reminder-24h"  # templates/<template>.sms.txt, .email.txt, .email.html
-    subject = "Your appointment {{ when }}"
-
-Optional step keys: ``urgent`` (SMS ignores quiet hours), ``always`` (never skipped for being already past
-when the booking was made: sent at once instead), ``join_link`` (waits for and carries the patient's join
-link), ``until`` (``start``, ``end`` or a duration after the due moment: later than this it is skipped),
-``modes`` (only for these visit modes), ``attachments`` (``[{template = ..., filename = ...}]``),
-``calendar`` (attach the patient's ``appointment.ics`` to the email; default: on for steps sent when a
-booking event happens, off for the others). Step keys starting with ``provider-`` are reserved for the
-provider's calendar invites.
-``clinics.toml`` beside the protocols names clinics in SMS (a clinic's full name can reveal a treatment) and
-may set, per clinic, how a provider's calendar titles an appointment (``[invite_summaries]``) and whether the
-provider's invite lists the patient as an attendee (``[invite_patient_attendee]``, off by default).
-"""
+"""Reminder protocols: data files that say which messages a kind of visit gets, when, and by which channel."""
 
 from __future__ import annotations
 

@@ -1,22 +1,4 @@
-"""The provider's calendar entry of a booking: one VEVENT, the same in the invites and in the calendar feed.
-
-What it says, and why:
-
-- **UID** ``booking-<id>@<booking host>`` (``shared.ical.event_uid``), the same as the patient's file: one
-  identity per booking in every calendar.
-- **SUMMARY** from the clinic's template (``clinics.toml`` ``[invite_summaries]``), by default the visit mode
-  and the patient's first name and initial ("Video appointment: Alex D."). Titles show on lock screens, in
-  notifications and to everyone a calendar is shared with; the visit type can name a treatment (the demo
-  clinic's do), so the default names none, and no full name. The provider still tells their day apart.
-- **LOCATION** the provider's join link for a video visit (from ``consult.links_ready``), else the place.
-- **DESCRIPTION** the staff link of the booking (a staff API URL that needs a staff key; never the patient's
-  manage link, which would let anyone who sees the provider's calendar change the booking) and its id.
-- **CLASS:PRIVATE**, so delegates and shared views see "busy", not the details.
-- **ATTENDEE** the provider only, unless the clinic lists the patient too (``clinics.toml``
-  ``[invite_patient_attendee]``): a patient attendee puts the patient's email in the provider's calendar
-  account and makes calendar apps offer to email the patient from it (docs/invites.md).
-- Times in the provider's zone with its VTIMEZONE. No intake, no diagnosis: the event snapshot has none.
-"""
+"""The provider's calendar entry of a booking: one VEVENT, the same in the invites and the feed."""
 
 from __future__ import annotations
 

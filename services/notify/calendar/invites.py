@@ -1,18 +1,4 @@
-"""Calendars in notify's emails: the patient's ``appointment.ics`` and the provider's invites.
-
-Provider invites (iTIP, RFC 5546) go by email: REQUEST when a booking is made or moved, CANCEL when
-it is cancelled, and a REQUEST again when a video visit's join links arrive after the first invite.
-
-Invites are rows of the message plan like every other email (so they get the same claiming, retries,
-crash reconciliation, staff view and outbox), with two reserved steps: ``provider-invite`` (one per booking
-version, from the booking event) and ``provider-invite-link`` (one per version, from ``consult.links_ready``).
-
-SEQUENCE is given out from the booking's ``calendar_invites`` row, locked, in the transaction that claims the
-send, so each invite that goes carries a higher SEQUENCE than every invite before it, whatever order events,
-retries and redeliveries come in. An invite is rendered from notify's newest copy of the booking when it is
-claimed (the newest state wins); one for an older version is cancelled by the usual claim check, and one
-that would say exactly what an invite already sent or on its way says is skipped.
-"""
+"""Calendars in notify's emails: the patient's ``appointment.ics`` and the provider's invites."""
 
 from __future__ import annotations
 

@@ -1,24 +1,4 @@
-"""A provider's private calendar feed: ``/calendar/<token>.ics`` (subscribe with ``webcal://``).
-
-It lists the provider's bookings that ended at most ``NOTIFY_FEED_PAST_DAYS`` ago and every upcoming one;
-a cancelled booking stays, titled "Cancelled: ..." with STATUS:CANCELLED, for ``NOTIFY_FEED_CANCELLED_DAYS``
-after the cancellation, then drops out. Each entry is the provider's entry of the invites (same UID, the
-SEQUENCE of the latest invite), minus ORGANIZER and ATTENDEE (see ``calendar.entry``).
-
-The token is a ``shared.links`` FEED token: subject = provider id, version = the provider's feed token
-version (``provider_feeds``), the provider's random token secret (also in ``provider_feeds``, so a signing
-key and an id cannot make a token), expiry ``NOTIFY_FEED_LINK_DAYS`` (a year). Rotating raises the version
-and replaces the secret, so every older link stops at once. In the last 30 days before expiry the feed
-carries an all-day entry saying so, because a calendar app never tells anyone that a subscription stopped
-updating.
-
-Polling is cheap: every write that changes what a feed shows (a booking event, join links, an invite's new
-SEQUENCE) raises the provider's ``provider_feeds.revision`` in its own transaction, and the window moves once
-a day (counted from UTC midnight), so the ETag is the revision, the day, the link's version and the settings:
-the row read to check the token's version already has it, and ``If-None-Match`` is answered 304 without
-reading a booking. A changed feed is built once per process and kept (raw and gzip) under its ETag, and each
-entry's serialized VEVENT is kept under what it depends on, so a change to one booking rebuilds one entry.
-"""
+"""A provider's private calendar feed: ``/calendar/<token>.ics`` (subscribe with ``webcal://``)."""
 
 from __future__ import annotations
 
@@ -285,6 +265,23 @@ def _expiry_notice(access: FeedAccess, *, tz: str, config: NotifyConfig, now: da
     )
 
 
+def _feed_rows(session: Session, provider_id: int, config: NotifyConfig, now: datetime) -> Any:
+    """The window's bookings of the provider, with their invite sequence and current join link, by start."""
+    return session.execute(
+        select(
+            BookingCopy,
+            CalendarInvite.sequence,
+            CalendarInvite.updated_at,
+            JoinLink.provider_url,
+            JoinLink.received_at,
+        )
+        .outerjoin(CalendarInvite, CalendarInvite.booking_id == BookingCopy.id)
+        .outerjoin(JoinLink, _join_current())
+        .where(_window(provider_id, config, now))
+        .order_by(BookingCopy.start_at, BookingCopy.id)
+    ).all()
+
+
 def build_feed(
     *,
     session: Session,
@@ -301,19 +298,7 @@ def build_feed(
     if built is not None:
         return built, False
     started = time.perf_counter()
-    rows = session.execute(
-        select(
-            BookingCopy,
-            CalendarInvite.sequence,
-            CalendarInvite.updated_at,
-            JoinLink.provider_url,
-            JoinLink.received_at,
-        )
-        .outerjoin(CalendarInvite, CalendarInvite.booking_id == BookingCopy.id)
-        .outerjoin(JoinLink, _join_current())
-        .where(_window(access.provider_id, config, now))
-        .order_by(BookingCopy.start_at, BookingCopy.id)
-    ).all()
+    rows = _feed_rows(session, access.provider_id, config, now)
     entries: list[bytes] = []
     moments: list[datetime] = []
     zones: set[str] = set()

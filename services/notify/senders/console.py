@@ -8,6 +8,7 @@ import logging
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import parseaddr
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -67,6 +68,30 @@ class ConsoleSmsSender(_ConsoleBase):
         return self._find(sms.key)
 
 
+def _attachments(message: EmailMessage, *, body_parts: tuple[Any, ...]) -> list[OutboxAttachment]:
+    """The files of ``message`` as the outbox page offers them (a calendar alternative part as invite.ics)."""
+    named = {p.get_filename() for p in message.walk() if not p.is_multipart()}
+    found = []
+    for part in message.walk():
+        if part.is_multipart() or part in body_parts:
+            continue
+        content_type = part.get_content_type()
+        filename = part.get_filename()
+        if filename is None and content_type == "text/calendar" and "invite.ics" not in named:
+            filename = "invite.ics"  # a calendar alternative part, shown as a file (unless attached as one)
+        if filename is None:
+            continue
+        payload = part.get_payload(decode=True)
+        found.append(
+            OutboxAttachment(
+                filename=filename,
+                content_type=content_type,
+                data=payload if isinstance(payload, bytes) else b"",
+            )
+        )
+    return found
+
+
 class ConsoleEmailSender(_ConsoleBase):
     """Records email, with its parts and attachments, in the console outbox."""
 
@@ -86,26 +111,7 @@ class ConsoleEmailSender(_ConsoleBase):
             html=html_part.get_content() if html_part is not None else "",
             raw=message.as_bytes(),
         )
-        named = {p.get_filename() for p in message.walk() if not p.is_multipart()}
-        for part in message.walk():
-            if part.is_multipart() or part in (text_part, html_part):
-                continue
-            content_type = part.get_content_type()
-            filename = part.get_filename()
-            if filename is None and content_type == "text/calendar":
-                if "invite.ics" in named:
-                    continue  # the same calendar is attached as invite.ics
-                filename = "invite.ics"  # a calendar alternative part, shown as a file
-            if filename is None:
-                continue
-            payload = part.get_payload(decode=True)
-            row.attachments.append(
-                OutboxAttachment(
-                    filename=filename,
-                    content_type=content_type,
-                    data=payload if isinstance(payload, bytes) else b"",
-                )
-            )
+        row.attachments.extend(_attachments(message, body_parts=(text_part, html_part)))
         return self._record(row)
 
     def find(self, *, key: str, since: datetime) -> Lookup | None:
