@@ -73,7 +73,8 @@ PROCESSES: dict[str, Process] = {
             "notify",
             WORKER,
             "worker",
-            "handles booking and consult events for notify, then sends due messages (notify, notify-send)",
+            "urgent sends, then booking and consult events, then routine sends "
+            "(notify-urgent, notify, notify-send)",
         ),
         _flask(
             "notify-dispatcher",

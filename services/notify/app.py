@@ -14,13 +14,12 @@ from services.notify.config import NotifyConfig
 from services.notify.preview import sample_snapshot
 from services.notify.protocols import ProtocolBook
 from services.notify.rendering import Renderer
-from services.notify.runtime import SEND_QUEUE, Runtime
+from services.notify.runtime import Runtime, worker_queues
 from services.notify.senders import Senders, build_senders
 from services.notify.senders import views as outbox
 from shared.app import add_metrics_collector, common_parts, create_service_app
 from shared.config import load
 from shared.metrics import FunctionCollector
-from shared.queues import NOTIFY_QUEUE
 from shared.worker import register_worker_cli
 
 
@@ -51,7 +50,7 @@ def create_app(config: NotifyConfig | None = None, *, senders: Senders | None = 
     app.register_blueprint(calendar_views.bp)
     if "console" in (config.sms_backend, config.email_backend):
         app.register_blueprint(outbox.bp)
-    register_worker_cli(app, queues=[NOTIFY_QUEUE, SEND_QUEUE])
+    register_worker_cli(app, queues=worker_queues())
     add_metrics_collector(app, FunctionCollector("notify", metrics.read))
     cli.register(app)
     return app

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from redis.exceptions import RedisError
 from rq.job import Job, JobStatus
@@ -28,9 +29,10 @@ from rq.serializers import JSONSerializer
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from services.notify import invites
 from services.notify.metrics import DISPATCHED
 from services.notify.models import FAILED, PLANNED, QUEUED, SENDING, Message
-from services.notify.runtime import SEND_QUEUE, Runtime
+from services.notify.runtime import SEND_QUEUE, URGENT_QUEUE, Runtime
 from shared import killpoints
 from shared.db import rowcount
 from shared.loop import run_loop
@@ -65,32 +67,51 @@ def _chunks(ids: list[int], size: int) -> Iterable[list[int]]:
         yield ids[start : start + size]
 
 
-def mark_queued(
-    *, session: Session, runtime: Runtime, ids: list[int], now: datetime
-) -> list[tuple[str, list[int]]]:
-    """Mark ``ids`` queued in batches (in the caller's transaction); return (job id, batch) pairs to push."""
+# One send job: (queue, job id, message ids).
+Batch = tuple[str, str, list[int]]
+
+
+def queue_for(*, step: str, urgent: bool) -> str:
+    """The patient's urgent messages (confirmations, join links) go first; invites and the rest after."""
+    return URGENT_QUEUE if urgent and not invites.is_invite(step) else SEND_QUEUE
+
+
+def due_rows(session: Session, *conditions: Any, limit: int | None = None, lock: bool = False) -> list[Any]:
+    """(id, step, urgent) of the planned, unblocked messages matching ``conditions``, earliest due first."""
+    query = (
+        select(Message.id, Message.step, Message.urgent)
+        .where(Message.status == PLANNED, Message.blocked_on.is_(None), *conditions)
+        .order_by(Message.due_at, Message.id)
+        .limit(limit)
+    )
+    return list(session.execute(query.with_for_update(skip_locked=True) if lock else query).all())
+
+
+def mark_queued(*, session: Session, runtime: Runtime, rows: list[Any], now: datetime) -> list[Batch]:
+    """Mark ``rows`` (id, step, urgent) queued in batches per queue (in the caller's transaction)."""
+    by_queue: dict[str, list[int]] = {}
+    for row in rows:
+        by_queue.setdefault(queue_for(step=row.step, urgent=row.urgent), []).append(row.id)
     batches = []
-    for chunk in _chunks(ids, runtime.config.send_batch_size):
-        job_id = f"{SEND_JOB_PREFIX}{uuid.uuid4().hex}"
-        session.execute(
-            update(Message)
-            .where(Message.id.in_(chunk))
-            .values(status=QUEUED, queued_at=now, job_id=job_id, updated_at=now)
-        )
-        batches.append((job_id, chunk))
+    for queue_name in (URGENT_QUEUE, SEND_QUEUE):
+        for chunk in _chunks(by_queue.get(queue_name, []), runtime.config.send_batch_size):
+            job_id = f"{SEND_JOB_PREFIX}{uuid.uuid4().hex}"
+            session.execute(
+                update(Message)
+                .where(Message.id.in_(chunk))
+                .values(status=QUEUED, queued_at=now, job_id=job_id, updated_at=now)
+            )
+            batches.append((queue_name, job_id, chunk))
     return batches
 
 
-def push_jobs(
-    runtime: Runtime, batches: list[tuple[str, list[int]]], *, queue_name: str = SEND_QUEUE
-) -> None:
-    """Put send jobs for ``batches`` on ``queue_name`` in one round trip."""
+def push_jobs(runtime: Runtime, batches: list[Batch]) -> None:
+    """Put the send jobs of ``batches`` on their queues in one round trip."""
     if not batches:
         return
-    q = queue(queue_name, runtime.redis)
     pipe = runtime.redis.pipeline(transaction=False)
-    for job_id, chunk in batches:
-        q.enqueue_call(
+    for queue_name, job_id, chunk in batches:
+        queue(queue_name, runtime.redis).enqueue_call(
             SEND_JOB,
             args=(chunk,),
             job_id=job_id,
@@ -154,22 +175,14 @@ def enqueue_due(
     *, session: Session, runtime: Runtime, now: datetime, limit: int = PASS_LIMIT
 ) -> tuple[int, list[str]]:
     """Queue up to ``limit`` due planned messages, earliest first."""
-    ids = list(
-        session.scalars(
-            select(Message.id)
-            .where(Message.status == PLANNED, Message.blocked_on.is_(None), Message.due_at <= now)
-            .order_by(Message.due_at, Message.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    batches = mark_queued(session=session, runtime=runtime, ids=ids, now=now)
+    rows = due_rows(session, Message.due_at <= now, limit=limit, lock=True)
+    batches = mark_queued(session=session, runtime=runtime, rows=rows, now=now)
     # Pushed before the commit: if Redis is down the rows stay planned; if the commit then fails, the job
     # still finds its rows due and planned (its claim waits for this transaction's row locks).
     push_jobs(runtime, batches)
     if batches:
         killpoints.reached("dispatch.pushed")
-    return len(ids), [job_id for job_id, _ in batches]
+    return len(rows), [job_id for _, job_id, _ in batches]
 
 
 def reconcile_stale(*, session: Session, runtime: Runtime, now: datetime) -> int:
@@ -230,12 +243,12 @@ def dispatch_once(runtime: Runtime, *, now: datetime | None = None) -> PassRepor
     return report
 
 
-def dispatch_now(runtime: Runtime, batches: list[tuple[str, list[int]]]) -> None:
-    """Push one booking's just-committed due messages on the fast queue; if Redis fails, plan them again."""
+def dispatch_now(runtime: Runtime, batches: list[Batch]) -> None:
+    """Push one booking's just-committed due messages at once; if Redis fails, plan them again."""
     try:
-        push_jobs(runtime, batches, queue_name=NOTIFY_QUEUE)
+        push_jobs(runtime, batches)
     except RedisError:
-        ids = [i for _, chunk in batches for i in chunk]
+        ids = [i for _, _, chunk in batches for i in chunk]
         with runtime.db.transaction() as session:
             session.execute(
                 update(Message)

@@ -37,8 +37,8 @@ def handle_booking_event(payload: dict[str, Any]) -> str:
             if applied.stale:
                 return "stale"
             due = planning.due_now(session, event.booking.id, now)
-            batches = dispatch.mark_queued(session=session, runtime=runtime, ids=due, now=now)
-        # Confirmations and notices go at once, on the fast queue, once their rows are committed and visible.
+            batches = dispatch.mark_queued(session=session, runtime=runtime, rows=due, now=now)
+        # What is due goes at once (urgent messages first in line) once its rows are committed and visible.
         dispatch.dispatch_now(runtime, batches)
         return "handled"
 
@@ -60,7 +60,7 @@ def handle_links_ready(payload: dict[str, Any]) -> str:
                 book=runtime.book if runtime.config.provider_invites else None,
             )
             due = planning.due_now(session, event.booking_id, now)
-            batches = dispatch.mark_queued(session=session, runtime=runtime, ids=due, now=now)
+            batches = dispatch.mark_queued(session=session, runtime=runtime, rows=due, now=now)
         dispatch.dispatch_now(runtime, batches)
         return "handled"
 

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from services.notify.calendar.planning import bump_feeds, invite_row, plan_link_invite
+from services.notify.dispatch import due_rows
 from services.notify.models import (
     CANCELLED,
     EMAIL,
@@ -371,17 +372,6 @@ def apply_links_ready(
     return released
 
 
-def due_now(session: Session, booking_id: uuid.UUID, now: datetime) -> list[int]:
-    """Ids of this booking's messages that are due and free to go."""
-    return list(
-        session.scalars(
-            select(Message.id)
-            .where(
-                Message.booking_id == booking_id,
-                Message.status == PLANNED,
-                Message.blocked_on.is_(None),
-                Message.due_at <= now,
-            )
-            .order_by(Message.id)
-        )
-    )
+def due_now(session: Session, booking_id: uuid.UUID, now: datetime) -> list[Any]:
+    """(id, step, urgent) of this booking's messages that are due and free to go."""
+    return due_rows(session, Message.booking_id == booking_id, Message.due_at <= now)

@@ -14,8 +14,13 @@ from services.notify.rendering import Renderer
 from services.notify.senders import Senders
 from shared.db import Database
 from shared.links import LinkSigner
+from shared.queues import NOTIFY_QUEUE
 
-SEND_QUEUE = "notify-send"  # due reminders, in batches; the notify queue (events, confirmations) goes first
+# A notify worker takes its queues in this order, each time it is free (docs/performance.md): the patient's
+# urgent messages (confirmations, join links), then events (planning), then routine sends (reminders, notices,
+# provider invites). A burst of bookings or of due reminders never holds a confirmation back.
+URGENT_QUEUE = "notify-urgent"
+SEND_QUEUE = "notify-send"
 
 
 @dataclass(frozen=True)
@@ -38,3 +43,8 @@ def get_runtime() -> Runtime:
     """The current app's notify runtime."""
     runtime: Runtime = current_app.extensions["notify"]
     return runtime
+
+
+def worker_queues() -> list[str]:
+    """The queues a notify worker listens on, first taken first."""
+    return [URGENT_QUEUE, NOTIFY_QUEUE, SEND_QUEUE]

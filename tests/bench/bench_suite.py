@@ -226,7 +226,10 @@ def _seed(booking_url: str) -> tuple[list[int], list[int], dict[int, list[str]],
 
 
 @contextlib.contextmanager
-def _suite(workdir: Path) -> Iterator[Suite]:
+def _suite(
+    workdir: Path, *, env_extra: dict[str, str] | None = None, scale: dict[str, int] | None = None
+) -> Iterator[Suite]:
+    """The whole suite on private servers; ``env_extra`` overrides settings, ``scale`` process counts."""
     postgres = PostgresServer()
     redis = RedisServer(workdir)
     smtp = CountingSmtp()
@@ -260,6 +263,7 @@ def _suite(workdir: Path) -> Iterator[Suite]:
             "SMTP_PORT": str(smtp.port),
             "SMTP_SECURITY": "none",
             "SMTP_FROM": "Bench Clinic <appointments@bench.example>",
+            **(env_extra or {}),
         }
         suite = Suite(env=env, urls={}, database_urls=database_urls, smtp=smtp)
         from deploy.suitectl.processes import NOT_IN_PROCFILE, PROCESSES
@@ -267,7 +271,7 @@ def _suite(workdir: Path) -> Iterator[Suite]:
         for name in PROCESSES:
             if name in NOT_IN_PROCFILE:
                 continue
-            for index in range(SCALE.get(name, 1)):
+            for index in range((scale or SCALE).get(name, 1)):
                 suite.start(name, index)
         yield suite
     finally:

@@ -22,10 +22,9 @@ from services.notify import create_app, jobs
 from services.notify.config import NotifyConfig
 from services.notify.dispatch import PassReport, dispatch_once
 from services.notify.models import Message, OutboxMessage
-from services.notify.runtime import SEND_QUEUE, Runtime
+from services.notify.runtime import Runtime, worker_queues
 from services.notify.senders import Senders
 from shared.config import load
-from shared.queues import NOTIFY_QUEUE
 from shared.worker import make_worker
 from tests.support.servers import RedisServer
 
@@ -171,7 +170,7 @@ class BurstWorker(SimpleWorker):
 def work(app: Flask) -> None:
     """Run every queued notify job on a real Redis with a burst SimpleWorker, as ``flask worker`` would."""
     with app.app_context():
-        template = make_worker([NOTIFY_QUEUE, SEND_QUEUE])
+        template = make_worker(worker_queues())
         worker = BurstWorker(template.queues, connection=template.connection, serializer=template.serializer)
         worker.work(burst=True, logging_level="WARNING")
 

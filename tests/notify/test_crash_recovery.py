@@ -22,7 +22,7 @@ from flask import Flask
 from sqlalchemy import update
 
 from services.notify.models import SENDING, SENT, Message
-from services.notify.runtime import SEND_QUEUE
+from services.notify.runtime import SEND_QUEUE, URGENT_QUEUE
 from shared.queues import queue
 from shared.timeutil import utcnow
 from tests.notify.conftest import AUTH_TOKEN, by_step, deliver, dispatch, messages, work
@@ -137,7 +137,7 @@ def test_worker_killed_mid_send_and_redis_restarted_lose_and_double_nothing(
 
     redis_server.stop()
     redis_server.start()  # empty: both jobs are gone
-    assert queue(SEND_QUEUE, redis_server.client()).count == 0
+    assert all(queue(q, redis_server.client()).count == 0 for q in (SEND_QUEUE, URGENT_QUEUE))
 
     # Ninety seconds after the worker died (not after the test began, however long the worker took to start):
     # every claim and every queued job is then older than a send can take.

@@ -13,8 +13,8 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from services.notify.models import FAILED, PLANNED, QUEUED, SENT
-from services.notify.runtime import SEND_QUEUE
-from shared.queues import NOTIFY_QUEUE, queue
+from services.notify.runtime import worker_queues
+from shared.queues import queue
 from tests.notify.conftest import MONDAY_NOON, by_step, deliver, dispatch, messages, outbox, tick, work
 from tests.notify.factories import Booking
 from tests.support.servers import RedisServer
@@ -135,7 +135,7 @@ def test_concurrent_dispatchers_never_queue_a_message_twice(
     for t in threads:
         t.join()
     queued = Counter()
-    for name in (SEND_QUEUE, NOTIFY_QUEUE):
+    for name in worker_queues():
         for job in queue(name, redis_client).get_jobs():
             queued.update(job.args[0])
     assert sum(r.enqueued for r in reports) == len(queued)
