@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -13,7 +13,15 @@ from marshmallow import ValidationError
 from services.booking import calendar, search, service
 from services.booking.models import Booking
 from services.booking.pages import forms
-from services.booking.pages.common import SlotOption, bp, build_picker, chosen_zone, clock, config
+from services.booking.pages.common import (
+    SlotOption,
+    bp,
+    build_picker,
+    chosen_zone,
+    clock,
+    config,
+    visit_zone,
+)
 from shared import links
 from shared.db import get_session, unit_of_work
 from shared.events import VIDEO
@@ -22,6 +30,9 @@ from shared.problems import Conflict
 from shared.timeutil import to_zone, utcnow
 
 SLOT_TAKEN = {"slot-unavailable", "daily-limit"}
+# The video protocols send the join link this long before the start (notify's join-1h step): a booking made
+# closer than this gets its link at once, and the page says so.
+JOIN_LINK_LEAD = timedelta(hours=1)
 
 
 def _booking(token: str) -> Booking:
@@ -48,9 +59,11 @@ def _context(booking: Booking, token: str) -> dict[str, Any]:
         "manage_url": links.manage_url(config().booking_public_url, token),
         "tz": tz,
         "tz_chosen": chosen,
+        "shown_tz": visit_zone(booking.appointment_type, booking.clinic, tz),
         "deadline": deadline,
         "can_change": booking.status == service.CONFIRMED and now < deadline,
         "upcoming": booking.status == service.CONFIRMED and booking.end_at > now,
+        "link_sent_now": booking.start_at - now <= JOIN_LINK_LEAD,
     }
 
 
@@ -103,7 +116,7 @@ def manage_reschedule(token: str) -> ResponseReturnValue:
         return [(at, booking.provider_id) for at in starts if at != booking.start_at]
 
     tz = context["tz"]
-    picker = build_picker(find, tz, horizon_days=booking.appointment_type.horizon_days)
+    picker = build_picker(find, context["shown_tz"], horizon_days=booking.appointment_type.horizon_days)
 
     picker_path = url_for("pages.manage_reschedule", token=token)
     confirm_path = url_for("pages.manage_reschedule_confirm", token=token)
@@ -129,7 +142,7 @@ def manage_reschedule_confirm(token: str) -> ResponseReturnValue:
         start = forms.SlotChoice(only=("start",)).load({"start": request.values.get("start")})["start"]
     except ValidationError:
         return redirect(url_for("pages.manage_reschedule", token=token, tz=tz))
-    chosen = SlotOption(start, booking.provider_id, clock(to_zone(start, tz)))
+    chosen = SlotOption(start, booking.provider_id, clock(to_zone(start, context["shown_tz"])))
     if request.method == "GET":
         return render_template("pages/reschedule_confirm.html", chosen=chosen, **context)
     try:
@@ -146,7 +159,7 @@ def manage_reschedule_confirm(token: str) -> ResponseReturnValue:
         if exc.slug not in SLOT_TAKEN:
             raise
         alternatives = [
-            SlotOption(at, booking.provider_id, clock(to_zone(at, tz)))
+            SlotOption(at, booking.provider_id, clock(to_zone(at, context["shown_tz"])))
             for at in map(datetime.fromisoformat, exc.extra.get("alternatives", []))
         ]
         return (

@@ -1,0 +1,210 @@
+"""Issue 17 in Debian's Chromium, at 360 px and 1280 px: what a patient on a phone meets on the booking pages.
+
+Times on screen after a day is tapped, in-clinic times in the clinic's zone, words true at the moment they are
+read, phone optional without texts, the preparation on the confirmation. Every page passes axe and the id and
+reference check (tests/support/browser.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from datetime import time, timedelta
+from typing import Any
+
+import pytest
+import requests
+from flask import Flask
+
+from services.booking import create_app
+from services.booking.config import BookingConfig
+from shared.config import load
+from shared.timeutil import utcnow
+from tests.booking.conftest import STAFF
+from tests.booking.factories import Setup, booking_body, make_setup
+from tests.booking.test_pages_browser import Site, new_page, no_horizontal_scroll, shoot
+from tests.support.browser import assert_accessible
+from tests.support.http import serve
+from tests.support.servers import RedisServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.postgres]
+
+__all__ = ["new_page"]  # the fixture, shared with the booking pages' first browser tests
+
+LOS_ANGELES = "America/Los_Angeles"
+WIDTHS = (360, 1280)
+
+
+@pytest.fixture
+def clinic(
+    make_database_url: Callable[[str, str], str], redis_server: RedisServer
+) -> Iterator[tuple[Site, Setup]]:
+    """A Brooklyn clinic (New York time) with an in-clinic infusion and a video follow-up open all day."""
+    config = load(
+        BookingConfig,
+        environ={},
+        database_url=make_database_url("booking", "postgresql"),
+        redis_url=redis_server.url,
+        log_format="text",
+        booking_rate_limit="600 per minute",
+    )
+    app: Flask = create_app(config)
+    infusion = make_setup(
+        app,
+        slug="infusion",
+        name="Infusion session",
+        mode="in_person",
+        location="1 Main Street, Brooklyn",
+        reminder_protocol="infusion-session",
+        weekdays=tuple(range(7)),
+        hours=(time(8), time(20)),
+        min_notice_minutes=60,
+        change_cutoff_hours=48,
+    )
+    video = make_setup(
+        app,
+        slug="follow",
+        name="Follow-up",
+        duration_minutes=15,
+        slot_interval_minutes=5,
+        reminder_protocol="follow-up",
+        weekdays=tuple(range(7)),
+        hours=(time(0), time(23, 59)),
+    )
+    with serve(app) as base:
+        yield Site(app, base, infusion), video
+    app.extensions["db"].dispose()
+
+
+def _in_view(page: Any, selector: str) -> bool:
+    return bool(
+        page.evaluate(
+            """(selector) => { const r = document.querySelector(selector).getBoundingClientRect();
+                 return r.top >= 0 && r.bottom <= window.innerHeight; }""",
+            selector,
+        )
+    )
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_tapped_day_shows_its_times_on_screen(
+    clinic: tuple[Site, Setup], new_page: Callable[..., Any], width: int
+) -> None:
+    site, _ = clinic
+    page = new_page(timezone_id=LOS_ANGELES, width=width)
+    page.goto(f"{site.base}/book/clinic-infusion/infusion/{site.setup.provider_id}")
+    page.wait_for_url(re.compile("tz=America"))
+    # One type and one provider through the public link: the provider step is skipped and not counted.
+    assert page.locator(".steps").inner_text() == "Step 2 of 3"
+    assert_accessible(page)
+    page.locator("a.day").nth(2).click()
+    page.wait_for_url(re.compile("#times$"))
+    assert _in_view(page, "#times-title")
+    assert _in_view(page, "a.time")
+    assert_accessible(page)
+    no_horizontal_scroll(page)
+
+
+def test_an_in_clinic_visit_booked_from_los_angeles_by_email_alone(
+    clinic: tuple[Site, Setup], new_page: Callable[..., Any]
+) -> None:
+    site, _ = clinic
+    page = new_page(timezone_id=LOS_ANGELES)
+    page.goto(f"{site.base}/book/clinic-infusion")
+    assert page.locator(".steps").inner_text() == "Step 1 of 3"
+    assert_accessible(page)
+    page.get_by_role("link", name="Infusion session").click()
+    page.wait_for_url(re.compile("tz=America"))
+    zone = page.locator(".zone").inner_text()
+    assert "times are the clinic's local time, New York time (America/New_York" in zone
+    assert "Los Angeles time (America/Los_Angeles" in zone
+    assert "is 3 hours behind" in zone
+    assert_accessible(page)
+    # The clinic opens at 8 AM its time: no time before it is offered (in Los Angeles time that would be 5 AM).
+    page.locator("a.day").nth(1).click()
+    assert page.locator("a.time").first.inner_text() == "8:00 AM"
+    shoot(page, "17-in-clinic-times")
+    page.locator("a.time").first.click()
+
+    page.get_by_role("heading", name="Your details").wait_for()
+    assert page.locator(".steps").inner_text() == "Step 3 of 3"
+    box = page.locator(".summary-box").inner_text()
+    assert "8:00 AM" in box
+    assert "The clinic's local time: New York time" in box
+    assert "5:00 AM in your time zone (Los Angeles time" in box
+    assert "video" not in page.locator("#phone-hint").inner_text()
+    assert "video" not in page.locator("#sms-consent-hint").inner_text()
+    assert page.get_by_text("Mobile number (optional)").is_visible()
+    page.get_by_label("Full name").fill("Sam Traveller")
+    page.get_by_label("Email address").fill("sam@example.com")
+    shoot(page, "17-in-clinic-details")
+    page.get_by_role("button", name=re.compile("^Book")).click()
+
+    page.get_by_role("heading", name="You're booked").wait_for()
+    when = page.locator("dl.summary").inner_text()
+    assert "8:00 AM" in when
+    assert "That is" in when
+    assert "5:00 AM in your time zone" in when
+    checklist = page.get_by_role("region", name="How to prepare")
+    assert "Arrange a support person to drive you home." in checklist.inner_text()
+    shoot(page, "17-in-clinic-confirmation")
+    booking = site.api("GET", "/api/v1/bookings").json()["items"][0]
+    assert booking["patient"]["phone"] is None
+    assert booking["patient"]["sms_consent"] is False
+
+
+def test_texts_without_a_phone_are_explained_at_the_phone_field(
+    clinic: tuple[Site, Setup], new_page: Callable[..., Any]
+) -> None:
+    site, _ = clinic
+    page = new_page(timezone_id="America/New_York")
+    page.goto(f"{site.base}/book/clinic-infusion/infusion/{site.setup.provider_id}")
+    assert_accessible(page)
+    page.locator("a.time").first.click()
+    page.get_by_role("heading", name="Your details").wait_for()
+    assert_accessible(page)
+    page.get_by_label("Full name").fill("Sam Traveller")
+    page.get_by_label("Email address").fill("sam@example.com")
+    page.get_by_label("Send me text messages about this appointment").check()
+    page.get_by_role("button", name=re.compile("^Book")).click()
+    page.locator("#error-summary").wait_for()
+    assert "enter a mobile number for text messages" in page.locator("#phone-error").inner_text()
+    shoot(page, "17-texts-need-a-phone")
+    assert site.api("GET", "/api/v1/bookings").json()["total"] == 0
+
+
+def _first_slot(site: Site, setup: Setup, after: timedelta, before: timedelta) -> str:
+    now = utcnow()
+    slots = requests.get(
+        f"{site.base}/api/v1/slots",
+        params={
+            "provider_id": setup.provider_id,
+            "appointment_type_id": setup.type_id,
+            "start": (now + after).isoformat(),
+            "end": (now + before).isoformat(),
+        },
+        headers=STAFF,
+        timeout=10,
+    ).json()["slots"]
+    return str(slots[0]["start"])
+
+
+@pytest.mark.parametrize(
+    ("lead", "words"),
+    [
+        (timedelta(minutes=30), "on its way to you now"),
+        (timedelta(hours=3), "is sent to you before the appointment"),
+    ],
+)
+def test_the_video_link_wording_is_true_when_the_page_is_read(
+    clinic: tuple[Site, Setup], new_page: Callable[..., Any], lead: timedelta, words: str
+) -> None:
+    site, video = clinic
+    start = _first_slot(site, video, lead - timedelta(minutes=10), lead + timedelta(minutes=10))
+    created = site.api("POST", "/api/v1/bookings", json=booking_body(video, start)).json()
+    page = new_page()
+    page.goto(created["manage_url"].replace("http://127.0.0.1:8001", site.base))
+    page.get_by_role("heading", name="Your appointment", exact=True).wait_for()
+    assert page.get_by_text(re.compile(words)).is_visible()
+    assert page.get_by_role("region", name="How to prepare").count() == 0
+    shoot(page, f"17-video-manage-{int(lead.total_seconds() // 60)}min")
