@@ -10,11 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from datetime import time, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 from flask import Flask
+from icalendar import Calendar
 
 from services.booking import create_app
 from services.booking.config import BookingConfig
@@ -148,6 +151,17 @@ def test_an_in_clinic_visit_booked_from_los_angeles_by_email_alone(
     checklist = page.get_by_role("region", name="How to prepare")
     assert "Arrange a support person to drive you home." in checklist.inner_text()
     shoot(page, "17-in-clinic-confirmation")
+    # The calendar entry is in the clinic's time too, with the address and no video link.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Apple or other (.ics)").click()
+    (event,) = Calendar.from_ical(Path(download.value.path()).read_bytes()).events
+    assert event["DTSTART"].params["TZID"] == "America/New_York"
+    assert event["DTSTART"].dt.hour == 8
+    assert str(event["LOCATION"]) == "1 Main Street, Brooklyn"
+    assert event.walk("VALARM")
+    google = parse_qs(urlsplit(page.get_by_role("link", name="Google Calendar").get_attribute("href")).query)
+    assert google["ctz"] == ["America/New_York"]
+    assert google["location"] == ["1 Main Street, Brooklyn"]
     booking = site.api("GET", "/api/v1/bookings").json()["items"][0]
     assert booking["patient"]["phone"] is None
     assert booking["patient"]["sms_consent"] is False

@@ -22,7 +22,7 @@ from services.booking.pages.common import (
     config,
     visit_zone,
 )
-from shared import links
+from shared import ical, links
 from shared.db import get_session, unit_of_work
 from shared.events import VIDEO
 from shared.links import current_signer
@@ -44,6 +44,16 @@ def _join_url(booking: Booking, token: str) -> str | None:
     if booking.appointment_type.mode != VIDEO or booking.status != service.CONFIRMED:
         return None
     return links.manage_join_url(config().consult_public_url, token)
+
+
+def _visit(booking: Booking, token: str) -> ical.PatientVisit:
+    tz, _ = chosen_zone(booking.patient.time_zone)
+    return calendar.patient_visit(
+        booking,
+        manage_url=links.manage_url(config().booking_public_url, token),
+        join_url=_join_url(booking, token),
+        time_zone=visit_zone(booking.appointment_type, booking.clinic, tz),
+    )
 
 
 def _context(booking: Booking, token: str) -> dict[str, Any]:
@@ -75,6 +85,7 @@ def manage_booking(token: str) -> ResponseReturnValue:
         "pages/manage.html",
         done=request.args.get("done"),
         join_url=_join_url(booking, token),
+        calendar_links=ical.add_to_calendar_links(_visit(booking, token)),
         **_context(booking, token),
     )
 
@@ -83,11 +94,7 @@ def manage_booking(token: str) -> ResponseReturnValue:
 def manage_calendar(token: str) -> ResponseReturnValue:
     """The booking as an .ics file for the patient's own calendar."""
     booking = _booking(token)
-    body = calendar.booking_ics(
-        booking,
-        public_url=config().booking_public_url,
-        manage_url=links.manage_url(config().booking_public_url, token),
-    )
+    body = calendar.booking_ics(_visit(booking, token), public_url=config().booking_public_url)
     return Response(
         body,
         mimetype="text/calendar",
