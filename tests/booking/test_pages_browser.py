@@ -253,9 +253,16 @@ def test_book_a_video_consultation_from_another_time_zone(
     finally:
         notify.extensions["db"].dispose()
     hour = chosen.strip()  # as the confirmation page showed it, in London time
+    short = re.search(rf"{re.escape(site.base)}/m/\S+", texts["+447911123456"])
+    assert short
+    page.goto(short.group(0))
+    page.get_by_role("heading", name="Your appointment", exact=True).wait_for()
+    assert chosen.strip() in page.locator("dl.summary .when").inner_text()
+    assert_accessible(page)
     for recipient, text in texts.items():
         assert hour in text, (recipient, text)
-        assert f"{site.base}/manage/" in text, recipient
+        # SMS carry the short link (one or two segments), email the full one.
+        assert f"{site.base}/{'m' if recipient.startswith('+') else 'manage'}/" in text, recipient
         for answer in ("Depression", "depression", "Anxiety", "antidepressants"):
             assert answer not in text, recipient
 

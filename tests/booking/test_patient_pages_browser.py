@@ -222,3 +222,66 @@ def test_the_video_link_wording_is_true_when_the_page_is_read(
     assert page.get_by_text(re.compile(words)).is_visible()
     assert page.get_by_role("region", name="How to prepare").count() == 0
     shoot(page, f"17-video-manage-{int(lead.total_seconds() // 60)}min")
+
+
+def test_an_old_link_says_what_happened_and_a_cancelled_one_offers_booking_again(
+    clinic: tuple[Site, Setup], new_page: Callable[..., Any]
+) -> None:
+    site, _ = clinic
+    start = _first_slot(site, site.setup, timedelta(days=3), timedelta(days=4))
+    created = site.api("POST", "/api/v1/bookings", json=booking_body(site.setup, start)).json()
+    first = created["manage_url"].replace("http://127.0.0.1:8001", site.base)
+    token = first.rsplit("/", 1)[1]
+    later = _first_slot(site, site.setup, timedelta(days=5), timedelta(days=6))
+    moved = requests.post(f"{site.base}/api/v1/manage/{token}/reschedule", json={"start": later}, timeout=10)
+    assert moved.status_code == 200, moved.text
+    page = new_page()
+    assert page.goto(first).status == 409
+    assert page.get_by_role("heading", name="This appointment has changed").is_visible()
+    assert page.get_by_role("link", name="Book again").count() == 0
+    shoot(page, "17-old-link-moved")
+
+    current = moved.json()["manage_url"].replace("http://127.0.0.1:8001", site.base)
+    page.goto(current)
+    page.get_by_role("link", name="Cancel appointment").click()
+    page.get_by_role("heading", name="Cancel your appointment?").wait_for()
+    assert_accessible(page)
+    page.get_by_role("button", name="Yes, cancel it").click()
+    page.get_by_role("heading", name="Your appointment is cancelled").wait_for()
+    assert_accessible(page)
+    assert page.get_by_role("link", name="Book again").is_visible()
+    # The link the patient just used (the version before the cancel) says the same and offers booking again.
+    assert page.goto(current).status == 409
+    assert page.get_by_role("heading", name="This appointment was cancelled").is_visible()
+    shoot(page, "17-old-link-cancelled")
+    page.get_by_role("link", name="Book again").click()
+    page.wait_for_url(re.compile("/book/clinic-infusion/infusion"))
+    page.get_by_role("heading", name="Choose a time").wait_for()
+    assert_accessible(page)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_zone_chooser_puts_likely_zones_first_and_is_searchable(
+    clinic: tuple[Site, Setup], new_page: Callable[..., Any], width: int
+) -> None:
+    site, video = clinic
+    page = new_page(timezone_id="Europe/London", width=width)
+    page.goto(f"{site.base}/book/clinic-follow/follow/{video.provider_id}")
+    page.wait_for_url(re.compile("tz=Europe"))
+    assert_accessible(page)
+    page.get_by_text("Change time zone").click()
+    groups = page.locator("#tz optgroup")
+    assert groups.first.get_attribute("label") == "Likely time zones"
+    likely = groups.first.locator("option").evaluate_all("(options) => options.map((o) => o.value)")
+    assert likely[:3] == ["Europe/London", "America/New_York", "America/Chicago"]
+    assert "Europe" in groups.evaluate_all("(gs) => gs.map((g) => g.label)")
+    assert_accessible(page)
+    page.get_by_label("Search time zones").fill("tokyo")
+    shown = page.locator("#tz option:not([hidden])").evaluate_all("(options) => options.map((o) => o.value)")
+    assert shown == ["Asia/Tokyo"]
+    assert page.get_by_label("Your time zone").input_value() == "Asia/Tokyo"
+    shoot(page, "17-zone-search")
+    page.get_by_role("button", name="Show times in this zone").click()
+    page.wait_for_url(re.compile("tz=Asia%2FTokyo|tz=Asia/Tokyo"))
+    assert "Tokyo time (Asia/Tokyo" in page.locator(".zone").inner_text()
+    assert_accessible(page)

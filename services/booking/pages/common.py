@@ -211,22 +211,45 @@ def zone_label(tz: str, at: datetime | None = None) -> str:
     return f"{city} time ({tz}{', ' + abbreviation if abbreviation and abbreviation[0] not in '+-' else ''})"
 
 
+# The zones most US patients are in, offered first (after the patient's and the clinic's own).
+LIKELY_ZONES = (
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Phoenix",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "America/Puerto_Rico",
+)
+
+
+def _option(name: str) -> str:
+    return f'<option value="{escape(name)}">{escape(name.replace("_", " ").replace("/", " / "))}</option>'
+
+
 @lru_cache(maxsize=1)
-def _zone_options() -> str:
+def _zone_groups() -> str:
     skip = ("Etc/", "SystemV/", "posix/", "right/")
-    names = [n for n in time_zone_names() if "/" in n and not n.startswith(skip)]
-    return "".join(f'<option value="{escape(n)}">{escape(n.replace("_", " "))}</option>' for n in names)
+    groups: dict[str, list[str]] = {}
+    for name in time_zone_names():
+        if "/" in name and not name.startswith(skip):
+            groups.setdefault(name.split("/", 1)[0], []).append(name)
+    return "".join(
+        f'<optgroup label="{escape(region)}">{"".join(map(_option, names))}</optgroup>'
+        for region, names in sorted(groups.items())
+    )
 
 
-def zone_options(selected: str) -> Markup:
-    """Every IANA zone as ``<option>``s with ``selected`` marked (the list is rendered once per process)."""
-    options = _zone_options()
-    marker = f'<option value="{escape(selected)}">'
-    if marker in options:
-        options = options.replace(marker, f'<option value="{escape(selected)}" selected>', 1)
-    else:
-        options = f'<option value="{escape(selected)}" selected>{escape(selected)}</option>' + options
-    return Markup(options)  # noqa: S704 - built from escaped zone names only
+def zone_options(selected: str, *first: str) -> Markup:
+    """IANA zones in ``<optgroup>``s: the likely ones (``selected``, ``first``, US zones), then by region."""
+    likely = list(dict.fromkeys((selected, *first, *LIKELY_ZONES)))
+    head = "".join(_option(name) for name in likely)
+    head = head.replace(
+        f'<option value="{escape(selected)}">', f'<option value="{escape(selected)}" selected>', 1
+    )
+    # The regional groups are rendered once per process; only the few likely zones are per page.
+    return Markup(f'<optgroup label="Likely time zones">{head}</optgroup>{_zone_groups()}')  # noqa: S704
 
 
 @bp.context_processor

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Response, redirect, render_template, request, url_for
+from flask import Response, abort, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
@@ -26,7 +27,7 @@ from shared import ical, links
 from shared.db import get_session, unit_of_work
 from shared.events import VIDEO
 from shared.links import current_signer
-from shared.problems import Conflict
+from shared.problems import Conflict, Gone, NotFound
 from shared.timeutil import to_zone, utcnow
 
 SLOT_TAKEN = {"slot-unavailable", "daily-limit"}
@@ -36,7 +37,35 @@ JOIN_LINK_LEAD = timedelta(hours=1)
 
 
 def _booking(token: str) -> Booking:
-    return service.booking_for_link(session=get_session(), signer=current_signer(), token=token)
+    try:
+        return service.booking_for_link(session=get_session(), signer=current_signer(), token=token)
+    except Conflict as exc:
+        if exc.slug != "link-outdated":
+            raise
+        abort(_superseded(token))
+
+
+def _superseded(token: str) -> Response:
+    """An older version's link: whether the visit moved or was cancelled (nothing more), and the way on."""
+    claims = current_signer().verify(token, purpose=links.MANAGE)  # booking_for_link has checked it already
+    booking = get_session().get(Booking, uuid.UUID(claims.subject))
+    assert booking is not None
+    page = render_template(
+        "pages/superseded.html",
+        booking=booking,
+        clinic=booking.clinic,
+        book_again=_book_again_url(booking),
+        tz=booking.clinic.time_zone,
+        tz_chosen=False,
+    )
+    return make_response(page, 409)
+
+
+def _book_again_url(booking: Booking) -> str:
+    kind = booking.appointment_type
+    if kind.active:
+        return url_for("pages.book_providers", clinic_slug=booking.clinic.slug, type_slug=kind.slug)
+    return url_for("pages.book_types", clinic_slug=booking.clinic.slug)
 
 
 def _join_url(booking: Booking, token: str) -> str | None:
@@ -85,9 +114,25 @@ def manage_booking(token: str) -> ResponseReturnValue:
         "pages/manage.html",
         done=request.args.get("done"),
         join_url=_join_url(booking, token),
+        book_again=_book_again_url(booking),
         calendar_links=ical.add_to_calendar_links(_visit(booking, token)),
         **_context(booking, token),
     )
+
+
+@bp.get("/m/<code>")
+def short_link(code: str) -> ResponseReturnValue:
+    """An SMS's short manage link: to the manage page of the same booking and version."""
+    try:
+        claims = links.verify_short(current_signer().keys, code, purpose=links.MANAGE)
+    except links.LinkError as exc:
+        if exc.reason == "expired":
+            raise Gone("This link has expired.", slug="link-expired") from exc
+        raise NotFound("This link is not valid.", slug="link-invalid") from exc
+    token = current_signer().sign(
+        purpose=links.MANAGE, subject=claims.subject, version=claims.version, expires_at=claims.expires_at
+    )
+    return redirect(url_for("pages.manage_booking", token=token))
 
 
 @bp.get("/manage/<token>/calendar.ics")
