@@ -54,6 +54,7 @@ class AppointmentTypeRef:
     duration_minutes: int
     reminder_protocol: str
     location: str = ""
+    change_cutoff_hours: int = 0  # online changes close this long before the start (0: until it starts)
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ class AppointmentTypeSchema(_Base):
     duration_minutes = fields.Integer(required=True)
     reminder_protocol = fields.String(required=True)
     location = fields.String(load_default="")
+    change_cutoff_hours = fields.Integer(load_default=0, validate=validate.Range(min=0))
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> AppointmentTypeRef:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
-from icalendar import Calendar, Event, Timezone
+from icalendar import Alarm, Calendar, Event, Timezone
 from icalendar.enums import CLASS, STATUS
 
 from shared.timeutil import format_local, to_zone, zone
@@ -101,7 +101,7 @@ class PatientVisit:
     cancelled: bool
     start: datetime
     end: datetime
-    time_zone: str  # the patient's
+    time_zone: str  # the zone the visit is shown in: the clinic's for an in-clinic visit, else the patient's
     visit_name: str
     video: bool
     location: str  # where an in-clinic visit happens
@@ -109,33 +109,94 @@ class PatientVisit:
     clinic_phone: str
     provider_name: str
     manage_url: str
+    join_url: str | None = None  # the patient's own video link, once it exists
+    reminder: timedelta | None = timedelta(hours=1)  # the alarm before the start (None: no alarm)
+
+    @property
+    def where(self) -> str:
+        """The entry's location: the clinic's address, or the video link (or when it will come)."""
+        if not self.video:
+            return self.location
+        return self.join_url or "Video call: your personal join link is sent before the visit"
+
+    @property
+    def summary(self) -> str:
+        """The entry's title: the visit type and the clinic, never a health detail."""
+        return f"{self.visit_name}, {self.clinic_name}"
+
+    def description(self) -> str:
+        """The entry's notes: who, when, where and the patient's links."""
+        lines = [
+            f"{self.visit_name} with {self.provider_name}, {self.clinic_name}.",
+            f"Time: {format_local(self.start, self.time_zone)}.",
+            f"Join the video call: {self.join_url}" if self.join_url else f"Where: {self.where}.",
+            f"See, reschedule or cancel: {self.manage_url}",
+        ]
+        if self.clinic_phone:
+            lines.append(f"Questions: call {self.clinic_phone}.")
+        return "\n".join(lines)
+
+
+def _alarm(visit: PatientVisit) -> Alarm:
+    alarm = Alarm()
+    alarm.add("action", "DISPLAY")
+    alarm.add("description", f"{visit.summary} starts soon")
+    alarm.add("trigger", -(visit.reminder or timedelta()))
+    return alarm
 
 
 def patient_event(visit: PatientVisit, *, booking_public_url: str, stamp: datetime) -> Event:
     """The patient's calendar entry: SEQUENCE = version - 1, so each newer version replaces the older one."""
-    where = "Video call: your personal join link is sent before the visit" if visit.video else visit.location
-    lines = [
-        f"{visit.visit_name} with {visit.provider_name}, {visit.clinic_name}.",
-        f"Time: {format_local(visit.start, visit.time_zone)}.",
-        f"Where: {where}.",
-        f"See, reschedule or cancel: {visit.manage_url}",
-    ]
-    if visit.clinic_phone:
-        lines.append(f"Questions: call {visit.clinic_phone}.")
-    return Event.new(
+    event = Event.new(
         uid=event_uid(visit.booking_id, booking_public_url),
         sequence=visit.version - 1,
         stamp=stamp,
         start=local(visit.start, visit.time_zone),
         end=local(visit.end, visit.time_zone),
-        summary=f"{visit.visit_name}, {visit.clinic_name}",
-        location=where,
-        description="\n".join(lines),
+        summary=visit.summary,
+        location=visit.where,
+        description=visit.description(),
         url=visit.manage_url,
         status=STATUS.CANCELLED if visit.cancelled else STATUS.CONFIRMED,
         # Shared and delegated calendars show "busy", not the details.
         classification=CLASS.PRIVATE,
     )
+    if visit.reminder and not visit.cancelled:
+        event.add_component(_alarm(visit))
+    return event
+
+
+def _utc_stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def add_to_calendar_links(visit: PatientVisit) -> dict[str, str]:
+    """Links that open a new entry for ``visit`` in Google Calendar, Outlook.com and Office 365 on the web.
+
+    An Android phone does not open an ``.ics`` in Google Calendar; these compose the same entry (title, time,
+    place, notes with the patient's links) in the patient's own account instead.
+    """
+    google = {
+        "action": "TEMPLATE",
+        "text": visit.summary,
+        "dates": f"{_utc_stamp(visit.start)}/{_utc_stamp(visit.end)}",
+        "ctz": visit.time_zone,
+        "details": visit.description(),
+        "location": visit.where,
+    }
+    outlook = {
+        "rru": "addevent",
+        "subject": visit.summary,
+        "startdt": visit.start.astimezone(UTC).isoformat(),
+        "enddt": visit.end.astimezone(UTC).isoformat(),
+        "body": visit.description(),
+        "location": visit.where,
+    }
+    return {
+        "google": "https://calendar.google.com/calendar/render?" + urlencode(google),
+        "outlook": "https://outlook.live.com/calendar/0/action/compose?" + urlencode(outlook),
+        "office365": "https://outlook.office.com/calendar/0/action/compose?" + urlencode(outlook),
+    }
 
 
 def patient_calendar(visit: PatientVisit, *, booking_public_url: str, stamp: datetime) -> bytes:

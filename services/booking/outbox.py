@@ -43,6 +43,7 @@ def snapshot(booking: Booking) -> events.BookingSnapshot:
             duration_minutes=t.duration_minutes,
             reminder_protocol=t.reminder_protocol,
             location=t.location,
+            change_cutoff_hours=t.change_cutoff_hours,
         ),
         provider=events.ProviderRef(id=p.id, name=p.name, email=p.email, time_zone=p.time_zone),
         patient=events.PatientRef(

@@ -71,6 +71,13 @@ def preview(runtime: Runtime, protocol: Protocol, step: Step, mode: str) -> dict
         message=MessageContext(
             snapshot=snap,
             manage_url=links.manage_url(runtime.config.booking_public_url, token),
+            short_manage_url=links.short_manage_url(
+                runtime.signer.keys,
+                runtime.config.booking_public_url,
+                booking_id=snap["id"],
+                version=2,
+                ends_at=SAMPLE_START + timedelta(hours=1),
+            ),
             join_url=f"{runtime.config.consult_public_url}/join/sample-token" if step.join_link else None,
             previous_start=SAMPLE_START - timedelta(days=1),
             cancelled_by="patient",

@@ -20,7 +20,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from services.notify.protocols import Protocol, Step
 from shared import ical
-from shared.timeutil import format_local, to_zone
+from shared.events import VIDEO
+from shared.timeutil import format_local, to_zone, utcnow
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class MessageContext:
     snapshot: dict[str, Any]
     manage_url: str
     join_url: str | None = None
+    short_manage_url: str | None = None  # the same page through the booking host's short path, for SMS
     previous_start: datetime | None = None
     cancelled_by: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -62,6 +64,29 @@ def _clock(moment: datetime) -> str:
 
 def _day(moment: datetime) -> str:
     return f"{moment:%A} {moment.day} {moment:%B}"
+
+
+def _shown_zone(snap: dict[str, Any]) -> str:
+    """An in-clinic visit is told in the clinic's time, a video visit in the patient's (issue 17)."""
+    if snap["appointment_type"]["mode"] == VIDEO:
+        return str(snap["patient"]["time_zone"])
+    return str(snap["clinic"]["time_zone"])
+
+
+def _moment(protocol: Protocol, snap: dict[str, Any], start: datetime) -> dict[str, Any]:
+    """What is true as the message is rendered: changes open, join link due now, the patient's own time."""
+    now = utcnow()
+    cutoff = timedelta(hours=int(snap["appointment_type"].get("change_cutoff_hours", 0)))
+    leads = [-s.offset for s in protocol.steps if s.join_link]
+    patient_tz = snap["patient"]["time_zone"]
+    theirs = to_zone(start, patient_tz)
+    differs = theirs.utcoffset() != start.utcoffset()
+    return {
+        "can_change": snap.get("status", "confirmed") == "confirmed" and now < start - cutoff,
+        "link_now": bool(leads) and start - now <= max(leads),
+        "patient_when": format_local(start, patient_tz) if differs else None,
+        "patient_clock": _clock(theirs) if differs else None,
+    }
 
 
 def _sms_text(raw: str) -> str:
@@ -94,12 +119,13 @@ class Renderer:
     ) -> dict[str, Any]:
         """The variables every template of ``step`` sees."""
         snap = message.snapshot
-        tz = snap["patient"]["time_zone"]
-        start = to_zone(datetime.fromisoformat(snap["start"]), tz)
-        end = to_zone(datetime.fromisoformat(snap["end"]), tz)
         kind = snap["appointment_type"]
         clinic = snap["clinic"]
+        tz = _shown_zone(snap)
+        start = to_zone(datetime.fromisoformat(snap["start"]), tz)
+        end = to_zone(datetime.fromisoformat(snap["end"]), tz)
         return {
+            **_moment(protocol, snap, start),
             "step": step.key,
             "clinic": {
                 "name": clinic["name"],
@@ -123,6 +149,7 @@ class Renderer:
             "previous_when": format_local(message.previous_start, tz) if message.previous_start else None,
             "cancelled_by": message.cancelled_by,
             "manage_url": message.manage_url,
+            "sms_manage_url": message.short_manage_url or message.manage_url,
             "join_url": message.join_url,
             "opt_out_hint": self.opt_out_hint,
             "protocol": dict(protocol.vars),

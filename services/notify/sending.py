@@ -231,6 +231,13 @@ def _render(*, runtime: Runtime, row: Message, booking: BookingCopy, join: JoinL
         message=MessageContext(
             snapshot=snap,
             manage_url=links.manage_url(runtime.config.booking_public_url, token),
+            short_manage_url=links.short_manage_url(
+                runtime.signer.keys,
+                runtime.config.booking_public_url,
+                booking_id=str(booking.id),
+                version=booking.version,
+                ends_at=booking.end_at,
+            ),
             join_url=join.patient_url if join else None,
             previous_start=datetime.fromisoformat(previous) if previous else None,
             cancelled_by=snap.get("cancelled_by"),

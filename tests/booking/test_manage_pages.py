@@ -60,10 +60,13 @@ def test_reschedule_through_the_page_updates_the_calendar_entry(
     new_manage = moved.headers["Location"].split("?")[0]
     assert new_manage != manage
     assert "Your appointment has moved" in text(pages_client.get(moved.headers["Location"]).text)
-    # The old link now points to the newer one.
+    # The old link says what happened (moved: no new time) and where the newer link is.
     outdated = pages_client.get(manage)
     assert outdated.status_code == 409
-    assert "There is a newer link for this booking" in text(outdated.text)
+    assert "This appointment has changed" in text(outdated.text)
+    assert "Open the link in your most recent text or email" in text(outdated.text)
+    assert "10:00" not in text(outdated.text)
+    assert "Wed" not in text(outdated.text)
 
     _, moved_event = _ics(pages_client, new_manage)
     assert moved_event["UID"] == event["UID"]
@@ -163,3 +166,27 @@ def test_the_policy_is_a_staff_api_field(pages_app: Flask, pages_client: FlaskCl
     )
     assert bad.status_code == 422
     assert bad.json["invalid_params"][0]["name"] == "change_cutoff_hours"
+
+
+def test_the_short_sms_link_leads_to_the_manage_page(
+    pages_app: Flask, pages_client: FlaskClient, clock: object
+) -> None:
+    from shared import links as signed
+
+    setup = make_setup(pages_app)
+    booking_id, _ = _book(pages_client, setup)
+    keys = pages_app.extensions["link_signer"].keys
+    end = pages_client.get(f"/api/v1/bookings/{booking_id}", headers=STAFF).json["end"]
+    from datetime import datetime
+
+    short = signed.short_manage_url(
+        keys, "http://x", booking_id=booking_id, version=1, ends_at=datetime.fromisoformat(end)
+    ).removeprefix("http://x")
+    hop = pages_client.get(short)
+    assert hop.status_code == 302
+    assert hop.headers["Location"].startswith("/manage/")
+    page = pages_client.get(hop.headers["Location"])
+    assert page.status_code == 200
+    assert "Your appointment" in text(page.text)
+    assert pages_client.get(short[:-3] + "AAA").status_code == 404
+    assert "This link does not work" in text(pages_client.get("/m/nonsense").text)

@@ -191,6 +191,27 @@ def test_invalid_input_is_tied_to_its_fields_and_kept(
     assert _count(pages_app, Booking) == 0
 
 
+def test_phone_is_needed_only_for_text_messages(
+    pages_app: Flask, pages_client: FlaskClient, clock: object
+) -> None:
+    setup = make_setup(pages_app)
+    form = pages_client.get(_details_url(setup))
+    assert 'Mobile number <span class="optional">(optional)</span>' in form.text
+    texts = submit(
+        pages_client, form.text, name="Jordan Example", email="jordan@example.com", sms_consent="yes"
+    )
+    assert texts.status_code == 422
+    assert 'href="#phone"' in texts.text
+    assert "enter a mobile number for text messages, or untick text messages" in text(texts.text)
+    assert _count(pages_app, Booking) == 0
+    booked = submit(pages_client, texts.text, name="Jordan Example", email="jordan@example.com")
+    assert booked.status_code == 303
+    with pages_app.app_context(), get_db().transaction() as session:
+        booking = session.scalars(select(Booking)).one()
+        assert booking.patient.phone is None
+        assert booking.patient.sms_consent is False
+
+
 def test_slot_just_taken_offers_nearest_times_and_keeps_input(
     pages_app: Flask, pages_client: FlaskClient, clock: object
 ) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -184,12 +185,31 @@ def test_book_a_video_consultation_from_another_time_zone(
     no_horizontal_scroll(page)
     shoot(page, "4-confirmation")
 
+    join_url = page.get_by_role("link", name="join the video call").get_attribute("href")
     with page.expect_download() as download_info:
-        page.get_by_role("link", name="Add to calendar (.ics)").click()
+        page.get_by_role("link", name="Apple or other (.ics)").click()
     calendar = Calendar.from_ical(Path(download_info.value.path()).read_bytes())
     (event,) = calendar.events
     assert calendar["METHOD"] == "PUBLISH"
     assert str(event["SUMMARY"]) == "Consultation, Clinic"
+    # A video visit's entry carries the patient's join link, in the patient's zone, with a reminder an hour ahead.
+    assert str(event["LOCATION"]) == join_url
+    assert f"Join the video call: {join_url}" in str(event["DESCRIPTION"])
+    assert event["DTSTART"].params["TZID"] == LONDON
+    (alarm,) = event.walk("VALARM")
+    assert alarm["TRIGGER"].dt == -timedelta(hours=1)
+    google = parse_qs(urlsplit(page.get_by_role("link", name="Google Calendar").get_attribute("href")).query)
+    assert google["text"] == ["Consultation, Clinic"]
+    assert google["ctz"] == [LONDON]
+    assert join_url in google["details"][0]
+    outlook = urlsplit(page.get_by_role("link", name="Outlook.com").get_attribute("href"))
+    assert outlook.netloc == "outlook.live.com"
+    assert parse_qs(outlook.query)["location"] == [join_url]
+    assert (
+        page.get_by_role("link", name="Office 365")
+        .get_attribute("href")
+        .startswith("https://outlook.office.com/")
+    )
     assert "depression" not in calendar.to_ical().decode().lower()
 
     # No patient detail ever travelled in a URL.
@@ -233,9 +253,16 @@ def test_book_a_video_consultation_from_another_time_zone(
     finally:
         notify.extensions["db"].dispose()
     hour = chosen.strip()  # as the confirmation page showed it, in London time
+    short = re.search(rf"{re.escape(site.base)}/m/\S+", texts["+447911123456"])
+    assert short
+    page.goto(short.group(0))
+    page.get_by_role("heading", name="Your appointment", exact=True).wait_for()
+    assert chosen.strip() in page.locator("dl.summary .when").inner_text()
+    assert_accessible(page)
     for recipient, text in texts.items():
         assert hour in text, (recipient, text)
-        assert f"{site.base}/manage/" in text, recipient
+        # SMS carry the short link (one or two segments), email the full one.
+        assert f"{site.base}/{'m' if recipient.startswith('+') else 'manage'}/" in text, recipient
         for answer in ("Depression", "depression", "Anxiety", "antidepressants"):
             assert answer not in text, recipient
 

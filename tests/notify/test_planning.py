@@ -38,7 +38,7 @@ def test_confirmation_goes_at_once_and_reminders_wait_for_their_moment(
     assert "Demo Clinic: your video appointment is booked for Thu 5 Mar 2026, 3:00 PM GMT" in sms[0].text
     assert "Ketamine" not in sms[0].text
     assert sms[0].text.endswith("Reply STOP to opt out.")
-    assert "https://booking.example.test/manage/" in sms[0].text
+    assert "https://booking.example.test/m/" in sms[0].text
     assert email[0].subject == "Your video appointment on Thu 5 Mar 2026, 3:00 PM GMT is confirmed"
     assert by_step(app)[("confirmation", "email")].status == SENT
 

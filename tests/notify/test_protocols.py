@@ -86,7 +86,7 @@ def test_the_preparation_checklist_and_the_join_link(runtime: Runtime) -> None:
     checklist = out["attachment:preparation-checklist.txt"]
     for item in ("medication", "no alcohol", "water", "comfortable", "drive you home"):
         assert item in checklist
-    assert "Arrive 15 minutes early, at 1:45 PM GMT." in checklist
+    assert "Arrive 15 minutes early, at 9:45 AM EDT." in checklist  # the clinic's time
     video = runtime.book.get("video-consultation")
     join = video.step("join-1h")
     assert join is not None

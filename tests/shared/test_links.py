@@ -76,3 +76,33 @@ def test_join_tokens_are_per_participant() -> None:
     with pytest.raises(ValueError, match="participant"):
         links.join_token(signer, booking_id="b", version=2, participant="guest", ends_at=end, secret="s1")
     assert links.join_url("https://consult.example/", "t.k").endswith("/join/t.k")
+
+
+def test_short_tokens_are_compact_signed_scoped_and_expiring() -> None:
+    old, new = "o" * 32, "n" * 32
+    subject = "6f1c2d9e-0000-4000-8000-000000000001"
+    ends = datetime(2026, 3, 9, 15, tzinfo=UTC)
+    code = links.sign_short([old, new], purpose=links.MANAGE, subject=subject, version=3, expires_at=ends)
+    assert len(code) == 38
+    claims = links.verify_short([old, new], code, purpose=links.MANAGE, now=ends)
+    assert (claims.subject, claims.version) == (subject, 3)
+    assert claims.expires_at == datetime(2026, 3, 10, tzinfo=UTC)  # the end of the expiry's UTC day
+    assert (
+        links.verify_short([new], code, purpose=links.MANAGE, now=ends).version == 3
+    )  # signed by the last key
+    for keys, purpose, tampered, now, reason in (
+        ([old], links.MANAGE, code, ends, "invalid"),  # a key that did not sign it
+        ([old, new], links.JOIN, code, ends, "invalid"),  # another purpose
+        ([old, new], links.MANAGE, code[:-2] + ("AA" if code[-2:] != "AA" else "BB"), ends, "invalid"),
+        ([old, new], links.MANAGE, code[:20], ends, "invalid"),
+        ([old, new], links.MANAGE, "!!not base64!!", ends, "invalid"),
+        ([old, new], links.MANAGE, code, datetime(2026, 3, 10, tzinfo=UTC), "expired"),
+    ):
+        with pytest.raises(links.LinkError) as caught:
+            links.verify_short(keys, tampered, purpose=purpose, now=now)
+        assert caught.value.reason == reason
+    url = links.short_manage_url(
+        [new], "https://book.example.test/", booking_id=subject, version=1, ends_at=ends
+    )
+    assert url.startswith("https://book.example.test/m/")
+    assert len(url) == len("https://book.example.test/m/") + 38

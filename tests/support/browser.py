@@ -48,6 +48,35 @@ AXE_RUN = """async ([tags, off]) => {
 }"""
 _CHECKED: set[str] = set()  # every document axe passed in this test session
 
+# What axe-core 4.x no longer reports (it dropped its duplicate-id rules) but the HTML standard forbids, read
+# from the DOM Chromium built: an id used twice, and a label, ARIA reference or in-page link to no element.
+HTML_CHECK = """() => {
+  const problems = [];
+  const seen = new Map();
+  for (const el of document.querySelectorAll('[id]')) {
+    seen.set(el.id, (seen.get(el.id) || 0) + 1);
+  }
+  for (const [id, n] of seen) { if (n > 1) problems.push(`id "${id}" used ${n} times`); }
+  for (const label of document.querySelectorAll('label[for]')) {
+    const target = document.getElementById(label.htmlFor);
+    if (!target || !target.matches('input, select, textarea, button, meter, output, progress')) {
+      problems.push(`label for="${label.htmlFor}" names no form control`);
+    }
+  }
+  for (const attr of ['aria-describedby', 'aria-labelledby', 'aria-controls']) {
+    for (const el of document.querySelectorAll(`[${attr}]`)) {
+      for (const id of el.getAttribute(attr).split(/\\s+/).filter(Boolean)) {
+        if (!document.getElementById(id)) problems.push(`${attr}="${id}" names no element`);
+      }
+    }
+  }
+  for (const link of document.querySelectorAll('a[href^="#"]')) {
+    const id = decodeURIComponent(link.getAttribute('href').slice(1));
+    if (id && !document.getElementById(id)) problems.push(`link to #${id} finds no element`);
+  }
+  return problems;
+}"""
+
 
 def launch(playwright: Any) -> Any:
     """Launch headless Chromium from the Debian package."""
@@ -75,9 +104,15 @@ def accessibility_problems(page: Any, rules: Rules = PAGE) -> list[str]:
     ]
 
 
+def html_problems(page: Any) -> list[str]:
+    """What breaks the HTML standard's rules on ids and references in the page as it is now."""
+    return list(page.evaluate(HTML_CHECK))
+
+
 def assert_accessible(page: Any, rules: Rules = PAGE) -> None:
-    """axe-core passes the page at its current size with nothing left undecided; the page counts as checked."""
-    problems = accessibility_problems(page, rules)
+    """axe-core and the id/reference check pass the page at its current size with nothing left undecided; the
+    page counts as checked."""
+    problems = accessibility_problems(page, rules) + html_problems(page)
     browser = page.context.browser
     where = f"{page.url} (Chromium {browser.version if browser else '?'}, axe-core {pinned_axe_version()})"
     assert not problems, where + "\n" + "\n".join(problems)

@@ -23,7 +23,9 @@ from services.booking.pages.common import (
     build_picker,
     chosen_zone,
     clock,
+    step_plan,
     to_zone,
+    visit_zone,
 )
 from shared.db import get_session, unit_of_work
 from shared.fields import parse_id
@@ -91,7 +93,13 @@ def types_step(clinic_slug: str | None = None, token: str | None = None) -> Resp
     if len(kinds) == 1 and (entry.invitation is not None or entry.provider_id is not None):
         return redirect(entry.url("providers", type_slug=kinds[0].slug, **({"tz": tz} if chosen else {})))
     return render_template(
-        "pages/types.html", entry=entry, clinic=entry.clinic, kinds=kinds, tz=tz, tz_chosen=chosen
+        "pages/types.html",
+        entry=entry,
+        clinic=entry.clinic,
+        kinds=kinds,
+        tz=tz,
+        tz_chosen=chosen,
+        plan=step_plan(entry, None),
     )
 
 
@@ -116,6 +124,7 @@ def providers_step(
         providers=providers,
         tz=tz,
         tz_chosen=chosen,
+        plan=step_plan(entry, kind),
     )
 
 
@@ -146,7 +155,9 @@ def slots_step(
                 session=session, appointment_type_id=kind.id, start=start, end=end, provider_ids=allowed
             )
 
-    picker = build_picker(find, tz, horizon_days=kind.horizon_days)
+    # An in-clinic visit's times are the clinic's: the patient walks in at that hour wherever their phone is.
+    shown = visit_zone(kind, entry.clinic, tz)
+    picker = build_picker(find, shown, horizon_days=kind.horizon_days)
 
     # Dozens of links share two paths: build each path once and only vary the query.
     slots_path = entry.url("slots", type_slug=kind.slug, who=who)
@@ -171,7 +182,9 @@ def slots_step(
         picker=picker,
         tz=tz,
         tz_chosen=chosen,
+        shown_tz=shown,
         providers=entry.providers_for(kind),
+        plan=step_plan(entry, kind),
     )
 
 
@@ -194,7 +207,7 @@ def _details_page(
             "pages/details.html",
             entry=entry,
             clinic=entry.clinic,
-            slot_day=to_zone(slot.start, tz).date().isoformat(),
+            slot_day=to_zone(slot.start, visit_zone(kind, entry.clinic, tz)).date().isoformat(),
             kind=kind,
             who=who,
             tz=tz,
@@ -206,6 +219,7 @@ def _details_page(
             alternatives=alternatives,
             notice=notice,
             reasons=forms.REASONS,
+            plan=step_plan(entry, kind),
         ),
         status,
     )

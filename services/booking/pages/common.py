@@ -13,6 +13,7 @@ from markupsafe import Markup, escape
 
 from services.booking.models import AppointmentType, Clinic, Invitation, Provider
 from shared.api import public
+from shared.events import VIDEO
 from shared.timeutil import day_bounds_utc, is_time_zone, local_date, time_zone_names, to_zone, utcnow
 
 # Patients' pages: the clinic's public booking page, and signed invitation and manage links.
@@ -75,6 +76,42 @@ class Entry:
     def providers_for(self, kind: AppointmentType) -> list[Provider]:
         """Active providers offering ``kind`` through this entry, by id."""
         return sorted((p for p in kind.providers if p.active and self.allows_provider(p)), key=lambda p: p.id)
+
+
+# The booking steps in order; a step an entry skips (one type through a private link, one provider) is not
+# counted.
+STEPS = ("types", "providers", "slots", "details")
+
+
+def step_plan(entry: Entry, kind: AppointmentType | None) -> tuple[str, ...] | None:
+    """The steps this patient goes through (None when it depends on a type not chosen yet)."""
+    if kind is None:
+        kinds = entry.offered_types()
+        plans = {step_plan(entry, k) for k in kinds}
+        return plans.pop() if len(plans) == 1 else None
+    skip = set()
+    if (entry.invitation is not None or entry.provider_id is not None) and len(entry.offered_types()) == 1:
+        skip.add("types")
+    if len(entry.providers_for(kind)) == 1:
+        skip.add("providers")
+    return tuple(step for step in STEPS if step not in skip)
+
+
+def visit_zone(kind: AppointmentType, clinic: Clinic, tz: str) -> str:
+    """The zone a visit's times are shown in: the clinic's for an in-clinic visit, the patient's for video."""
+    return tz if kind.mode == VIDEO else clinic.time_zone
+
+
+def zone_gap(tz: str, other: str, at: datetime | None = None) -> str:
+    """How ``tz`` differs from ``other`` at ``at``: ``3 hours behind``, ``1 hour ahead`` or ``the same``."""
+    moment = at or utcnow()
+    offset = to_zone(moment, tz).utcoffset() or timedelta()
+    minutes = int((offset - (to_zone(moment, other).utcoffset() or timedelta())).total_seconds() // 60)
+    if minutes == 0:
+        return "the same"
+    hours, rest = divmod(abs(minutes), 60)
+    amount = f"{hours} hour{'s' if hours != 1 else ''}" if not rest else f"{hours}:{rest:02d} hours"
+    return f"{amount} {'ahead' if minutes > 0 else 'behind'}"
 
 
 def chosen_zone(default: str) -> tuple[str, bool]:
@@ -174,24 +211,54 @@ def zone_label(tz: str, at: datetime | None = None) -> str:
     return f"{city} time ({tz}{', ' + abbreviation if abbreviation and abbreviation[0] not in '+-' else ''})"
 
 
+# The zones most US patients are in, offered first (after the patient's and the clinic's own).
+LIKELY_ZONES = (
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Phoenix",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "America/Puerto_Rico",
+)
+
+
+def _option(name: str) -> str:
+    return f'<option value="{escape(name)}">{escape(name.replace("_", " ").replace("/", " / "))}</option>'
+
+
 @lru_cache(maxsize=1)
-def _zone_options() -> str:
+def _zone_groups() -> str:
     skip = ("Etc/", "SystemV/", "posix/", "right/")
-    names = [n for n in time_zone_names() if "/" in n and not n.startswith(skip)]
-    return "".join(f'<option value="{escape(n)}">{escape(n.replace("_", " "))}</option>' for n in names)
+    groups: dict[str, list[str]] = {}
+    for name in time_zone_names():
+        if "/" in name and not name.startswith(skip):
+            groups.setdefault(name.split("/", 1)[0], []).append(name)
+    return "".join(
+        f'<optgroup label="{escape(region)}">{"".join(map(_option, names))}</optgroup>'
+        for region, names in sorted(groups.items())
+    )
 
 
-def zone_options(selected: str) -> Markup:
-    """Every IANA zone as ``<option>``s with ``selected`` marked (the list is rendered once per process)."""
-    options = _zone_options()
-    marker = f'<option value="{escape(selected)}">'
-    if marker in options:
-        options = options.replace(marker, f'<option value="{escape(selected)}" selected>', 1)
-    else:
-        options = f'<option value="{escape(selected)}" selected>{escape(selected)}</option>' + options
-    return Markup(options)  # noqa: S704 - built from escaped zone names only
+def zone_options(selected: str, *first: str) -> Markup:
+    """IANA zones in ``<optgroup>``s: the likely ones (``selected``, ``first``, US zones), then by region."""
+    likely = list(dict.fromkeys((selected, *first, *LIKELY_ZONES)))
+    head = "".join(_option(name) for name in likely)
+    head = head.replace(
+        f'<option value="{escape(selected)}">', f'<option value="{escape(selected)}" selected>', 1
+    )
+    # The regional groups are rendered once per process; only the few likely zones are per page.
+    return Markup(f'<optgroup label="Likely time zones">{head}</optgroup>{_zone_groups()}')  # noqa: S704
 
 
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
-    return {"when": when, "day_label": day_label, "zone_label": zone_label, "zone_options": zone_options}
+    return {
+        "when": when,
+        "day_label": day_label,
+        "zone_label": zone_label,
+        "zone_options": zone_options,
+        "visit_zone": visit_zone,
+        "zone_gap": zone_gap,
+    }

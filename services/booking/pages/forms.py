@@ -40,7 +40,8 @@ class DetailsForm(SlotChoice):
         length_error="enter your full name",
         error_messages={"required": "enter your full name"},
     )
-    phone = MobileNumber(required=True, error_messages={"required": "enter a mobile number"})
+    # Only text messages need a phone: a patient who declines them books with an email address alone.
+    phone = MobileNumber(load_default=None)
     email = Email(
         required=True,
         error_messages={
@@ -51,6 +52,11 @@ class DetailsForm(SlotChoice):
     sms_consent = fields.Boolean(load_default=False)
     time_zone = TimeZone(required=True)
     idempotency_key = Line(load_default=None, max_length=64)
+
+    @validates_schema
+    def _texts_need_a_phone(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("sms_consent") and not data.get("phone"):
+            raise ValidationError("enter a mobile number for text messages, or untick text messages", "phone")
 
 
 class IntakeForm(_Form):

@@ -2,30 +2,70 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Response, redirect, render_template, request, url_for
+from flask import Response, abort, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
 from services.booking import calendar, search, service
 from services.booking.models import Booking
 from services.booking.pages import forms
-from services.booking.pages.common import SlotOption, bp, build_picker, chosen_zone, clock, config
-from shared import links
+from services.booking.pages.common import (
+    SlotOption,
+    bp,
+    build_picker,
+    chosen_zone,
+    clock,
+    config,
+    visit_zone,
+)
+from shared import ical, links
 from shared.db import get_session, unit_of_work
 from shared.events import VIDEO
 from shared.links import current_signer
-from shared.problems import Conflict
+from shared.problems import Conflict, Gone, NotFound
 from shared.timeutil import to_zone, utcnow
 
 SLOT_TAKEN = {"slot-unavailable", "daily-limit"}
+# The video protocols send the join link this long before the start (notify's join-1h step): a booking made
+# closer than this gets its link at once, and the page says so.
+JOIN_LINK_LEAD = timedelta(hours=1)
 
 
 def _booking(token: str) -> Booking:
-    return service.booking_for_link(session=get_session(), signer=current_signer(), token=token)
+    try:
+        return service.booking_for_link(session=get_session(), signer=current_signer(), token=token)
+    except Conflict as exc:
+        if exc.slug != "link-outdated":
+            raise
+        abort(_superseded(token))
+
+
+def _superseded(token: str) -> Response:
+    """An older version's link: whether the visit moved or was cancelled (nothing more), and the way on."""
+    claims = current_signer().verify(token, purpose=links.MANAGE)  # booking_for_link has checked it already
+    booking = get_session().get(Booking, uuid.UUID(claims.subject))
+    assert booking is not None
+    page = render_template(
+        "pages/superseded.html",
+        booking=booking,
+        clinic=booking.clinic,
+        book_again=_book_again_url(booking),
+        tz=booking.clinic.time_zone,
+        tz_chosen=False,
+    )
+    return make_response(page, 409)
+
+
+def _book_again_url(booking: Booking) -> str:
+    kind = booking.appointment_type
+    if kind.active:
+        return url_for("pages.book_providers", clinic_slug=booking.clinic.slug, type_slug=kind.slug)
+    return url_for("pages.book_types", clinic_slug=booking.clinic.slug)
 
 
 def _join_url(booking: Booking, token: str) -> str | None:
@@ -33,6 +73,16 @@ def _join_url(booking: Booking, token: str) -> str | None:
     if booking.appointment_type.mode != VIDEO or booking.status != service.CONFIRMED:
         return None
     return links.manage_join_url(config().consult_public_url, token)
+
+
+def _visit(booking: Booking, token: str) -> ical.PatientVisit:
+    tz, _ = chosen_zone(booking.patient.time_zone)
+    return calendar.patient_visit(
+        booking,
+        manage_url=links.manage_url(config().booking_public_url, token),
+        join_url=_join_url(booking, token),
+        time_zone=visit_zone(booking.appointment_type, booking.clinic, tz),
+    )
 
 
 def _context(booking: Booking, token: str) -> dict[str, Any]:
@@ -48,9 +98,11 @@ def _context(booking: Booking, token: str) -> dict[str, Any]:
         "manage_url": links.manage_url(config().booking_public_url, token),
         "tz": tz,
         "tz_chosen": chosen,
+        "shown_tz": visit_zone(booking.appointment_type, booking.clinic, tz),
         "deadline": deadline,
         "can_change": booking.status == service.CONFIRMED and now < deadline,
         "upcoming": booking.status == service.CONFIRMED and booking.end_at > now,
+        "link_sent_now": booking.start_at - now <= JOIN_LINK_LEAD,
     }
 
 
@@ -62,19 +114,32 @@ def manage_booking(token: str) -> ResponseReturnValue:
         "pages/manage.html",
         done=request.args.get("done"),
         join_url=_join_url(booking, token),
+        book_again=_book_again_url(booking),
+        calendar_links=ical.add_to_calendar_links(_visit(booking, token)),
         **_context(booking, token),
     )
+
+
+@bp.get("/m/<code>")
+def short_link(code: str) -> ResponseReturnValue:
+    """An SMS's short manage link: to the manage page of the same booking and version."""
+    try:
+        claims = links.verify_short(current_signer().keys, code, purpose=links.MANAGE)
+    except links.LinkError as exc:
+        if exc.reason == "expired":
+            raise Gone("This link has expired.", slug="link-expired") from exc
+        raise NotFound("This link is not valid.", slug="link-invalid") from exc
+    token = current_signer().sign(
+        purpose=links.MANAGE, subject=claims.subject, version=claims.version, expires_at=claims.expires_at
+    )
+    return redirect(url_for("pages.manage_booking", token=token))
 
 
 @bp.get("/manage/<token>/calendar.ics")
 def manage_calendar(token: str) -> ResponseReturnValue:
     """The booking as an .ics file for the patient's own calendar."""
     booking = _booking(token)
-    body = calendar.booking_ics(
-        booking,
-        public_url=config().booking_public_url,
-        manage_url=links.manage_url(config().booking_public_url, token),
-    )
+    body = calendar.booking_ics(_visit(booking, token), public_url=config().booking_public_url)
     return Response(
         body,
         mimetype="text/calendar",
@@ -103,7 +168,7 @@ def manage_reschedule(token: str) -> ResponseReturnValue:
         return [(at, booking.provider_id) for at in starts if at != booking.start_at]
 
     tz = context["tz"]
-    picker = build_picker(find, tz, horizon_days=booking.appointment_type.horizon_days)
+    picker = build_picker(find, context["shown_tz"], horizon_days=booking.appointment_type.horizon_days)
 
     picker_path = url_for("pages.manage_reschedule", token=token)
     confirm_path = url_for("pages.manage_reschedule_confirm", token=token)
@@ -129,7 +194,7 @@ def manage_reschedule_confirm(token: str) -> ResponseReturnValue:
         start = forms.SlotChoice(only=("start",)).load({"start": request.values.get("start")})["start"]
     except ValidationError:
         return redirect(url_for("pages.manage_reschedule", token=token, tz=tz))
-    chosen = SlotOption(start, booking.provider_id, clock(to_zone(start, tz)))
+    chosen = SlotOption(start, booking.provider_id, clock(to_zone(start, context["shown_tz"])))
     if request.method == "GET":
         return render_template("pages/reschedule_confirm.html", chosen=chosen, **context)
     try:
@@ -146,7 +211,7 @@ def manage_reschedule_confirm(token: str) -> ResponseReturnValue:
         if exc.slug not in SLOT_TAKEN:
             raise
         alternatives = [
-            SlotOption(at, booking.provider_id, clock(to_zone(at, tz)))
+            SlotOption(at, booking.provider_id, clock(to_zone(at, context["shown_tz"])))
             for at in map(datetime.fromisoformat, exc.extra.get("alternatives", []))
         ]
         return (

@@ -22,6 +22,7 @@ from shared.timeutil import format_local
 DEFAULT_SUMMARY = "{{ visit.mode_label }}: {{ patient.first_name }} {{ patient.last_initial }}"
 MODE_LABELS = {VIDEO: "Video appointment", "in_person": "In-clinic appointment"}
 LINK_TO_FOLLOW = "Video call: the join link follows in an updated invitation"
+CANCELLED_VIDEO = "Video call (cancelled: no link will follow)"  # a cancelled entry promises nothing
 # Titles are plain text (escaped by icalendar, not as HTML).
 _ENV = Environment(undefined=StrictUndefined, autoescape=select_autoescape((), default_for_string=False))
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
@@ -83,7 +84,7 @@ def location(copy: BookingCopy, join_url: str | None) -> str:
     """Where the provider goes: the join link of a video visit, or the clinic's address."""
     kind = copy.snapshot["appointment_type"]
     if kind["mode"] == VIDEO:
-        return join_url or LINK_TO_FOLLOW
+        return CANCELLED_VIDEO if copy.status == CANCELLED else join_url or LINK_TO_FOLLOW
     return str(kind.get("location") or copy.snapshot["clinic"].get("address", ""))
 
 
@@ -98,7 +99,7 @@ def description(copy: BookingCopy, *, config: NotifyConfig, book: ProtocolBook, 
         f"Time: {format_local(copy.start_at, snap['provider']['time_zone'])}.",
     ]
     if snap["appointment_type"]["mode"] == VIDEO:
-        lines.append(f"Join the video call: {join_url}" if join_url else LINK_TO_FOLLOW + ".")
+        lines.append(f"Join the video call: {join_url}" if join_url else location(copy, None) + ".")
     else:
         lines.append(f"Where: {location(copy, None)}.")
     lines += [

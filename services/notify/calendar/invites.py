@@ -34,7 +34,7 @@ from services.notify.rendering import (
     message_key,
 )
 from services.notify.runtime import Runtime
-from shared import ical
+from shared import ical, links
 from shared.db import dialect_insert
 from shared.events import VIDEO
 from shared.timeutil import format_local, utcnow
@@ -179,6 +179,15 @@ def _email(
     return RenderedEmail(subject=subject, text=text, html=html)
 
 
+def _calendar_join_url(runtime: Runtime, booking: BookingCopy, context: dict[str, Any]) -> str | None:
+    """The video link the patient's file carries: consult's page for this version's manage token, as the
+    booking service's manage page gives it, so the emailed file and the downloaded one stay the same entry."""
+    if booking.snapshot["appointment_type"]["mode"] != VIDEO or booking.status == CANCELLED:
+        return None
+    token = str(context["manage_url"]).rstrip("/").rsplit("/", 1)[-1]
+    return links.manage_join_url(runtime.config.consult_public_url, token)
+
+
 def patient_calendar(runtime: Runtime, booking: BookingCopy, context: dict[str, Any]) -> FileAttachment:
     """The patient's ``appointment.ics`` for this booking version: the manage page's download, same UID."""
     snap = booking.snapshot
@@ -189,7 +198,8 @@ def patient_calendar(runtime: Runtime, booking: BookingCopy, context: dict[str, 
         cancelled=booking.status == CANCELLED,
         start=booking.start_at,
         end=booking.end_at,
-        time_zone=snap["patient"]["time_zone"],
+        # An in-clinic visit in the clinic's time, a video visit in the patient's (issue 17).
+        time_zone=snap["patient"]["time_zone"] if kind["mode"] == VIDEO else clinic["time_zone"],
         visit_name=kind["name"],
         video=kind["mode"] == VIDEO,
         location=kind.get("location") or clinic.get("address", ""),
@@ -197,6 +207,7 @@ def patient_calendar(runtime: Runtime, booking: BookingCopy, context: dict[str, 
         clinic_phone=clinic.get("phone", ""),
         provider_name=snap["provider"]["name"],
         manage_url=context["manage_url"],
+        join_url=_calendar_join_url(runtime, booking, context),
     )
     data = ical.patient_calendar(visit, booking_public_url=runtime.config.booking_public_url, stamp=utcnow())
     return FileAttachment(

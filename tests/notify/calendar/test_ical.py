@@ -112,3 +112,35 @@ def test_method_and_content_type_agree() -> None:
     assert ical.method_of(b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nMETHOD:X\r\n") is None
     with pytest.raises(ValueError, match="unknown iTIP method"):
         ical.new_calendar(method="REPLY-ALL", events=[])
+
+
+def test_a_video_entry_carries_the_join_link_and_a_reminder_and_a_cancelled_one_no_alarm() -> None:
+    join = "https://consult.example.test/join/tok.en"
+    cal = parse(build(join_url=join))
+    assert str(cal.event["LOCATION"]) == join
+    assert f"Join the video call: {join}" in str(cal.event["DESCRIPTION"])
+    (alarm,) = cal.event.walk("VALARM")
+    assert str(alarm["ACTION"]) == "DISPLAY"
+    assert alarm["TRIGGER"].dt == -timedelta(hours=1)
+    assert not parse(build(cancelled=True)).event.walk("VALARM")
+    assert str(parse(build(video=False)).event["LOCATION"]) == "200 Demo Avenue, Suite 3; Brooklyn"
+
+
+def test_web_calendar_links_compose_the_same_entry() -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    links = ical.add_to_calendar_links(visit(join_url="https://consult.example.test/join/x"))
+    google = urlsplit(links["google"])
+    assert (google.netloc, google.path) == ("calendar.google.com", "/calendar/render")
+    query = parse_qs(google.query)
+    assert query["action"] == ["TEMPLATE"]
+    assert query["dates"] == ["20260309T140000Z/20260309T144500Z"]
+    assert query["ctz"] == ["America/New_York"]
+    assert query["text"] == ["Consultation, Clinic"]
+    assert "https://booking.example.test/manage/abc.def" in query["details"][0]
+    for name, host in (("outlook", "outlook.live.com"), ("office365", "outlook.office.com")):
+        parts = urlsplit(links[name])
+        assert parts.netloc == host
+        fields = parse_qs(parts.query)
+        assert fields["startdt"] == ["2026-03-09T14:00:00+00:00"]
+        assert fields["location"] == ["https://consult.example.test/join/x"]

@@ -28,7 +28,8 @@ def test_outbox_lists_and_shows_sms_and_email(
     assert page.status_code == 200
     assert "Showing 2 of 2" in page.text
     assert "+14155552671" in page.text
-    assert "Your appointment on Fri 6 Mar 2026, 12:00 PM GMT is confirmed: how to prepare" in page.text
+    # An in-clinic visit is told in the clinic's time (New York), the patient's (London) as a note.
+    assert "Your appointment on Fri 6 Mar 2026, 7:00 AM EST is confirmed: how to prepare" in page.text
     assert "Showing 1 of 1" in client.get("/outbox?channel=sms").text
 
     shown = client.get(f"/outbox/{sms.id}")

@@ -23,6 +23,26 @@
     if (mark) { mark.hidden = false; }
   }
 
+  // The time-zone search narrows the list (options that do not match are hidden) and selects the first match.
+  var search = document.querySelector("input[data-zone-search]");
+  var zones = document.getElementById("tz");
+  if (search && zones) {
+    search.addEventListener("input", function () {
+      var words = search.value.trim().toLowerCase().replace(/[_/]/g, " ").split(/\s+/);
+      var first = null;
+      zones.querySelectorAll("option").forEach(function (option) {
+        var text = (option.value + " " + option.textContent).toLowerCase().replace(/[_/]/g, " ");
+        var match = words.every(function (w) { return text.indexOf(w) !== -1; });
+        option.hidden = !match;
+        if (match && !first) { first = option; }
+      });
+      zones.querySelectorAll("optgroup").forEach(function (group) {
+        group.hidden = !group.querySelector("option:not([hidden])");
+      });
+      if (first) { zones.value = first.value; }
+    });
+  }
+
   var problem = document.getElementById("error-summary") || document.getElementById("slot-taken");
   if (problem) { problem.focus(); }
 
