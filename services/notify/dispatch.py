@@ -29,7 +29,7 @@ from rq.serializers import JSONSerializer
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from services.notify import invites
+from services.notify.calendar import invites
 from services.notify.metrics import DISPATCHED
 from services.notify.models import FAILED, PLANNED, QUEUED, SENDING, Message
 from services.notify.runtime import SEND_QUEUE, URGENT_QUEUE, Runtime
