@@ -13,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.booking import catalog, search, service
-from services.booking.models import AppointmentType, Booking, Clinic, Provider
+from services.booking.models import AppointmentType, Booking, Clinic, Provider, Resource
+from services.booking.resources import service as resources
 from shared.timeutil import utcnow
 
 CLINIC = {
@@ -46,7 +47,7 @@ TYPES: list[dict[str, Any]] = [
         "duration_minutes": 60,
         "mode": "in_person",
         "buffer_before_minutes": 15,
-        "buffer_after_minutes": 60,
+        "buffer_after_minutes": 10,
         "slot_interval_minutes": 30,
         "min_notice_minutes": 24 * 60,
         "horizon_days": 90,
@@ -54,6 +55,11 @@ TYPES: list[dict[str, Any]] = [
         "location": CLINIC["address"],
         "reminder_protocol": "infusion-session",
         "change_cutoff_hours": 48,
+        # A chair for the infusion and 45 minutes of recovery; the provider for the start and first
+        # observations only, so they can start a patient in another chair meanwhile.
+        "resource_kind": "infusion-chair",
+        "recovery_minutes": 45,
+        "provider_minutes": 20,
     },
     {
         "slug": "follow-up",
@@ -84,6 +90,8 @@ PROVIDERS: list[dict[str, Any]] = [
         "types": ["video-consultation", "follow-up"],
     },
 ]
+
+CHAIRS = [f"Infusion chair {n}" for n in (1, 2, 3)]
 
 DEMO_PATIENT = {
     "name": "Alex Demo",
@@ -139,8 +147,22 @@ def seed_demo(*, session: Session, with_booking: bool = True) -> Demo:
                 rules=[(weekday, time(9), time(17)) for weekday in range(5)],
             )
         providers.append(provider)
+    _seed_chairs(session, clinic)
     booking = _demo_booking(session, providers[0], types["video-consultation"]) if with_booking else None
     return Demo(clinic=clinic, providers=providers, types=types, booking=booking)
+
+
+def _seed_chairs(session: Session, clinic: Clinic) -> None:
+    have = set(session.scalars(select(Resource.name).where(Resource.clinic_id == clinic.id)))
+    for name in CHAIRS:
+        if name not in have:
+            resources.create_resource(
+                session=session,
+                clinic_id=clinic.id,
+                name=name,
+                kind="infusion-chair",
+                hours=[(weekday, time(8, 30), time(18)) for weekday in range(5)],
+            )
 
 
 def _demo_booking(session: Session, provider: Provider, appointment_type: AppointmentType) -> Booking | None:

@@ -29,6 +29,7 @@ from services.booking.models import (
     Provider,
     SlotClaim,
 )
+from services.booking.resources import service as resources
 from services.booking.search import (
     OFFER,
     Offer,
@@ -142,9 +143,22 @@ def _claim_day(session: Session, booking: Booking, limit: int | None) -> None:
     )
 
 
+def _hold_resource(session: Session, booking: Booking, pinned: int | None) -> None:
+    """Hold the chair or room the booking's type needs (resources.hold); 409 with alternatives if none."""
+    if not resources.hold(session, booking, booking.appointment_type, pinned):
+        raise _slot_taken(
+            session,
+            (booking.provider_id, booking.appointment_type_id, booking.start_at),
+            booking.id,
+            detail="No suitable chair or room is free for this visit and its recovery.",
+            slug="resource-unavailable",
+        )
+
+
 def _release(session: Session, booking: Booking) -> None:
     session.execute(delete(SlotClaim).where(SlotClaim.booking_id == booking.id))
     session.execute(delete(DayClaim).where(DayClaim.booking_id == booking.id))
+    resources.release(session, booking.id)
 
 
 def _by_key(session: Session, key: str) -> Booking | None:
@@ -181,12 +195,14 @@ def book_appointment(
     request_hash: str | None = None,
     intake: dict[str, Any] | None = None,
     invitation_id: uuid.UUID | None = None,
+    resource_id: int | None = None,
 ) -> tuple[Booking, bool]:
     """Book a slot; return the booking and whether it was created now (False: an idempotent replay).
 
     ``intake`` (reasons, reason_other, treatments_tried) is stored beside the booking and never put in its
     events. ``invitation_id`` books through a private invitation, which must allow this type and provider;
-    a single-use invitation is spent in the same transaction.
+    a single-use invitation is spent in the same transaction. A type that needs a resource (a chair) holds
+    ``resource_id`` or the least fragmenting free one, in the same transaction.
     """
     if idempotency_key and (existing := _by_key(session, idempotency_key)) is not None:
         return _replay(existing, request_hash)
@@ -255,6 +271,7 @@ def book_appointment(
     if not _claim_time(session, booking):
         raise _slot_taken(session, (provider.id, appointment_type.id, start), booking.id)
     _claim_day(session, booking, appointment_type.daily_limit)
+    _hold_resource(session, booking, resource_id)
     if intake is not None:
         session.add(
             Intake(
@@ -316,7 +333,7 @@ def list_bookings(
     rows = session.scalars(
         select(Booking)
         .where(*conditions)
-        .options(selectinload(Booking.intake))
+        .options(selectinload(Booking.intake), selectinload(Booking.resource))
         .order_by(Booking.start_at, Booking.id)
         .limit(limit)
         .offset(offset)
@@ -396,6 +413,7 @@ def reschedule_booking(
         # Another booking holds part of the new time; the caller's rollback undoes the move.
         raise _slot_taken(session, (provider.id, appointment_type.id, start), booking.id)
     _claim_day(session, booking, appointment_type.daily_limit)
+    _hold_resource(session, booking, None)
     outbox.record_event(session, booking, events.BOOKING_RESCHEDULED, previous=previous)
     session.flush()
     bump_schedule(session, provider.id)

@@ -10,7 +10,7 @@ import itertools
 import multiprocessing
 import threading
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,12 +19,13 @@ import requests
 from flask import Flask
 from sqlalchemy import func, select
 
-from services.booking import service
-from services.booking.models import Booking, Patient, SlotClaim
+from services.booking import catalog, service
+from services.booking.models import Booking, BookingResource, Patient, ResourceClaim, SlotClaim
+from services.booking.resources import service as chairs
 from shared.db import Database, get_db
 from shared.problems import Conflict
 from tests.booking.conftest import STAFF
-from tests.booking.factories import booking_body, make_setup
+from tests.booking.factories import booking_body, chair_body, make_chair_setup, make_setup
 from tests.support.http import serve
 
 RACERS = 12
@@ -147,30 +148,30 @@ def _book_in_process(args: tuple[str, int, int, str, str, Any]) -> str:
         db.dispose()
 
 
-@pytest.mark.slow
-def test_same_slot_from_separate_processes(app: Flask, booking_config: Any) -> None:
+def _race_processes(url: str, provider_ids: list[int], type_id: int, tz: str) -> Counter[str]:
+    """One booking per provider id, each from its own process, all at 10:00 tomorrow in ``tz``."""
     # Spawned, not forked: the session may already run threads (Playwright's) that a fork would copy mid-state.
     # Spawned children do not share a travelled clock, so the slot is tomorrow in real time.
-    setup = make_setup(app, weekdays=tuple(range(7)))
-    tomorrow = (datetime.now(ZoneInfo(setup.provider_tz)) + timedelta(days=1)).replace(
+    tomorrow = (datetime.now(ZoneInfo(tz)) + timedelta(days=1)).replace(
         hour=10, minute=0, second=0, microsecond=0
     )
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager:
-        barrier = manager.Barrier(8)
+        barrier = manager.Barrier(len(provider_ids))
         jobs = [
-            (
-                booking_config.database_url,
-                setup.provider_id,
-                setup.type_id,
-                tomorrow.isoformat(),
-                f"{i}@x.org",
-                barrier,
-            )
-            for i in range(8)
+            (url, provider_id, type_id, tomorrow.isoformat(), f"{i}@x.org", barrier)
+            for i, provider_id in enumerate(provider_ids)
         ]
-        with context.Pool(8) as pool:
-            outcomes = Counter(pool.map(_book_in_process, jobs))
+        with context.Pool(len(provider_ids)) as pool:
+            return Counter(pool.map(_book_in_process, jobs))
+
+
+@pytest.mark.slow
+def test_same_slot_from_separate_processes(app: Flask, booking_config: Any) -> None:
+    setup = make_setup(app, weekdays=tuple(range(7)))
+    outcomes = _race_processes(
+        booking_config.database_url, [setup.provider_id] * 8, setup.type_id, setup.provider_tz
+    )
     assert outcomes == Counter({"booked": 1, "conflict": 7})
     assert _confirmed(app) == 1
 
@@ -213,3 +214,78 @@ def test_reschedule_races_a_new_booking(app: Flask, clock: object) -> None:
     # Exactly one of them gets 13:00; the loser changes nothing.
     assert sorted(results.values()) in ([200, 409], [201, 409])
     assert _confirmed(app) == (1 if results["move"] == 200 else 2)
+
+
+def _chair_spans(app: Flask) -> dict[int, list[tuple[datetime, datetime]]]:
+    """Each chair's held spans, checked against its claims: every granule of every span, and nothing else."""
+    with app.app_context(), get_db().transaction() as session:
+        spans: dict[int, list[tuple[datetime, datetime]]] = {}
+        for row in session.scalars(select(BookingResource).order_by(BookingResource.start_at)):
+            spans.setdefault(row.resource_id, []).append((row.start_at, row.end_at))
+        claims = session.scalar(select(func.count()).select_from(ResourceClaim))
+    assert claims == sum(
+        (end - start) // timedelta(minutes=5) for held in spans.values() for start, end in held
+    )
+    return spans
+
+
+def test_one_chair_raced_by_every_provider_over_http(app: Flask, clock: object) -> None:
+    # Four providers, each free, all want the clinic's one chair at overlapping times: the chair is held by
+    # at most one infusion at any moment, and every loser holds neither its provider nor a chair.
+    setup = make_chair_setup(app, providers=4, chairs=1)
+    starts = ["10:00", "10:30", "11:00"] * 4
+    bodies = [
+        chair_body(setup, f"2026-03-03T{at}:00-05:00", i % 4, email=f"c{i}@example.com")
+        for i, at in enumerate(starts)
+    ]
+    with serve(app) as url:
+        statuses = _race(url, bodies)
+    assert statuses[201] == 1  # 90 minutes of chair each: any two of these overlap
+    assert statuses[409] == len(bodies) - 1
+    (held,) = _chair_spans(app).values()
+    assert len(held) == 1
+    with app.app_context(), get_db().transaction() as session:
+        assert session.scalar(select(func.count()).select_from(SlotClaim)) == 4  # the winner's 20 minutes
+
+
+def test_two_chairs_raced_all_day_over_http(app: Flask, clock: object) -> None:
+    # Two chairs, three providers, every half hour wanted three times over: however the race goes, no chair
+    # is held twice at any moment and every 201 holds a chair.
+    setup = make_chair_setup(app, providers=3, chairs=2)
+    starts = [f"{h:02d}:{m:02d}" for h in range(9, 13) for m in (0, 30)]
+    bodies = [
+        chair_body(setup, f"2026-03-03T{at}:00-05:00", p, email=f"d{p}{i}@example.com")
+        for i, at in enumerate(starts)
+        for p in range(3)
+    ]
+    with serve(app) as url:
+        statuses = _race(url, bodies)
+    assert statuses[201] + statuses[409] == len(bodies)
+    spans = _chair_spans(app)
+    assert sum(len(held) for held in spans.values()) == statuses[201] == _confirmed(app)
+    for held in spans.values():
+        for (_, end), (start, _) in itertools.pairwise(held):
+            assert end <= start
+
+
+@pytest.mark.slow
+def test_one_chair_from_separate_processes(app: Flask, booking_config: Any) -> None:
+    # Eight providers in eight processes, one chair: exactly one infusion gets it.
+    setup = make_chair_setup(app, providers=8, chairs=1, chair_hours=(time(0), time(23, 55)))
+    with app.app_context(), get_db().transaction() as session:
+        for provider_id in setup.provider_ids:
+            catalog.set_weekly_availability(
+                session=session, provider_id=provider_id, rules=[(d, time(0), time(23)) for d in range(7)]
+            )
+        for chair_id in setup.chair_ids:
+            chairs.update_resource(
+                session=session,
+                resource_id=chair_id,
+                changes={"hours": [(d, time(0), time(23, 55)) for d in range(7)]},
+            )
+    outcomes = _race_processes(
+        booking_config.database_url, setup.provider_ids, setup.type_id, setup.provider_tz
+    )
+    assert outcomes == Counter({"booked": 1, "conflict": 7})
+    assert _confirmed(app) == 1
+    assert [len(held) for held in _chair_spans(app).values()] == [1]
