@@ -6,6 +6,7 @@ from flask import Flask
 
 from services.booking import cli, relay, views
 from services.booking.config import BookingConfig
+from services.booking.courses import views as course_views
 from services.booking.pages import init_pages
 from shared.app import add_metrics_collector, create_service_app
 from shared.config import load
@@ -23,7 +24,7 @@ def create_app(config: BookingConfig | None = None) -> Flask:
         description="Providers, appointment types, availability, free slots and bookings of the clinic.",
         import_name=__name__,
     )
-    for blueprint in views.BLUEPRINTS:
+    for blueprint in (*views.BLUEPRINTS, course_views.blueprint):
         api.register_blueprint(blueprint)
     init_pages(app, config)
     add_metrics_collector(app, FunctionCollector("outbox", relay.backlog_metrics))

@@ -196,6 +196,7 @@ class Booking(Base):
         CheckConstraint("status IN ('confirmed', 'cancelled')", name="status"),
         CheckConstraint("start_at < end_at", name="order"),
         Index("ix_bookings_provider_block", "provider_id", "block_start"),
+        UniqueConstraint("course_id", "course_index"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True, default=uuid.uuid4)
@@ -216,6 +217,9 @@ class Booking(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A session of a treatment course: the course and the session's number in it (1-based); else null.
+    course_id: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("courses.id"), index=True)
+    course_index: Mapped[int | None] = mapped_column(Integer)
 
     clinic: Mapped[Clinic] = relationship(lazy="joined")
     provider: Mapped[Provider] = relationship(lazy="joined")
@@ -230,6 +234,60 @@ class Booking(Base):
 
     # Every UPDATE checks and raises the version, so two concurrent changes cannot both win.
     __mapper_args__ = {"version_id_col": version}
+
+
+class CourseTemplate(Base):
+    """A clinic's plan of treatment: which type, how many sessions, how they are spaced, what follows."""
+
+    __tablename__ = "course_templates"
+    __table_args__ = (
+        UniqueConstraint("clinic_id", "slug"),
+        CheckConstraint("sessions > 0", name="sessions"),
+        CheckConstraint("same_provider IN ('required', 'preferred')", name="same_provider"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    session_type_id: Mapped[int] = mapped_column(ForeignKey("appointment_types.id"))
+    sessions: Mapped[int] = mapped_column(Integer)
+    min_hours_between: Mapped[int] = mapped_column(Integer, default=0)
+    max_per_week: Mapped[int | None] = mapped_column(Integer)
+    within_days: Mapped[int | None] = mapped_column(Integer)
+    same_provider: Mapped[str] = mapped_column(String(16), default="preferred")
+    booster_type_id: Mapped[int | None] = mapped_column(ForeignKey("appointment_types.id"))
+    booster_interval_days: Mapped[int | None] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    clinic: Mapped[Clinic] = relationship(lazy="joined")
+    session_type: Mapped[AppointmentType] = relationship(foreign_keys=[session_type_id], lazy="joined")
+    booster_type: Mapped[AppointmentType | None] = relationship(foreign_keys=[booster_type_id])
+
+
+class Course(Base):
+    """One patient's course under a template: its sessions are bookings carrying its id and their index."""
+
+    __tablename__ = "courses"
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True, default=uuid.uuid4)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    template_id: Mapped[int] = mapped_column(ForeignKey("course_templates.id"))
+    patient_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("patients.id"), index=True)
+    # Set when the course ends early (cancelled from some session on): when, by whom and why.
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stopped_by: Mapped[str | None] = mapped_column(String(16))
+    stop_reason: Mapped[str | None] = mapped_column(String(200))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    template: Mapped[CourseTemplate] = relationship(lazy="joined")
+    patient: Mapped[Patient] = relationship(lazy="joined")
+    sessions: Mapped[list[Booking]] = relationship(
+        order_by="Booking.course_index", viewonly=True, lazy="select"
+    )
 
 
 class Intake(Base):

@@ -155,6 +155,15 @@ def _hold_resource(session: Session, booking: Booking, pinned: int | None) -> No
         )
 
 
+def release_claims(*, session: Session, booking: Booking) -> None:
+    """Give back a booking's provider, day and resource claims ahead of moving it with others at once.
+
+    reschedule_booking() claims the new time again; a course moving several sessions releases them all
+    first, so that one session may take a time another of them is leaving.
+    """
+    _release(session, booking)
+
+
 def _release(session: Session, booking: Booking) -> None:
     session.execute(delete(SlotClaim).where(SlotClaim.booking_id == booking.id))
     session.execute(delete(DayClaim).where(DayClaim.booking_id == booking.id))
@@ -196,13 +205,15 @@ def book_appointment(
     intake: dict[str, Any] | None = None,
     invitation_id: uuid.UUID | None = None,
     resource_id: int | None = None,
+    course: tuple[uuid.UUID, int] | None = None,
 ) -> tuple[Booking, bool]:
     """Book a slot; return the booking and whether it was created now (False: an idempotent replay).
 
     ``intake`` (reasons, reason_other, treatments_tried) is stored beside the booking and never put in its
     events. ``invitation_id`` books through a private invitation, which must allow this type and provider;
     a single-use invitation is spent in the same transaction. A type that needs a resource (a chair) holds
-    ``resource_id`` or the least fragmenting free one, in the same transaction.
+    ``resource_id`` or the least fragmenting free one, in the same transaction. ``course`` (course id,
+    session index) makes the booking a session of a treatment course.
     """
     if idempotency_key and (existing := _by_key(session, idempotency_key)) is not None:
         return _replay(existing, request_hash)
@@ -257,6 +268,8 @@ def book_appointment(
             block_end=block_end,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
+            course_id=course[0] if course else None,
+            course_index=course[1] if course else None,
         )
         insert_now(session, booking)
         if nested is not None:

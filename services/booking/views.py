@@ -43,6 +43,7 @@ manage = public(
     )
 )
 BLUEPRINTS = (*catalog_views.BLUEPRINTS, resource_views.blueprint, slots, bookings, manage)
+# (The course API's blueprint imports helpers from this module; app.py registers it after these.)
 _BOOKING = f"{API_PREFIX}/bookings/{{booking_id}}"
 BOOKING_LINKS = {
     "GetBooking": ("get", _BOOKING, "booking_id"),

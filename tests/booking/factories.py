@@ -149,3 +149,31 @@ def chair_body(setup: ChairSetup, start: str, provider: int = 0, **patient: Any)
         "start": start,
         "patient": {**PATIENT, **patient},
     }
+
+
+def table_counts(app: Flask) -> dict[str, int]:
+    """Rows in every booking table (to prove a refused request stored nothing)."""
+    from sqlalchemy import func, select
+
+    from services.booking.models import Base
+
+    with app.app_context(), get_db().transaction() as session:
+        return {
+            t.name: int(session.scalar(select(func.count()).select_from(t)) or 0)
+            for t in Base.metadata.sorted_tables
+        }
+
+
+def assert_refused(app: Flask, client: Any, cases: list[tuple[str, str, Any, int, str]]) -> None:
+    """Each (method, path, body, status, field) is a problem+json naming ``field``, and changes nothing."""
+    from tests.booking.conftest import STAFF
+
+    before = table_counts(app)
+    for method, path, body, status, field in cases:
+        response = client.open(path, method=method, json=body, headers=STAFF)
+        where = f"{method} {path} {body}"
+        assert response.status_code == status, (where, response.json)
+        assert response.mimetype == "application/problem+json", where
+        if field:
+            assert field in {p["name"] for p in response.json["invalid_params"]}, where
+        assert table_counts(app) == before, where

@@ -20,7 +20,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from services.booking import catalog, service
-from services.booking.models import Booking, BookingResource, Patient, ResourceClaim, SlotClaim
+from services.booking.models import Booking, BookingResource, Course, Patient, ResourceClaim, SlotClaim
 from services.booking.resources import service as chairs
 from shared.db import Database, get_db
 from shared.problems import Conflict
@@ -289,3 +289,88 @@ def test_one_chair_from_separate_processes(app: Flask, booking_config: Any) -> N
     assert outcomes == Counter({"booked": 1, "conflict": 7})
     assert _confirmed(app) == 1
     assert [len(held) for held in _chair_spans(app).values()] == [1]
+
+
+def _course_race(app: Flask, setup: Any, firsts: list[str]) -> list[requests.Response]:
+    """One course booking per first start (its plan made beforehand), all sent at once over HTTP."""
+    with serve(app) as url:
+        template = requests.post(
+            f"{url}/api/v1/course-templates",
+            json={
+                "clinic_id": setup.clinic_id,
+                "slug": "induction",
+                "name": "Induction",
+                "session_type_id": setup.type_id,
+                "sessions": 6,
+                "min_hours_between": 24,
+                "max_per_week": 3,
+            },
+            headers=STAFF,
+            timeout=30,
+        ).json()
+        bodies = []
+        for n, first in enumerate(firsts):
+            provider_id = setup.provider_ids[n % len(setup.provider_ids)]
+            plan = requests.post(
+                f"{url}/api/v1/courses/plan",
+                json={"template_id": template["id"], "start": first, "provider_id": provider_id},
+                headers=STAFF,
+                timeout=30,
+            ).json()
+            bodies.append(
+                {
+                    "template_id": template["id"],
+                    "sessions": [{"start": s["start"], "provider_id": provider_id} for s in plan["sessions"]],
+                    "patient": {"name": "Racer", "email": f"r{n}@example.com", "time_zone": "UTC"},
+                }
+            )
+        barrier = threading.Barrier(len(bodies))
+        answers: list[requests.Response] = []
+        lock = threading.Lock()
+
+        def book(body: dict[str, Any]) -> None:
+            barrier.wait()
+            answer = requests.post(f"{url}/api/v1/courses", json=body, headers=STAFF, timeout=120)
+            with lock:
+                answers.append(answer)
+
+        threads = [threading.Thread(target=book, args=(b,)) for b in bodies]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    return answers
+
+
+def _whole_courses(app: Flask, answers: list[requests.Response]) -> int:
+    """Check no course is partial and every loser got a plan; the number of courses booked."""
+    won = sum(a.status_code == 201 for a in answers)
+    assert won + sum(a.status_code == 409 for a in answers) == len(answers)
+    for loser in (a for a in answers if a.status_code == 409):
+        assert "plan" in loser.json()
+    assert _confirmed(app) == 6 * won
+    with app.app_context(), get_db().transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Course)) == won
+    for held in _chair_spans(app).values():
+        for (_, end), (start, _) in itertools.pairwise(held):
+            assert end <= start
+    return won
+
+
+def test_courses_racing_for_one_chair_over_http(app: Flask, clock: object) -> None:
+    # Eight patients, four providers, one chair, the same six times each: one whole course wins; every other
+    # request gets a 409 with a fresh plan and leaves nothing behind (no course, no session, no claim).
+    setup = make_chair_setup(app, providers=4, chairs=1)
+    answers = _course_race(app, setup, ["2026-03-03T10:00:00-05:00"] * 8)
+    assert _whole_courses(app, answers) == 1
+    for loser in (a for a in answers if a.status_code == 409):
+        assert len(loser.json()["plan"]["sessions"]) == 6
+    assert [len(held) for held in _chair_spans(app).values()] == [6]
+
+
+def test_overlapping_course_plans_over_http(app: Flask, clock: object) -> None:
+    # Plans starting half an hour or a day apart contest some times and not others: whatever wins, every
+    # course is whole or absent and no chair is held twice.
+    setup = make_chair_setup(app, providers=3, chairs=2)
+    firsts = [f"2026-03-0{d}T{t}:00-05:00" for d in (3, 4) for t in ("10:00", "10:30", "11:00", "11:30")]
+    assert _whole_courses(app, _course_race(app, setup, firsts)) >= 1

@@ -8,21 +8,16 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from services.booking.models import Base, BookingResource, ResourceClaim, SlotClaim
+from services.booking.models import BookingResource, ResourceClaim, SlotClaim
 from shared.db import get_db
 from tests.booking.conftest import STAFF
-from tests.booking.factories import chair_body, make_chair_setup
+from tests.booking.factories import assert_refused, chair_body, make_chair_setup, table_counts
 
 TUESDAY = "2026-03-03"
 SLOTS_TUESDAY = {"start": f"{TUESDAY}T00:00:00-05:00", "end": f"{TUESDAY}T23:59:00-05:00"}
 
 
-def _counts(app: Flask) -> dict[str, int]:
-    with app.app_context(), get_db().transaction() as session:
-        return {
-            t.name: int(session.scalar(select(func.count()).select_from(t)) or 0)
-            for t in Base.metadata.sorted_tables
-        }
+_counts = table_counts
 
 
 def _slots(client: FlaskClient, setup: Any, provider: int = 0) -> list[str]:
@@ -140,15 +135,7 @@ def test_bad_resource_input_is_a_problem_and_changes_nothing(
             "",
         ),
     ]
-    before = _counts(app)
-    for method, path, body, status, field in cases:
-        response = client.open(path, method=method, json=body, headers=STAFF)
-        where = f"{method} {path} {body}"
-        assert response.status_code == status, (where, response.json)
-        assert response.mimetype == "application/problem+json", where
-        if field:
-            assert field in {p["name"] for p in response.json["invalid_params"]}, where
-        assert _counts(app) == before, where
+    assert_refused(app, client, cases)
 
 
 def test_slots_need_a_free_chair_as_well_as_the_provider(
