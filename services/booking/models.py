@@ -227,6 +227,7 @@ class Booking(Base):
     patient: Mapped[Patient] = relationship(lazy="joined")
 
     intake: Mapped[Intake | None] = relationship(back_populates="booking", lazy="select")
+    course: Mapped[Course | None] = relationship(lazy="select")
     # The chair or room the booking holds, if its type needs one (booking_resources; never in its version).
     resource: Mapped[Resource | None] = relationship(
         secondary="booking_resources", viewonly=True, lazy="select", uselist=False

@@ -95,7 +95,7 @@ def _seed(app: Any) -> dict[str, Any]:
                 "sessions": 6,
                 "min_hours_between": 24,
                 "max_per_week": 3,
-                "within_days": 21,
+                "within_days": 28,
                 "same_provider": "preferred",
             },
         )

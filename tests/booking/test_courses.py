@@ -148,6 +148,11 @@ def test_book_a_whole_course_in_one_request(app: Flask, client: FlaskClient, clo
     events = _events(app)
     assert [e[0] for e in events] == ["booking.confirmed"] * 6
     assert {e[1] for e in events} == {s["id"] for s in course["sessions"]}
+    # Each event says which session it is, so reminders can say "session 3 of 6".
+    with app.app_context(), get_db().transaction() as session:
+        carried = [row.payload["booking"]["course"] for row in session.scalars(select(OutboxEvent))]
+    assert sorted(c["index"] for c in carried) == [1, 2, 3, 4, 5, 6]
+    assert {(c["id"], c["sessions"]) for c in carried} == {(course["id"], 6)}
     # Each session is an ordinary booking, carrying the course and its index.
     one = client.get(f"/api/v1/bookings/{course['sessions'][2]['id']}", headers=STAFF).json
     assert one["status"] == "confirmed"
