@@ -398,3 +398,16 @@ def test_status_completed_after_the_last_session(
     course = _book(client, template, _planned(_plan(client, template, start=FIRST).json)).json
     clock.move_to(datetime(2026, 3, 11, 15, 0, tzinfo=UTC) + timedelta(hours=2))
     assert client.get(f"/api/v1/courses/{course['id']}", headers=STAFF).json["status"] == "completed"
+
+
+def test_a_plan_skips_a_date_the_chair_is_closed(app: Flask, client: FlaskClient, clock: object) -> None:
+    # The clinic's one chair is closed for maintenance on Wednesday 4 March: the plan moves session 2 to the
+    # next day a chair is open, and the rules still hold.
+    setup = make_chair_setup(app, providers=1, chairs=1)
+    template = _template(client, setup)
+    closed = client.put(f"/api/v1/resources/{setup.chair_ids[0]}/closures/2026-03-04", headers=STAFF)
+    assert closed.status_code == 200
+    plan = _plan(client, template, start=FIRST, earliest="10:00", latest="10:00").json
+    days = [s["start"][:10] for s in plan["sessions"]]
+    assert "2026-03-04" not in days
+    assert days[:3] == ["2026-03-03", "2026-03-05", "2026-03-06"]

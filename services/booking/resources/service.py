@@ -8,15 +8,15 @@ free one whose gap it fills best) unless staff pin one.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from services.booking.models import (
@@ -129,27 +129,37 @@ def hold_length(appointment_type: AppointmentType) -> timedelta:
     return timedelta(minutes=appointment_type.duration_minutes + appointment_type.recovery_minutes)
 
 
-@dataclass(frozen=True)
 class _Calendar:
-    """Resources of one kind with their open windows and held spans over a range."""
+    """Resources of one kind with their open windows and held spans over a range, indexed for bisection."""
 
-    ids: list[int]
-    windows: dict[int, list[Window]]
-    held: dict[int, list[tuple[datetime, datetime]]]
+    def __init__(
+        self,
+        ids: list[int],
+        windows: dict[int, list[Window]],
+        held: dict[int, list[tuple[datetime, datetime]]],
+    ) -> None:
+        self.ids = ids
+        self.windows = {rid: sorted(w, key=lambda w: w.start) for rid, w in windows.items()}
+        self.window_starts = {rid: [w.start for w in ws] for rid, ws in self.windows.items()}
+        # Held spans of one resource never overlap (its claims forbid it), so sorted by start their ends are
+        # sorted too.
+        self.held = {rid: sorted(h) for rid, h in held.items()}
+        self.held_ends = {rid: [end for _, end in h] for rid, h in self.held.items()}
 
     def gap(self, resource_id: int, start: datetime, end: datetime) -> timedelta | None:
         """The size of the free gap ``[start, end)`` falls in on this resource, or None if not free."""
-        window = next((w for w in self.windows[resource_id] if w.start <= start and end <= w.end), None)
-        if window is None:
+        i = bisect.bisect_right(self.window_starts[resource_id], start) - 1
+        if i < 0 or self.windows[resource_id][i].end < end:
             return None
-        lo, hi = window.start, window.end
-        for held_start, held_end in self.held[resource_id]:
-            if held_start < end and start < held_end:
+        lo, hi = self.windows[resource_id][i].start, self.windows[resource_id][i].end
+        held = self.held[resource_id]
+        j = bisect.bisect_right(self.held_ends[resource_id], start)  # the first span ending after start
+        if j < len(held):
+            if held[j][0] < end:
                 return None
-            if held_end <= start:
-                lo = max(lo, held_end)
-            elif held_start >= end:
-                hi = min(hi, held_start)
+            hi = min(hi, held[j][0])
+        if j > 0:
+            lo = max(lo, held[j - 1][1])
         return hi - lo
 
     def best(self, start: datetime, end: datetime) -> list[int]:
@@ -171,6 +181,7 @@ def _calendar(
         session.scalars(
             select(Resource)
             .where(Resource.clinic_id == clinic.id, Resource.kind == kind, Resource.active)
+            .options(selectinload(Resource.hours), selectinload(Resource.closures))
             .order_by(Resource.id)
         )
     )
