@@ -96,9 +96,10 @@ def list_templates(*, session: Session, clinic_id: int | None = None) -> Sequenc
 def update_template(*, session: Session, template_id: int, changes: dict[str, Any]) -> CourseTemplate:
     """Change a template; courses already booked keep their sessions."""
     template = get_template(session=session, template_id=template_id)
-    for key, value in changes.items():
-        setattr(template, key, value)
-    _check_template(session, template)
+    with session.no_autoflush:  # checked before anything is written
+        for key, value in changes.items():
+            setattr(template, key, value)
+        _check_template(session, template)
     session.flush()
     return template
 
