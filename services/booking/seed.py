@@ -13,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.booking import catalog, search, service
-from services.booking.models import AppointmentType, Booking, Clinic, Provider, Resource
+from services.booking.courses import service as courses
+from services.booking.models import AppointmentType, Booking, Clinic, CourseTemplate, Provider, Resource
 from services.booking.resources import service as resources
 from shared.timeutil import utcnow
 
@@ -148,6 +149,7 @@ def seed_demo(*, session: Session, with_booking: bool = True) -> Demo:
             )
         providers.append(provider)
     _seed_chairs(session, clinic)
+    _seed_course(session, clinic, types["infusion-session"])
     booking = _demo_booking(session, providers[0], types["video-consultation"]) if with_booking else None
     return Demo(clinic=clinic, providers=providers, types=types, booking=booking)
 
@@ -163,6 +165,27 @@ def _seed_chairs(session: Session, clinic: Clinic) -> None:
                 kind="infusion-chair",
                 hours=[(weekday, time(8, 30), time(18)) for weekday in range(5)],
             )
+
+
+def _seed_course(session: Session, clinic: Clinic, infusion: AppointmentType) -> None:
+    """An induction course: six infusions, at most three a week a day apart within three weeks, boosters."""
+    if session.scalar(select(CourseTemplate.id).where(CourseTemplate.clinic_id == clinic.id)) is None:
+        courses.create_template(
+            session=session,
+            clinic_id=clinic.id,
+            fields={
+                "slug": "induction",
+                "name": "Induction course",
+                "session_type_id": infusion.id,
+                "sessions": 6,
+                "min_hours_between": 24,
+                "max_per_week": 3,
+                "within_days": 21,
+                "same_provider": "preferred",
+                "booster_type_id": infusion.id,
+                "booster_interval_days": 28,
+            },
+        )
 
 
 def _demo_booking(session: Session, provider: Provider, appointment_type: AppointmentType) -> Booking | None:
