@@ -19,6 +19,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from services.booking import catalog, invitations, outbox
+from services.booking.courses import rules as course_rules
 from services.booking.models import (
     GRANULE_MINUTES,
     Booking,
@@ -398,10 +399,12 @@ def reschedule_booking(
     start: datetime,
     expected_version: int | None = None,
     by: str = "staff",
+    course_checked: bool = False,
 ) -> Booking:
     """Move a confirmed booking to a new free start; the version rises by one.
 
-    ``by="patient"`` applies the appointment type's change policy.
+    ``by="patient"`` applies the appointment type's change policy. A course session keeps its course's
+    spacing rules (422 naming the one it would break) unless the caller checked the whole course.
     """
     booking = get_booking(session=session, booking_id=booking_id)
     _check_changeable(booking, expected_version)
@@ -413,6 +416,8 @@ def reschedule_booking(
     start = ensure_utc(start)
     if start == booking.start_at:
         raise field_error("start", "the booking is already at this time")
+    if booking.course_id is not None and not course_checked:
+        course_rules.check_move(session, booking, start)
     found = offer(session, booking.provider_id, booking.appointment_type_id)
     provider, appointment_type, rules = found.provider, found.appointment_type, found.rules
     _require_offered(session, found, start, booking.id)

@@ -425,3 +425,30 @@ def test_a_plan_skips_a_date_the_chair_is_closed(app: Flask, client: FlaskClient
     days = [s["start"][:10] for s in plan["sessions"]]
     assert "2026-03-04" not in days
     assert days[:3] == ["2026-03-03", "2026-03-05", "2026-03-06"]
+
+
+def test_every_route_that_moves_a_session_keeps_the_course_rules(
+    app: Flask, client: FlaskClient, clock: object
+) -> None:
+    # The booking's own reschedule (staff) and the patient's manage link check the course's spacing too.
+    setup = make_chair_setup(app, providers=1, chairs=1)
+    template = _template(client, setup)
+    course = _book(client, template, _planned(_plan(client, template, start=FIRST).json)).json
+    second = course["sessions"][1]
+    before = _counts(app)
+    staff = client.post(
+        f"/api/v1/bookings/{second['id']}/reschedule",
+        json={"start": "2026-03-03T16:00:00-05:00"},
+        headers=STAFF,
+    )
+    assert staff.status_code == 422
+    assert "min_hours_between" in staff.json["invalid_params"][0]["reason"]
+    token = second["manage_url"].rsplit("/", 1)[1]
+    patient = client.post(f"/api/v1/manage/{token}/reschedule", json={"start": "2026-03-03T16:00:00-05:00"})
+    assert patient.status_code == 422
+    assert _counts(app) == before
+    last = course["sessions"][5]
+    moved = datetime.fromisoformat(last["start"]) + timedelta(hours=3)
+    token = last["manage_url"].rsplit("/", 1)[1]
+    later = client.post(f"/api/v1/manage/{token}/reschedule", json={"start": moved.isoformat()})
+    assert later.status_code == 200, later.json

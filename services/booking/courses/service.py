@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from services.booking import catalog, search, service
 from services.booking.courses import planner
 from services.booking.courses.planner import Blocked, Candidate, Preferences, Spacing
+from services.booking.courses.rules import spacing_of
 from services.booking.models import (
     AppointmentType,
     Booking,
@@ -30,7 +31,6 @@ from services.booking.models import (
     Provider,
 )
 from services.booking.models import ProviderAppointmentType as Offered
-from services.booking.resources.service import hold_length
 from shared.db import is_unique_violation
 from shared.problems import Conflict, NotFound, Unprocessable, field_error
 from shared.timeutil import ensure_utc, local_to_utc, to_zone, utcnow
@@ -105,18 +105,6 @@ def update_template(*, session: Session, template_id: int, changes: dict[str, An
 
 
 # --- planning ------------------------------------------------------------------------------------------
-
-
-def spacing_of(template: CourseTemplate) -> Spacing:
-    """The template's rules; sessions never overlap each other, whatever the template's minimum says."""
-    kind = template.session_type
-    return Spacing(
-        sessions=template.sessions,
-        min_gap=max(timedelta(hours=template.min_hours_between), hold_length(kind)),
-        max_per_week=template.max_per_week,
-        within=None if template.within_days is None else timedelta(days=template.within_days),
-        length=timedelta(minutes=kind.duration_minutes),
-    )
 
 
 def _providers(session: Session, template: CourseTemplate, provider_id: int | None) -> list[int]:
@@ -458,7 +446,9 @@ def reschedule_sessions(
         if booking.id in moves:
             service.release_claims(session=session, booking=booking)
     moved = [
-        service.reschedule_booking(session=session, booking_id=b.id, start=moves[b.id], by=by)
+        service.reschedule_booking(
+            session=session, booking_id=b.id, start=moves[b.id], by=by, course_checked=True
+        )
         for b in live
         if b.id in moves
     ]
