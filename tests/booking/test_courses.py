@@ -412,6 +412,10 @@ def test_status_completed_after_the_last_session(
     course = _book(client, template, _planned(_plan(client, template, start=FIRST).json)).json
     clock.move_to(datetime(2026, 3, 11, 15, 0, tzinfo=UTC) + timedelta(hours=2))
     assert client.get(f"/api/v1/courses/{course['id']}", headers=STAFF).json["status"] == "completed"
+    # A completed course is not a drop-out: stopping it is refused and it stays completed.
+    refused = client.post(f"/api/v1/courses/{course['id']}/cancel", json={}, headers=STAFF)
+    assert refused.status_code == 409
+    assert client.get(f"/api/v1/courses/{course['id']}", headers=STAFF).json["status"] == "completed"
 
 
 def test_a_plan_skips_a_date_the_chair_is_closed(app: Flask, client: FlaskClient, clock: object) -> None:

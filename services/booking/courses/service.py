@@ -407,7 +407,10 @@ def cancel_course(
         done, changed = service.cancel_booking(session=session, booking_id=booking.id, by=by)
         if changed:
             cancelled.append(done)
-    if course.stopped_at is None and (cancelled or from_index is None):
+    if course.stopped_at is None and not cancelled and from_index is None:
+        # Nothing left to stop: a course whose sessions were all held (or cancelled singly) is no drop-out.
+        raise Conflict("This course has no session left to cancel.", slug="course-over")
+    if course.stopped_at is None and cancelled:
         course.stopped_at, course.stopped_by, course.stop_reason = now, by, reason
     session.flush()
     session.expire(course, ["sessions"])
