@@ -343,6 +343,14 @@ def is_connection_lost(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and type(exc.orig).__module__.startswith("psycopg")
 
 
+def is_transient(exc: OperationalError) -> bool:
+    """Whether ``exc`` is a lock timeout, deadlock or serialization failure worth retrying."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate in {"40001", "40P01"}:
+        return True
+    return "database is locked" in str(exc.orig).lower()
+
+
 @contextlib.contextmanager
 def unit_of_work() -> Iterator[Session]:
     """The request's session, committed when the block ends and rolled back if it raises."""

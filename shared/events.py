@@ -80,6 +80,15 @@ class PatientRef:
 
 
 @dataclass(frozen=True)
+class CourseRef:
+    """The treatment course a booking is a session of: "session ``index`` of ``sessions``"."""
+
+    id: uuid.UUID
+    index: int
+    sessions: int
+
+
+@dataclass(frozen=True)
 class BookingSnapshot:
     """A booking as it is after the change an event reports."""
 
@@ -92,6 +101,7 @@ class BookingSnapshot:
     appointment_type: AppointmentTypeRef
     provider: ProviderRef
     patient: PatientRef
+    course: CourseRef | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +177,16 @@ class PatientSchema(_Base):
         return PatientRef(**data)
 
 
+class CourseSchema(_Base):
+    id = fields.UUID(required=True)
+    index = fields.Integer(required=True, validate=validate.Range(min=1))
+    sessions = fields.Integer(required=True, validate=validate.Range(min=1))
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> CourseRef:
+        return CourseRef(**data)
+
+
 class BookingSnapshotSchema(_Base):
     id = fields.UUID(required=True)
     version = fields.Integer(required=True, validate=validate.Range(min=1))
@@ -177,6 +197,8 @@ class BookingSnapshotSchema(_Base):
     appointment_type = fields.Nested(AppointmentTypeSchema, required=True)
     provider = fields.Nested(ProviderSchema, required=True)
     patient = fields.Nested(PatientSchema, required=True)
+    # Added within version 1 (optional): a session of a treatment course.
+    course = fields.Nested(CourseSchema, allow_none=True, load_default=None)
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> BookingSnapshot:

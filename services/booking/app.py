@@ -6,6 +6,7 @@ from flask import Flask
 
 from services.booking import cli, relay, views
 from services.booking.config import BookingConfig
+from services.booking.courses import views as course_views
 from services.booking.pages import init_pages
 from services.booking.runtime import Runtime
 from shared.app import add_metrics_collector, common_parts, create_service_app
@@ -25,7 +26,7 @@ def create_app(config: BookingConfig | None = None) -> Flask:
         import_name=__name__,
     )
     app.extensions["booking"] = Runtime(**common_parts(app))
-    for blueprint in views.BLUEPRINTS:
+    for blueprint in (*views.BLUEPRINTS, course_views.blueprint):
         api.register_blueprint(blueprint)
     init_pages(app, config)
     add_metrics_collector(app, FunctionCollector("outbox", relay.backlog_metrics))

@@ -21,7 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
 
 from shared.db import GUID, NAMING_CONVENTION, BigIntKey, JSONDocument, UTCDateTime
 from shared.delivery import DeliveryMixin
@@ -95,6 +95,12 @@ class AppointmentType(Base):
     change_cutoff_hours: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Whether booking this type asks the short first-consultation intake.
     asks_intake: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A resource (chair, room) of this kind is held from the start for the visit plus recovery; null: none.
+    resource_kind: Mapped[str | None] = mapped_column(String(64))
+    recovery_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The provider is held only for the first N minutes (null: the whole visit), so one provider can
+    # stagger patients across chairs.
+    provider_minutes: Mapped[int | None] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -115,20 +121,28 @@ class ProviderAppointmentType(Base):
     )
 
 
-class AvailabilityRule(Base):
-    """A weekly window of availability, in the provider's own time zone."""
+class WeeklyWindow:
+    """Columns of a weekly window of wall-clock time: a weekday and a start before an end."""
 
-    __tablename__ = "availability_rules"
-    __table_args__ = (
-        CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday"),
-        CheckConstraint("start_time < end_time", name="order"),
-    )
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        return (
+            CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday"),
+            CheckConstraint("start_time < end_time", name="order"),
+        )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"), index=True)
     weekday: Mapped[int] = mapped_column(SmallInteger)  # 0 = Monday
     start_time: Mapped[time] = mapped_column(Time)
     end_time: Mapped[time] = mapped_column(Time)
+
+
+class AvailabilityRule(WeeklyWindow, Base):
+    """A weekly window of availability, in the provider's own time zone."""
+
+    __tablename__ = "availability_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"), index=True)
 
 
 class AvailabilityOverride(Base):
@@ -175,6 +189,7 @@ class Booking(Base):
         CheckConstraint("status IN ('confirmed', 'cancelled')", name="status"),
         CheckConstraint("start_at < end_at", name="order"),
         Index("ix_bookings_provider_block", "provider_id", "block_start"),
+        UniqueConstraint("course_id", "course_index"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True, default=uuid.uuid4)
@@ -195,6 +210,9 @@ class Booking(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A session of a treatment course: the course and the session's number in it (1-based); else null.
+    course_id: Mapped[uuid.UUID | None] = mapped_column(GUID, ForeignKey("courses.id"), index=True)
+    course_index: Mapped[int | None] = mapped_column(Integer)
 
     clinic: Mapped[Clinic] = relationship(lazy="joined")
     provider: Mapped[Provider] = relationship(lazy="joined")
@@ -202,9 +220,68 @@ class Booking(Base):
     patient: Mapped[Patient] = relationship(lazy="joined")
 
     intake: Mapped[Intake | None] = relationship(back_populates="booking", lazy="select")
+    course: Mapped[Course | None] = relationship(lazy="select")
+    # The chair or room the booking holds, if its type needs one (booking_resources; never in its version).
+    resource: Mapped[Resource | None] = relationship(
+        secondary="booking_resources", viewonly=True, lazy="select", uselist=False
+    )
 
     # Every UPDATE checks and raises the version, so two concurrent changes cannot both win.
     __mapper_args__ = {"version_id_col": version}
+
+
+class CourseTemplate(Base):
+    """A clinic's plan of treatment: which type, how many sessions, how they are spaced, what follows."""
+
+    __tablename__ = "course_templates"
+    __table_args__ = (
+        UniqueConstraint("clinic_id", "slug"),
+        CheckConstraint("sessions > 0", name="sessions"),
+        CheckConstraint("same_provider IN ('required', 'preferred')", name="same_provider"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    session_type_id: Mapped[int] = mapped_column(ForeignKey("appointment_types.id"))
+    sessions: Mapped[int] = mapped_column(Integer)
+    min_hours_between: Mapped[int] = mapped_column(Integer, default=0)
+    max_per_week: Mapped[int | None] = mapped_column(Integer)
+    within_days: Mapped[int | None] = mapped_column(Integer)
+    same_provider: Mapped[str] = mapped_column(String(16), default="preferred")
+    booster_type_id: Mapped[int | None] = mapped_column(ForeignKey("appointment_types.id"))
+    booster_interval_days: Mapped[int | None] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    clinic: Mapped[Clinic] = relationship(lazy="joined")
+    session_type: Mapped[AppointmentType] = relationship(foreign_keys=[session_type_id], lazy="joined")
+    booster_type: Mapped[AppointmentType | None] = relationship(foreign_keys=[booster_type_id])
+
+
+class Course(Base):
+    """One patient's course under a template: its sessions are bookings carrying its id and their index."""
+
+    __tablename__ = "courses"
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True, default=uuid.uuid4)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    template_id: Mapped[int] = mapped_column(ForeignKey("course_templates.id"))
+    patient_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("patients.id"), index=True)
+    # Set when the course ends early (cancelled from some session on): when, by whom and why.
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stopped_by: Mapped[str | None] = mapped_column(String(16))
+    stop_reason: Mapped[str | None] = mapped_column(String(200))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    template: Mapped[CourseTemplate] = relationship(lazy="joined")
+    patient: Mapped[Patient] = relationship(lazy="joined")
+    sessions: Mapped[list[Booking]] = relationship(
+        order_by="Booking.course_index", viewonly=True, lazy="select"
+    )
 
 
 class Intake(Base):
@@ -288,6 +365,78 @@ class DayClaim(Base):
     appointment_type_id: Mapped[int] = mapped_column(ForeignKey("appointment_types.id"), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     ordinal: Mapped[int] = mapped_column(Integer, primary_key=True)
+    booking_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("bookings.id", ondelete="CASCADE"), index=True
+    )
+
+
+class Resource(Base):
+    """Something a visit holds besides the provider's time: an infusion chair, a room."""
+
+    __tablename__ = "resources"
+    __table_args__ = (UniqueConstraint("clinic_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    clinic: Mapped[Clinic] = relationship(lazy="joined")
+    hours: Mapped[list[ResourceHours]] = relationship(
+        cascade="all, delete-orphan", order_by="(ResourceHours.weekday, ResourceHours.start_time)"
+    )
+    closures: Mapped[list[ResourceClosure]] = relationship(
+        cascade="all, delete-orphan", order_by="ResourceClosure.day"
+    )
+
+
+class ResourceHours(WeeklyWindow, Base):
+    """A weekly window in which a resource can be used, in its clinic's time zone."""
+
+    __tablename__ = "resource_hours"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"), index=True)
+
+
+class ResourceClosure(Base):
+    """A date a resource cannot be used (maintenance); bookings already holding it stay."""
+
+    __tablename__ = "resource_closures"
+
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+
+
+class BookingResource(Base):
+    """Which resource a booking holds, and for how long (from its start to the end of recovery).
+
+    Kept apart from the booking's row so that staff moving a booking to another chair does not raise its
+    version (which would void the patient's manage link and announce a change the patient never sees).
+    """
+
+    __tablename__ = "booking_resources"
+    __table_args__ = (Index("ix_booking_resources_resource_start", "resource_id", "start_at"),)
+
+    booking_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("bookings.id", ondelete="CASCADE"), primary_key=True
+    )
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ResourceClaim(Base):
+    """One 5-minute granule of a resource held by one booking: the resource's double-booking guard."""
+
+    __tablename__ = "resource_claims"
+
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     booking_id: Mapped[uuid.UUID] = mapped_column(
         GUID, ForeignKey("bookings.id", ondelete="CASCADE"), index=True
     )

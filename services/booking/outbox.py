@@ -54,6 +54,17 @@ def snapshot(booking: Booking) -> events.BookingSnapshot:
             time_zone=pt.time_zone,
             sms_consent=pt.sms_consent,
         ),
+        course=_course(booking),
+    )
+
+
+def _course(booking: Booking) -> events.CourseRef | None:
+    """Which session of which course the booking is, if it is one (no query for other bookings)."""
+    if booking.course_id is None or booking.course_index is None:
+        return None
+    assert booking.course is not None
+    return events.CourseRef(
+        id=booking.course_id, index=booking.course_index, sessions=booking.course.template.sessions
     )
 
 

@@ -121,6 +121,11 @@ class BookingIn(Strict):
     start = aware(required=True, metadata={"description": "ISO 8601 with an offset"})
     patient_id = fields.UUID(load_default=None)
     patient = fields.Nested(PatientDetails, load_default=None)
+    resource_id = Id(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "pin this chair or room (default: the suite picks the least fragmenting)"},
+    )
 
     @validates_schema
     def _one_patient(self, data: dict[str, Any], **_: Any) -> None:
@@ -164,6 +169,12 @@ class ProviderBrief(Schema):
     time_zone = fields.String()
 
 
+class ResourceBrief(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    kind = fields.String()
+
+
 class IntakeOut(Schema):
     """The patient's first-consultation intake answers (staff only)."""
 
@@ -191,6 +202,11 @@ class BookingOut(Schema):
     updated_at = fields.AwareDateTime(default_timezone=UTC)
     manage_url = fields.String(metadata={"description": "the patient's signed manage link"})
     intake = fields.Nested(IntakeOut, allow_none=True, metadata={"description": "intake answers, if asked"})
+    resource = fields.Nested(
+        ResourceBrief,
+        allow_none=True,
+        metadata={"description": "the chair or room held, if the type needs one"},
+    )
 
 
 class BookingEventOut(Schema):

@@ -22,6 +22,7 @@ from services.booking.models import (
     Provider,
     ProviderAppointmentType,
 )
+from services.booking.resources import service as resources
 from services.booking.slots import (
     DayHours,
     SlotRules,
@@ -48,6 +49,11 @@ def rules_of(appointment_type: AppointmentType) -> SlotRules:
         min_notice=timedelta(minutes=appointment_type.min_notice_minutes),
         horizon=timedelta(days=appointment_type.horizon_days),
         daily_limit=appointment_type.daily_limit,
+        provider_hold=(
+            None
+            if appointment_type.provider_minutes is None
+            else timedelta(minutes=appointment_type.provider_minutes)
+        ),
     )
 
 
@@ -299,7 +305,8 @@ def find_slots(
     else:
         candidates = candidate_starts(session, found, start, end, ignore_booking_id)
     lo, hi = bookable_range(candidates, found.rules, now or utcnow())
-    return candidates[lo:hi]
+    ignore = () if ignore_booking_id is None else (ignore_booking_id,)
+    return resources.with_free_resource(session, found.appointment_type, candidates[lo:hi], ignore)
 
 
 def first_available_slots(
@@ -346,6 +353,7 @@ _SEARCH_KEY = _offer_select(
     AppointmentType.duration_minutes,
     AppointmentType.min_notice_minutes,
     AppointmentType.horizon_days,
+    AppointmentType.resource_kind,
     ProviderAppointmentType.provider_id.label("offered"),
 )
 
@@ -379,7 +387,12 @@ def slots_json(
         candidates, timedelta(minutes=row.min_notice_minutes), timedelta(days=row.horizon_days), utcnow()
     )
     render_key = (key, zone_name, lo, hi)
+    starts = candidates[lo:hi]
     body: str | None = _RENDERED.get(render_key)
+    if row.resource_kind is not None:
+        # Other providers' bookings take chairs too, so the chair filter is applied fresh, never cached.
+        found = offer(session, provider_id, appointment_type_id)
+        starts, body = resources.with_free_resource(session, found.appointment_type, starts), None
     if body is None:
         duration = timedelta(minutes=row.duration_minutes)
         body = json.dumps(
@@ -393,11 +406,12 @@ def slots_json(
                         "start": to_zone(s, zone_name).isoformat(),
                         "end": to_zone(s + duration, zone_name).isoformat(),
                     }
-                    for s in candidates[lo:hi]
+                    for s in starts
                 ],
             }
         )
-        _RENDERED.put(render_key, body)
+        if row.resource_kind is None:
+            _RENDERED.put(render_key, body)
     return body
 
 

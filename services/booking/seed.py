@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session
 
 from services.booking import search, service
 from services.booking.catalog import service as catalog
-from services.booking.models import AppointmentType, Booking, Clinic, Provider
+from services.booking.courses import service as courses
+from services.booking.models import AppointmentType, Booking, Clinic, CourseTemplate, Provider, Resource
+from services.booking.resources import service as resources
 from shared.timeutil import utcnow
 
 CLINIC = {
@@ -47,7 +49,7 @@ TYPES: list[dict[str, Any]] = [
         "duration_minutes": 60,
         "mode": "in_person",
         "buffer_before_minutes": 15,
-        "buffer_after_minutes": 60,
+        "buffer_after_minutes": 10,
         "slot_interval_minutes": 30,
         "min_notice_minutes": 24 * 60,
         "horizon_days": 90,
@@ -55,6 +57,11 @@ TYPES: list[dict[str, Any]] = [
         "location": CLINIC["address"],
         "reminder_protocol": "infusion-session",
         "change_cutoff_hours": 48,
+        # A chair for the infusion and 45 minutes of recovery; the provider for the start and first
+        # observations only, so they can start a patient in another chair meanwhile.
+        "resource_kind": "infusion-chair",
+        "recovery_minutes": 45,
+        "provider_minutes": 20,
     },
     {
         "slug": "follow-up",
@@ -85,6 +92,8 @@ PROVIDERS: list[dict[str, Any]] = [
         "types": ["video-consultation", "follow-up"],
     },
 ]
+
+CHAIRS = [f"Infusion chair {n}" for n in (1, 2, 3)]
 
 DEMO_PATIENT = {
     "name": "Alex Demo",
@@ -140,8 +149,44 @@ def seed_demo(*, session: Session, with_booking: bool = True) -> Demo:
                 rules=[(weekday, time(9), time(17)) for weekday in range(5)],
             )
         providers.append(provider)
+    _seed_chairs(session, clinic)
+    _seed_course(session, clinic, types["infusion-session"])
     booking = _demo_booking(session, providers[0], types["video-consultation"]) if with_booking else None
     return Demo(clinic=clinic, providers=providers, types=types, booking=booking)
+
+
+def _seed_chairs(session: Session, clinic: Clinic) -> None:
+    have = set(session.scalars(select(Resource.name).where(Resource.clinic_id == clinic.id)))
+    for name in CHAIRS:
+        if name not in have:
+            resources.create_resource(
+                session=session,
+                clinic_id=clinic.id,
+                name=name,
+                kind="infusion-chair",
+                hours=[(weekday, time(8, 30), time(18)) for weekday in range(5)],
+            )
+
+
+def _seed_course(session: Session, clinic: Clinic, infusion: AppointmentType) -> None:
+    """An induction course: six infusions, at most three a week a day apart within three weeks, boosters."""
+    if session.scalar(select(CourseTemplate.id).where(CourseTemplate.clinic_id == clinic.id)) is None:
+        courses.create_template(
+            session=session,
+            clinic_id=clinic.id,
+            fields={
+                "slug": "induction",
+                "name": "Induction course",
+                "session_type_id": infusion.id,
+                "sessions": 6,
+                "min_hours_between": 24,
+                "max_per_week": 3,
+                "within_days": 21,
+                "same_provider": "preferred",
+                "booster_type_id": infusion.id,
+                "booster_interval_days": 28,
+            },
+        )
 
 
 def _demo_booking(session: Session, provider: Provider, appointment_type: AppointmentType) -> Booking | None:

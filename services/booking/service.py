@@ -20,6 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from services.booking import invitations, outbox
 from services.booking.catalog import service as catalog
+from services.booking.courses import rules as course_rules
 from services.booking.models import (
     GRANULE_MINUTES,
     Booking,
@@ -30,6 +31,7 @@ from services.booking.models import (
     Provider,
     SlotClaim,
 )
+from services.booking.resources import service as resources
 from services.booking.search import (
     OFFER,
     Offer,
@@ -143,9 +145,31 @@ def _claim_day(session: Session, booking: Booking, limit: int | None) -> None:
     )
 
 
+def _hold_resource(session: Session, booking: Booking, pinned: int | None) -> None:
+    """Hold the chair or room the booking's type needs (resources.hold); 409 with alternatives if none."""
+    if not resources.hold(session, booking, booking.appointment_type, pinned):
+        raise _slot_taken(
+            session,
+            (booking.provider_id, booking.appointment_type_id, booking.start_at),
+            booking.id,
+            detail="No suitable chair or room is free for this visit and its recovery.",
+            slug="resource-unavailable",
+        )
+
+
+def release_claims(*, session: Session, booking: Booking) -> None:
+    """Give back a booking's provider, day and resource claims ahead of moving it with others at once.
+
+    reschedule_booking() claims the new time again; a course moving several sessions releases them all
+    first, so that one session may take a time another of them is leaving.
+    """
+    _release(session, booking)
+
+
 def _release(session: Session, booking: Booking) -> None:
     session.execute(delete(SlotClaim).where(SlotClaim.booking_id == booking.id))
     session.execute(delete(DayClaim).where(DayClaim.booking_id == booking.id))
+    resources.release(session, booking.id)
 
 
 def _by_key(session: Session, key: str) -> Booking | None:
@@ -182,12 +206,16 @@ def book_appointment(
     request_hash: str | None = None,
     intake: dict[str, Any] | None = None,
     invitation_id: uuid.UUID | None = None,
+    resource_id: int | None = None,
+    course: tuple[uuid.UUID, int] | None = None,
 ) -> tuple[Booking, bool]:
     """Book a slot; return the booking and whether it was created now (False: an idempotent replay).
 
     ``intake`` (reasons, reason_other, treatments_tried) is stored beside the booking and never put in its
     events. ``invitation_id`` books through a private invitation, which must allow this type and provider;
-    a single-use invitation is spent in the same transaction.
+    a single-use invitation is spent in the same transaction. A type that needs a resource (a chair) holds
+    ``resource_id`` or the least fragmenting free one, in the same transaction. ``course`` (course id,
+    session index) makes the booking a session of a treatment course.
     """
     if idempotency_key and (existing := _by_key(session, idempotency_key)) is not None:
         return _replay(existing, request_hash)
@@ -242,6 +270,8 @@ def book_appointment(
             block_end=block_end,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
+            course_id=course[0] if course else None,
+            course_index=course[1] if course else None,
         )
         insert_now(session, booking)
         if nested is not None:
@@ -256,6 +286,7 @@ def book_appointment(
     if not _claim_time(session, booking):
         raise _slot_taken(session, (provider.id, appointment_type.id, start), booking.id)
     _claim_day(session, booking, appointment_type.daily_limit)
+    _hold_resource(session, booking, resource_id)
     if intake is not None:
         session.add(
             Intake(
@@ -317,7 +348,7 @@ def list_bookings(
     rows = session.scalars(
         select(Booking)
         .where(*conditions)
-        .options(selectinload(Booking.intake))
+        .options(selectinload(Booking.intake), selectinload(Booking.resource))
         .order_by(Booking.start_at, Booking.id)
         .limit(limit)
         .offset(offset)
@@ -369,10 +400,12 @@ def reschedule_booking(
     start: datetime,
     expected_version: int | None = None,
     by: str = "staff",
+    course_checked: bool = False,
 ) -> Booking:
     """Move a confirmed booking to a new free start; the version rises by one.
 
-    ``by="patient"`` applies the appointment type's change policy.
+    ``by="patient"`` applies the appointment type's change policy. A course session keeps its course's
+    spacing rules (422 naming the one it would break) unless the caller checked the whole course.
     """
     booking = get_booking(session=session, booking_id=booking_id)
     _check_changeable(booking, expected_version)
@@ -384,6 +417,8 @@ def reschedule_booking(
     start = ensure_utc(start)
     if start == booking.start_at:
         raise field_error("start", "the booking is already at this time")
+    if booking.course_id is not None and not course_checked:
+        course_rules.check_move(session, booking, start)
     found = offer(session, booking.provider_id, booking.appointment_type_id)
     provider, appointment_type, rules = found.provider, found.appointment_type, found.rules
     _require_offered(session, found, start, booking.id)
@@ -397,6 +432,7 @@ def reschedule_booking(
         # Another booking holds part of the new time; the caller's rollback undoes the move.
         raise _slot_taken(session, (provider.id, appointment_type.id, start), booking.id)
     _claim_day(session, booking, appointment_type.daily_limit)
+    _hold_resource(session, booking, None)
     outbox.record_event(session, booking, events.BOOKING_RESCHEDULED, previous=previous)
     session.flush()
     bump_schedule(session, provider.id)

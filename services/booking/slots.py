@@ -37,6 +37,13 @@ class SlotRules:
     min_notice: timedelta
     horizon: timedelta
     daily_limit: int | None
+    # How long from the start the provider is needed (None: the whole visit); see AppointmentType.
+    provider_hold: timedelta | None = None
+
+    @property
+    def held(self) -> timedelta:
+        """How long from the start the provider is held (buffers aside)."""
+        return self.duration if self.provider_hold is None else self.provider_hold
 
 
 def availability_windows(
@@ -125,11 +132,11 @@ def _is_free(
     block_ends: Sequence[datetime],
 ) -> bool:
     occupied_start = start - rules.buffer_before
-    occupied_end = start + rules.duration + rules.buffer_after
+    occupied_end = start + rules.held + rules.buffer_after
     i = bisect.bisect_right(block_ends, occupied_start)
     return i >= len(blocks) or blocks[i][0] >= occupied_end
 
 
 def blocked_span(start: datetime, rules: SlotRules) -> tuple[datetime, datetime]:
     """The span a booking starting at ``start`` holds, buffers included."""
-    return start - rules.buffer_before, start + rules.duration + rules.buffer_after
+    return start - rules.buffer_before, start + rules.held + rules.buffer_after

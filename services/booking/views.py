@@ -20,6 +20,9 @@ from services.booking import search, service
 from services.booking.catalog import service as catalog
 from services.booking.catalog import views as catalog_views
 from services.booking.models import Booking
+from services.booking.resources import schemas as resource_schemas
+from services.booking.resources import service as resources
+from services.booking.resources import views as resource_views
 from services.booking.runtime import get_runtime
 from shared.api import API_PREFIX, ProblemSchema, links, public
 from shared.db import get_read_session, get_session, unit_of_work
@@ -42,7 +45,8 @@ manage = public(
         description="A patient's own booking, by signed link",
     )
 )
-BLUEPRINTS = (*catalog_views.BLUEPRINTS, slots, bookings, manage)
+BLUEPRINTS = (*catalog_views.BLUEPRINTS, resource_views.blueprint, slots, bookings, manage)
+# (The course API's blueprint imports helpers from this module; app.py registers it after these.)
 _BOOKING = f"{API_PREFIX}/bookings/{{booking_id}}"
 BOOKING_LINKS = {
     "GetBooking": ("get", _BOOKING, "booking_id"),
@@ -200,6 +204,18 @@ class BookingCancel(MethodView):
         with unit_of_work() as session:
             booking, _ = service.cancel_booking(session=session, booking_id=booking_id, by="staff", **data)
             return _Presented(booking)
+
+
+@bookings.route("/<uuid:booking_id>/resource")
+class BookingResource(MethodView):
+    @bookings.arguments(resource_schemas.MoveIn())
+    @bookings.response(200, s.BookingOut)
+    @bookings.alt_response(409, schema=ProblemSchema, description="That resource is taken then")
+    def put(self, data: dict[str, Any], booking_id: uuid.UUID) -> Any:
+        """Move a booking to another chair or room and pin it there (its version does not change)."""
+        with unit_of_work() as session:
+            booking = service.get_booking(session=session, booking_id=booking_id)
+            return _Presented(resources.move(session=session, booking=booking, **data))
 
 
 # --- a patient's own booking, by signed link -------------------------------------------------------------

@@ -16,9 +16,15 @@ from shared import links
 SAMPLE_START = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
 
 
-def sample_snapshot(*, mode: str, protocol: str, clinic_slug: str = "demo-clinic") -> dict[str, Any]:
-    """A booking snapshot (as notify stores it) with made-up people, for previews."""
+SAMPLE_COURSE = {"id": str(uuid.UUID(int=3)), "index": 3, "sessions": 6}
+
+
+def sample_snapshot(
+    *, mode: str, protocol: str, clinic_slug: str = "demo-clinic", course: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A booking snapshot (as notify stores it) with made-up people, for previews; ``course``: a session."""
     return {
+        "course": course,
         "id": str(uuid.UUID(int=1)),
         "version": 2,
         "status": "confirmed",
@@ -59,9 +65,11 @@ def sample_snapshot(*, mode: str, protocol: str, clinic_slug: str = "demo-clinic
     }
 
 
-def preview(runtime: Runtime, protocol: Protocol, step: Step, mode: str) -> dict[str, str]:
-    """The SMS and email texts of ``step`` for a sample booking of ``mode``."""
-    snap = sample_snapshot(mode=mode, protocol=protocol.slug)
+def preview(
+    runtime: Runtime, protocol: Protocol, step: Step, mode: str, course: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """The SMS and email texts of ``step`` for a sample booking of ``mode`` (a course session: ``course``)."""
+    snap = sample_snapshot(mode=mode, protocol=protocol.slug, course=course)
     token = links.manage_token(
         runtime.signer, booking_id=snap["id"], version=2, ends_at=SAMPLE_START + timedelta(hours=1)
     )
@@ -103,3 +111,5 @@ def preview_all(runtime: Runtime) -> Iterator[tuple[Protocol, Step, str, str]]:
             for mode in step.modes:
                 for channel, text in preview(runtime, protocol, step, mode).items():
                     yield protocol, step, f"{channel}" if len(step.modes) == 1 else f"{channel}/{mode}", text
+                for channel, text in preview(runtime, protocol, step, mode, SAMPLE_COURSE).items():
+                    yield protocol, step, f"{channel}/course-session", text

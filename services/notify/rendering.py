@@ -142,6 +142,7 @@ class Renderer:
                 "sms_label": protocol.sms_label or "appointment",
             },
             "provider": {"name": snap["provider"]["name"]},
+            "course": _course(snap.get("course")),
             "patient": {"first_name": (snap["patient"]["name"].split() or [""])[0]},
             "start": start,
             "end": end,
@@ -236,3 +237,12 @@ def message_id_for(key: str, sender: str) -> str:
     """A stable Message-ID for planned message ``key``, so a resend is recognisably the same message."""
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
     return f"<{key}@{domain}>"
+
+
+def _course(course: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A course session's place, for templates: "session 3 of 6", or "booster session" after the course."""
+    if not course:
+        return None
+    index, sessions = int(course["index"]), int(course["sessions"])
+    label = f"session {index} of {sessions}" if index <= sessions else "booster session"
+    return {"index": index, "of": sessions, "label": label}

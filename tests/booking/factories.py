@@ -75,3 +75,105 @@ def booking_body(setup: Setup, start: str, **patient: Any) -> dict[str, Any]:
         "start": start,
         "patient": {**PATIENT, **patient},
     }
+
+
+@dataclass(frozen=True)
+class ChairSetup:
+    clinic_id: int
+    provider_ids: list[int]
+    type_id: int
+    chair_ids: list[int]
+    provider_tz: str
+
+
+def make_chair_setup(
+    app: Flask,
+    *,
+    providers: int = 2,
+    chairs: int = 1,
+    chair_hours: tuple[time, time] = (time(8), time(18)),
+    slug: str = "infusion",
+    **type_fields: Any,
+) -> ChairSetup:
+    """A clinic whose infusions need a chair: ``providers`` providers (09:00-17:00 weekdays) and ``chairs`` chairs.
+
+    The type: 60 minutes, 30 minutes of recovery in the chair, the provider for the first 20 minutes.
+    """
+    from services.booking.resources import service as resources
+
+    fields: dict[str, Any] = {
+        "duration_minutes": 60,
+        "mode": "in_person",
+        "location": "1 Clinic Road",
+        "slot_interval_minutes": 30,
+        "reminder_protocol": "infusion-session",
+        "resource_kind": "infusion-chair",
+        "recovery_minutes": 30,
+        "provider_minutes": 20,
+        **type_fields,
+    }
+    first = make_setup(app, slug=slug, **fields)
+    with app.app_context(), get_db().transaction() as session:
+        provider_ids = [first.provider_id]
+        for n in range(1, providers):
+            provider = catalog.create_provider(
+                session=session,
+                clinic_id=first.clinic_id,
+                name=f"Dr. Test {n}",
+                email=f"dr.test{n}@example.com",
+                time_zone=first.provider_tz,
+                appointment_type_ids=[first.type_id],
+            )
+            catalog.set_weekly_availability(
+                session=session, provider_id=provider.id, rules=[(d, time(9), time(17)) for d in range(5)]
+            )
+            provider_ids.append(provider.id)
+        chair_ids = [
+            resources.create_resource(
+                session=session,
+                clinic_id=first.clinic_id,
+                name=f"Chair {n + 1}",
+                kind="infusion-chair",
+                hours=[(d, *chair_hours) for d in range(5)],
+            ).id
+            for n in range(chairs)
+        ]
+    return ChairSetup(first.clinic_id, provider_ids, first.type_id, chair_ids, first.provider_tz)
+
+
+def chair_body(setup: ChairSetup, start: str, provider: int = 0, **patient: Any) -> dict[str, Any]:
+    """A create-booking request for an infusion at ``start`` with provider number ``provider``."""
+    return {
+        "provider_id": setup.provider_ids[provider],
+        "appointment_type_id": setup.type_id,
+        "start": start,
+        "patient": {**PATIENT, **patient},
+    }
+
+
+def table_counts(app: Flask) -> dict[str, int]:
+    """Rows in every booking table (to prove a refused request stored nothing)."""
+    from sqlalchemy import func, select
+
+    from services.booking.models import Base
+
+    with app.app_context(), get_db().transaction() as session:
+        return {
+            t.name: int(session.scalar(select(func.count()).select_from(t)) or 0)
+            for t in Base.metadata.sorted_tables
+        }
+
+
+def assert_refused(app: Flask, client: Any, cases: list[tuple[str, str, Any, int, str]]) -> None:
+    """Each (method, path, body, status, field) is a problem+json naming ``field``, and changes nothing."""
+    from tests.booking.conftest import STAFF
+
+    before = table_counts(app)
+    for method, path, body, status, field in cases:
+        response = client.open(path, method=method, json=body, headers=STAFF)
+        where = f"{method} {path} {body}"
+        assert response.status_code == status, (where, response.json)
+        assert response.mimetype == "application/problem+json", where
+        if field:
+            assert field in {p["name"] for p in response.json["invalid_params"]}, where
+        assert table_counts(app) == before, where

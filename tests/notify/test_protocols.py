@@ -93,6 +93,24 @@ def test_the_preparation_checklist_and_the_join_link(runtime: Runtime) -> None:
     assert "Join here: http://127.0.0.1:8003/join/sample-token" in preview(runtime, video, join, "video")[SMS]
 
 
+def test_a_course_session_says_which_session_it_is(runtime: Runtime) -> None:
+    # "session 3 of 6" names no treatment, so it may go by SMS; a session after the course is a booster.
+    from services.notify.preview import SAMPLE_COURSE
+
+    infusion = runtime.book.get("infusion-session")
+    for key in ("confirmation", "prep-72h", "prep-24h"):
+        step = infusion.step(key)
+        assert step is not None
+        out = preview(runtime, infusion, step, "in_person", SAMPLE_COURSE)
+        assert "your session 3 of 6 is" in out[SMS], key
+        assert "session 3 of 6" not in preview(runtime, infusion, step, "in_person")[SMS], key
+    confirmation = infusion.step("confirmation")
+    assert confirmation is not None
+    booster = preview(runtime, infusion, confirmation, "in_person", {**SAMPLE_COURSE, "index": 7})
+    assert "your booster session is" in booster[SMS]
+    assert "session 3 of 6" in preview(runtime, infusion, confirmation, "in_person", SAMPLE_COURSE)[EMAIL]
+
+
 def test_html_is_escaped(runtime: Runtime) -> None:
     from services.notify.preview import sample_snapshot
     from services.notify.rendering import MessageContext

@@ -105,11 +105,35 @@ class AppointmentTypeIn(Strict):
     asks_intake = Flag(
         load_default=False, metadata={"description": "ask the first-consultation intake when booking"}
     )
+    resource_kind = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=Slug,
+        metadata={"description": "the kind of resource (e.g. infusion-chair) a visit holds; null: none"},
+    )
+    recovery_minutes = minutes(
+        0, 480, load_default=0, metadata={"description": "the resource is held this long after the visit"}
+    )
+    provider_minutes = minutes(
+        5,
+        480,
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "the provider is held only this long from the start (null: the whole visit)"
+        },
+    )
 
     @validates_schema
     def _location_for_visits(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("mode") == "in_person" and not data.get("location"):
             raise ValidationError("an in-person appointment type needs a location", "location")
+
+    @validates_schema
+    def _provider_within_visit(self, data: dict[str, Any], **_: Any) -> None:
+        held = data.get("provider_minutes")
+        if held is not None and held > data.get("duration_minutes", held):
+            raise ValidationError("cannot be longer than duration_minutes", "provider_minutes")
 
 
 class AppointmentTypePatch(Patch):
@@ -127,6 +151,9 @@ class AppointmentTypePatch(Patch):
     reminder_protocol = fields.String(validate=Slug)
     change_cutoff_hours = bounded(0, 720)
     asks_intake = Flag()
+    resource_kind = fields.String(allow_none=True, validate=Slug)
+    recovery_minutes = minutes(0, 480)
+    provider_minutes = minutes(5, 480, allow_none=True)
     active = Flag()
 
 
@@ -148,6 +175,9 @@ class AppointmentTypeOut(Schema):
     reminder_protocol = fields.String()
     change_cutoff_hours = fields.Integer()
     asks_intake = fields.Boolean()
+    resource_kind = fields.String(allow_none=True)
+    recovery_minutes = fields.Integer()
+    provider_minutes = fields.Integer(allow_none=True)
     active = fields.Boolean()
 
 

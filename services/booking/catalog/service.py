@@ -160,6 +160,8 @@ def update_appointment_type(*, session: Session, type_id: int, changes: dict[str
         setattr(appointment_type, key, value)
     if appointment_type.mode == "in_person" and not appointment_type.location:
         raise field_error("location", "an in-person appointment type needs a location")
+    if (appointment_type.provider_minutes or 0) > appointment_type.duration_minutes:
+        raise field_error("provider_minutes", "cannot be longer than duration_minutes")
     session.flush()
     bump_schedule(session, [p.id for p in appointment_type.providers])
     return appointment_type

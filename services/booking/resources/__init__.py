@@ -1,0 +1,1 @@
+"""A clinic's resources (infusion chairs, rooms): their catalog, staff API and the time bookings hold."""

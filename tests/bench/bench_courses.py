@@ -1,0 +1,293 @@
+"""Treatment courses: planning and booking a six-session course, beside one slot search and one booking.
+
+A clinic with 3 providers, 4 chairs and 500 existing infusions on a private PostgreSQL. Each figure is taken
+through the staff API in-process (the Flask test client: the app, its queries and PostgreSQL, no network),
+the course figure beside its single-booking baseline from the same run. Then 50 course bookings race for the
+same chairs over real HTTP, and the database is checked: no chair or provider held twice, no partial course,
+every loser answered with a plan. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import statistics
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
+from typing import Any
+
+import requests
+from sqlalchemy import func, select
+
+from services.booking import create_app, search, service
+from services.booking.catalog import service as catalog
+from services.booking.config import BookingConfig
+from services.booking.courses import service as courses
+from services.booking.models import Booking, BookingResource, Course
+from services.booking.resources import service as resources
+from shared.config import load
+from shared.db import get_db
+from tests.bench.common import servers, table, verdict
+from tests.support.http import serve
+
+ROUNDS = int(os.environ.get("BENCH_COURSE_ROUNDS", "40"))
+RACERS = int(os.environ.get("BENCH_COURSE_RACERS", "50"))
+EXISTING = 500
+KEY = {"Authorization": "Bearer bench-staff-key"}
+TZ = "America/New_York"
+
+
+def _seed(app: Any) -> dict[str, Any]:
+    """3 providers and 4 chairs open every day, an infusion type, a six-session template, 500 bookings."""
+    with app.app_context(), get_db().transaction() as session:
+        clinic = catalog.create_clinic(session=session, slug="bench", name="Bench", time_zone=TZ)
+        infusion = catalog.create_appointment_type(
+            session=session,
+            clinic_id=clinic.id,
+            fields={
+                "slug": "infusion",
+                "name": "Infusion",
+                "duration_minutes": 60,
+                "slot_interval_minutes": 30,
+                "mode": "in_person",
+                "location": "1 Bench Road",
+                "reminder_protocol": "infusion-session",
+                "horizon_days": 120,
+                "resource_kind": "infusion-chair",
+                "recovery_minutes": 30,
+                "provider_minutes": 20,
+            },
+        )
+        providers = []
+        for n in range(3):
+            provider = catalog.create_provider(
+                session=session,
+                clinic_id=clinic.id,
+                name=f"Dr. {n}",
+                email=f"dr{n}@bench.example",
+                time_zone=TZ,
+                appointment_type_ids=[infusion.id],
+            )
+            catalog.set_weekly_availability(
+                session=session,
+                provider_id=provider.id,
+                rules=[(d, clock_time(8), clock_time(20)) for d in range(7)],
+            )
+            providers.append(provider.id)
+        for n in range(4):
+            resources.create_resource(
+                session=session,
+                clinic_id=clinic.id,
+                name=f"Chair {n}",
+                kind="infusion-chair",
+                hours=[(d, clock_time(7), clock_time(22)) for d in range(7)],
+            )
+        template = courses.create_template(
+            session=session,
+            clinic_id=clinic.id,
+            fields={
+                "slug": "induction",
+                "name": "Induction",
+                "session_type_id": infusion.id,
+                "sessions": 6,
+                "min_hours_between": 24,
+                "max_per_week": 3,
+                "within_days": 28,
+                "same_provider": "preferred",
+            },
+        )
+        ids = {"type_id": infusion.id, "providers": providers, "template_id": template.id}
+    _existing(app, ids)
+    return ids
+
+
+def _existing(app: Any, ids: dict[str, Any]) -> None:
+    now = datetime.now(UTC)
+    with app.app_context(), get_db().transaction() as session:
+        placed = 0
+        for provider_id in itertools.cycle(ids["providers"]):
+            free = search.find_slots(
+                session=session,
+                provider_id=provider_id,
+                appointment_type_id=ids["type_id"],
+                start=now + timedelta(days=1),
+                end=now + timedelta(days=29),
+            )
+            for start in free[placed % 5 :: 9][:40]:
+                service.book_appointment(
+                    session=session,
+                    provider_id=provider_id,
+                    appointment_type_id=ids["type_id"],
+                    start=start,
+                    patient={"name": "P", "email": f"p{placed}@bench.example", "time_zone": TZ},
+                )
+                placed += 1
+                if placed == EXISTING:
+                    return
+            session.flush()
+
+
+def _p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20)[-1] if len(samples) > 1 else samples[0]
+
+
+def _time(calls: list[Callable[[], Any]]) -> list[float]:
+    taken = []
+    for call in calls:
+        started = time.perf_counter()
+        call()
+        taken.append((time.perf_counter() - started) * 1000)
+    return taken
+
+
+def _expect(status: int, answer: Any) -> Any:
+    assert answer.status_code == status, answer.get_json()
+    return answer.get_json()
+
+
+def _latencies(app: Any, ids: dict[str, Any]) -> list[list[object]]:
+    client = app.test_client()
+    day = datetime.now(UTC) + timedelta(days=2)
+    window = {"start": day.isoformat(), "end": (day + timedelta(days=21)).isoformat()}
+
+    def search_once(n: int) -> Any:
+        query = {"provider_id": ids["providers"][n % 3], "appointment_type_id": ids["type_id"], **window}
+        return _expect(200, client.get("/api/v1/slots", query_string=query))
+
+    def plan_once(n: int) -> Any:
+        body = {
+            "template_id": ids["template_id"],
+            "provider_id": ids["providers"][n % 3],
+            "earliest": "09:00",
+        }
+        return _expect(200, client.post("/api/v1/courses/plan", json=body, headers=KEY))
+
+    searches = _time([lambda n=n: search_once(n) for n in range(ROUNDS)])
+    plans = _time([lambda n=n: plan_once(n) for n in range(ROUNDS)])
+    # Each booking on a fresh plan (made outside the timing): a course on all its sessions, a single booking
+    # on the first session of the next plan, so both book where the clinic is equally busy.
+    books, course_books = [], []
+    for n in range(ROUNDS):
+        plan = plan_once(n)
+        sessions = [{"start": s["start"], "provider_id": s["provider_id"]} for s in plan["sessions"]]
+        patient = {"name": "C", "email": f"c{n}@bench.example", "time_zone": TZ}
+        body = {"template_id": ids["template_id"], "sessions": sessions, "patient": patient}
+        course_books += _time(
+            [lambda b=body: _expect(201, client.post("/api/v1/courses", json=b, headers=KEY))]
+        )
+        first = plan_once(n)["sessions"][0]
+        single = {
+            "provider_id": first["provider_id"],
+            "appointment_type_id": ids["type_id"],
+            "start": first["start"],
+            "patient": {**patient, "email": f"s{n}@bench.example"},
+        }
+        books += _time([lambda b=single: _expect(201, client.post("/api/v1/bookings", json=b, headers=KEY))])
+    med = statistics.median
+    return [
+        ["slot search, one provider, 21 days", ROUNDS, med(searches), _p95(searches), 1.0],
+        ["plan a 6-session course", ROUNDS, med(plans), _p95(plans), _p95(plans) / _p95(searches)],
+        ["book one appointment", ROUNDS, med(books), _p95(books), 1.0],
+        [
+            "book a 6-session course",
+            ROUNDS,
+            med(course_books),
+            _p95(course_books),
+            _p95(course_books) / _p95(books),
+        ],
+    ]
+
+
+def _race(app: Any, ids: dict[str, Any]) -> tuple[Counter[int], list[str]]:
+    """RACERS course bookings for the same first times at once; the database's state afterwards."""
+    client = app.test_client()
+    plan = _expect(
+        200, client.post("/api/v1/courses/plan", json={"template_id": ids["template_id"]}, headers=KEY)
+    )
+    bodies = [
+        {
+            "template_id": ids["template_id"],
+            "sessions": [
+                {"start": s["start"], "provider_id": ids["providers"][n % 3]} for s in plan["sessions"]
+            ],
+            "patient": {"name": "R", "email": f"r{n}@bench.example", "time_zone": TZ},
+        }
+        for n in range(RACERS)
+    ]
+    barrier = threading.Barrier(RACERS)
+    statuses: Counter[int] = Counter()
+    losers_without_plan = []
+    lock = threading.Lock()
+    with serve(app) as url:
+
+        def book(body: dict[str, Any]) -> None:
+            barrier.wait()
+            answer = requests.post(f"{url}/api/v1/courses", json=body, headers=KEY, timeout=300)
+            with lock:
+                statuses[answer.status_code] += 1
+                if answer.status_code == 409 and not answer.json().get("plan"):
+                    losers_without_plan.append(answer.text[:200])
+
+        threads = [threading.Thread(target=book, args=(b,)) for b in bodies]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    return statuses, losers_without_plan
+
+
+def _held_twice(app: Any) -> tuple[int, int]:
+    """Chair spans that overlap another on the same chair; courses without all their sessions."""
+    with app.app_context(), get_db().transaction() as session:
+        overlaps = 0
+        rows = session.scalars(
+            select(BookingResource).order_by(BookingResource.resource_id, BookingResource.start_at)
+        )
+        for a, b in itertools.pairwise(rows):
+            if a.resource_id == b.resource_id and b.start_at < a.end_at:
+                overlaps += 1
+        partial = 0
+        for course in session.scalars(select(Course)):
+            count = session.scalar(
+                select(func.count()).select_from(Booking).where(Booking.course_id == course.id)
+            )
+            partial += count != course.template.sessions
+    return overlaps, partial
+
+
+def run() -> None:
+    """Measure and print."""
+    with servers("booking", "booking") as running:
+        config = load(
+            BookingConfig,
+            environ={},
+            database_url=running.database_url,
+            redis_url=running.redis.url,
+            api_keys=("bench-staff-key",),
+            log_level="WARNING",
+        )
+        app = create_app(config)
+        ids = _seed(app)
+        rows = _latencies(app, ids)
+        table(
+            "Courses (in-process, PostgreSQL, 3 providers, 4 chairs, 500 bookings)",
+            ["operation", "n", "p50 ms", "p95 ms", "p95 x baseline"],
+            rows,
+        )
+        verdict("course plan under 5x one slot search", rows[1][4] < 5, f"{rows[1][4]:.2f}x")  # type: ignore[operator]
+        verdict("course booking under 3x one booking", rows[3][4] < 3, f"{rows[3][4]:.2f}x")  # type: ignore[operator]
+        statuses, no_plan = _race(app, ids)
+        overlaps, partial = _held_twice(app)
+        table(
+            "50 concurrent course bookings, same first times", ["answer", "count"], sorted(statuses.items())
+        )
+        verdict(
+            "no chair held twice, no partial course, every loser given a plan",
+            overlaps == 0 and partial == 0 and not no_plan and set(statuses) <= {201, 409},
+            f"{overlaps} overlaps, {partial} partial courses, {len(no_plan)} losers without a plan, answers {dict(statuses)}",
+        )
+        app.extensions["db"].dispose()
