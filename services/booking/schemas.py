@@ -164,6 +164,26 @@ class ProviderBrief(Schema):
     time_zone = fields.String()
 
 
+class AttendanceIn(Strict):
+    """What staff know about whether the patient will come (or came)."""
+
+    state = fields.String(
+        required=True, validate=validate.OneOf(("unconfirmed", "confirmed", "declined", "arrived", "no_show"))
+    )
+    # "phone": the patient confirmed to staff by phone; "staff": anything else staff record.
+    source = fields.String(load_default="staff", validate=validate.OneOf(("phone", "staff")))
+
+
+class AttendanceOut(Schema):
+    """A booking's attendance, for its current version (an older version's state reads as unconfirmed)."""
+
+    booking_id = fields.UUID()
+    booking_version = fields.Integer()
+    state = fields.String()
+    source = fields.String(allow_none=True, metadata={"description": "sms, phone or staff"})
+    at = fields.AwareDateTime(allow_none=True, metadata={"description": "when the patient said so"})
+
+
 class IntakeOut(Schema):
     """The patient's first-consultation intake answers (staff only)."""
 

@@ -15,7 +15,7 @@ from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from services.booking import catalog, catalog_views, search, service
+from services.booking import attendance, catalog, catalog_views, search, service
 from services.booking import schemas as s
 from services.booking.models import Booking
 from shared.api import API_PREFIX, ProblemSchema, links, public
@@ -199,6 +199,24 @@ class BookingCancel(MethodView):
         with unit_of_work() as session:
             booking, _ = service.cancel_booking(session=session, booking_id=booking_id, by="staff", **data)
             return _Presented(booking)
+
+
+@bookings.route("/<uuid:booking_id>/attendance")
+class BookingAttendance(MethodView):
+    @bookings.response(200, s.AttendanceOut)
+    @bookings.alt_response(404, schema=ProblemSchema, description="No such booking")
+    def get(self, booking_id: uuid.UUID) -> Any:
+        """Read whether the patient confirmed (when, how), declined, arrived or did not come."""
+        return attendance.get_attendance(session=get_session(), booking_id=booking_id)
+
+    @bookings.arguments(s.AttendanceIn())
+    @bookings.response(200, s.AttendanceOut)
+    @bookings.alt_response(404, schema=ProblemSchema, description="No such booking")
+    @bookings.alt_response(409, schema=ProblemSchema, description="The booking is cancelled")
+    def put(self, data: dict[str, Any], booking_id: uuid.UUID) -> Any:
+        """Record attendance: a confirmation taken by phone, an arrival, a no-show."""
+        with unit_of_work() as session:
+            return attendance.set_attendance(session=session, booking_id=booking_id, **data)
 
 
 # --- a patient's own booking, by signed link -------------------------------------------------------------

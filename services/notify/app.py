@@ -13,6 +13,7 @@ from services.notify.preview import sample_snapshot
 from services.notify.protocols import ProtocolBook
 from services.notify.provider_calendar import check_summaries
 from services.notify.rendering import Renderer
+from services.notify.replies import publishing as reply_publishing
 from services.notify.runtime import SEND_QUEUE, Runtime
 from services.notify.senders import Senders, build_senders
 from shared.app import add_metrics_collector, create_service_app
@@ -54,5 +55,11 @@ def create_app(config: NotifyConfig | None = None, *, senders: Senders | None = 
         app.register_blueprint(outbox.bp)
     register_worker_cli(app, queues=[NOTIFY_QUEUE, SEND_QUEUE])
     add_metrics_collector(app, FunctionCollector("notify", metrics.read))
+    add_metrics_collector(
+        app,
+        FunctionCollector(
+            "deliveries", reply_publishing.delivery_metrics(config.event_delivery_bound_seconds)
+        ),
+    )
     cli.register(app)
     return app

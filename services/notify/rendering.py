@@ -101,6 +101,7 @@ class Renderer:
         clinic = snap["clinic"]
         return {
             "step": step.key,
+            "asks_reply": step.asks_reply,
             "clinic": {
                 "name": clinic["name"],
                 "sms_name": sms_name,
@@ -132,6 +133,10 @@ class Renderer:
     def sms(self, step: Step, context: dict[str, Any]) -> str:
         """The SMS text of ``step``."""
         return _sms_text(self.env.get_template(f"{step.template}.sms.txt").render(context))
+
+    def reply(self, template: str, context: dict[str, Any]) -> str:
+        """The answer to an inbound SMS, from ``<template>.sms.txt``."""
+        return _sms_text(self.env.get_template(f"{template}.sms.txt").render(context))
 
     def email(self, step: Step, context: dict[str, Any]) -> RenderedEmail:
         """The email of ``step``: subject, text, HTML and attachments."""
