@@ -39,7 +39,10 @@ manage = public(
         description="A patient's own booking, by signed link",
     )
 )
-BLUEPRINTS = (*catalog_views.BLUEPRINTS, slots, bookings, manage)
+readiness = Blueprint(
+    "readiness", __name__, url_prefix=f"{API_PREFIX}/readiness", description="Who is ready, by day (staff)"
+)
+BLUEPRINTS = (*catalog_views.BLUEPRINTS, slots, bookings, manage, readiness)
 _BOOKING = f"{API_PREFIX}/bookings/{{booking_id}}"
 BOOKING_LINKS = {
     "GetBooking": ("get", _BOOKING, "booking_id"),
@@ -217,6 +220,16 @@ class BookingAttendance(MethodView):
         """Record attendance: a confirmation taken by phone, an arrival, a no-show."""
         with unit_of_work() as session:
             return attendance.set_attendance(session=session, booking_id=booking_id, **data)
+
+
+@readiness.route("")
+class Readiness(MethodView):
+    @readiness.arguments(s.ReadinessFilter(), location="query")
+    @readiness.response(200, s.ReadinessOut(many=True))
+    @readiness.alt_response(404, schema=ProblemSchema, description="No such clinic")
+    def get(self, args: dict[str, Any]) -> Any:
+        """A day's sessions (the clinic's zone) with their attendance, newest change first."""
+        return attendance.readiness(session=get_session(), **args)
 
 
 # --- a patient's own booking, by signed link -------------------------------------------------------------

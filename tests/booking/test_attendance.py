@@ -129,3 +129,46 @@ def test_attendance_of_no_booking_is_a_404_and_of_a_cancelled_one_a_409(
     assert refused.status_code == 409
     assert _attendance(client, booking["id"])["state"] == "unconfirmed"
     assert client.get(f"/api/v1/bookings/{booking['id']}/attendance").status_code == 401  # staff only
+
+
+def test_the_readiness_list_shows_a_days_sessions_newest_change_first(
+    app: Flask, client: FlaskClient, clock: object
+) -> None:
+    setup = make_setup(app)
+    ids = []
+    for start in (TUESDAY_10, "2026-03-03T11:00:00-05:00", "2026-03-04T10:00:00-05:00"):
+        created = client.post("/api/v1/bookings", json=booking_body(setup, start), headers=STAFF)
+        ids.append(created.json["id"])
+    clock.shift(60)  # type: ignore[attr-defined]
+    client.put(
+        f"/api/v1/bookings/{ids[0]}/attendance", json={"state": "confirmed", "source": "phone"}, headers=STAFF
+    )
+    listed = client.get(f"/api/v1/readiness?clinic_id={setup.clinic_id}&day=2026-03-03", headers=STAFF)
+    assert listed.status_code == 200, listed.json
+    assert [row["booking_id"] for row in listed.json] == [ids[0], ids[1]]  # Tuesday only; the change first
+    first = listed.json[0]
+    assert (first["attendance"]["state"], first["attendance"]["source"]) == ("confirmed", "phone")
+    assert first["patient_first_name"] == "Jordan"
+    assert "intake" not in first
+    assert listed.json[1]["attendance"]["state"] == "unconfirmed"
+    other = client.get(
+        f"/api/v1/readiness?clinic_id={setup.clinic_id}&day=2026-03-03&provider_id={setup.provider_id + 1}",
+        headers=STAFF,
+    )
+    assert other.json == []
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "field"),
+    [
+        ("day=2026-03-03", 422, "clinic_id"),
+        ("clinic_id=1&day=tuesday", 422, "day"),
+        ("clinic_id=999&day=2026-03-03", 404, ""),
+    ],
+)
+def test_a_bad_readiness_query_is_refused_naming_the_field(
+    client: FlaskClient, query: str, status: int, field: str
+) -> None:
+    response = client.get(f"/api/v1/readiness?{query}", headers=STAFF)
+    assert response.status_code == status
+    assert field in str(response.json)
