@@ -23,6 +23,7 @@ SMALL = {
     "BENCH_NOOP_JOBS": "100",
     "BENCH_BOOKINGS": "10",
     "BENCH_UPCOMING": "1000",
+    "BENCH_REPLIES": "50",
     # A send job cut short by the suite benchmark's kill is settled after NOTIFY_SENDING_STALE_SECONDS (300 s
     # by default); shorter provider timeouts let it be shorter here.
     "TWILIO_TIMEOUT_SECONDS": "2",
@@ -33,6 +34,7 @@ CORRECTNESS = (
     "unchanged ETag answered 304 without building",
     "no reminder twice",
     "nothing lost or doubled",
+    "every reply processed once",
 )
 
 
