@@ -16,6 +16,11 @@ BOOKING_RESCHEDULED = "booking.rescheduled"
 BOOKING_CANCELLED = "booking.cancelled"
 BOOKING_EVENT_TYPES = (BOOKING_CONFIRMED, BOOKING_RESCHEDULED, BOOKING_CANCELLED)
 CONSULT_LINKS_READY = "consult.links_ready"
+NOTIFY_SMS_REPLY = "notify.sms_reply"
+
+# What an SMS reply meant (notify owns the phone conversation; booking owns the state it changes).
+ATTENDANCE_CONFIRMED = "attendance_confirmed"  # the patient confirmed the visit their reminder asked about
+REPLY_MEANINGS = (ATTENDANCE_CONFIRMED,)
 
 VIDEO = "video"
 IN_PERSON = "in_person"
@@ -273,13 +278,56 @@ class LinksReadyEventSchema(_Base):
         return LinksReadyEvent(**data)
 
 
+@dataclass(frozen=True)
+class SmsReplyEvent:
+    """``notify.sms_reply``: what an SMS reply meant for one version of a booking.
+
+    Never the reply's text or the sender's number: only the booking, the version the reply was about, what it
+    meant and when it came.
+    """
+
+    booking_id: uuid.UUID
+    booking_version: int
+    meaning: str
+    replied_at: datetime
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    occurred_at: datetime = field(default_factory=utcnow)
+    correlation_id: str = ""
+    schema_version: int = 1
+    type: str = NOTIFY_SMS_REPLY
+
+
+class SmsReplyEventSchema(_Base):
+    """Version 1 of ``notify.sms_reply``."""
+
+    event_id = fields.UUID(required=True)
+    type = fields.String(required=True, validate=validate.Equal(NOTIFY_SMS_REPLY))
+    schema_version = fields.Integer(required=True, validate=validate.Equal(1))
+    occurred_at = _when()
+    correlation_id = fields.String(load_default="")
+    booking_id = fields.UUID(required=True)
+    booking_version = fields.Integer(required=True, validate=validate.Range(min=1))
+    meaning = fields.String(required=True, validate=validate.OneOf(REPLY_MEANINGS))
+    replied_at = _when()
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> SmsReplyEvent:
+        return SmsReplyEvent(**data)
+
+
 _BOOKING_EVENT_SCHEMA = BookingEventSchema()
 _LINKS_READY_SCHEMA = LinksReadyEventSchema()
+_SMS_REPLY_SCHEMA = SmsReplyEventSchema()
+_SCHEMAS: dict[type, Schema] = {
+    BookingEvent: _BOOKING_EVENT_SCHEMA,
+    LinksReadyEvent: _LINKS_READY_SCHEMA,
+    SmsReplyEvent: _SMS_REPLY_SCHEMA,
+}
 
 
-def dump_event(event: BookingEvent | LinksReadyEvent) -> dict[str, Any]:
+def dump_event(event: BookingEvent | LinksReadyEvent | SmsReplyEvent) -> dict[str, Any]:
     """The JSON-ready form of ``event``, validated against its schema on the way out."""
-    schema = _LINKS_READY_SCHEMA if isinstance(event, LinksReadyEvent) else _BOOKING_EVENT_SCHEMA
+    schema = _SCHEMAS[type(event)]
     data: dict[str, Any] = schema.dump(event)
     errors = schema.validate(data)
     if errors:
@@ -298,4 +346,10 @@ def load_event(payload: dict[str, Any]) -> BookingEvent:
 def load_links_ready(payload: dict[str, Any]) -> LinksReadyEvent:
     """Load a ``consult.links_ready`` payload; raise ``ValidationError`` if it breaks the contract."""
     event: LinksReadyEvent = _LINKS_READY_SCHEMA.load(payload)
+    return event
+
+
+def load_sms_reply(payload: dict[str, Any]) -> SmsReplyEvent:
+    """Load a ``notify.sms_reply`` payload; raise ``ValidationError`` if it breaks the contract."""
+    event: SmsReplyEvent = _SMS_REPLY_SCHEMA.load(payload)
     return event

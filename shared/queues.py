@@ -52,6 +52,7 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     events.BOOKING_RESCHEDULED: (_NOTIFY_BOOKING, _CONSULT_BOOKING),
     events.BOOKING_CANCELLED: (_NOTIFY_BOOKING, _CONSULT_BOOKING),
     events.CONSULT_LINKS_READY: (Route("notify", NOTIFY_QUEUE, "services.notify.jobs.handle_links_ready"),),
+    events.NOTIFY_SMS_REPLY: (Route("booking", BOOKING_QUEUE, "services.booking.jobs.handle_sms_reply"),),
 }
 
 

@@ -25,6 +25,7 @@ SMALL = {
     "BENCH_UPCOMING": "1000",
     "BENCH_COURSE_ROUNDS": "5",
     "BENCH_COURSE_RACERS": "10",
+    "BENCH_REPLIES": "50",
     # A send job cut short by the suite benchmark's kill is settled after NOTIFY_SENDING_STALE_SECONDS (300 s
     # by default); shorter provider timeouts let it be shorter here.
     "TWILIO_TIMEOUT_SECONDS": "2",
@@ -36,6 +37,7 @@ CORRECTNESS = (
     "no reminder twice",
     "nothing lost or doubled",
     "no chair held twice, no partial course, every loser given a plan",
+    "every reply processed once",
 )
 
 

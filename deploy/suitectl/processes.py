@@ -67,6 +67,13 @@ PROCESSES: dict[str, Process] = {
             "relay",
             "moves committed booking events from the outbox to the queues (SKIP LOCKED: two are safe)",
         ),
+        _flask(
+            "booking-worker",
+            "booking",
+            WORKER,
+            "worker",
+            "applies notify's SMS reply events to bookings (attendance)",
+        ),
         _web("notify", "notify API, Twilio webhooks and the message outbox page"),
         _flask(
             "notify-worker",

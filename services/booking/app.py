@@ -12,6 +12,8 @@ from services.booking.runtime import Runtime
 from shared.app import add_metrics_collector, common_parts, create_service_app
 from shared.config import load
 from shared.metrics import FunctionCollector
+from shared.queues import BOOKING_QUEUE
+from shared.worker import register_worker_cli
 
 
 def create_app(config: BookingConfig | None = None) -> Flask:
@@ -34,4 +36,6 @@ def create_app(config: BookingConfig | None = None) -> Flask:
         app, FunctionCollector("deliveries", relay.delivery_metrics(config.event_delivery_bound_seconds))
     )
     cli.register(app)
+    # notify's SMS replies (attendance) arrive on the booking queue.
+    register_worker_cli(app, queues=[BOOKING_QUEUE])
     return app

@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from shared.db import GUID, NAMING_CONVENTION, BigIntKey, JSONDocument, UTCDateTime
 from shared.delivery import DeliveryMixin
+from shared.inbox import ProcessedEventMixin
 from shared.timeutil import utcnow
 
 GRANULE_MINUTES = 5
@@ -282,6 +283,49 @@ class Course(Base):
     sessions: Mapped[list[Booking]] = relationship(
         order_by="Booking.course_index", viewonly=True, lazy="select"
     )
+
+
+# Attendance: nobody answered yet; the patient confirmed (by SMS reply, or to staff by phone); they said they
+# will not come; and, on the day, staff saw them arrive or not.
+UNCONFIRMED = "unconfirmed"
+CONFIRMED = "confirmed"
+DECLINED = "declined"
+ARRIVED = "arrived"
+NO_SHOW = "no_show"
+ATTENDANCE_STATES = (UNCONFIRMED, CONFIRMED, DECLINED, ARRIVED, NO_SHOW)
+
+
+class Attendance(Base):
+    """Whether the patient will come (and did) to one version of a booking.
+
+    Its own table, not columns of ``bookings``: a booking's ``version`` rises on every update of its row, and
+    an attendance change must not outdate the patient's links or reach notify and consult as a new version.
+    A state recorded for an older version reads as unconfirmed (the visit it was about has moved).
+    """
+
+    __tablename__ = "attendance"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('unconfirmed', 'confirmed', 'declined', 'arrived', 'no_show')", name="state"
+        ),
+    )
+
+    booking_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("bookings.id", ondelete="CASCADE"), primary_key=True
+    )
+    booking_version: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    # How it was learnt: sms (the patient's reply), phone (staff took it by phone), staff (set by staff).
+    source: Mapped[str] = mapped_column(String(16))
+    # When the patient said so (an SMS reply's arrival), not when this row was written.
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ProcessedEvent(ProcessedEventMixin, Base):
+    """Events this service has handled (notify's SMS replies), so a redelivered job changes nothing."""
+
+    __tablename__ = "processed_events"
 
 
 class Intake(Base):

@@ -15,8 +15,8 @@ from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from services.booking import attendance, search, service
 from services.booking import schemas as s
-from services.booking import search, service
 from services.booking.catalog import service as catalog
 from services.booking.catalog import views as catalog_views
 from services.booking.models import Booking
@@ -45,7 +45,10 @@ manage = public(
         description="A patient's own booking, by signed link",
     )
 )
-BLUEPRINTS = (*catalog_views.BLUEPRINTS, resource_views.blueprint, slots, bookings, manage)
+readiness = Blueprint(
+    "readiness", __name__, url_prefix=f"{API_PREFIX}/readiness", description="Who is ready, by day (staff)"
+)
+BLUEPRINTS = (*catalog_views.BLUEPRINTS, resource_views.blueprint, slots, bookings, manage, readiness)
 # (The course API's blueprint imports helpers from this module; app.py registers it after these.)
 _BOOKING = f"{API_PREFIX}/bookings/{{booking_id}}"
 BOOKING_LINKS = {
@@ -216,6 +219,34 @@ class BookingResource(MethodView):
         with unit_of_work() as session:
             booking = service.get_booking(session=session, booking_id=booking_id)
             return _Presented(resources.move(session=session, booking=booking, **data))
+
+
+@bookings.route("/<uuid:booking_id>/attendance")
+class BookingAttendance(MethodView):
+    @bookings.response(200, s.AttendanceOut)
+    @bookings.alt_response(404, schema=ProblemSchema, description="No such booking")
+    def get(self, booking_id: uuid.UUID) -> Any:
+        """Read whether the patient confirmed (when, how), declined, arrived or did not come."""
+        return attendance.get_attendance(session=get_session(), booking_id=booking_id)
+
+    @bookings.arguments(s.AttendanceIn())
+    @bookings.response(200, s.AttendanceOut)
+    @bookings.alt_response(404, schema=ProblemSchema, description="No such booking")
+    @bookings.alt_response(409, schema=ProblemSchema, description="The booking is cancelled")
+    def put(self, data: dict[str, Any], booking_id: uuid.UUID) -> Any:
+        """Record attendance: a confirmation taken by phone, an arrival, a no-show."""
+        with unit_of_work() as session:
+            return attendance.set_attendance(session=session, booking_id=booking_id, **data)
+
+
+@readiness.route("")
+class Readiness(MethodView):
+    @readiness.arguments(s.ReadinessFilter(), location="query")
+    @readiness.response(200, s.ReadinessOut(many=True))
+    @readiness.alt_response(404, schema=ProblemSchema, description="No such clinic")
+    def get(self, args: dict[str, Any]) -> Any:
+        """A day's sessions (the clinic's zone) with their attendance, newest change first."""
+        return attendance.readiness(session=get_session(), **args)
 
 
 # --- a patient's own booking, by signed link -------------------------------------------------------------

@@ -14,6 +14,7 @@ from services.notify.config import NotifyConfig
 from services.notify.preview import sample_snapshot
 from services.notify.protocols import ProtocolBook
 from services.notify.rendering import Renderer
+from services.notify.replies import publishing as reply_publishing
 from services.notify.runtime import Runtime, worker_queues
 from services.notify.senders import Senders, build_senders
 from services.notify.senders import views as outbox
@@ -52,5 +53,11 @@ def create_app(config: NotifyConfig | None = None, *, senders: Senders | None = 
         app.register_blueprint(outbox.bp)
     register_worker_cli(app, queues=worker_queues())
     add_metrics_collector(app, FunctionCollector("notify", metrics.read))
+    add_metrics_collector(
+        app,
+        FunctionCollector(
+            "deliveries", reply_publishing.delivery_metrics(config.event_delivery_bound_seconds)
+        ),
+    )
     cli.register(app)
     return app

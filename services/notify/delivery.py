@@ -1,4 +1,4 @@
-"""What Twilio tells us after a send: delivery status callbacks and inbound keywords."""
+"""What Twilio tells us after a send: delivery status callbacks (inbound SMS: services/notify/replies)."""
 
 from __future__ import annotations
 
@@ -73,14 +73,3 @@ def record_status(*, session: Session, update: StatusUpdate) -> bool:
         session, DELIVERY, status=status_label(status), error_code=error_label(update.error_code)
     )
     return True
-
-
-def record_inbound(*, session: Session, phone: str, body: str, opt_out_type: str | None) -> str | None:
-    """Apply an inbound SMS: STOP opts the number out, START back in; return the keyword, if any."""
-    word = optouts.keyword(body, opt_out_type)
-    if word == optouts.STOP:
-        optouts.set_opt_out(session, phone, opted_out=True, source="inbound-stop")
-    elif word == optouts.START:
-        optouts.set_opt_out(session, phone, opted_out=False, source="inbound-start")
-    log.info("inbound sms", extra={"keyword": word or "none"})
-    return word

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from services.notify.calendar import invites
 from services.notify.metrics import DISPATCHED
 from services.notify.models import FAILED, PLANNED, QUEUED, SENDING, Message
+from services.notify.replies.publishing import relay_once as replies_relay_once
 from services.notify.runtime import SEND_QUEUE, URGENT_QUEUE, Runtime
 from shared import killpoints
 from shared.db import rowcount
@@ -263,6 +264,7 @@ def run_dispatcher(runtime: Runtime, *, interval: float, stop: threading.Event |
 
     def step() -> float:
         report = dispatch_once(runtime)
+        replies_relay_once(runtime)  # SMS reply events to the booking service (services/notify/replies)
         if report.enqueued or report.requeued or report.reconciling or report.expired:
             log.info(
                 "dispatched %d messages in %d jobs",

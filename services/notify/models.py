@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.db import GUID, NAMING_CONVENTION, BigIntKey, JSONDocument, UTCDateTime
+from shared.delivery import DeliveryMixin
 from shared.inbox import ProcessedEventMixin
 from shared.timeutil import utcnow
 
@@ -118,6 +119,8 @@ class Message(Base):
         CheckConstraint("channel IN ('sms', 'email')", name="channel"),
         Index("ix_messages_due", "status", "due_at"),
         Index("ix_messages_provider_ref", "provider_ref"),
+        # An SMS reply is matched to the bookings whose messages went to its sender (replies.py).
+        Index("ix_messages_recipient", "recipient"),
     )
 
     id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
@@ -199,6 +202,43 @@ class OptOut(Base):
     opted_out: Mapped[bool] = mapped_column(Boolean)
     source: Mapped[str] = mapped_column(String(64))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SmsReply(Base):
+    """One inbound SMS, once per Twilio MessageSid: what it meant, what we answered, the event it made.
+
+    The row is the outbox of its ``notify.sms_reply`` event (``event_id``, ``published_at``). The text is kept
+    only when no keyword understood it (for staff to read); the number is kept so staff can call back. Neither
+    ever goes to logs or events.
+    """
+
+    __tablename__ = "sms_replies"
+    __table_args__ = (
+        Index("ix_sms_replies_unpublished", "published_at", "event_id"),
+        Index("ix_sms_replies_booking", "booking_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    message_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    phone: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # confirm, change, other or a carrier keyword (stop, start, help); outcome: what was done about it.
+    intent: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(32), default="")
+    booking_id: Mapped[uuid.UUID | None] = mapped_column(GUID)
+    booking_version: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[str | None] = mapped_column(Text)  # only when not understood: staff read it
+    answer: Mapped[str | None] = mapped_column(Text)  # the same answer goes back to a retried webhook
+    event_id: Mapped[uuid.UUID | None] = mapped_column(GUID, unique=True)
+    meaning: Mapped[str | None] = mapped_column(String(32))
+    correlation_id: Mapped[str] = mapped_column(String(64), default="")
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ReplyDelivery(DeliveryMixin, Base):
+    """Which consumer has acknowledged which ``notify.sms_reply`` event (shared/delivery.py)."""
+
+    __tablename__ = "event_deliveries"
 
 
 class OutboxMessage(Base):

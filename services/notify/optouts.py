@@ -35,6 +35,12 @@ def keyword(body: str, opt_out_type: str | None = None) -> str | None:
     return KEYWORDS.get(word)
 
 
+def is_opted_out(session: Session, phone: str) -> bool:
+    """Whether ``phone`` asked for no more SMS."""
+    row = session.get(OptOut, phone)
+    return bool(row and row.opted_out)
+
+
 def opted_out_among(session: Session, phones: set[str]) -> set[str]:
     """Which of ``phones`` asked for no more SMS."""
     if not phones:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.notify.models import EMAIL, SMS
-from services.notify.protocols import Protocol, Step
+from services.notify.protocols import DEFAULT_PROTOCOL, REPLY_TEMPLATES, Protocol, Step
 from services.notify.rendering import MessageContext
 from services.notify.runtime import Runtime
 from shared import links
@@ -101,6 +101,24 @@ def preview(
         out["html"] = email.html
         for attachment in email.attachments:
             out[f"attachment:{attachment.filename}"] = attachment.data.decode()
+    if step.asks_reply:
+        out.update(_reply_previews(runtime, protocol, context))
+    return out
+
+
+def _reply_previews(runtime: Runtime, protocol: Protocol, context: dict[str, Any]) -> dict[str, str]:
+    """The answers to a reply to ``protocol``'s asking step (two visits to choose from for ``which``)."""
+    context = {
+        **context,
+        "choices": [{"day": 10, "when": context["when"]}, {"day": 17, "when": context["when"]}],
+        "reply_word": "C",
+    }
+    out = {
+        f"reply:{name}": runtime.renderer.reply(f"{protocol.replies}/{name}", context)
+        for name in REPLY_TEMPLATES
+    }
+    default = runtime.book.get(DEFAULT_PROTOCOL)
+    out["reply:unmatched"] = runtime.renderer.reply(f"{default.replies}/unmatched", {})
     return out
 
 

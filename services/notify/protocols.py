@@ -39,7 +39,9 @@ INVITE_SUMMARY_DEFAULT = (
 )
 _TEXT_TABLES = ("sms_names", "invite_summaries")
 _FLAG_TABLES = ("invite_patient_attendee",)
-_PROTOCOL_KEYS = {"slug", "version", "description", "sms_label", "vars", "steps"}
+_PROTOCOL_KEYS = {"slug", "version", "description", "sms_label", "vars", "steps", "replies"}
+DEFAULT_REPLIES = "common/replies"
+REPLY_TEMPLATES = ("confirmed", "change", "which", "moved", "cancelled", "help")
 
 
 def parse_duration(raw: str) -> timedelta:
@@ -77,6 +79,7 @@ class Step:
     modes: tuple[str, ...] = MODES
     attachments: tuple[Attachment, ...] = ()
     calendar: bool = False
+    asks_reply: bool = False
 
     @property
     def on_event(self) -> bool:
@@ -108,6 +111,7 @@ class Protocol:
     description: str = ""
     sms_label: str = ""
     vars: Mapping[str, Any] = field(default_factory=dict)
+    replies: str = DEFAULT_REPLIES
 
     def steps_on(self, anchors: Iterable[str], mode: str) -> list[Step]:
         """The steps anchored at any of ``anchors`` that apply to a visit of ``mode``."""
@@ -184,6 +188,7 @@ class StepSchema(Schema):
     )
     attachments = fields.List(fields.Nested(_AttachmentSchema), load_default=list)
     calendar = fields.Boolean()
+    asks_reply = fields.Boolean(load_default=False)
 
     @validates_schema
     def _check(self, data: dict[str, Any], **_: Any) -> None:
@@ -201,6 +206,8 @@ class StepSchema(Schema):
             raise ValidationError("attachments need the email channel", "attachments")
         if EMAIL not in channels and data.get("calendar"):
             raise ValidationError("true needs the email channel", "calendar")
+        if SMS not in channels and data["asks_reply"]:
+            raise ValidationError("true needs the sms channel", "asks_reply")
 
     @post_load
     def _build(self, data: dict[str, Any], **_: Any) -> Step:
@@ -274,7 +281,14 @@ def load_protocol(path: Path) -> Protocol:
         description=raw.get("description", ""),
         sms_label=raw.get("sms_label", ""),
         vars=dict(raw.get("vars", {})),
+        replies=_replies_folder(path, raw.get("replies", DEFAULT_REPLIES)),
     )
+
+
+def _replies_folder(path: Path, raw: Any) -> str:
+    if not isinstance(raw, str) or not raw.strip("/"):
+        raise _fail(path, "replies must name a templates folder, like common/replies")
+    return raw.strip("/")
 
 
 def _clinic_settings(path: Path) -> dict[str, dict[str, Any]]:
@@ -346,4 +360,6 @@ class ProtocolBook:
                 for channel in step.channels:
                     names.update(step.template + suffix for suffix in TEMPLATE_SUFFIXES[channel])
                 names.update(a.template for a in step.attachments)
+            if any(step.asks_reply for step in protocol.steps):
+                names.update(f"{protocol.replies}/{name}.sms.txt" for name in REPLY_TEMPLATES)
         return names

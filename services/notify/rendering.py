@@ -127,6 +127,7 @@ class Renderer:
         return {
             **_moment(protocol, snap, start),
             "step": step.key,
+            "asks_reply": step.asks_reply,
             "clinic": {
                 "name": clinic["name"],
                 "sms_name": sms_name,
@@ -160,6 +161,10 @@ class Renderer:
     def sms(self, step: Step, context: dict[str, Any]) -> str:
         """The SMS text of ``step``."""
         return _sms_text(self.env.get_template(f"{step.template}.sms.txt").render(context))
+
+    def reply(self, template: str, context: dict[str, Any]) -> str:
+        """The answer to an inbound SMS, from ``<template>.sms.txt``."""
+        return _sms_text(self.env.get_template(f"{template}.sms.txt").render(context))
 
     def email(self, step: Step, context: dict[str, Any]) -> RenderedEmail:
         """The email of ``step``: subject, text, HTML and attachments."""

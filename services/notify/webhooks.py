@@ -1,4 +1,4 @@
-"""Twilio's webhooks: inbound SMS (STOP/START/HELP) and message status callbacks.
+"""Twilio's webhooks: inbound SMS (keywords and replies, services/notify/replies) and status callbacks.
 
 Both check ``X-Twilio-Signature`` against the public URL Twilio was given (``NOTIFY_PUBLIC_URL`` + path +
 query) with the auth token, and answer 403 when it is missing or wrong.
@@ -12,8 +12,10 @@ from flask import Blueprint, Response, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from services.notify import delivery, optouts
+from services.notify import delivery
 from services.notify.models import Message, OptOut
+from services.notify.replies import publishing
+from services.notify.replies import service as replies
 from services.notify.runtime import get_runtime
 from shared.api import public
 from shared.db import unit_of_work
@@ -68,9 +70,19 @@ def _message_id() -> int | None:
     return message_id
 
 
+def _inbound_sid() -> str:
+    """The inbound message's MessageSid (each is handled once, whatever Twilio retries)."""
+    sid = request.form.get("MessageSid") or request.form.get("SmsSid") or ""
+    if not sid:
+        raise field_error("MessageSid", "missing", location="form")
+    if len(sid) > SID_MAX:
+        raise field_error("MessageSid", f"longer than {SID_MAX} characters", location="form")
+    return sid
+
+
 @bp.post("/inbound")
 def inbound() -> Response:
-    """An SMS a patient sent: keywords update their opt-out; HELP may be answered."""
+    """An SMS someone sent: STOP/START/HELP first, then a reply to a reminder (C to confirm, R to change)."""
     verify_signature()
     phone = request.form.get("From", "")
     if not phone:
@@ -78,17 +90,22 @@ def inbound() -> Response:
     if len(phone) > OptOut.phone.type.length:
         # No number we text is that long; cut short it could opt out someone else's.
         raise field_error("From", "longer than any phone number", location="form")
+    sid = _inbound_sid()
+    runtime = get_runtime()
     with unit_of_work() as session:
-        word = delivery.record_inbound(
+        outcome = replies.handle_inbound(
             session=session,
+            runtime=runtime,
+            sid=sid,
             phone=phone,
             body=request.form.get("Body", ""),
             opt_out_type=request.form.get("OptOutType"),
         )
+    if outcome.publish_reply_id is not None:
+        publishing.publish_after_commit(runtime, outcome.publish_reply_id)
     reply = MessagingResponse()
-    help_text = get_runtime().config.sms_help_reply
-    if word == optouts.HELP and help_text:
-        reply.message(help_text)
+    if outcome.answer:
+        reply.message(outcome.answer)
     return _twiml(reply)
 
 

@@ -146,7 +146,7 @@ def test_html_is_escaped(runtime: Runtime) -> None:
             lambda s: s.replace("urgent = true", "urgent = true\ncolour = 'red'", 1),
             r"confirmation.colour: Unknown field",
         ),
-        (lambda s: s.replace("version = 1", "version = 0"), "version must be a positive integer"),
+        (lambda s: s.replace("version = 2", "version = 0"), "version must be a positive integer"),
         (
             lambda s: s.replace('subject = "Your video appointment on {{ when }} is confirmed"\n', ""),
             "needs a subject",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -22,7 +23,12 @@ START = MONDAY_NOON + timedelta(days=3, hours=3)
 
 
 def signed_post(client: FlaskClient, path: str, form: dict[str, str], *, token: str = AUTH_TOKEN) -> Any:
-    """POST ``form`` to ``path`` signed the way Twilio signs it (public URL, form parameters)."""
+    """POST ``form`` to ``path`` signed the way Twilio signs it (public URL, form parameters).
+
+    An inbound message gets a new MessageSid unless ``form`` names one, as every message Twilio receives does.
+    """
+    if path.startswith("/webhooks/twilio/inbound") and "MessageSid" not in form:
+        form = {**form, "MessageSid": f"SM{uuid.uuid4().hex}"}
     signature = RequestValidator(token).compute_signature(PUBLIC + path, form)
     return client.post(path, data=form, headers={"X-Twilio-Signature": signature})
 

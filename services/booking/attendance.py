@@ -1,0 +1,158 @@
+"""Attendance: whether the patient will come to a booking, from their SMS reply (notify's event) or staff.
+
+Notify owns the phone conversation and reports what a reply meant (``notify.sms_reply``); this service owns
+the state. A state belongs to one booking version: after a reschedule or a cancel it reads as unconfirmed, so
+a reply racing a change can never confirm a visit that no longer exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.booking.models import CONFIRMED, DECLINED, UNCONFIRMED, Attendance, Booking, Clinic
+from services.booking.service import get_booking
+from shared.events import ATTENDANCE_CONFIRMED, SmsReplyEvent
+from shared.problems import Conflict, NotFound
+from shared.timeutil import day_bounds_utc, utcnow
+
+log = logging.getLogger(__name__)
+
+SMS = "sms"
+PHONE = "phone"
+STAFF = "staff"
+SOURCES = (SMS, PHONE, STAFF)
+# What a patient's own later word may replace; arrived and no-show are staff's record of the day.
+_REPLACEABLE_BY_PATIENT = (UNCONFIRMED, DECLINED)
+
+
+@dataclass(frozen=True)
+class AttendanceView:
+    """A booking's attendance as staff read it."""
+
+    booking_id: uuid.UUID
+    booking_version: int
+    state: str
+    source: str | None
+    at: datetime | None
+
+
+def current(booking: Booking, row: Attendance | None) -> AttendanceView:
+    """The attendance of the booking's current version (a state recorded for an older one does not count)."""
+    if row is None or row.booking_version != booking.version:
+        return AttendanceView(booking.id, booking.version, UNCONFIRMED, None, None)
+    return AttendanceView(booking.id, booking.version, row.state, row.source, row.at)
+
+
+def get_attendance(*, session: Session, booking_id: uuid.UUID) -> AttendanceView:
+    """The attendance of booking ``booking_id`` (404 if there is no such booking)."""
+    booking = get_booking(session=session, booking_id=booking_id)
+    return current(booking, session.get(Attendance, booking_id))
+
+
+def _write(
+    session: Session, booking: Booking, row: Attendance | None, *, state: str, source: str, at: datetime
+) -> Attendance:
+    if row is None:
+        row = Attendance(booking_id=booking.id)
+        session.add(row)
+    row.booking_version, row.state, row.source, row.at = booking.version, state, source, at
+    return row
+
+
+def set_attendance(
+    *, session: Session, booking_id: uuid.UUID, state: str, source: str = STAFF
+) -> AttendanceView:
+    """Record what staff know (a confirmation taken by phone, an arrival, a no-show); 409 if cancelled."""
+    booking = get_booking(session=session, booking_id=booking_id)
+    if booking.status != "confirmed":
+        raise Conflict("The booking is cancelled.", slug="booking-cancelled")
+    row = session.get(Attendance, booking_id, with_for_update=True)
+    row = _write(session, booking, row, state=state, source=source, at=utcnow())
+    session.flush()
+    log.info("attendance set by staff", extra={"booking_id": str(booking_id), "state": state})
+    return current(booking, row)
+
+
+def apply_sms_reply(*, session: Session, event: SmsReplyEvent) -> str:
+    """Apply what a patient's SMS reply meant; the outcome (``applied``, ``stale``, ``kept``, ``unknown``)."""
+    # The booking row's lock orders this against a concurrent reschedule or cancel (columns only: no joins).
+    locked = session.execute(
+        select(Booking.id).where(Booking.id == event.booking_id).with_for_update()
+    ).first()
+    booking = session.get(Booking, event.booking_id) if locked else None
+    if booking is None:
+        return "unknown"
+    if booking.status != "confirmed" or booking.version != event.booking_version:
+        # The visit the reply was about moved or was cancelled since: notify already told the patient.
+        log.info("sms reply for an outdated booking version", extra={"booking_id": str(booking.id)})
+        return "stale"
+    if event.meaning != ATTENDANCE_CONFIRMED:
+        return "unknown"
+    row = session.get(Attendance, booking.id, with_for_update=True)
+    same_version = row is not None and row.booking_version == booking.version
+    if same_version and (row.state not in _REPLACEABLE_BY_PATIENT or row.at > event.replied_at):  # type: ignore[union-attr]
+        return "kept"  # staff recorded something later, or the day's record: it stands
+    _write(session, booking, row, state=CONFIRMED, source=SMS, at=event.replied_at)
+    log.info("attendance confirmed by sms", extra={"booking_id": str(booking.id)})
+    return "applied"
+
+
+@dataclass(frozen=True)
+class ReadinessRow:
+    """One session of a day as staff see it: who, when, with whom, and whether the patient will come."""
+
+    booking_id: uuid.UUID
+    start: datetime
+    end: datetime
+    provider_id: int
+    provider_name: str
+    appointment_type: str
+    patient_first_name: str
+    attendance: AttendanceView
+    changed_at: datetime
+
+
+def readiness(
+    *, session: Session, clinic_id: int, day: date, provider_id: int | None = None
+) -> list[ReadinessRow]:
+    """The clinic's confirmed sessions on ``day`` (its own zone), newest change first (404: no clinic)."""
+    clinic = session.get(Clinic, clinic_id)
+    if clinic is None:
+        raise NotFound(f"No clinic {clinic_id}.", slug="no-clinic")
+    start, end = day_bounds_utc(day, clinic.time_zone)
+    query = (
+        select(Booking, Attendance)
+        .outerjoin(Attendance, Attendance.booking_id == Booking.id)
+        .where(
+            Booking.clinic_id == clinic_id,
+            Booking.status == "confirmed",
+            Booking.start_at >= start,
+            Booking.start_at < end,
+        )
+    )
+    if provider_id is not None:
+        query = query.where(Booking.provider_id == provider_id)
+    rows = [_readiness_row(booking, row) for booking, row in session.execute(query).all()]
+    return sorted(rows, key=lambda r: (r.changed_at, r.start), reverse=True)
+
+
+def _readiness_row(booking: Booking, row: Attendance | None) -> ReadinessRow:
+    view = current(booking, row)
+    changed = max(booking.updated_at, row.updated_at) if row is not None else booking.updated_at
+    return ReadinessRow(
+        booking_id=booking.id,
+        start=booking.start_at,
+        end=booking.end_at,
+        provider_id=booking.provider_id,
+        provider_name=booking.provider.name,
+        appointment_type=booking.appointment_type.name,
+        patient_first_name=(booking.patient.name.split() or [""])[0],
+        attendance=view,
+        changed_at=changed,
+    )

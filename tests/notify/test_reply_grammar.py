@@ -1,0 +1,65 @@
+"""The reply keywords, whatever the case, spacing, accents, punctuation or emoji around them."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.notify.replies.grammar import CHANGE, CONFIRM, OTHER, Reply, parse
+
+CONFIRM_WORDS = ["C", "YES", "Y", "CONFIRM", "SI", "SÍ", "CONFIRMAR"]
+CHANGE_WORDS = ["R", "CHANGE", "CAMBIAR"]
+# What phones add around a word: spaces, line breaks, punctuation, emoji (with skin tones and joiners).
+NOISE = st.text(alphabet=" \t\n.,!?¡¿'\"👍✅🙏🏽\u200d😀", max_size=4)
+
+
+def _cased(word: str) -> st.SearchStrategy[str]:
+    return st.lists(st.booleans(), min_size=len(word), max_size=len(word)).map(
+        lambda flips: "".join(c.lower() if f else c for c, f in zip(word, flips, strict=True))
+    )
+
+
+@given(word=st.sampled_from(CONFIRM_WORDS).flatmap(_cased), before=NOISE, after=NOISE)
+def test_every_confirm_word_confirms_in_any_dress(word: str, before: str, after: str) -> None:
+    assert parse(before + word + after) == Reply(CONFIRM)
+
+
+@given(word=st.sampled_from(CHANGE_WORDS).flatmap(_cased), before=NOISE, after=NOISE)
+def test_every_change_word_changes(word: str, before: str, after: str) -> None:
+    assert parse(before + word + after) == Reply(CHANGE)
+
+
+@given(
+    word=st.sampled_from(CONFIRM_WORDS + CHANGE_WORDS),
+    day=st.integers(1, 31),
+    gap=st.sampled_from(["", " ", "  "]),
+)
+def test_a_day_of_the_month_may_follow(word: str, day: int, gap: str) -> None:
+    assert parse(f"{word}{gap}{day}").day == day
+
+
+@given(st.text(max_size=40))
+def test_any_text_reads_as_one_intent_and_never_raises(body: str) -> None:
+    found = parse(body)
+    assert found.intent in (CONFIRM, CHANGE, OTHER)
+    assert found.day is None or 1 <= found.day <= 31
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Can I come at 4 instead?",
+        "C U there",
+        "yes please",
+        "confirm 0",
+        "C 32",
+        "CC",
+        "no",
+        "",
+        "🙂",
+        "sí sí",
+    ],
+)
+def test_sentences_and_near_misses_are_not_understood(body: str) -> None:
+    assert parse(body) == Reply(OTHER)
