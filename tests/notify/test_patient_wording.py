@@ -7,8 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 import time_machine
-from services.notify.provider_calendar import location
 
+from services.notify.calendar.entry import location
 from services.notify.models import EMAIL, SMS, BookingCopy
 from services.notify.preview import SAMPLE_START, sample_snapshot
 from services.notify.rendering import MessageContext
