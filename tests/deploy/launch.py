@@ -36,7 +36,11 @@ def production_env(databases: dict[str, str], redis_server: RedisServer, tmp_pat
     """The environment a container gets: production rules, real secrets, PostgreSQL and Redis by URL."""
     redis_server.client().flushall()
     return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("BOOKING_", "NOTIFY_", "CONSULT_", "CHECKINS_"))},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("BOOKING_", "NOTIFY_", "CONSULT_", "CHECKINS_"))
+        },
         **databases,
         "SUITE_ENV": "production",
         "REDIS_URL": redis_server.url,
