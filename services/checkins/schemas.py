@@ -77,6 +77,14 @@ class LatestOut(Schema):
     answers = fields.List(fields.Nested(AnswerOut))
 
 
+class FhirBundleOut(Schema):
+    """A FHIR R4 Bundle (type collection); its entries are QuestionnaireResponse and Observation resources."""
+
+    resourceType = fields.String(metadata={"example": "Bundle"})
+    type = fields.String(metadata={"example": "collection"})
+    entry = fields.List(fields.Dict())
+
+
 class TimelineOut(Schema):
     patient_id = fields.UUID()
     stopped_at = fields.DateTime(allow_none=True)

@@ -77,6 +77,20 @@ def answers_of(session: Session, checkin_id: uuid.UUID) -> dict[int, int]:
     return {a.item: a.value for a in session.scalars(select(Answer).where(Answer.checkin_id == checkin_id))}
 
 
+def completed_with_answers(
+    *, session: Session, patient_id: uuid.UUID
+) -> list[tuple[Checkin, dict[int, int]]]:
+    """The patient's completed check-ins, oldest first, each with its answers."""
+    done = list(
+        session.scalars(
+            select(Checkin)
+            .where(Checkin.patient_id == patient_id, Checkin.status == COMPLETED)
+            .order_by(Checkin.completed_at)
+        )
+    )
+    return [(c, answers_of(session, c.id)) for c in done]
+
+
 def next_item(checkin: Checkin, answered: dict[int, int]) -> int | None:
     """The first unanswered item (1-based), or None when all are answered."""
     count = len(instruments.INSTRUMENTS[checkin.instrument].items)

@@ -11,7 +11,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from services.checkins import links, service, timeline
+from services.checkins import fhir, links, service, timeline
 from services.checkins import schemas as s
 from services.checkins.extensions import get_checkins_config
 from services.checkins.models import Alert, Patient
@@ -52,6 +52,19 @@ class PatientTimeline(MethodView):
             "flags": data["flags"],
             "alerts": data["alerts"],
         }
+
+
+@staff.route("/patients/<uuid:patient_id>/fhir")
+class PatientFhir(MethodView):
+    @staff.response(200, s.FhirBundleOut)
+    @staff.alt_response(404, schema=ProblemSchema, description="No check-ins known for this patient")
+    def get(self, patient_id: uuid.UUID) -> Any:
+        """Every completed check-in of the patient as FHIR R4 QuestionnaireResponse and Observations."""
+        session = get_session()
+        if session.get(Patient, patient_id) is None:
+            raise NotFound("No check-ins are known for this patient.")
+        completed = service.completed_with_answers(session=session, patient_id=patient_id)
+        return fhir.bundle(completed, get_checkins_config().checkins_public_url)
 
 
 @staff.route("/alerts")
