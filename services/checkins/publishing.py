@@ -78,7 +78,7 @@ def alert_event(p: Publisher, a: Alert) -> dict[str, Any]:
     )
 
 
-def make_due(session: Session, *, now: datetime, reminder_hours: int, limit: int = 500) -> dict[str, int]:
+def make_due(session: Session, *, now: datetime, reminder_hours: int, limit: int = 5000) -> dict[str, int]:
     """Mark due check-ins sent (and unanswered ones reminded) with a new event each; expire old ones."""
     due = list(
         session.scalars(
@@ -120,10 +120,11 @@ def _new_send(c: Checkin, now: datetime) -> None:
     c.event_id, c.event_at, c.published_at, c.updated_at = uuid.uuid4(), now, None, now
 
 
-def publish_pending(p: Publisher, *, checkin_id: uuid.UUID | None = None, limit: int = 200) -> int:
+def publish_pending(p: Publisher, *, checkin_id: uuid.UUID | None = None, limit: int = 5000) -> int:
     """Publish every check-in and alert event not yet on the queue (of one check-in, or any); return how many.
 
-    Raises ``RedisError`` when Redis is unreachable; the rows stay pending for the next round.
+    Alerts go first; all go in one Redis pipeline, then one transaction records them in the ledger and stamps
+    their rows. Raises ``RedisError`` when Redis is unreachable; the rows stay pending for the next round.
     """
     now = utcnow()
     with p.db.transaction() as session:
@@ -134,21 +135,31 @@ def publish_pending(p: Publisher, *, checkin_id: uuid.UUID | None = None, limit:
         if checkin_id is not None:
             checkins = checkins.where(Checkin.id == checkin_id)
             alerts = alerts.where(Alert.checkin_id == checkin_id)
-        pending: list[tuple[type[Alert] | type[Checkin], uuid.UUID, dict[str, Any]]]
-        pending = [(Alert, a.id, alert_event(p, a)) for a in session.scalars(alerts.limit(limit))]
-        pending += [(Checkin, c.id, checkin_event(p, c)) for c in session.scalars(checkins.limit(limit))]
-    for model, row_id, payload in pending:
-        publish(p.redis, payload)
-        with p.db.transaction() as session:
-            delivery.record_sent(
-                session, CheckinDelivery, [(uuid.UUID(payload["event_id"]), payload["type"])], utcnow()
-            )
-            session.execute(
-                update(model)
-                .where(model.id == row_id, model.event_id == uuid.UUID(payload["event_id"]))
-                .values(published_at=utcnow())
-            )
-        log.info("check-in event published", extra={"event_id": payload["event_id"], "type": payload["type"]})
+        pending: list[tuple[type[Alert] | type[Checkin], dict[str, Any]]]
+        pending = [(Alert, alert_event(p, a)) for a in session.scalars(alerts.limit(limit))]
+        pending += [(Checkin, checkin_event(p, c)) for c in session.scalars(checkins.limit(limit))]
+    if not pending:
+        return 0
+    pipe = p.redis.pipeline(transaction=False)
+    for _, payload in pending:
+        publish(p.redis, payload, pipeline=pipe)
+    pipe.execute()
+    sent = [(model, uuid.UUID(payload["event_id"]), payload["type"]) for model, payload in pending]
+    with p.db.transaction() as session:
+        stamped = utcnow()
+        delivery.record_sent(
+            session, CheckinDelivery, [(event_id, kind) for _, event_id, kind in sent], stamped
+        )
+        for model in (Alert, Checkin):
+            ids = [event_id for m, event_id, _ in sent if m is model]
+            for start in range(0, len(ids), 1000):
+                # By event id: a newer send of the same check-in (a reminder) has its own and stays pending.
+                session.execute(
+                    update(model)
+                    .where(model.event_id.in_(ids[start : start + 1000]))
+                    .values(published_at=stamped)
+                )
+    log.info("check-in events published", extra={"count": len(pending)})
     return len(pending)
 
 
