@@ -23,6 +23,7 @@ SMALL = {
     "BENCH_NOOP_JOBS": "100",
     "BENCH_BOOKINGS": "10",
     "BENCH_UPCOMING": "1000",
+    "BENCH_CHECKINS": "300",
     # A send job cut short by the suite benchmark's kill is settled after NOTIFY_SENDING_STALE_SECONDS (300 s
     # by default); shorter provider timeouts let it be shorter here.
     "TWILIO_TIMEOUT_SECONDS": "2",

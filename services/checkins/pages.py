@@ -19,7 +19,8 @@ from services.checkins.extensions import get_checkins_config, get_publisher, get
 from services.checkins.models import COMPLETED, SENT, STARTED, Alert, Checkin, Patient
 from services.checkins.schemas import AckForm, AnswerForm
 from shared.api import public
-from shared.db import get_session, unit_of_work
+from shared.cache import Lru
+from shared.db import get_db, get_session, unit_of_work
 from shared.links import ALERT, CHECKIN, TIMELINE, current_signer
 from shared.timeutil import format_local, utcnow
 
@@ -31,6 +32,7 @@ CSP = (
 )
 STATUS = {service.INVALID: 404, service.EXPIRED: 410, service.CLOSED: 410}
 _ANSWER, _ACK = AnswerForm(), AckForm()
+_TIMELINES = Lru(256)
 
 
 @bp.after_request
@@ -211,8 +213,15 @@ def timeline_page(token: str) -> ResponseReturnValue:
     except service.CheckinError as exc:
         return _problem(exc.reason)
     assert isinstance(patient, Patient)
-    data = timeline.build(get_session(), patient, lambda at: _when(at, patient.time_zone))
-    return render_template("checkins/timeline.html", when=_when, zone=patient.time_zone, **data)
+    session = get_session()
+    # Providers reopen the same timeline far more often than it changes: the page is kept per revision.
+    key = (get_db().url, patient.id, timeline.revision(session, patient))
+    page: str | None = _TIMELINES.get(key)
+    if page is None:
+        data = timeline.build(session, patient, lambda at: _when(at, patient.time_zone))
+        page = render_template("checkins/timeline.html", when=_when, zone=patient.time_zone, **data)
+        _TIMELINES.put(key, page)
+    return page
 
 
 def _when(at: Any, zone: str = "UTC") -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.checkins.instruments import INSTRUMENTS
@@ -29,6 +29,7 @@ from services.checkins.models import (
 
 WIDTH, HEIGHT, PAD = 640, 180, 32
 CHARTED = ("mood", "pain", "phq9", "gad7")
+RECENT = 14  # figures listed under each chart, newest last
 
 
 @dataclass
@@ -38,14 +39,15 @@ class Chart:
     key: str
     title: str
     max_value: int
-    points: list[tuple[float, float, str, int]] = field(default_factory=list)
+    points: list[tuple[float, float, int]] = field(default_factory=list)
     markers: list[float] = field(default_factory=list)
     gridlines: list[tuple[float, int]] = field(default_factory=list)
+    recent: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def polyline(self) -> str:
         """The ``points`` attribute of the chart's line."""
-        return " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in self.points)
+        return " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in self.points)
 
 
 def _x(at: datetime, start: datetime, span: float) -> float:
@@ -65,10 +67,34 @@ def chart(key: str, points: list[tuple[datetime, int]], sessions: list[datetime]
     end = max(moments) + timedelta(hours=12) if moments else start + timedelta(days=1)
     span = max((end - start).total_seconds(), 1.0)
     result = Chart(key=key, title=instrument.title, max_value=top)
-    result.points = [(_x(at, start, span), _y(v, top), zone_label(at), v) for at, v in points]
+    result.points = [(_x(at, start, span), _y(v, top), v) for at, v in points]
+    # The figures table lists the most recent only: a year of daily ratings is a line, not a table.
+    result.recent = [(zone_label(at), v) for at, v in points[-RECENT:]]
     result.markers = [_x(at, start, span) for at in sessions]
     result.gridlines = [(_y(v, top), v) for v in sorted({0, top // 2, top})]
     return result
+
+
+def revision(session: Session, patient: Patient) -> tuple[Any, ...]:
+    """What the patient's timeline depends on, in one query: a changed page has a changed revision."""
+    of_patient = Checkin.patient_id == patient.id
+    row = session.execute(
+        select(
+            select(func.max(Checkin.updated_at)).where(of_patient).scalar_subquery(),
+            select(func.count()).select_from(Answer).join(Checkin).where(of_patient).scalar_subquery(),
+            select(func.max(SessionCopy.updated_at))
+            .where(SessionCopy.patient_id == patient.id)
+            .scalar_subquery(),
+            select(func.count()).select_from(Flag).where(Flag.patient_id == patient.id).scalar_subquery(),
+            select(func.count())
+            .select_from(AlertAck)
+            .join(Alert)
+            .where(Alert.patient_id == patient.id)
+            .scalar_subquery(),
+            select(func.count()).select_from(Alert).where(Alert.patient_id == patient.id).scalar_subquery(),
+        )
+    ).one()
+    return (*row, patient.stopped_at, patient.time_zone)
 
 
 def build(session: Session, patient: Patient, zone_label: Any) -> dict[str, Any]:
@@ -78,24 +104,25 @@ def build(session: Session, patient: Patient, zone_label: Any) -> dict[str, Any]
             select(SessionCopy).where(SessionCopy.patient_id == patient.id).order_by(SessionCopy.start_at)
         )
     )
-    done = list(
-        session.scalars(
-            select(Checkin)
-            .where(Checkin.patient_id == patient.id, Checkin.status == COMPLETED)
-            .order_by(Checkin.completed_at)
-        )
-    )
+    # Columns, not objects: a year of daily ratings is hundreds of rows.
+    done = session.execute(
+        select(Checkin.id, Checkin.instrument, Checkin.completed_at, Checkin.score)
+        .where(Checkin.patient_id == patient.id, Checkin.status == COMPLETED)
+        .order_by(Checkin.completed_at)
+    ).all()
     series: dict[str, list[tuple[datetime, int]]] = {k: [] for k in CHARTED}
-    for c in done:
-        if c.completed_at is not None and c.score is not None:
-            series[c.instrument].append((c.completed_at, c.score))
+    newest: dict[str, uuid.UUID] = {}
+    for checkin_id, instrument, completed_at, score in done:
+        if completed_at is not None and score is not None:
+            series[instrument].append((completed_at, score))
+            newest[instrument] = checkin_id
     starts = [s.start_at for s in sessions if s.status == CONFIRMED]
     return {
         "patient": patient,
         "sessions": sessions,
         "series": series,
         "charts": [chart(k, series[k], starts, zone_label) for k in CHARTED],
-        "latest": latest_answers(session, done),
+        "latest": latest_answers(session, list(newest.values())),
         "flags": list(
             session.scalars(
                 select(Flag).where(Flag.patient_id == patient.id).order_by(Flag.created_at.desc()).limit(50)
@@ -105,12 +132,10 @@ def build(session: Session, patient: Patient, zone_label: Any) -> dict[str, Any]
     }
 
 
-def latest_answers(session: Session, done: list[Checkin]) -> list[dict[str, Any]]:
-    """The newest completed check-in of each instrument, with each question and the answer given."""
-    newest: dict[str, Checkin] = {}
-    for c in done:
-        newest[c.instrument] = c
+def latest_answers(session: Session, checkin_ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+    """These completed check-ins (the newest of each instrument), each question with the answer given."""
     found = []
+    newest = {c.instrument: c for c in session.scalars(select(Checkin).where(Checkin.id.in_(checkin_ids)))}
     for key, c in sorted(newest.items()):
         instrument = INSTRUMENTS[key]
         labels = dict(instrument.options)

@@ -36,11 +36,12 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.notify.config import NotifyConfig
-from services.notify.feed_cache import BuiltFeed, FeedCache, Lru
+from services.notify.feed_cache import BuiltFeed, FeedCache
 from services.notify.models import CANCELLED, BookingCopy, CalendarInvite, JoinLink, ProviderFeed
 from services.notify.protocols import ProtocolBook
 from services.notify.provider_calendar import provider_event
 from shared import ical, links
+from shared.cache import Lru
 from shared.db import dialect_insert
 from shared.timeutil import local_date
 

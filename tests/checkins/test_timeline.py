@@ -91,10 +91,15 @@ def test_flags_and_a_stop_show_on_the_timeline(app: Flask, clock: time_machine.C
     deliver(app, booking_event())
     clock.move_to(FIRST - timedelta(hours=47))
     schedule(app)
+    client = app.test_client()
+    url = client.get(f"/api/v1/patients/{PATIENT}/timeline", headers=STAFF).json["timeline_url"]
+    path = url.removeprefix("http://checkins.test")
+    assert "No open flags." in client.get(path).text
     _answer_all(app, "phq9-before-first", [0, 0, 0, 0, 0, 0, 0, 0, 1])
+    # The page a provider had open is built again once it changes (it is kept per revision).
+    assert "No open flags." not in client.get(path).text
     (checkin,) = checkins(app, plan_step="gad7-before-first")
     app.test_client().post(f"/c/{checkin_token(app, checkin)}/stop")
-    client = app.test_client()
     data = client.get(f"/api/v1/patients/{PATIENT}/timeline", headers=STAFF).json
     assert [f["kind"] for f in data["flags"]] == ["self-harm"]
     assert data["stopped_at"] is not None
