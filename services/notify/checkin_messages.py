@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import logging
-import uuid
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -160,10 +159,3 @@ def prepare(
         message_id=message_id_for(key, runtime.config.smtp_from),
     )
     return None, email
-
-
-def checkin_of(step: str) -> uuid.UUID | None:
-    """The check-in id a check-in row's step names (for the replies notify will match), else None."""
-    if not step.startswith(CHECKIN_PREFIX):
-        return None
-    return uuid.UUID(step[len(CHECKIN_PREFIX) :].split(":", 1)[0])
