@@ -74,7 +74,7 @@ def plan_checkin(
     clinic, patient = snap["clinic"], snap["patient"]
     step = f"{CHECKIN_PREFIX}{event.checkin_id}:{event.reminder}"
     until = format_local(event.expires_at, patient["time_zone"])
-    reminder = "A reminder: " if event.reminder else ""
+    reminder = "Reminder: " if event.reminder else ""
     sms_name = runtime.book.sms_name(clinic["slug"], clinic["name"])
     rows = []
     sms = _base_row(copy, event.booking_version, step, SMS, now)
@@ -82,7 +82,7 @@ def plan_checkin(
         urgent=False,
         expires_at=event.expires_at,
         recipient=patient.get("phone"),
-        body=f"{sms_name}: {reminder}a short check-in from your care team: {event.checkin_url} "
+        body=f"{sms_name}: {reminder.lower()}a short check-in from your care team: {event.checkin_url} "
         f"{runtime.config.sms_opt_out_hint}".strip(),
     )
     if not patient.get("phone") or not patient.get("sms_consent"):
@@ -93,7 +93,7 @@ def plan_checkin(
         urgent=False,
         expires_at=event.expires_at,
         recipient=patient["email"],
-        subject=f"{reminder}A short check-in from {clinic['name']}",
+        subject=f"{reminder}{'a' if reminder else 'A'} short check-in from {clinic['name']}",
         body=f"Hello,\n\nYour care team at {clinic['name']} asks you to answer a short check-in. It takes a "
         f"minute or two:\n\n{event.checkin_url}\n\nThe link works until {until}.\n\n{CRISIS_LINE}\n",
     )

@@ -85,7 +85,7 @@ def test_without_sms_consent_only_the_email_goes_and_quiet_hours_hold_the_sms(
     tick(app)
     mine = {m.channel: m for m in messages(app, booking_id=other.id) if m.protocol == "checkins"}
     assert mine["email"].status == "sent"
-    assert mine["email"].subject == f"A reminder: A short check-in from {CLINIC.name}"
+    assert mine["email"].subject == f"Reminder: a short check-in from {CLINIC.name}"
     assert mine["sms"].status == "planned"
     assert mine["sms"].due_at > MONDAY_NOON + timedelta(hours=11)
 
