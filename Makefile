@@ -59,7 +59,7 @@ lock: install ## Re-pin requirements/*.txt from pyproject.toml
 	$(BIN)/pip-compile -q --strip-extras --no-header --no-emit-index-url --no-emit-find-links --extra dev -o requirements/dev.txt pyproject.toml
 
 config-table: install ## Print the README's table of environment variables (from the config classes)
-	@$(BIN)/python -c 'from shared.config import settings_table; from services.booking.config import BookingConfig; from services.notify.config import NotifyConfig; from services.consult.config import ConsultConfig; from deploy.suitectl.dashboard import DashboardConfig; print(settings_table(BookingConfig, NotifyConfig, ConsultConfig, DashboardConfig))'
+	@$(BIN)/python -c 'from shared.config import settings_table; from services.booking.config import BookingConfig; from services.notify.config import NotifyConfig; from services.consult.config import ConsultConfig; from services.checkins.config import CheckinsConfig; from deploy.suitectl.dashboard import DashboardConfig; print(settings_table(BookingConfig, NotifyConfig, ConsultConfig, CheckinsConfig, DashboardConfig))'
 
 clean: ## Remove the virtualenv, local databases and caches
 	rm -rf $(VENV) var node_modules .mypy_cache .ruff_cache artifacts services/consult/static/vendor

@@ -16,6 +16,9 @@ BOOKING_RESCHEDULED = "booking.rescheduled"
 BOOKING_CANCELLED = "booking.cancelled"
 BOOKING_EVENT_TYPES = (BOOKING_CONFIRMED, BOOKING_RESCHEDULED, BOOKING_CANCELLED)
 CONSULT_LINKS_READY = "consult.links_ready"
+CHECKIN_REQUESTED = "checkin.requested"
+CHECKIN_ALERT = "checkin.alert"
+REPLY_RATING = "reply.rating"
 NOTIFY_SMS_REPLY = "notify.sms_reply"
 
 # What an SMS reply meant (notify owns the phone conversation; booking owns the state it changes).
@@ -315,6 +318,105 @@ class SmsReplyEventSchema(_Base):
         return SmsReplyEvent(**data)
 
 
+@dataclass(frozen=True)
+class CheckinRequestedEvent:
+    """``checkin.requested``: a check-in is due; notify sends its link to the patient of the booking.
+
+    It carries no instrument, question, answer or score: only the booking's patient, the link and its expiry.
+    """
+
+    booking_id: uuid.UUID
+    booking_version: int
+    checkin_id: uuid.UUID
+    checkin_url: str
+    expires_at: datetime
+    reminder: int = 0
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    occurred_at: datetime = field(default_factory=utcnow)
+    correlation_id: str = ""
+    schema_version: int = 1
+    type: str = CHECKIN_REQUESTED
+
+
+@dataclass(frozen=True)
+class CheckinAlertEvent:
+    """``checkin.alert``: on-call staff must act now; notify sends them the alert's link (nothing more)."""
+
+    alert_id: uuid.UUID
+    booking_id: uuid.UUID
+    alert_url: str
+    sms_to: list[str]
+    email_to: list[str]
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    occurred_at: datetime = field(default_factory=utcnow)
+    correlation_id: str = ""
+    schema_version: int = 1
+    type: str = CHECKIN_ALERT
+
+
+@dataclass(frozen=True)
+class ReplyRatingEvent:
+    """``reply.rating``: the number a patient sent back by SMS to a rating check-in (notify publishes it)."""
+
+    checkin_id: uuid.UUID
+    value: int
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    occurred_at: datetime = field(default_factory=utcnow)
+    correlation_id: str = ""
+    schema_version: int = 1
+    type: str = REPLY_RATING
+
+
+class _EventHead(_Base):
+    event_id = fields.UUID(required=True)
+    schema_version = fields.Integer(required=True, validate=validate.Equal(1))
+    occurred_at = _when()
+    correlation_id = fields.String(load_default="")
+
+
+class CheckinRequestedEventSchema(_EventHead):
+    """Version 1 of ``checkin.requested``."""
+
+    type = fields.String(required=True, validate=validate.Equal(CHECKIN_REQUESTED))
+    booking_id = fields.UUID(required=True)
+    booking_version = fields.Integer(required=True, validate=validate.Range(min=1))
+    checkin_id = fields.UUID(required=True)
+    checkin_url = fields.Url(required=True, require_tld=False)
+    expires_at = _when()
+    reminder = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10))
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> CheckinRequestedEvent:
+        return CheckinRequestedEvent(**data)
+
+
+class CheckinAlertEventSchema(_EventHead):
+    """Version 1 of ``checkin.alert``."""
+
+    type = fields.String(required=True, validate=validate.Equal(CHECKIN_ALERT))
+    alert_id = fields.UUID(required=True)
+    booking_id = fields.UUID(required=True)
+    alert_url = fields.Url(required=True, require_tld=False)
+    sms_to = fields.List(fields.String(), required=True)
+    email_to = fields.List(fields.String(), required=True)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> CheckinAlertEvent:
+        return CheckinAlertEvent(**data)
+
+
+class ReplyRatingEventSchema(_EventHead):
+    """Version 1 of ``reply.rating``."""
+
+    type = fields.String(required=True, validate=validate.Equal(REPLY_RATING))
+    checkin_id = fields.UUID(required=True)
+    value = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=10))
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> ReplyRatingEvent:
+        return ReplyRatingEvent(**data)
+
+
 _BOOKING_EVENT_SCHEMA = BookingEventSchema()
 _LINKS_READY_SCHEMA = LinksReadyEventSchema()
 _SMS_REPLY_SCHEMA = SmsReplyEventSchema()
@@ -322,10 +424,21 @@ _SCHEMAS: dict[type, Schema] = {
     BookingEvent: _BOOKING_EVENT_SCHEMA,
     LinksReadyEvent: _LINKS_READY_SCHEMA,
     SmsReplyEvent: _SMS_REPLY_SCHEMA,
+    CheckinRequestedEvent: CheckinRequestedEventSchema(),
+    CheckinAlertEvent: CheckinAlertEventSchema(),
+    ReplyRatingEvent: ReplyRatingEventSchema(),
 }
+AnyEvent = (
+    BookingEvent
+    | LinksReadyEvent
+    | SmsReplyEvent
+    | CheckinRequestedEvent
+    | CheckinAlertEvent
+    | ReplyRatingEvent
+)
 
 
-def dump_event(event: BookingEvent | LinksReadyEvent | SmsReplyEvent) -> dict[str, Any]:
+def dump_event(event: AnyEvent) -> dict[str, Any]:
     """The JSON-ready form of ``event``, validated against its schema on the way out."""
     schema = _SCHEMAS[type(event)]
     data: dict[str, Any] = schema.dump(event)
@@ -352,4 +465,22 @@ def load_links_ready(payload: dict[str, Any]) -> LinksReadyEvent:
 def load_sms_reply(payload: dict[str, Any]) -> SmsReplyEvent:
     """Load a ``notify.sms_reply`` payload; raise ``ValidationError`` if it breaks the contract."""
     event: SmsReplyEvent = _SMS_REPLY_SCHEMA.load(payload)
+    return event
+
+
+def load_checkin_requested(payload: dict[str, Any]) -> CheckinRequestedEvent:
+    """Load a ``checkin.requested`` payload; raise ``ValidationError`` if it breaks the contract."""
+    event: CheckinRequestedEvent = _SCHEMAS[CheckinRequestedEvent].load(payload)
+    return event
+
+
+def load_checkin_alert(payload: dict[str, Any]) -> CheckinAlertEvent:
+    """Load a ``checkin.alert`` payload; raise ``ValidationError`` if it breaks the contract."""
+    event: CheckinAlertEvent = _SCHEMAS[CheckinAlertEvent].load(payload)
+    return event
+
+
+def load_reply_rating(payload: dict[str, Any]) -> ReplyRatingEvent:
+    """Load a ``reply.rating`` payload; raise ``ValidationError`` if it breaks the contract."""
+    event: ReplyRatingEvent = _SCHEMAS[ReplyRatingEvent].load(payload)
     return event

@@ -24,7 +24,10 @@ MANAGE = "manage"  # a patient sees, reschedules or cancels one booking
 JOIN = "join"  # a participant joins one booking's consultation room
 INVITE = "invite"  # a patient books through a clinic's private invitation
 FEED = "feed"  # a provider's private calendar feed
-PURPOSES = frozenset({MANAGE, JOIN, INVITE, FEED})
+CHECKIN = "checkin"  # a patient answers one check-in (a questionnaire or a rating)
+ALERT = "alert"  # on-call staff open and acknowledge one safety alert
+TIMELINE = "timeline"  # a provider sees one patient's check-in timeline
+PURPOSES = frozenset({MANAGE, JOIN, INVITE, FEED, CHECKIN, ALERT, TIMELINE})
 # The extra claim holding a subject's stored secret (feed and join tokens).
 SECRET_CLAIM = "k"  # noqa: S105 (the name of a claim, not a secret)
 
@@ -231,3 +234,12 @@ def join_url(base_url: str, token: str) -> str:
 def manage_join_url(base_url: str, manage_token: str) -> str:
     """The consult page that turns a patient's manage token into their current join link."""
     return link_url(base_url, "join/manage", manage_token)
+
+
+def secret_token(
+    signer: LinkSigner, *, purpose: str, subject: str, expires_at: datetime, secret: str, version: int = 1
+) -> str:
+    """A token for ``subject`` carrying its stored secret (check-in, alert and timeline links)."""
+    return signer.sign(
+        purpose=purpose, subject=subject, version=version, expires_at=expires_at, extra={SECRET_CLAIM: secret}
+    )

@@ -21,7 +21,8 @@ from shared.logging import get_correlation_id
 BOOKING_QUEUE = "booking"
 NOTIFY_QUEUE = "notify"
 CONSULT_QUEUE = "consult"
-ALL_QUEUES = (BOOKING_QUEUE, NOTIFY_QUEUE, CONSULT_QUEUE)
+CHECKINS_QUEUE = "checkins"
+ALL_QUEUES = (BOOKING_QUEUE, NOTIFY_QUEUE, CONSULT_QUEUE, CHECKINS_QUEUE)
 
 # Retries back off from seconds to an hour; after the last one the job stays in the failed registry,
 # where ops can requeue it. Handlers are idempotent, so a retry never doubles an effect.
@@ -46,13 +47,19 @@ class Route:
 
 _NOTIFY_BOOKING = Route("notify", NOTIFY_QUEUE, "services.notify.jobs.handle_booking_event")
 _CONSULT_BOOKING = Route("consult", CONSULT_QUEUE, "services.consult.jobs.handle_booking_event")
+_CHECKINS_BOOKING = Route("checkins", CHECKINS_QUEUE, "services.checkins.jobs.handle_booking_event")
 
 ROUTES: dict[str, tuple[Route, ...]] = {
-    events.BOOKING_CONFIRMED: (_NOTIFY_BOOKING, _CONSULT_BOOKING),
-    events.BOOKING_RESCHEDULED: (_NOTIFY_BOOKING, _CONSULT_BOOKING),
-    events.BOOKING_CANCELLED: (_NOTIFY_BOOKING, _CONSULT_BOOKING),
+    events.BOOKING_CONFIRMED: (_NOTIFY_BOOKING, _CONSULT_BOOKING, _CHECKINS_BOOKING),
+    events.BOOKING_RESCHEDULED: (_NOTIFY_BOOKING, _CONSULT_BOOKING, _CHECKINS_BOOKING),
+    events.BOOKING_CANCELLED: (_NOTIFY_BOOKING, _CONSULT_BOOKING, _CHECKINS_BOOKING),
     events.CONSULT_LINKS_READY: (Route("notify", NOTIFY_QUEUE, "services.notify.jobs.handle_links_ready"),),
     events.NOTIFY_SMS_REPLY: (Route("booking", BOOKING_QUEUE, "services.booking.jobs.handle_sms_reply"),),
+    events.CHECKIN_REQUESTED: (
+        Route("notify", NOTIFY_QUEUE, "services.notify.jobs.handle_checkin_requested"),
+    ),
+    events.CHECKIN_ALERT: (Route("notify", NOTIFY_QUEUE, "services.notify.jobs.handle_checkin_alert"),),
+    events.REPLY_RATING: (Route("checkins", CHECKINS_QUEUE, "services.checkins.jobs.handle_reply_rating"),),
 }
 
 

@@ -26,6 +26,7 @@ SMALL = {
     "BENCH_COURSE_ROUNDS": "5",
     "BENCH_COURSE_RACERS": "10",
     "BENCH_REPLIES": "50",
+    "BENCH_CHECKINS": "300",
     # A send job cut short by the suite benchmark's kill is settled after NOTIFY_SENDING_STALE_SECONDS (300 s
     # by default); shorter provider timeouts let it be shorter here.
     "TWILIO_TIMEOUT_SECONDS": "2",

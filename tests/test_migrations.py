@@ -14,7 +14,7 @@ from sqlalchemy import inspect
 from shared.db import make_engine
 from shared.migrate import alembic_config
 
-SERVICES = ("booking", "notify", "consult")
+SERVICES = ("booking", "notify", "consult", "checkins")
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -45,8 +45,15 @@ def _environment(tmp_path: Path, ports: dict[str, int]) -> dict[str, str]:
         "BOOKING_DATABASE_URL": f"sqlite:///{tmp_path}/booking.db",
         "NOTIFY_DATABASE_URL": f"sqlite:///{tmp_path}/notify.db",
         "CONSULT_DATABASE_URL": f"sqlite:///{tmp_path}/consult.db",
+        "CHECKINS_DATABASE_URL": f"sqlite:///{tmp_path}/checkins.db",
     }
-    for key in ("REDIS_URL", "BOOKING_PUBLIC_URL", "NOTIFY_PUBLIC_URL", "CONSULT_PUBLIC_URL"):
+    for key in (
+        "REDIS_URL",
+        "BOOKING_PUBLIC_URL",
+        "NOTIFY_PUBLIC_URL",
+        "CONSULT_PUBLIC_URL",
+        "CHECKINS_PUBLIC_URL",
+    ):
         env.pop(key, None)
     return env
 
@@ -54,7 +61,10 @@ def _environment(tmp_path: Path, ports: dict[str, int]) -> dict[str, str]:
 @contextlib.contextmanager
 def run_script(tmp_path: Path) -> Iterator[Running]:
     """deploy/dev/run.sh until it prints its links; Ctrl-C at the end, and nothing left on the suite's ports."""
-    ports = {name: free_port() for name in ("BOOKING_PORT", "NOTIFY_PORT", "CONSULT_PORT", "REDIS_PORT")}
+    ports = {
+        name: free_port()
+        for name in ("BOOKING_PORT", "NOTIFY_PORT", "CONSULT_PORT", "CHECKINS_PORT", "REDIS_PORT")
+    }
     log = tmp_path / "run.log"
     # A file, not a pipe: nobody reads a pipe while the test works, and a full one would stall the suite.
     with log.open("w") as out:
@@ -91,7 +101,7 @@ def run_script(tmp_path: Path) -> Iterator[Running]:
 def test_run_script_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
     with run_script(tmp_path) as suite:
         links = suite.links
-        for service in ("Booking", "Notify", "Consult"):
+        for service in ("Booking", "Notify", "Consult", "Checkins"):
             docs = links[f"{service} API docs"]
             assert requests.get(docs, timeout=10).status_code == 200
         demo = next(url for label, url in links.items() if label.startswith("Demo patient"))
@@ -102,7 +112,11 @@ def test_run_script_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
             with sqlite3.connect(tmp_path / f"{service}.db") as db:
                 return bool(db.execute("SELECT count(*) FROM processed_events").fetchone()[0])
 
-        wait_until(lambda: handled("notify") and handled("consult"), timeout=60, what="event delivery")
+        wait_until(
+            lambda: handled("notify") and handled("consult") and handled("checkins"),
+            timeout=60,
+            what="event delivery",
+        )
 
         # The demo booking's confirmation is on the notify outbox page, by SMS and by email.
         outbox = links['Messages "sent"']

@@ -7,9 +7,13 @@ export PATH="$PWD/.venv/bin:$PATH"
 export SUITE_ENV=${SUITE_ENV:-development}
 export LOG_FORMAT=${LOG_FORMAT:-text}
 export BOOKING_PORT=${BOOKING_PORT:-8001} NOTIFY_PORT=${NOTIFY_PORT:-8002} CONSULT_PORT=${CONSULT_PORT:-8003}
+export CHECKINS_PORT=${CHECKINS_PORT:-8004}
 export BOOKING_PUBLIC_URL=${BOOKING_PUBLIC_URL:-http://127.0.0.1:$BOOKING_PORT}
 export NOTIFY_PUBLIC_URL=${NOTIFY_PUBLIC_URL:-http://127.0.0.1:$NOTIFY_PORT}
 export CONSULT_PUBLIC_URL=${CONSULT_PUBLIC_URL:-http://127.0.0.1:$CONSULT_PORT}
+export CHECKINS_PUBLIC_URL=${CHECKINS_PUBLIC_URL:-http://127.0.0.1:$CHECKINS_PORT}
+# Safety alerts reach the console outbox (notify's /outbox page) on the embedded defaults.
+export CHECKINS_ONCALL_PHONES=${CHECKINS_ONCALL_PHONES:-+15555550100} CHECKINS_ONCALL_EMAILS=${CHECKINS_ONCALL_EMAILS:-oncall@localhost}
 REDIS_PORT=${REDIS_PORT:-6379}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
 REDIS_DIR=${REDIS_DIR:-var/redis}
@@ -33,7 +37,7 @@ else
   # Migrations and the seed write only to the databases, so they need not wait for Redis.
 fi
 
-for service in booking notify consult; do
+for service in booking notify consult checkins; do
   flask --app "services.$service" db upgrade >/dev/null
 done
 seed_json=$(flask --app services.booking seed-demo)
@@ -49,7 +53,7 @@ trap 'kill -INT $honcho_pid 2>/dev/null || true; wait $honcho_pid 2>/dev/null ||
 python - "$seed_json" "$feed_json" <<'PY' || { kill -INT $honcho_pid 2>/dev/null || true; wait $honcho_pid; exit 1; }
 import json, os, sys, time, urllib.request
 
-urls = {name: os.environ[f"{name.upper()}_PUBLIC_URL"] for name in ("booking", "notify", "consult")}
+urls = {name: os.environ[f"{name.upper()}_PUBLIC_URL"] for name in ("booking", "notify", "consult", "checkins")}
 deadline = time.time() + 60
 for name, base in urls.items():
     while True:
@@ -73,6 +77,7 @@ lines = [
     f"  Notify API docs      {urls['notify']}/api/docs",
     f"  Messages \"sent\"      {urls['notify']}/outbox   (every SMS and email, with attachments)",
     f"  Consult API docs     {urls['consult']}/api/docs",
+    f"  Checkins API docs    {urls['checkins']}/api/docs   (check-in links arrive in the outbox after each infusion)",
 ]
 if seed.get("demo_manage_url"):
     lines.append(f"  Demo patient's booking (signed manage link)  {seed['demo_manage_url']}")

@@ -4,7 +4,7 @@ Processes and tasks (the container's entry point)::
 
     suite run booking|relay|notify|notify-worker|consult|consult-worker|...   exec the process
     suite run NAME --supervise                   run it as a child, start it again when it dies (make run)
-    suite migrate [booking notify consult]                                   every database to head
+    suite migrate [booking notify consult checkins]                          every database to head
     suite seed-demo                                                          the demo clinic
     suite processes                                                          list what can run
 
@@ -132,7 +132,7 @@ def _run_task(commands: Sequence[Sequence[str]], dry_run: bool) -> None:
 @click.argument("services", nargs=-1, type=click.Choice(SERVICES))
 @click.option("--dry-run", is_flag=True, help="Print the commands instead of running them.")
 def migrate(services: tuple[str, ...], dry_run: bool) -> None:
-    """Apply the migrations of SERVICES (default: all three), stopping at the first failure."""
+    """Apply the migrations of SERVICES (default: all of them), stopping at the first failure."""
     _run_task(migrate_task(services or SERVICES).commands, dry_run)
 
 

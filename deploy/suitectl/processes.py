@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
-SERVICES = ("booking", "notify", "consult")
+SERVICES = ("booking", "notify", "consult", "checkins")
 
 # How a process may be scaled.
 WEB = "web"  # stateless HTTP: scale by replicas behind a load balancer
@@ -98,6 +98,17 @@ PROCESSES: dict[str, Process] = {
             SINGLETON,
             "sweep",
             "completes rooms whose time is up, re-sends unpublished join links (two are harmless)",
+        ),
+        _web("checkins", "check-in pages (patients), alert and timeline pages (staff), the checkins API"),
+        _flask(
+            "checkins-worker", "checkins", WORKER, "worker", "handles booking events and SMS rating replies"
+        ),
+        _flask(
+            "checkins-scheduler",
+            "checkins",
+            SINGLETON,
+            "scheduler",
+            "sends due check-ins and safety alerts, redelivers what notify has not acknowledged",
         ),
         Process(
             name="rq-dashboard",

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from services.notify import dispatch, planning, sending
+from sqlalchemy.orm import Session
+
+from services.notify import checkin_messages, dispatch, planning, sending
 from services.notify.models import ProcessedEvent
 from services.notify.runtime import get_runtime
-from shared.events import load_event, load_links_ready
+from shared.events import load_checkin_alert, load_checkin_requested, load_event, load_links_ready
 from shared.inbox import first_delivery
 from shared.logging import correlation
 from shared.timeutil import utcnow
@@ -60,6 +65,54 @@ def handle_links_ready(payload: dict[str, Any]) -> str:
                 book=runtime.book if runtime.config.provider_invites else None,
             )
             due = planning.due_now(session, event.booking_id, now)
+            batches = dispatch.mark_queued(session=session, runtime=runtime, rows=due, now=now)
+        dispatch.dispatch_now(runtime, batches)
+        return "handled"
+
+
+def handle_checkin_requested(payload: dict[str, Any]) -> str:
+    """Plan the SMS and email that carry a check-in link to the patient, and queue them."""
+    event = load_checkin_requested(payload)
+    runtime = get_runtime()
+    return _plan_and_queue(
+        event.event_id,
+        event.type,
+        event.correlation_id,
+        event.booking_id,
+        lambda session, now: checkin_messages.plan_checkin(
+            session=session, runtime=runtime, event=event, now=now
+        ),
+    )
+
+
+def handle_checkin_alert(payload: dict[str, Any]) -> str:
+    """Plan an urgent SMS and email to every on-call contact of a safety alert, and queue them at once."""
+    event = load_checkin_alert(payload)
+    return _plan_and_queue(
+        event.event_id,
+        event.type,
+        event.correlation_id,
+        event.booking_id,
+        lambda session, now: checkin_messages.plan_alert(session=session, event=event, now=now),
+    )
+
+
+def _plan_and_queue(
+    event_id: uuid.UUID,
+    event_type: str,
+    correlation_id: str,
+    booking_id: uuid.UUID,
+    plan: Callable[[Session, datetime], int],
+) -> str:
+    """Apply an event that plans messages for one booking, once, and queue those due now."""
+    runtime = get_runtime()
+    with correlation(correlation_id):
+        with runtime.db.transaction() as session:
+            if not first_delivery(session, ProcessedEvent, event_id=event_id, event_type=event_type):
+                return "duplicate"
+            now = utcnow()
+            plan(session, now)
+            due = planning.due_now(session, booking_id, now)
             batches = dispatch.mark_queued(session=session, runtime=runtime, rows=due, now=now)
         dispatch.dispatch_now(runtime, batches)
         return "handled"

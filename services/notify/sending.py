@@ -22,7 +22,7 @@ from email.message import EmailMessage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.notify import optouts
+from services.notify import checkin_messages, optouts
 from services.notify.calendar import invites
 from services.notify.calendar.planning import bump_feeds
 from services.notify.metrics import MESSAGES, error_label
@@ -142,8 +142,12 @@ def _claim_one(
         # Not due (re-planned for a retry or quiet hours) or waiting for its link: the dispatcher owns it.
         row.status = PLANNED
         return None
-    verdict = _why_not(row, booking, now)
-    if verdict is None and row.channel == SMS:
+    alert = checkin_messages.is_alert_step(row.step)
+    # A safety alert goes to on-call staff whatever happens to the booking or the patient's SMS consent.
+    verdict = (SKIPPED, "too late: the alert expired") if alert and now > row.expires_at else None
+    if not alert:
+        verdict = _why_not(row, booking, now)
+    if verdict is None and row.channel == SMS and not alert:
         verdict = _sms_verdict(booking=booking, opted_out=opted_out)
         if verdict is None and not row.urgent:
             later = _after_quiet_hours(runtime=runtime, row=row, booking=booking, now=now)
@@ -174,6 +178,13 @@ def _claim_one(
             if email is None:
                 return None  # recorded on the row: nothing new for the provider's calendar
             ready = Prepared(message_id=row.id, channel=EMAIL, key=message_key(row.id), email=email)
+        elif checkin_messages.is_checkin_step(row.step):
+            sms, email = checkin_messages.prepare(
+                runtime=runtime, row=row, status_callback=status_callback_url(runtime, row.id)
+            )
+            ready = Prepared(
+                message_id=row.id, channel=row.channel, key=message_key(row.id), sms=sms, email=email
+            )
         else:
             ready = _render(runtime=runtime, row=row, booking=booking, join=join)
     except Exception as exc:  # noqa: BLE001 (recorded on the row; logged by type, see below)

@@ -36,7 +36,11 @@ def production_env(databases: dict[str, str], redis_server: RedisServer, tmp_pat
     """The environment a container gets: production rules, real secrets, PostgreSQL and Redis by URL."""
     redis_server.client().flushall()
     return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("BOOKING_", "NOTIFY_", "CONSULT_"))},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("BOOKING_", "NOTIFY_", "CONSULT_", "CHECKINS_"))
+        },
         **databases,
         "SUITE_ENV": "production",
         "REDIS_URL": redis_server.url,
@@ -56,6 +60,8 @@ def production_env(databases: dict[str, str], redis_server: RedisServer, tmp_pat
         "TWILIO_API_KEY_SID": "SK" + "2" * 32,
         "TWILIO_API_KEY_SECRET": secrets.token_urlsafe(32),
         "RQ_DASHBOARD_PASSWORD": secrets.token_urlsafe(24),
+        "CHECKINS_ONCALL_PHONES": "+14155550100",
+        "CHECKINS_ONCALL_EMAILS": "oncall@clinic.test",
         "LOG_FORMAT": "json",
         "HOST": "127.0.0.1",
         "WEB_CONCURRENCY": "2",

@@ -12,6 +12,7 @@ import yaml
 
 from deploy.suitectl.dashboard import DashboardConfig
 from services.booking.config import BookingConfig
+from services.checkins.config import CheckinsConfig
 from services.consult.config import ConsultConfig
 from services.notify.config import NotifyConfig
 
@@ -73,7 +74,7 @@ def of_kind(kind: str, include_template: bool = False) -> dict[str, dict[str, An
 def known_settings() -> set[str]:
     """Every environment variable a config class of the suite reads."""
     names: set[str] = set()
-    for cls in (BookingConfig, NotifyConfig, ConsultConfig, DashboardConfig):
+    for cls in (BookingConfig, NotifyConfig, ConsultConfig, CheckinsConfig, DashboardConfig):
         names.update(f.metadata["env"] for f in dataclasses.fields(cls) if "env" in f.metadata)
     return names
 

@@ -129,7 +129,13 @@ def test_secrets_have_no_default_in_the_file() -> None:
 
 
 # The app each Compose service builds (workers, relay, dispatcher and sweeper build their service's app).
-APP_OF = {"booking": "booking", "notify": "notify", "consult": "consult", "rq-dashboard": "dashboard"}
+APP_OF = {
+    "booking": "booking",
+    "notify": "notify",
+    "consult": "consult",
+    "checkins": "checkins",
+    "rq-dashboard": "dashboard",
+}
 
 
 def _filled_in(example: dict[str, str]) -> dict[str, str]:
@@ -180,6 +186,7 @@ def test_the_init_script_gives_each_service_its_own_database_and_role(
         "BOOKING_DB_PASSWORD": "b-secret",
         "NOTIFY_DB_PASSWORD": "n-secret",
         "CONSULT_DB_PASSWORD": "c-secret",
+        "CHECKINS_DB_PASSWORD": "k-secret",
     }
     completed = subprocess.run(
         ["sh", str(DEPLOY / "postgres/init-databases.sh")],
@@ -190,7 +197,7 @@ def test_the_init_script_gives_each_service_its_own_database_and_role(
     )
     assert completed.returncode == 0, completed.stderr
     try:
-        for service in ("booking", "notify", "consult"):
+        for service in ("booking", "notify", "consult", "checkins"):
             dsn = f"host=127.0.0.1 port={postgres_server.port} user={service} dbname={service}"
             with psycopg.connect(dsn) as conn:
                 owner = conn.execute(
@@ -202,7 +209,7 @@ def test_the_init_script_gives_each_service_its_own_database_and_role(
             with pytest.raises(psycopg.OperationalError, match="permission denied"):
                 psycopg.connect(f"host=127.0.0.1 port={postgres_server.port} user={service} dbname={other}")
     finally:
-        for service in ("booking", "notify", "consult"):
+        for service in ("booking", "notify", "consult", "checkins"):
             postgres_server.execute(f"DROP DATABASE IF EXISTS {service} WITH (FORCE)")
             postgres_server.execute(f"DROP ROLE IF EXISTS {service}")
 
@@ -221,7 +228,7 @@ def test_the_init_script_refuses_a_missing_password(tmp_path: Path) -> None:
 
 
 def test_web_metrics_are_published_on_loopback_only() -> None:
-    for name in ("booking", "notify", "consult"):
+    for name in ("booking", "notify", "consult", "checkins"):
         ports = SERVICES[name]["ports"]
         metrics = [p for p in ports if p.endswith(":9100")]
         assert len(metrics) == 1, name

@@ -40,7 +40,7 @@ STAFF_KEY = "dev-api-key"
 SEED = 20261204
 # Cases per operation in the fuzzing phase (the coverage phase makes its own): the whole set stays within about
 # two minutes on two cores; notify and consult have few operations, so each gets more.
-MAX_EXAMPLES = {"booking": 30, "notify": 100, "consult": 100}
+MAX_EXAMPLES = {"booking": 30, "notify": 100, "consult": 100, "checkins": 100}
 PHASES = "examples,coverage,fuzzing,stateful"
 SUMMARY = re.compile(r"\((?:in|took) [0-9.]+s\)|generated|Scenarios|API Links")
 
@@ -78,10 +78,25 @@ def _consult(database_url: str, redis_url: str) -> tuple[Flask, str]:
     return app, ""
 
 
+def _checkins(database_url: str, redis_url: str) -> tuple[Flask, str]:
+    from services.checkins import create_app
+    from services.checkins import jobs as checkins_jobs
+    from tests.checkins.conftest import PATIENT, checkins_config
+    from tests.checkins.conftest import booking_event as infusion_event
+
+    app = create_app(checkins_config(database_url, redis_url, log_level="WARNING"))
+    with app.app_context():
+        checkins_jobs.handle_booking_event(infusion_event(start=utcnow() + timedelta(days=3)))
+    # The demo patient's timeline and export, so those operations are fuzzed past the 404.
+    patient = f'[[operations]]\ninclude-path-regex = "^/api/v1/patients/"\nparameters = {{ patient_id = "{PATIENT}" }}\n'
+    return app, patient
+
+
 SERVICES: dict[str, Callable[[str, str], tuple[Flask, str]]] = {
     "booking": _booking,
     "notify": _notify,
     "consult": _consult,
+    "checkins": _checkins,
 }
 
 

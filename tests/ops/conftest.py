@@ -1,4 +1,4 @@
-"""The three services side by side on one real Redis, each on its own fresh database (SQLite or PostgreSQL)."""
+"""The four services side by side on one real Redis, each on its own fresh database (SQLite or PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.booking import create_app as create_booking
 from services.booking.config import BookingConfig
+from services.checkins import create_app as create_checkins
+from services.checkins.config import CheckinsConfig
 from services.consult import create_app as create_consult
 from services.consult.config import ConsultConfig
 from services.notify import create_app as create_notify
@@ -29,19 +31,20 @@ MONDAY_NOON = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 @dataclass
 class Suite:
-    """The three service apps, sharing one Redis."""
+    """The four service apps, sharing one Redis."""
 
     booking: Flask
     notify: Flask
     consult: Flask
+    checkins: Flask
     redis: redis.Redis
 
-    def apps(self) -> tuple[Flask, Flask, Flask]:
-        return self.booking, self.notify, self.consult
+    def apps(self) -> tuple[Flask, Flask, Flask, Flask]:
+        return self.booking, self.notify, self.consult, self.checkins
 
 
 def build_suite(backend: str, make_database_url: Callable[[str, str], str], redis_url: str) -> Suite:
-    """Apps of the three services on fresh databases of ``backend``."""
+    """Apps of the four services on fresh databases of ``backend``."""
     common = {"environ": {}, "redis_url": redis_url, "log_format": "json"}
     booking = create_booking(
         load(BookingConfig, database_url=make_database_url("booking", backend), **common)  # type: ignore[arg-type]
@@ -57,9 +60,17 @@ def build_suite(backend: str, make_database_url: Callable[[str, str], str], redi
             **common,  # type: ignore[arg-type]
         )
     )
-    for app in (booking, notify, consult):
+    checkins = create_checkins(
+        load(
+            CheckinsConfig,
+            database_url=make_database_url("checkins", backend),
+            checkins_public_url="http://checkins.test",
+            **common,  # type: ignore[arg-type]
+        )
+    )
+    for app in (booking, notify, consult, checkins):
         app.config["TESTING"] = True
-    return Suite(booking, notify, consult, redis.Redis.from_url(redis_url))
+    return Suite(booking, notify, consult, checkins, redis.Redis.from_url(redis_url))
 
 
 @pytest.fixture

@@ -62,6 +62,7 @@ def test_status_lists_every_queue(suite: Suite, redis_server: RedisServer) -> No
     assert booked.status_code == 201
     relay.relay_once(db=suite.booking.extensions["db"], redis=suite.redis)
     suite.redis.delete("rq:queue:consult")
+    suite.redis.delete("rq:queue:checkins")
     an_hour_ago = utcnow() - timedelta(hours=1)
     with suite.booking.app_context(), get_db().transaction() as session:
         session.execute(update(OutboxDelivery).values(first_sent_at=an_hour_ago, last_sent_at=an_hour_ago))
@@ -73,8 +74,9 @@ def test_status_lists_every_queue(suite: Suite, redis_server: RedisServer) -> No
     assert set(states) == set(queues.ALL_QUEUES)
     assert states["notify"]["queued"] == 3  # the job above, the event's job and its redelivery
     assert states["consult"]["queued"] == 1  # published again
+    assert states["checkins"]["queued"] == 1
     overdue = {(d["producer"], d["consumer"]): d["overdue"] for d in answer["deliveries"]}
-    assert overdue == {("booking", "notify"): 1, ("booking", "consult"): 1}
+    assert overdue == {("booking", "notify"): 1, ("booking", "consult"): 1, ("booking", "checkins"): 1}
     text = _invoke("status", "--redis-url", redis_server.url).output
     assert text.splitlines()[0].split()[:3] == ["queue", "queued", "started"]
     assert "booking > notify" in text

@@ -60,13 +60,15 @@ def _book(suite: Suite) -> None:
 
 def test_acknowledged_events_settle_and_nothing_is_redelivered(suite: Suite) -> None:
     _book(suite)
-    assert _count(suite.booking, OutboxDelivery, OutboxDelivery.outcome.is_(None)) == 2  # notify and consult
+    # notify, consult and checkins
+    assert _count(suite.booking, OutboxDelivery, OutboxDelivery.outcome.is_(None)) == 3
     work(suite.consult, queues.CONSULT_QUEUE)
     work(suite.notify, queues.NOTIFY_QUEUE)
+    work(suite.checkins, queues.CHECKINS_QUEUE)
     report = _reconcile_booking(suite, grace=0)
-    assert report.acknowledged == 2
+    assert report.acknowledged == 3
     assert report.redelivered == 0
-    assert _count(suite.booking, OutboxDelivery, OutboxDelivery.outcome == delivery.HANDLED) == 2
+    assert _count(suite.booking, OutboxDelivery, OutboxDelivery.outcome == delivery.HANDLED) == 3
     # consult's links event reached notify and was acknowledged to consult.
     assert _reconcile_consult(suite, grace=0).acknowledged == 1
     assert _count(suite.consult, LinksDelivery, LinksDelivery.outcome == delivery.HANDLED) == 1
@@ -77,9 +79,11 @@ def test_a_lost_event_job_is_redelivered_to_that_consumer_only(suite: Suite) -> 
     # The notify job vanishes as it did when a worker listening on two queues was killed after taking it.
     suite.redis.delete(f"rq:queue:{queues.NOTIFY_QUEUE}")
     work(suite.consult, queues.CONSULT_QUEUE)
+    work(suite.checkins, queues.CHECKINS_QUEUE)
     suite.redis.delete(f"rq:queue:{queues.NOTIFY_QUEUE}")  # and consult's links event with it
     early = _reconcile_booking(suite, grace=3600)
-    assert (early.acknowledged, early.redelivered) == (1, 0)  # consult's acknowledgement; nothing overdue yet
+    # consult's and checkins' acknowledgements; nothing overdue yet
+    assert (early.acknowledged, early.redelivered) == (2, 0)
 
     with suite.booking.app_context():
         body = suite.booking.test_client().get("/metrics").get_data(as_text=True)
@@ -102,14 +106,16 @@ def test_a_lost_acknowledgement_costs_one_redelivery_that_changes_nothing(suite:
     _book(suite)
     work(suite.consult, queues.CONSULT_QUEUE)
     work(suite.notify, queues.NOTIFY_QUEUE)
+    work(suite.checkins, queues.CHECKINS_QUEUE)
     messages = _count(suite.notify, Message)
     suite.redis.delete(delivery.ACKS_KEY.format(producer="booking"))
     report = _reconcile_booking(suite, grace=0)
-    assert report.redelivered == 2
+    assert report.redelivered == 3
     assert report.backlog["notify"].overdue == 1  # counted before the redelivery settles it
     work(suite.consult, queues.CONSULT_QUEUE)
     work(suite.notify, queues.NOTIFY_QUEUE)
-    assert _reconcile_booking(suite, grace=0).acknowledged == 2
+    work(suite.checkins, queues.CHECKINS_QUEUE)
+    assert _reconcile_booking(suite, grace=0).acknowledged == 3
     assert _count(suite.booking, OutboxDelivery, OutboxDelivery.outcome.is_(None)) == 0
     assert _count(suite.notify, NotifyProcessed) == 2
     assert _count(suite.consult, ConsultProcessed) == 1
@@ -124,7 +130,7 @@ def test_an_event_no_longer_held_is_settled_as_gone(suite: Suite) -> None:
         session.execute(OutboxEvent.__table__.delete())  # type: ignore[attr-defined]
     report = _reconcile_booking(suite, grace=0)
     assert report.redelivered == 0
-    assert _count(suite.booking, OutboxDelivery, OutboxDelivery.outcome == delivery.GONE) == 2
+    assert _count(suite.booking, OutboxDelivery, OutboxDelivery.outcome == delivery.GONE) == 3
 
 
 def test_redelivery_backs_off() -> None:

@@ -1,10 +1,11 @@
 """SIGKILL at every named point of the event path, then prove from the databases that nothing was lost or doubled.
 
-Real processes (relay, notify worker and dispatcher, consult worker and sweeper) run while bookings are made;
-one process at a time is started with ``SUITE_KILL_AT`` and kills itself at that point (shared/killpoints.py),
-then is started again without it. SMS go to the Twilio stand-in, which can answer 503 once so that a message
-is retried through the dispatcher. At the end, every event the outbox (and consult) published must be in each
-consumer's inbox exactly once, every delivery settled, every booking's notices sent, and no SMS sent twice.
+Real processes (relay, notify worker and dispatcher, consult worker and sweeper, checkins worker and scheduler)
+run while bookings are made; one process at a time is started with ``SUITE_KILL_AT`` and kills itself at that
+point (shared/killpoints.py), then is started again without it. SMS go to the Twilio stand-in, which can answer
+503 once so that a message is retried through the dispatcher. At the end, every event the outbox (and consult)
+published must be in each consumer's inbox exactly once, every delivery settled, every booking's notices sent, and
+no SMS sent twice.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from services.booking.models import OutboxDelivery, OutboxEvent
+from services.checkins.models import ProcessedEvent as CheckinsProcessed
 from services.consult.models import LinksDelivery
 from services.consult.models import ProcessedEvent as ConsultProcessed
 from services.notify.models import SENT, Message
@@ -45,6 +47,8 @@ COMMANDS = {
     "notify-dispatcher": ("notify", "dispatcher"),
     "consult-worker": ("consult", "worker"),
     "consult-sweeper": ("consult", "sweep"),
+    "checkins-worker": ("checkins", "worker"),
+    "checkins-scheduler": ("checkins", "scheduler"),
 }
 # (process, point, on which arrival): every place a death could lose or double something.
 POINTS = (
@@ -52,6 +56,7 @@ POINTS = (
     ("consult-worker", "worker.dequeued", 1),
     ("consult-worker", "handler.recorded", 1),
     ("consult-worker", "worker.before_done", 1),
+    ("checkins-worker", "handler.recorded", 1),
     ("notify-worker", "worker.dequeued", 2),
     ("notify-worker", "handler.recorded", 1),
     ("notify-worker", "worker.before_done", 2),
@@ -107,6 +112,8 @@ def _env(suite: Suite, standin: StandIn) -> dict[str, str]:
         "BOOKING_DATABASE_URL": suite.booking.extensions["db"].url,
         "NOTIFY_DATABASE_URL": suite.notify.extensions["db"].url,
         "CONSULT_DATABASE_URL": suite.consult.extensions["db"].url,
+        "CHECKINS_DATABASE_URL": suite.checkins.extensions["db"].url,
+        "CHECKINS_SCHEDULER_SECONDS": "1",
         "REDIS_URL": suite.booking.extensions["suite_config"].redis_url,
         "CONSULT_PUBLIC_URL": "http://consult.test",
         "LOG_FORMAT": "text",
@@ -187,6 +194,9 @@ def _missing(suite: Suite) -> dict[str, object]:
     found = {
         "events notify has not handled": len(events - set(_ids(suite.notify, NotifyProcessed.event_id))),
         "events consult has not handled": len(events - set(_ids(suite.consult, ConsultProcessed.event_id))),
+        "events checkins has not handled": len(
+            events - set(_ids(suite.checkins, CheckinsProcessed.event_id))
+        ),
         "booking deliveries unsettled": _count(
             suite.booking, OutboxDelivery, OutboxDelivery.outcome.is_(None)
         ),
@@ -242,7 +252,11 @@ def _run(suite: Suite, standin: StandIn, rounds: int) -> None:
 
 def _assert_nothing_doubled(suite: Suite, standin: StandIn, clinic: Clinic) -> None:
     events = _ids(suite.booking, OutboxEvent.event_id)
-    for app, model in ((suite.notify, NotifyProcessed), (suite.consult, ConsultProcessed)):
+    for app, model in (
+        (suite.notify, NotifyProcessed),
+        (suite.consult, ConsultProcessed),
+        (suite.checkins, CheckinsProcessed),
+    ):
         handled = collections.Counter(_ids(app, model.event_id))
         assert all(handled[e] == 1 for e in events)
     sms = collections.Counter((m["to"], m["body"]) for m in standin.messages())

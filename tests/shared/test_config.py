@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from services.booking.config import BookingConfig
+from services.checkins.config import CheckinsConfig
 from services.consult.config import ConsultConfig
 from services.notify.config import NotifyConfig
 from shared.config import ConfigError, check, load, settings_table
@@ -44,7 +45,7 @@ def test_production_refuses_development_secrets() -> None:
 
 
 def test_readme_lists_every_variable() -> None:
-    table = settings_table(BookingConfig, NotifyConfig, ConsultConfig)
+    table = settings_table(BookingConfig, NotifyConfig, ConsultConfig, CheckinsConfig)
     readme = (ROOT / "README.md").read_text()
     assert table in readme, "README's configuration table is stale: paste shared.config.settings_table output"
 

@@ -19,6 +19,8 @@ from deploy.suitectl.dashboard import DashboardConfig
 from deploy.suitectl.dashboard import create_app as create_dashboard
 from services.booking import create_app as create_booking
 from services.booking.config import BookingConfig
+from services.checkins import create_app as create_checkins
+from services.checkins.config import CheckinsConfig
 from services.consult import create_app as create_consult
 from services.consult.config import ConsultConfig
 from services.notify import create_app as create_notify
@@ -43,6 +45,10 @@ STRONG: dict[str, str] = {
     "BOOKING_DATABASE_URL": "postgresql+psycopg://booking:pw@db.internal:5432/booking",
     "NOTIFY_DATABASE_URL": "postgresql+psycopg://notify:pw@db.internal:5432/notify",
     "CONSULT_DATABASE_URL": "postgresql+psycopg://consult:pw@db.internal:5432/consult",
+    "CHECKINS_DATABASE_URL": "postgresql+psycopg://checkins:pw@db.internal:5432/checkins",
+    "CHECKINS_PUBLIC_URL": "https://checkin.clinic.test",
+    "CHECKINS_ONCALL_PHONES": "+14155550100",
+    "CHECKINS_ONCALL_EMAILS": "oncall@clinic.test",
     "NOTIFY_SMS_BACKEND": "twilio",
     "NOTIFY_EMAIL_BACKEND": "smtp",
     "TWILIO_ACCOUNT_SID": "AC" + secrets.token_hex(16),
@@ -61,12 +67,13 @@ APPS: dict[str, tuple[type[Any], Callable[[Any], Flask]]] = {
     "booking": (BookingConfig, create_booking),
     "notify": (NotifyConfig, create_notify),
     "consult": (ConsultConfig, create_consult),
+    "checkins": (CheckinsConfig, create_checkins),
     "dashboard": (DashboardConfig, create_dashboard),
 }
 SECRETS = {
     f.metadata["env"] for cls, _ in APPS.values() for f in dataclasses.fields(cls) if f.metadata.get("secret")
 }
-SERVICES = ("booking", "notify", "consult")
+SERVICES = ("booking", "notify", "consult", "checkins")
 EVERY = (*SERVICES, "dashboard")
 
 
@@ -94,6 +101,10 @@ WEAK: list[tuple[dict[str, str], tuple[str, ...], str]] = [
     ({"BOOKING_DATABASE_URL": "sqlite:///var/booking.db"}, ("booking",), "BOOKING_DATABASE_URL must be"),
     ({"NOTIFY_DATABASE_URL": "sqlite:///var/notify.db"}, ("notify",), "NOTIFY_DATABASE_URL must be"),
     ({"CONSULT_DATABASE_URL": "sqlite:///var/consult.db"}, ("consult",), "CONSULT_DATABASE_URL must be"),
+    ({"CHECKINS_DATABASE_URL": "sqlite:///var/c.db"}, ("checkins",), "CHECKINS_DATABASE_URL must be"),
+    ({"CHECKINS_PUBLIC_URL": "http://checkin.clinic.test"}, ("checkins",), "CHECKINS_PUBLIC_URL must be"),
+    ({"CHECKINS_ONCALL_PHONES": ""}, ("checkins",), "CHECKINS_ONCALL_PHONES must name at least one"),
+    ({"CHECKINS_ONCALL_EMAILS": ""}, ("checkins",), "CHECKINS_ONCALL_EMAILS must name at least one"),
     ({"BOOKING_PUBLIC_URL": "http://127.0.0.1:8001"}, EVERY, "BOOKING_PUBLIC_URL must be an https://"),
     ({"NOTIFY_PUBLIC_URL": "http://notify.clinic.test"}, EVERY, "NOTIFY_PUBLIC_URL must be an https://"),
     ({"CONSULT_PUBLIC_URL": "visit.clinic.test"}, EVERY, "CONSULT_PUBLIC_URL must be an https://"),

@@ -35,7 +35,7 @@ def test_an_event_job_is_kept_minutes_after_it_finishes_and_days_after_it_fails(
 
 
 def test_a_failed_event_leaves_redis_within_three_days(redis_client: redis.Redis) -> None:
-    (notify_job, _consult_job) = _published(redis_client)
+    (notify_job, _consult_job, _checkins_job) = _published(redis_client)
     notify_job.retries_left = 0  # its retries used up
     notify_job.save()
     # No app context here, so the handler fails: the job goes to the failed registry.

@@ -16,6 +16,8 @@ from werkzeug.routing import Rule
 
 from services.booking import create_app as create_booking
 from services.booking.config import BookingConfig
+from services.checkins import create_app as create_checkins
+from services.checkins.config import CheckinsConfig
 from services.consult import create_app as create_consult
 from services.consult.config import ConsultConfig
 from services.notify import create_app as create_notify
@@ -76,12 +78,21 @@ PUBLIC: dict[str, set[str]] = {
         "/api/v1/local-video/leave",  # the local stand-in's rooms (development only): the room's access token
         "/api/v1/local-video/presence",
     },
+    "checkins": COMMON
+    | {
+        "/c/<string:token>",  # a patient's signed check-in link
+        "/c/<string:token>/support",
+        "/c/<string:token>/stop",
+        "/alerts/<string:token>",  # on-call staff's signed alert link
+        "/timeline/<string:token>",  # a provider's signed timeline link
+    },
 }
 # Every optional part switched on: the development apps have the most routes.
 APPS: dict[str, Callable[[], Flask]] = {
     "booking": lambda: create_booking(load(BookingConfig, environ={}, database_url="sqlite:///:memory:")),
     "notify": lambda: create_notify(load(NotifyConfig, environ={}, database_url="sqlite:///:memory:")),
     "consult": lambda: create_consult(load(ConsultConfig, environ={}, database_url="sqlite:///:memory:")),
+    "checkins": lambda: create_checkins(load(CheckinsConfig, environ={}, database_url="sqlite:///:memory:")),
 }
 SAMPLES = {"int": "1", "id": "1", "uuid": str(uuid.uuid4()), "isodate": "2026-03-03"}
 WRONG = (
@@ -130,7 +141,7 @@ def test_every_other_route_refuses_a_missing_or_wrong_key(service: tuple[str, Fl
                 assert answer.status_code == 401, (method, path, headers, answer.status_code)
                 assert answer.headers["WWW-Authenticate"] == 'Bearer realm="staff"'
             walked += 1
-    assert walked >= {"booking": 30, "notify": 8, "consult": 2}[name]
+    assert walked >= {"booking": 30, "notify": 8, "consult": 2, "checkins": 3}[name]
 
 
 def test_the_right_key_passes_the_gate(service: tuple[str, Flask]) -> None:

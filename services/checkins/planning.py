@@ -1,0 +1,151 @@
+"""Booking events applied to the check-in plan: the latest session version wins; the patient is re-planned.
+
+Re-planning computes the check-ins the patient's confirmed sessions call for now and compares them with what
+is stored: a new one is added, a planned one whose time moved is moved, and a planned one no longer called for
+(a cancelled session, a "last" session that is last no more) is cancelled. What was sent or answered stays.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.checkins.models import CANCELLED, CONFIRMED, PLANNED, Checkin, Patient, SessionCopy
+from services.checkins.plans import EACH, FIRST, Plan, PlanBook, PlanStep
+from shared import events
+from shared.links import new_secret
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A check-in the patient's sessions call for."""
+
+    plan: Plan
+    step: PlanStep
+    session: SessionCopy
+    due_at: datetime
+    expires_at: datetime
+
+
+def apply_booking_event(
+    *, session: Session, book: PlanBook, event: events.BookingEvent, now: datetime
+) -> str:
+    """Record the booking's new version and re-plan its patient; say what happened."""
+    booking = event.booking
+    if book.for_type(booking.appointment_type.slug) is None:
+        return "no-plan"
+    patient = _patient(session, event)
+    copy = session.scalar(select(SessionCopy).where(SessionCopy.booking_id == booking.id).with_for_update())
+    if copy is not None and booking.version <= copy.version:
+        return "stale"
+    if copy is None:
+        copy = SessionCopy(booking_id=booking.id, patient_id=patient.id)
+        session.add(copy)
+    copy.version, copy.status = booking.version, booking.status
+    copy.type_slug, copy.type_name = booking.appointment_type.slug, booking.appointment_type.name[:120]
+    copy.provider_id = booking.provider.id
+    copy.start_at, copy.end_at = booking.start, booking.end
+    copy.correlation_id = event.correlation_id[:64]
+    copy.updated_at = now
+    session.flush()
+    changed = replan_patient(session=session, book=book, patient=patient, now=now)
+    log.info("session recorded", extra={"booking_id": str(booking.id), "version": booking.version, **changed})
+    return "recorded"
+
+
+def _patient(session: Session, event: events.BookingEvent) -> Patient:
+    ref = event.booking.patient
+    patient = session.scalar(select(Patient).where(Patient.id == ref.id).with_for_update())
+    if patient is None:
+        patient = Patient(
+            id=ref.id,
+            clinic_slug=event.booking.clinic.slug,
+            time_zone=ref.time_zone,
+            timeline_secret=new_secret(),
+        )
+        session.add(patient)
+        session.flush()
+    else:
+        patient.time_zone = ref.time_zone
+    return patient
+
+
+def wanted_checkins(*, book: PlanBook, sessions: list[SessionCopy], now: datetime) -> list[Wanted]:
+    """The check-ins these sessions (one patient's) call for, still answerable after ``now``."""
+    confirmed = sorted((s for s in sessions if s.status == CONFIRMED), key=lambda s: s.start_at)
+    found: list[Wanted] = []
+    for plan in {p.slug: p for s in confirmed if (p := book.for_type(s.type_slug))}.values():
+        mine = [s for s in confirmed if s.type_slug in plan.types]
+        for step in plan.steps:
+            anchors = mine if step.anchor == EACH else mine[:1] if step.anchor == FIRST else mine[-1:]
+            for anchor in anchors:
+                base = anchor.start_at if step.at == "start" else anchor.end_at
+                due = base + step.offset
+                expires = due + step.window
+                if expires > now:
+                    found.append(Wanted(plan, step, anchor, max(due, now), expires))
+    return found
+
+
+def replan_patient(*, session: Session, book: PlanBook, patient: Patient, now: datetime) -> dict[str, int]:
+    """Bring the patient's planned check-ins in line with their sessions; count what changed."""
+    counts = {"added": 0, "moved": 0, "cancelled": 0}
+    sessions = list(session.scalars(select(SessionCopy).where(SessionCopy.patient_id == patient.id)))
+    wanted = (
+        {}
+        if patient.stopped_at
+        else {
+            (w.step.key, w.session.booking_id): w
+            for w in wanted_checkins(book=book, sessions=sessions, now=now)
+        }
+    )
+    stored = {
+        (c.plan_step, c.booking_id): c
+        for c in session.scalars(select(Checkin).where(Checkin.patient_id == patient.id).with_for_update())
+    }
+    for key, checkin in stored.items():
+        if checkin.status != PLANNED:
+            continue
+        w = wanted.get(key)
+        if w is None:
+            checkin.status, checkin.updated_at = CANCELLED, now
+            counts["cancelled"] += 1
+        elif (checkin.due_at, checkin.expires_at, checkin.booking_version) != (
+            w.due_at,
+            w.expires_at,
+            w.session.version,
+        ):
+            checkin.due_at, checkin.expires_at = w.due_at, w.expires_at
+            checkin.booking_version, checkin.updated_at = w.session.version, now
+            counts["moved"] += 1
+    for key, w in wanted.items():
+        if key not in stored:
+            session.add(_new_checkin(patient.id, w, now))
+            counts["added"] += 1
+    return counts
+
+
+def _new_checkin(patient_id: uuid.UUID, w: Wanted, now: datetime) -> Checkin:
+    return Checkin(
+        id=uuid.uuid4(),
+        patient_id=patient_id,
+        booking_id=w.session.booking_id,
+        booking_version=w.session.version,
+        plan=w.plan.slug,
+        plan_step=w.step.key,
+        instrument=w.step.instrument,
+        due_at=w.due_at,
+        expires_at=w.expires_at,
+        status=PLANNED,
+        link_secret=new_secret(),
+        reminders=0,
+        created_at=now,
+        updated_at=now,
+    )

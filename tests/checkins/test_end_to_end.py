@@ -1,0 +1,134 @@
+"""End to end through real Redis and real workers: a check-in link reaches the patient through notify, and a
+self-harm answer reaches on-call staff at once, with an acknowledgement trail."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+import redis
+import time_machine
+from flask import Flask
+from sqlalchemy import select
+
+from services.checkins.models import CheckinDelivery
+from services.notify import create_app as create_notify
+from services.notify.models import OutboxMessage
+from services.notify.runtime import SEND_QUEUE
+from shared.db import get_db
+from shared.delivery import HANDLED
+from shared.queues import NOTIFY_QUEUE
+from shared.worker import make_worker
+from tests.checkins.conftest import FIRST, STAFF, booking_event, schedule
+from tests.notify.conftest import notify_config
+from tests.support.servers import RedisServer
+
+LINK = re.compile(r"http://checkins\.test/(c|alerts)/[^\s<\"]+")
+HEALTH_WORDS = ("PHQ", "GAD", "depress", "self-harm", "suicid", "mood", "pain", "score", "hurting")
+
+
+@pytest.fixture
+def notify(
+    backend: str, make_database_url: Callable[[str, str], str], redis_server: RedisServer
+) -> Iterator[Flask]:
+    app = create_notify(notify_config(make_database_url("notify", backend), redis_server.url))
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["db"].dispose()
+
+
+def _work_notify(app: Flask) -> None:
+    with app.app_context():
+        make_worker([NOTIFY_QUEUE, SEND_QUEUE]).work(burst=True, logging_level="WARNING")
+
+
+def _outbox(app: Flask) -> list[OutboxMessage]:
+    with app.app_context(), get_db().transaction() as session:
+        return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def _path(url: str) -> str:
+    return url.removeprefix("http://checkins.test")
+
+
+def test_check_in_link_and_safety_alert_travel_through_notify_and_are_acknowledged(
+    app: Flask, notify: Flask, redis_client: redis.Redis, clock: time_machine.Coordinates
+) -> None:
+    booking = booking_event()
+    with notify.app_context():
+        from services.notify import jobs as notify_jobs
+
+        notify_jobs.handle_booking_event(booking)
+    from tests.checkins.conftest import deliver
+
+    deliver(app, booking)
+    _work_notify(notify)
+    before = len(_outbox(notify))
+
+    # Two days before the first infusion: the PHQ-9 and GAD-7 links go out by SMS and email.
+    clock.move_to(FIRST - timedelta(hours=47))
+    assert schedule(app)["published"] == 2
+    _work_notify(notify)
+    sent = [m for m in _outbox(notify)[before:] if "checkins.test" in m.text]
+    assert sorted((m.channel, m.recipient) for m in sent) == sorted(
+        [("sms", "+14155552671"), ("email", "jordan@example.com")] * 2
+    )
+    for message in sent:
+        text = f"{message.subject} {message.text}"
+        assert LINK.search(text), text
+        assert not any(word.lower() in text.lower() for word in HEALTH_WORDS), text
+    # notify acknowledged both events: the next round settles the ledger.
+    schedule(app)
+    with app.app_context(), get_db().transaction() as session:
+        assert {d.outcome for d in session.scalars(select(CheckinDelivery))} == {HANDLED}
+
+    # The patient opens the PHQ-9 from the SMS and reports thoughts of self-harm.
+    links = {LINK.search(m.text).group(0) for m in sent if m.channel == "sms"}  # type: ignore[union-attr]
+    patient = app.test_client()
+    phq9 = next(url for url in links if "Little interest" in patient.get(_path(url)).text)
+    answer = patient.post(_path(phq9), data={"item": "9", "value": "2"})
+    assert answer.status_code == 303
+    support = patient.get(answer.headers["Location"])
+    assert "Call or text" in support.text
+    assert "988" in support.text
+
+    # On-call staff get an urgent SMS and email at once, with the alert's link and nothing else.
+    count = len(_outbox(notify))
+    _work_notify(notify)
+    alerts = [m for m in _outbox(notify)[count:] if "checkins.test" in m.text]
+    assert sorted((m.channel, m.recipient) for m in alerts) == [
+        ("email", "oncall@clinic.test"),
+        ("sms", "+14155550100"),
+    ]
+    for message in alerts:
+        text = f"{message.subject} {message.text}"
+        assert "URGENT" in text
+        assert not any(word.lower() in text.lower() for word in HEALTH_WORDS), text
+    (alert_url,) = {LINK.search(m.text).group(0) for m in alerts}  # type: ignore[union-attr]
+
+    # The staff list shows it open; the on-call clinician acknowledges it from the link.
+    staff = app.test_client()
+    (listed,) = staff.get("/api/v1/alerts", headers=STAFF).json
+    assert listed["acknowledged_at"] is None
+    page = staff.get(_path(alert_url))
+    assert "Nobody has acknowledged this alert yet." in page.text
+    refused = staff.post(_path(alert_url), data={"by": "", "note": ""})
+    assert refused.status_code == 422
+    acked = staff.post(_path(alert_url), data={"by": "Dr. Maya Chen", "note": "Called the patient; safe."})
+    assert acked.status_code == 303
+    trail = staff.get(_path(alert_url)).text
+    assert "Dr. Maya Chen (link): Called the patient; safe." in trail
+    assert staff.get("/api/v1/alerts", headers=STAFF).json == []
+    (closed,) = staff.get("/api/v1/alerts?open=false", headers=STAFF).json
+    assert [(a["by"], a["via"]) for a in closed["acks"]] == [("Dr. Maya Chen", "link")]
+    # A second acknowledgement (the staff API) joins the trail.
+    second = staff.post(
+        f"/api/v1/alerts/{closed['id']}/acks",
+        headers=STAFF,
+        json={"by": "Nurse Lee", "note": "Follow-up booked"},
+    )
+    assert second.status_code == 201
+    (closed,) = staff.get("/api/v1/alerts?open=false", headers=STAFF).json
+    assert [a["by"] for a in closed["acks"]] == ["Dr. Maya Chen", "Nurse Lee"]
