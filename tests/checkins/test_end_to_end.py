@@ -16,10 +16,9 @@ from sqlalchemy import select
 from services.checkins.models import CheckinDelivery
 from services.notify import create_app as create_notify
 from services.notify.models import OutboxMessage
-from services.notify.runtime import SEND_QUEUE
+from services.notify.runtime import worker_queues
 from shared.db import get_db
 from shared.delivery import HANDLED
-from shared.queues import NOTIFY_QUEUE
 from shared.worker import make_worker
 from tests.checkins.conftest import FIRST, STAFF, booking_event, schedule
 from tests.notify.conftest import notify_config
@@ -41,7 +40,7 @@ def notify(
 
 def _work_notify(app: Flask) -> None:
     with app.app_context():
-        make_worker([NOTIFY_QUEUE, SEND_QUEUE]).work(burst=True, logging_level="WARNING")
+        make_worker(worker_queues()).work(burst=True, logging_level="WARNING")
 
 
 def _outbox(app: Flask) -> list[OutboxMessage]:
