@@ -50,6 +50,7 @@ PUBLIC: dict[str, set[str]] = {
         "/invite/<token>/<type_slug>",
         "/invite/<token>/<type_slug>/<who>",
         "/invite/<token>/<type_slug>/<who>/details",
+        "/m/<code>",  # a short signed manage link, as SMS carry it
         "/manage/<token>",  # a patient's manage pages
         "/manage/<token>/calendar.ics",
         "/manage/<token>/cancel",
