@@ -20,7 +20,9 @@ from services.consult import create_app as create_consult
 from services.consult.config import ConsultConfig
 from services.notify import create_app as create_notify
 from services.notify.config import NotifyConfig
+from services.notify.runtime import worker_queues
 from shared.config import load
+from shared.queues import NOTIFY_QUEUE
 from shared.worker import make_worker
 from tests.support.servers import RedisServer
 
@@ -94,9 +96,13 @@ def clock() -> Iterator[time_machine.Coordinates]:
 
 
 def work(app: Flask, queue_name: str) -> None:
-    """Run ``app``'s worker on ``queue_name`` until the queue is empty (the real RQ worker, in burst mode)."""
+    """Run ``app``'s worker on ``queue_name`` until the queue is empty (the real RQ worker, in burst mode).
+
+    Notify's events queue means a notify worker: it takes the urgent and routine send queues too.
+    """
+    names = worker_queues() if queue_name == NOTIFY_QUEUE else [queue_name]
     with app.app_context():
-        make_worker([queue_name]).work(burst=True, logging_level=None)
+        make_worker(names).work(burst=True, logging_level=None)
 
 
 def samples(body: str, name: str, **labels: str) -> float:
