@@ -239,7 +239,7 @@ def _suite(
     suite: Suite | None = None
     try:
         database_urls = {}
-        for service in ("booking", "notify", "consult"):
+        for service in ("booking", "notify", "consult", "checkins"):
             postgres.execute(f"CREATE DATABASE {service}")
             database_urls[service] = postgres.url(service)
             upgrade(service=service, url=database_urls[service])
@@ -253,6 +253,7 @@ def _suite(
             "BOOKING_DATABASE_URL": database_urls["booking"],
             "NOTIFY_DATABASE_URL": database_urls["notify"],
             "CONSULT_DATABASE_URL": database_urls["consult"],
+            "CHECKINS_DATABASE_URL": database_urls["checkins"],
             "HOST": "127.0.0.1",
             "METRICS_HOST": "127.0.0.1",
             "TMPDIR": str(workdir),

@@ -141,10 +141,11 @@ def test_publishing_an_event_twice_queues_it_once(redis_client: redis.Redis) -> 
         == [
             "notify-7d0f8f0e-42c6-4ab8-9c7a-d2f6d3bd0c11",
             "consult-7d0f8f0e-42c6-4ab8-9c7a-d2f6d3bd0c11",
+            "checkins-7d0f8f0e-42c6-4ab8-9c7a-d2f6d3bd0c11",
         ]
     )
-    assert queues.queue(queues.NOTIFY_QUEUE, redis_client).count == 1
-    assert queues.queue(queues.CONSULT_QUEUE, redis_client).count == 1
+    for name in (queues.NOTIFY_QUEUE, queues.CONSULT_QUEUE, queues.CHECKINS_QUEUE):
+        assert queues.queue(name, redis_client).count == 1
 
 
 def test_prune_keeps_unpublished_events(
