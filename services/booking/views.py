@@ -114,7 +114,7 @@ class Slots(MethodView):
 # --- bookings ------------------------------------------------------------------------------------------
 
 
-def _idempotency_key() -> str | None:
+def idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
@@ -127,7 +127,7 @@ def _idempotency_key() -> str | None:
     return key
 
 
-def _fingerprint(data: dict[str, Any]) -> str:
+def request_fingerprint(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -158,10 +158,13 @@ class Bookings(MethodView):
     @links(bookings, 201, BOOKING_LINKS)
     def post(self, data: dict[str, Any]) -> Any:
         """Book a slot. A repeated Idempotency-Key returns its booking (header Idempotent-Replayed)."""
-        key = _idempotency_key()
+        key = idempotency_key()
         with unit_of_work() as session:
             booking, created = service.book_appointment(
-                session=session, idempotency_key=key, request_hash=_fingerprint(data) if key else None, **data
+                session=session,
+                idempotency_key=key,
+                request_hash=request_fingerprint(data) if key else None,
+                **data,
             )
             presented = _Presented(booking)
         return presented, 201, {} if created else {"Idempotent-Replayed": "true"}

@@ -19,7 +19,7 @@ from services.booking.courses import schemas as c
 from services.booking.courses import service
 from services.booking.courses.planner import Preferences
 from services.booking.models import Booking, Course
-from services.booking.views import _fingerprint, _idempotency_key
+from services.booking.views import idempotency_key, request_fingerprint
 from shared.api import API_PREFIX, ProblemSchema, links
 from shared.db import get_session, is_transient, unit_of_work
 from shared.links import current_signer, manage_url
@@ -180,13 +180,13 @@ class Courses(MethodView):
     @links(blueprint, 201, COURSE_LINKS)
     def post(self, data: dict[str, Any]) -> Any:
         """Book every session of a course at once, or none. A repeated Idempotency-Key returns its course."""
-        key = _idempotency_key()
+        key = idempotency_key()
         try:
             with unit_of_work() as session:
                 course, created = service.book_course(
                     session=session,
                     idempotency_key=key,
-                    request_hash=_fingerprint(data) if key else None,
+                    request_hash=request_fingerprint(data) if key else None,
                     **data,
                 )
                 presented = _Course(course)
