@@ -90,7 +90,16 @@ def pinned_axe_version() -> str:
 
 def _describe(kind: str, result: dict[str, Any]) -> str:
     targets = [node["target"] for node in result["nodes"]][:3]
-    return f"{kind} {result['id']}: {result['help']} at {targets}"
+    # axe's own words for each node (why it failed, or why it could not decide) make a red run on another
+    # machine readable without reproducing it.
+    why = sorted(
+        {
+            check["message"]
+            for node in result["nodes"][:3]
+            for check in node.get("any", []) + node.get("all", [])
+        }
+    )
+    return f"{kind} {result['id']}: {result['help']} at {targets}" + (f" ({'; '.join(why)})" if why else "")
 
 
 def accessibility_problems(page: Any, rules: Rules = PAGE) -> list[str]:
