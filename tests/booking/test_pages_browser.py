@@ -28,7 +28,7 @@ from shared.timeutil import utcnow
 from tests.booking.conftest import STAFF
 from tests.booking.factories import booking_body, make_setup
 from tests.notify.conftest import notify_config, work
-from tests.support.browser import EMAIL, assert_accessible, record_loads, unchecked
+from tests.support.browser import EMAIL, assert_accessible, no_horizontal_scroll, record_loads, unchecked
 from tests.support.http import serve
 from tests.support.servers import RedisServer
 
@@ -120,11 +120,6 @@ def shoot(page: Any, name: str) -> None:
         assert_accessible(page)
         page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
     page.set_viewport_size(size)
-
-
-def no_horizontal_scroll(page: Any) -> None:
-    """Nothing spills sideways at the current width."""
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
 
 def test_book_a_video_consultation_from_another_time_zone(

@@ -25,8 +25,8 @@ from shared.config import load
 from shared.timeutil import utcnow
 from tests.booking.conftest import STAFF
 from tests.booking.factories import Setup, booking_body, make_setup
-from tests.booking.test_pages_browser import Site, new_page, no_horizontal_scroll, shoot
-from tests.support.browser import assert_accessible
+from tests.booking.test_pages_browser import Site, new_page, shoot
+from tests.support.browser import assert_accessible, no_horizontal_scroll
 from tests.support.http import serve
 from tests.support.servers import RedisServer
 

@@ -15,7 +15,7 @@ from services.checkins.models import Alert
 from shared.db import get_db
 from shared.timeutil import utcnow
 from tests.checkins.conftest import STAFF, booking_event, checkin_token, checkins, deliver, schedule
-from tests.support.browser import assert_accessible, record_loads, unchecked
+from tests.support.browser import assert_accessible, no_horizontal_scroll, record_loads, unchecked
 from tests.support.http import serve
 
 
@@ -40,10 +40,6 @@ def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
     assert not unchecked(loaded), f"pages the test opened but never checked with axe: {unchecked(loaded)}"
 
 
-def _no_horizontal_scroll(page: Any) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-
-
 def test_a_patient_answers_on_a_phone_and_meets_crisis_resources(
     app: Flask, new_page: Callable[..., Any]
 ) -> None:
@@ -55,7 +51,7 @@ def test_a_patient_answers_on_a_phone_and_meets_crisis_resources(
         page = new_page()
         page.goto(f"{base}/c/{token}")
         assert_accessible(page)
-        _no_horizontal_scroll(page)
+        no_horizontal_scroll(page)
         for item in range(1, 9):
             assert page.get_by_text(f"Question {item} of 9").is_visible()
             page.get_by_label("Not at all").check()
@@ -93,4 +89,4 @@ def test_a_patient_answers_on_a_phone_and_meets_crisis_resources(
         phone = new_page()
         phone.goto(desk.url)
         assert_accessible(phone)
-        _no_horizontal_scroll(phone)
+        no_horizontal_scroll(phone)

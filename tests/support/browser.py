@@ -96,10 +96,15 @@ def _describe(kind: str, result: dict[str, Any]) -> str:
         {
             check["message"]
             for node in result["nodes"][:3]
-            for check in node.get("any", []) + node.get("all", [])
+            for check in node.get("any", []) + node.get("all", []) + node.get("none", [])
         }
     )
     return f"{kind} {result['id']}: {result['help']} at {targets}" + (f" ({'; '.join(why)})" if why else "")
+
+
+def no_horizontal_scroll(page: Any) -> None:
+    """Nothing spills sideways at the current width."""
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
 
 def accessibility_problems(page: Any, rules: Rules = PAGE) -> list[str]:

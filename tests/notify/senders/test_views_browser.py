@@ -11,7 +11,7 @@ from flask import Flask
 from services.notify.senders.base import OutgoingSms
 from services.notify.senders.console import ConsoleSmsSender
 from tests.notify.conftest import outbox
-from tests.support.browser import assert_accessible
+from tests.support.browser import assert_accessible, no_horizontal_scroll
 from tests.support.http import serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("backend", ["sqlite"])]
@@ -38,7 +38,7 @@ def test_an_sms_with_an_unbroken_link_stays_inside_its_box(
         with serve(app) as base:
             page.goto(f"{base}/outbox/{sms.id}")
             assert link in page.locator("pre").inner_text().replace("\n", "")
-            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+            no_horizontal_scroll(page)
             pre_right = page.evaluate(
                 "(() => { const p = document.querySelector('pre'); "
                 "return p.scrollWidth <= p.clientWidth; })()"
