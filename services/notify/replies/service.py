@@ -149,14 +149,21 @@ def _answer(
         row.body = body  # kept for staff to read, never logged
         return _say(runtime, row, open_[0] if open_ else None, "help", "kept")
     chosen = [c for c in open_ if reply.day is None or c.local_day() == reply.day]
-    if len(chosen) == 1:
-        target = chosen[0]
-        if reply.intent == grammar.CHANGE:
-            return _say(runtime, row, target, "change", "manage-link")
-        _confirm(row, target, now)
-        outcome = _say(runtime, row, target, "confirmed", "confirmed")
-        outcome.publish_reply_id = row.id
-        return outcome
+    if len(chosen) != 1:
+        return _not_one(runtime, row, reply, found, open_)
+    target = chosen[0]
+    if reply.intent == grammar.CHANGE:
+        return _say(runtime, row, target, "change", "manage-link")
+    _confirm(row, target, now)
+    outcome = _say(runtime, row, target, "confirmed", "confirmed")
+    outcome.publish_reply_id = row.id
+    return outcome
+
+
+def _not_one(
+    runtime: Runtime, row: SmsReply, reply: grammar.Reply, found: list[Candidate], open_: list[Candidate]
+) -> Outcome:
+    """The answer when a reply names no single open booking: which one, what became of it, or help."""
     if open_:
         return _say(runtime, row, open_[0], "which", "asked-which", choices=open_, word=reply.intent)
     closed = sorted((c for c in found if not c.is_open), key=lambda c: c.booking.changed_at, reverse=True)
