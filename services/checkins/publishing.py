@@ -190,24 +190,6 @@ def current_payloads(p: Publisher) -> delivery.PayloadLoader:
     return load
 
 
-def schedule_once(p: Publisher) -> dict[str, int]:
-    """One scheduler round: make due, publish, take acknowledgements and redeliver."""
-    with p.db.transaction() as session:
-        counts = make_due(session, now=utcnow(), reminder_hours=p.config.reminder_hours)
-    counts["published"] = publish_pending(p)
-    report = delivery.reconcile_once(
-        db=p.db,
-        connection=p.redis,
-        model=CheckinDelivery,
-        producer="checkin",
-        grace=p.config.event_redeliver_seconds,
-        bound=p.config.event_delivery_bound_seconds,
-        payloads=current_payloads(p),
-    )
-    counts["redelivered"] = report.redelivered
-    return counts
-
-
 def delivery_metrics(bound: float) -> Any:
     """Gauges of check-in events notify has not acknowledged within ``bound`` seconds."""
     from shared.db import get_db
