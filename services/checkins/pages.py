@@ -1,9 +1,4 @@
-"""The pages patients, on-call staff and providers open from their signed links.
-
-A check-in page asks one question per screen, in the instrument's exact words, and always goes on from the
-first unanswered item, so a patient can leave and come back. Opening a page changes nothing (link scanners
-fetch every link); answers, stopping and acknowledgements are form POSTs.
-"""
+"""The pages patients, on-call staff and providers open from their signed links."""
 
 from __future__ import annotations
 

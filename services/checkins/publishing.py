@@ -1,10 +1,4 @@
-"""Sending check-ins and alerts: the scheduler's rounds, and ``checkin.*`` events published for notify.
-
-The ``checkins`` and ``alerts`` rows are the outbox: a row made due gets an event id and no ``published_at``
-in one transaction; the publish happens after the commit and stamps the row. A crash or a Redis outage in
-between leaves the row unpublished, and the next round publishes it again as the same event (notify's inbox
-absorbs repeats). The delivery ledger redelivers what notify has not acknowledged.
-"""
+"""Check-ins and alerts made due, and their ``checkin.*`` events published for notify."""
 
 from __future__ import annotations
 

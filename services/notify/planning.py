@@ -1,11 +1,4 @@
-"""Turning booking events into a plan: notify's copy of each booking, and one row per message to send.
-
-The rules: an event older than the copy changes nothing (events may arrive out of order); a newer one cancels
-every message still pending for older versions and plans the new version's steps; a step whose moment had
-already passed when the booking was made is recorded as skipped, on purpose, unless the protocol says it
-always goes (the join link); an SMS without a number or consent is recorded as skipped, never silently
-left out.
-"""
+"""Turning booking events into a plan: notify's copy of each booking, and one row per message to send."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""Sending due messages: claim (check again, render, mark sending), call the providers, record the outcome.
-
-A send job carries message ids only. Claiming re-reads notify's copy of the booking under lock, so a message
-for a booking that was cancelled or moved meanwhile is recorded as cancelled instead of sent. The "sending"
-state is committed before any provider call; a worker killed after that leaves the row in "sending", and
-:func:`reconcile` later asks the provider what happened instead of guessing.
-"""
+"""Sending due messages: claim (check again, render, mark sending), call the providers, record the outcome."""
 
 from __future__ import annotations
 

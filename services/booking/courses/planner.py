@@ -1,10 +1,4 @@
-"""Planning a course: the earliest full schedule that keeps every spacing rule, from free starts given.
-
-Pure: the service layer finds the free starts (the slot search, which already knows hours, other bookings,
-chairs, notice and horizon) and passes them in. Taking, for each session in turn, the earliest start the
-rules allow gives the earliest possible date for every session (see docs/courses.md), so the plan is the
-earliest one there is, and if it fails no other plan from the same first start succeeds.
-"""
+"""Planning a course: the earliest full schedule that keeps every spacing rule, from free starts given."""
 
 from __future__ import annotations
 

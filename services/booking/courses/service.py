@@ -1,9 +1,4 @@
-"""Business operations on treatment courses: templates, planning, booking a whole course, changing it.
-
-Each session is an ordinary booking carrying the course's id and its index, booked, moved and cancelled by
-the booking service's own operations, so its claims, its chair, its outbox event (exactly one per booking
-changed) and everything downstream (reminders, invites, rooms, manage links) are the same as any booking's.
-"""
+"""Business operations on treatment courses: templates, planning, booking a whole course, changing it."""
 
 from __future__ import annotations
 

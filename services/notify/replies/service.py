@@ -1,12 +1,4 @@
-"""An inbound SMS, once per MessageSid: carrier keywords first, then the reply matched to a booking.
-
-STOP, START and HELP keep their carrier meaning and always win (``optouts``). Otherwise a reply is about the
-sender's nearest upcoming booking whose SMS asked for one (a step with ``asks_reply``), at the version that
-asked: two such bookings and the answer asks which (by day); a booking moved or cancelled since gets the
-truth, never a confirmation. A confirmation becomes a ``notify.sms_reply`` event for the booking service,
-written on the reply's row (its outbox) in the same transaction. Texts and numbers never reach logs or
-events.
-"""
+"""An inbound SMS, once per MessageSid: carrier keywords first, then the reply matched to a booking."""
 
 from __future__ import annotations
 
