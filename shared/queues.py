@@ -1,8 +1,4 @@
-"""Queue names, who consumes which event, and ``publish``.
-
-A handler is named by its dotted path, so the publisher never imports the consumer's code. Jobs are
-serialized as JSON (not pickle): payloads stay readable, portable and safe to load.
-"""
+"""Queue names, who consumes which event, and ``publish``."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""Attendance: whether the patient will come to a booking, from their SMS reply (notify's event) or staff.
-
-Notify owns the phone conversation and reports what a reply meant (``notify.sms_reply``); this service owns
-the state. A state belongs to one booking version: after a reschedule or a cancel it reads as unconfirmed, so
-a reply racing a change can never confirm a visit that no longer exists.
-"""
+"""Attendance: whether the patient will come to a booking, from their SMS reply (notify's event) or staff."""
 
 from __future__ import annotations
 

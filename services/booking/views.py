@@ -1,8 +1,4 @@
-"""HTTP API of the booking service: slots (public), bookings (staff), a patient's own booking (signed link).
-
-Views are thin: a schema loads the request, one service function does the work, a schema dumps the result.
-The staff endpoints that set a clinic up are in catalog/views.py.
-"""
+"""HTTP API of the booking service: slots (public), bookings (staff), a patient's own booking (signed)."""
 
 from __future__ import annotations
 

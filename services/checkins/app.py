@@ -7,7 +7,9 @@ from flask import Flask
 from services.checkins import cli, metrics, pages, publishing, views
 from services.checkins.config import CheckinsConfig
 from services.checkins.plans import load_plans
-from shared.app import add_metrics_collector, create_service_app
+from services.checkins.runtime import Runtime
+from services.checkins.service import Rules
+from shared.app import add_metrics_collector, common_parts, create_service_app
 from shared.config import load
 from shared.metrics import FunctionCollector
 from shared.queues import CHECKINS_QUEUE
@@ -25,7 +27,11 @@ def create_app(config: CheckinsConfig | None = None) -> Flask:
         description="Scheduled follow-up check-ins (PHQ-9, GAD-7, mood, pain), safety alerts and timelines.",
         import_name=__name__,
     )
-    app.extensions["checkin_plans"] = load_plans(config.plans_dir)
+    app.extensions["checkins"] = Runtime(
+        **common_parts(app),
+        plans=load_plans(config.plans_dir),
+        rules=Rules(rises={"phq9": config.phq9_rise, "gad7": config.gad7_rise}),
+    )
     api.register_blueprint(views.staff)
     app.register_blueprint(pages.bp)
     register_worker_cli(app, queues=[CHECKINS_QUEUE])

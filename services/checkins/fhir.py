@@ -1,9 +1,4 @@
-"""Completed check-ins as FHIR R4 resources: a QuestionnaireResponse and an Observation of the score each.
-
-Built with fhir.resources' R4B models (wire-compatible with R4 for these two resources), so every resource is
-checked for structure and types as it is made. Totals carry their LOINC codes (PHQ-9 44261-6, GAD-7 70274-6,
-pain severity 72514-3); the mood rating has no LOINC code of its own and goes as text.
-"""
+"""Completed check-ins as FHIR R4 resources: a QuestionnaireResponse and an Observation of the score each."""
 
 from __future__ import annotations
 

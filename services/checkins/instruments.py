@@ -1,9 +1,4 @@
-"""The instruments a check-in can ask, word for word, and their published scoring.
-
-PHQ-9 and GAD-7 (Spitzer, Kroenke, Williams; free to use, no permission required) keep their exact wording and
-answer options; their totals and severity bands follow the published scoring. Mood and pain are single 0-10
-numeric ratings. Sources and worked examples: docs/checkins.md.
-"""
+"""The instruments a check-in can ask, word for word, and their published scoring."""
 
 from __future__ import annotations
 

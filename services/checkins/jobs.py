@@ -6,8 +6,8 @@ import logging
 from typing import Any
 
 from services.checkins import planning, service
-from services.checkins.extensions import get_plans, get_rules
 from services.checkins.models import ProcessedEvent
+from services.checkins.runtime import get_runtime
 from shared.db import get_db
 from shared.events import load_event, load_reply_rating
 from shared.inbox import first_delivery
@@ -24,7 +24,9 @@ def handle_booking_event(payload: dict[str, Any]) -> str:
         if not first_delivery(session, ProcessedEvent, event_id=event.event_id, event_type=event.type):
             log.info("event already handled", extra={"event_id": str(event.event_id)})
             return "duplicate"
-        return planning.apply_booking_event(session=session, book=get_plans(), event=event, now=utcnow())
+        return planning.apply_booking_event(
+            session=session, book=get_runtime().plans, event=event, now=utcnow()
+        )
 
 
 def handle_reply_rating(payload: dict[str, Any]) -> str:
@@ -38,7 +40,7 @@ def handle_reply_rating(payload: dict[str, Any]) -> str:
                 session=session,
                 checkin_id=event.checkin_id,
                 value=event.value,
-                rules=get_rules(),
+                rules=get_runtime().rules,
                 now=utcnow(),
             )
         log.info("rating reply %s", outcome, extra={"checkin_id": str(event.checkin_id)})

@@ -1,9 +1,4 @@
-"""Tables of the checkins service: its copy of each session, the planned check-ins, answers, flags, alerts.
-
-Answers and scores are health data that no other service holds: events out of this service carry links and
-ids only. ``checkins`` is also the outbox of ``checkin.requested`` (``event_id`` kept, ``published_at``
-stamped after the publish) and ``alerts`` the outbox of ``checkin.alert``.
-"""
+"""Tables of the checkins service: its copy of each session, the planned check-ins, answers, flags, alerts."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""The pages patients, on-call staff and providers open from their signed links.
-
-A check-in page asks one question per screen, in the instrument's exact words, and always goes on from the
-first unanswered item, so a patient can leave and come back. Opening a page changes nothing (link scanners
-fetch every link); answers, stopping and acknowledgements are form POSTs.
-"""
+"""The pages patients, on-call staff and providers open from their signed links."""
 
 from __future__ import annotations
 
@@ -15,8 +10,8 @@ from flask.wrappers import Response
 from marshmallow import ValidationError
 
 from services.checkins import instruments, links, publishing, service, timeline
-from services.checkins.extensions import get_checkins_config, get_publisher, get_rules
 from services.checkins.models import COMPLETED, SENT, STARTED, Alert, Checkin, Patient
+from services.checkins.runtime import get_runtime
 from services.checkins.schemas import AckForm, AnswerForm
 from shared.api import public
 from shared.cache import Lru
@@ -113,14 +108,14 @@ def answer(token: str) -> ResponseReturnValue:
                 checkin=checkin,
                 item=form["item"],
                 value=form["value"],
-                rules=get_rules(),
+                rules=get_runtime().rules,
                 now=utcnow(),
             )
             checkin_id = checkin.id
     except service.CheckinError as exc:
         return _problem(exc.reason)
     if outcome.crisis:
-        publishing.publish_soon(get_publisher(), checkin_id)
+        publishing.publish_soon(get_runtime().publisher, checkin_id)
         return redirect(url_for("pages.support", token=token), code=303)
     return redirect(url_for("pages.checkin_page", token=token), code=303)
 
@@ -169,7 +164,7 @@ def _alert_page(token: str, alert: Alert, errors: dict[str, Any], status: int = 
     ]
     patient = session.get(Patient, alert.patient_id)
     assert patient is not None
-    base_url = get_checkins_config().checkins_public_url
+    base_url = get_runtime().config.checkins_public_url
     timeline_url = links.timeline_url(current_signer(), base_url, patient, utcnow())
     return (
         render_template(

@@ -1,9 +1,4 @@
-"""Booking events applied to the check-in plan: the latest session version wins; the patient is re-planned.
-
-Re-planning computes the check-ins the patient's confirmed sessions call for now and compares them with what
-is stored: a new one is added, a planned one whose time moved is moved, and a planned one no longer called for
-(a cancelled session, a "last" session that is last no more) is cancelled. What was sent or answered stays.
-"""
+"""Booking events applied to the check-in plan: the latest session version wins; the patient is re-planned."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""Check-in plans as data: which instruments, timed from which sessions, for which appointment types.
-
-A plan is a TOML file (``services/checkins/plans/*.toml``, or ``CHECKINS_PLANS_DIR``) checked by a schema when
-the service starts; a broken plan stops the start with the file and field at fault.
-"""
+"""Check-in plans as data: which instruments, timed from which sessions, for which appointment types."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""Sending check-ins and alerts: the scheduler's rounds, and ``checkin.*`` events published for notify.
-
-The ``checkins`` and ``alerts`` rows are the outbox: a row made due gets an event id and no ``published_at``
-in one transaction; the publish happens after the commit and stamps the row. A crash or a Redis outage in
-between leaves the row unpublished, and the next round publishes it again as the same event (notify's inbox
-absorbs repeats). The delivery ledger redelivers what notify has not acknowledged.
-"""
+"""Check-ins and alerts made due, and their ``checkin.*`` events published for notify."""
 
 from __future__ import annotations
 
@@ -188,24 +182,6 @@ def current_payloads(p: Publisher) -> delivery.PayloadLoader:
         return found
 
     return load
-
-
-def schedule_once(p: Publisher) -> dict[str, int]:
-    """One scheduler round: make due, publish, take acknowledgements and redeliver."""
-    with p.db.transaction() as session:
-        counts = make_due(session, now=utcnow(), reminder_hours=p.config.reminder_hours)
-    counts["published"] = publish_pending(p)
-    report = delivery.reconcile_once(
-        db=p.db,
-        connection=p.redis,
-        model=CheckinDelivery,
-        producer="checkin",
-        grace=p.config.event_redeliver_seconds,
-        bound=p.config.event_delivery_bound_seconds,
-        payloads=current_payloads(p),
-    )
-    counts["redelivered"] = report.redelivered
-    return counts
 
 
 def delivery_metrics(bound: float) -> Any:

@@ -1,10 +1,4 @@
-"""Business operations of the checkins service: answering, scoring, safety alerts, flags, stopping, acks.
-
-Answers are stored one item at a time, so a patient can leave and come back. A PHQ-9 item 9 answer above 0 is
-never only stored: in the same transaction an alert for on-call staff and a flag for the provider are recorded
-(the publish follows the commit; the scheduler re-sends it if Redis was away), and the page shows crisis
-resources next.
-"""
+"""Business operations of the checkins service: answering, scoring, safety alerts, flags, stopping, acks."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""A patient's timeline for their provider: sessions, scores over time, latest answers, flags and alerts.
-
-Charts are drawn on the server as SVG coordinates (no script, no outside asset); each chart has a table of the
-same figures beside it for screen readers.
-"""
+"""A patient's timeline for their provider: sessions, scores over time, latest answers, flags and alerts."""
 
 from __future__ import annotations
 

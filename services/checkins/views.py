@@ -13,8 +13,8 @@ from flask_smorest import Blueprint
 
 from services.checkins import fhir, links, service, timeline
 from services.checkins import schemas as s
-from services.checkins.extensions import get_checkins_config
 from services.checkins.models import Alert, Patient
+from services.checkins.runtime import get_runtime
 from shared.api import API_PREFIX, ProblemSchema
 from shared.db import get_session, unit_of_work
 from shared.links import current_signer
@@ -44,7 +44,7 @@ class PatientTimeline(MethodView):
             "patient_id": patient.id,
             "stopped_at": patient.stopped_at,
             "timeline_url": links.timeline_url(
-                current_signer(), get_checkins_config().checkins_public_url, patient, utcnow()
+                current_signer(), get_runtime().config.checkins_public_url, patient, utcnow()
             ),
             "sessions": data["sessions"],
             "series": {k: [{"at": at, "value": v} for at, v in pts] for k, pts in data["series"].items()},
@@ -64,7 +64,7 @@ class PatientFhir(MethodView):
         if session.get(Patient, patient_id) is None:
             raise NotFound("No check-ins are known for this patient.")
         completed = service.completed_with_answers(session=session, patient_id=patient_id)
-        return fhir.bundle(completed, get_checkins_config().checkins_public_url)
+        return fhir.bundle(completed, get_runtime().config.checkins_public_url)
 
 
 @staff.route("/alerts")

@@ -15,6 +15,7 @@ from services.notify.preview import sample_snapshot
 from services.notify.protocols import ProtocolBook
 from services.notify.rendering import Renderer
 from services.notify.replies import publishing as reply_publishing
+from services.notify.replies import views as reply_views
 from services.notify.runtime import Runtime, worker_queues
 from services.notify.senders import Senders, build_senders
 from services.notify.senders import views as outbox
@@ -44,8 +45,8 @@ def create_app(config: NotifyConfig | None = None, *, senders: Senders | None = 
     runtime = dataclasses.replace(runtime, feed_salt=settings_salt(config, runtime.book))
     check_summaries(runtime.book, sample_snapshot(mode="video", protocol="default"))
     app.extensions["notify"] = runtime
-    for blueprint in views.BLUEPRINTS:
-        api.register_blueprint(blueprint)
+    api.register_blueprint(views.messages)
+    api.register_blueprint(reply_views.staff)
     api.register_blueprint(calendar_views.staff)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(calendar_views.bp)

@@ -1,10 +1,4 @@
-"""Messages the checkins service asks for: a patient's check-in link, and on-call staff's safety alerts.
-
-Their rows join the ordinary plan (claiming under lock, retries, reconciliation, the outbox page). The text is
-fixed when the event is applied, from the link the event carries: it names the clinic and nothing else, no
-instrument, question, answer or score. Alerts go to the on-call contacts the event names, at once (urgent: no
-quiet hours), whatever the patient's own SMS consent.
-"""
+"""Messages the checkins service asks for: a patient's check-in link, and on-call staff's safety alerts."""
 
 from __future__ import annotations
 

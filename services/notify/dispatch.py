@@ -1,17 +1,4 @@
-"""The dispatcher: hands what is due from the database to Redis, and repairs what Redis or a worker lost.
-
-Redis never holds a reminder before its moment: with 100,000 upcoming bookings the queues hold only the
-messages due in the last few seconds. Each pass of ``flask --app services.notify dispatcher`` (every few
-seconds) does this:
-
-1. messages ``queued`` for a while whose job Redis no longer has (Redis restarted, job failed) go back to
-   planned;
-2. messages still waiting for a join link when their visit is over are recorded as failed;
-3. due planned messages are marked ``queued`` and enqueued in batches, in the same transaction;
-4. sends left ``sending`` longer than any send can take (a worker was killed) get a reconcile job.
-
-On PostgreSQL several dispatchers can run side by side: rows are taken with ``FOR UPDATE SKIP LOCKED``.
-"""
+"""The dispatcher: hands what is due from the database to Redis, and repairs what Redis or a worker lost."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""Tables of the notify service.
-
-``bookings`` is notify's own copy of each booking (the newest version it has seen); ``messages`` is the plan:
-one row per (booking, step, channel, booking version), unique, so a message can be planned, and sent, once.
-The database is the source of truth for what must go out and when; Redis only carries the work that is due.
-"""
+"""Tables of the notify service."""
 
 from __future__ import annotations
 

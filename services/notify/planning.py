@@ -1,11 +1,4 @@
-"""Turning booking events into a plan: notify's copy of each booking, and one row per message to send.
-
-The rules: an event older than the copy changes nothing (events may arrive out of order); a newer one cancels
-every message still pending for older versions and plans the new version's steps; a step whose moment had
-already passed when the booking was made is recorded as skipped, on purpose, unless the protocol says it
-always goes (the join link); an SMS without a number or consent is recorded as skipped, never silently
-left out.
-"""
+"""Turning booking events into a plan: notify's copy of each booking, and one row per message to send."""
 
 from __future__ import annotations
 
@@ -129,45 +122,11 @@ def apply_booking_event(
 ) -> Applied:
     """Bring notify's copy of the booking up to ``event`` and plan its messages (in the caller's session)."""
     snap = event.booking
-    fields = _copy_fields(event)
-    inserted = (
-        session.execute(
-            dialect_insert(session, BookingCopy)
-            .values(id=snap.id, updated_at=now, **fields)
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(BookingCopy.id)
-        ).first()
-        is not None
-    )
-    copy = lock_booking(session, snap.id)
-    assert copy is not None
-    providers = {snap.provider.id, copy.provider_id}  # the copy's, before it changes (the same, today)
-    if not inserted:
-        if copy.version >= snap.version:
-            log.info(
-                "ignored an event older than the booking copy",
-                extra={"booking_id": str(snap.id), "version": snap.version, "stored_version": copy.version},
-            )
-            return Applied(booking_id=snap.id, stale=True)
-        for name, value in fields.items():
-            setattr(copy, name, value)
-        copy.updated_at = now
-    reason = (
-        "the booking was cancelled"
-        if snap.status == CANCELLED
-        else f"the booking was moved (now version {snap.version})"
-    )
-    cancelled = rowcount(
-        session.execute(
-            update(Message)
-            .where(
-                Message.booking_id == snap.id,
-                Message.booking_version < snap.version,
-                Message.status.in_(PENDING),
-            )
-            .values(status=CANCELLED, reason=reason, blocked_on=None, updated_at=now)
-        )
-    )
+    stored = _store_copy(session, event, now)
+    if stored is None:
+        return Applied(booking_id=snap.id, stale=True)
+    copy, providers = stored
+    cancelled = _cancel_older(session, snap, now)
     protocol = book.get(copy.protocol)
     rows = plan_rows(
         copy=copy, protocol=protocol, anchors=_ANCHORS[event.type], session=session, quiet=quiet, now=now
@@ -188,6 +147,57 @@ def apply_booking_event(
         extra={"booking_id": str(snap.id), "version": snap.version, "cancelled": cancelled},
     )
     return Applied(booking_id=snap.id, stale=False, planned=len(rows), cancelled=cancelled)
+
+
+def _store_copy(
+    session: Session, event: events.BookingEvent, now: datetime
+) -> tuple[BookingCopy, set[int]] | None:
+    """The booking's copy brought up to ``event``, locked, with its providers; None when it was as new."""
+    snap = event.booking
+    fields = _copy_fields(event)
+    inserted = (
+        session.execute(
+            dialect_insert(session, BookingCopy)
+            .values(id=snap.id, updated_at=now, **fields)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(BookingCopy.id)
+        ).first()
+        is not None
+    )
+    copy = lock_booking(session, snap.id)
+    assert copy is not None
+    providers = {snap.provider.id, copy.provider_id}  # the copy's, before it changes (the same, today)
+    if not inserted:
+        if copy.version >= snap.version:
+            log.info(
+                "ignored an event older than the booking copy",
+                extra={"booking_id": str(snap.id), "version": snap.version, "stored_version": copy.version},
+            )
+            return None
+        for name, value in fields.items():
+            setattr(copy, name, value)
+        copy.updated_at = now
+    return copy, providers
+
+
+def _cancel_older(session: Session, snap: events.BookingSnapshot, now: datetime) -> int:
+    """Cancel the messages still pending for the booking's older versions; how many."""
+    reason = (
+        "the booking was cancelled"
+        if snap.status == CANCELLED
+        else f"the booking was moved (now version {snap.version})"
+    )
+    return rowcount(
+        session.execute(
+            update(Message)
+            .where(
+                Message.booking_id == snap.id,
+                Message.booking_version < snap.version,
+                Message.status.in_(PENDING),
+            )
+            .values(status=CANCELLED, reason=reason, blocked_on=None, updated_at=now)
+        )
+    )
 
 
 def replan_booking(
@@ -287,17 +297,9 @@ def _row(
     if status == PLANNED and max(due_at, now) > expires_at:
         status, reason = SKIPPED, "too late: the moment it was useful had passed"
     if status == PLANNED and channel == SMS:
-        if not patient.get("phone"):
-            status, reason = SKIPPED, "the patient gave no mobile number"
-        elif not patient.get("sms_consent"):
-            status, reason = SKIPPED, "the patient did not consent to SMS"
-        elif not step.urgent:
-            due_at = respect_quiet_hours(
-                due_at=due_at,
-                tz=patient["time_zone"],
-                quiet=quiet,
-                deadline=quiet_deadline(due_at=due_at, expires_at=expires_at, start=copy.start_at),
-            )
+        status, reason, due_at = _sms_plan(
+            step=step, patient=patient, due_at=due_at, expires_at=expires_at, start=copy.start_at, quiet=quiet
+        )
     assert channel in (SMS, EMAIL)
     return {
         "booking_id": copy.id,
@@ -318,6 +320,26 @@ def _row(
         "created_at": now,
         "updated_at": now,
     }
+
+
+def _sms_plan(
+    *,
+    step: Step,
+    patient: dict[str, Any],
+    due_at: datetime,
+    expires_at: datetime,
+    start: datetime,
+    quiet: tuple[time, time] | None,
+) -> tuple[str, str, datetime]:
+    """An SMS row's status, reason and due time: skipped without number or consent, else past quiet hours."""
+    if not patient.get("phone"):
+        return SKIPPED, "the patient gave no mobile number", due_at
+    if not patient.get("sms_consent"):
+        return SKIPPED, "the patient did not consent to SMS", due_at
+    if not step.urgent:
+        deadline = quiet_deadline(due_at=due_at, expires_at=expires_at, start=start)
+        due_at = respect_quiet_hours(due_at=due_at, tz=patient["time_zone"], quiet=quiet, deadline=deadline)
+    return PLANNED, "", due_at
 
 
 def apply_links_ready(

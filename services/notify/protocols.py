@@ -202,12 +202,7 @@ class StepSchema(Schema):
         until = data.get("until")
         if until is not None and until not in (START, END) and not _positive_duration(until):
             raise ValidationError("start, end or a positive duration after the due moment", "until")
-        if EMAIL not in channels and data["attachments"]:
-            raise ValidationError("attachments need the email channel", "attachments")
-        if EMAIL not in channels and data.get("calendar"):
-            raise ValidationError("true needs the email channel", "calendar")
-        if SMS not in channels and data["asks_reply"]:
-            raise ValidationError("true needs the sms channel", "asks_reply")
+        _check_channel_fields(data)
 
     @post_load
     def _build(self, data: dict[str, Any], **_: Any) -> Step:
@@ -219,6 +214,17 @@ class StepSchema(Schema):
         data["modes"] = tuple(data["modes"])
         data["attachments"] = tuple(data["attachments"])
         return Step(**data)
+
+
+def _check_channel_fields(data: dict[str, Any]) -> None:
+    """Refuse a field that needs a channel the step does not send on."""
+    channels = data["channels"]
+    if EMAIL not in channels and data["attachments"]:
+        raise ValidationError("attachments need the email channel", "attachments")
+    if EMAIL not in channels and data.get("calendar"):
+        raise ValidationError("true needs the email channel", "calendar")
+    if SMS not in channels and data["asks_reply"]:
+        raise ValidationError("true needs the sms channel", "asks_reply")
 
 
 def _positive_duration(raw: str) -> bool:

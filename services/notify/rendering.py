@@ -1,9 +1,4 @@
-"""Message texts from Jinja2 templates: SMS text, email text and HTML, attachments.
-
-Templates live under ``<protocols dir>/templates``. SMS templates extend ``_layouts/sms.txt`` (which ends
-every SMS with the opt-out hint); email templates extend ``_layouts/email.txt`` and ``_layouts/email.html``
-(which carry the manage link and the clinic's contact details). Only ``.html`` templates are autoescaped.
-"""
+"""Message texts from Jinja2 templates: SMS text, email text and HTML, attachments."""
 
 from __future__ import annotations
 

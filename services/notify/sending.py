@@ -1,10 +1,4 @@
-"""Sending due messages: claim (check again, render, mark sending), call the providers, record the outcome.
-
-A send job carries message ids only. Claiming re-reads notify's copy of the booking under lock, so a message
-for a booking that was cancelled or moved meanwhile is recorded as cancelled instead of sent. The "sending"
-state is committed before any provider call; a worker killed after that leaves the row in "sending", and
-:func:`reconcile` later asks the provider what happened instead of guessing.
-"""
+"""Sending due messages: claim (check again, render, mark sending), call the providers, record the outcome."""
 
 from __future__ import annotations
 
@@ -142,6 +136,29 @@ def _claim_one(
         # Not due (re-planned for a retry or quiet hours) or waiting for its link: the dispatcher owns it.
         row.status = PLANNED
         return None
+    if _held_back(runtime=runtime, row=row, booking=booking, now=now, opted_out=opted_out):
+        return None
+    join = join_links.get((booking.id, booking.version))
+    try:
+        ready = _prepare(session=session, runtime=runtime, row=row, booking=booking, join=join, now=now)
+    except Exception as exc:  # noqa: BLE001 (recorded on the row; logged by type, see below)
+        # The type only: a template error quotes the values it was rendering (the patient's details).
+        log.error("could not render message", extra={"message_id": row.id, "error": type(exc).__name__})
+        row.status, row.reason = FAILED, f"could not render the message ({type(exc).__name__})"
+        return None
+    if ready is None:
+        return None  # recorded on the row: nothing new for the provider's calendar
+    row.status = SENDING
+    row.sending_started_at = now
+    row.attempts += 1
+    row.updated_at = now
+    return ready
+
+
+def _held_back(
+    *, runtime: Runtime, row: Message, booking: BookingCopy, now: datetime, opted_out: set[str]
+) -> bool:
+    """Whether a due message is not to go now: skipped, or moved past quiet hours (recorded on the row)."""
     alert = checkin_messages.is_alert_step(row.step)
     # A safety alert goes to on-call staff whatever happens to the booking or the patient's SMS consent.
     verdict = (SKIPPED, "too late: the alert expired") if alert and now > row.expires_at else None
@@ -154,49 +171,47 @@ def _claim_one(
             if later is not None:
                 row.status, row.due_at, row.reason = PLANNED, later, "waiting for the end of quiet hours"
                 row.updated_at = now
-                return None
-    if verdict is not None:
-        row.status, row.reason = verdict
-        row.updated_at = now
-        log.info(
-            "message not sent: %s",
-            verdict[1],
-            extra={"message_id": row.id, "booking_id": str(row.booking_id)},
-        )
-        return None
-    join = join_links.get((booking.id, booking.version))
-    try:
-        if invites.is_invite(row.step):
-            email = invites.prepare(
-                session=session,
-                runtime=runtime,
-                row=row,
-                booking=booking,
-                join_url=join.provider_url if join else None,
-                now=now,
-            )
-            if email is None:
-                return None  # recorded on the row: nothing new for the provider's calendar
-            ready = Prepared(message_id=row.id, channel=EMAIL, key=message_key(row.id), email=email)
-        elif checkin_messages.is_checkin_step(row.step):
-            sms, email = checkin_messages.prepare(
-                runtime=runtime, row=row, status_callback=status_callback_url(runtime, row.id)
-            )
-            ready = Prepared(
-                message_id=row.id, channel=row.channel, key=message_key(row.id), sms=sms, email=email
-            )
-        else:
-            ready = _render(runtime=runtime, row=row, booking=booking, join=join)
-    except Exception as exc:  # noqa: BLE001 (recorded on the row; logged by type, see below)
-        # The type only: a template error quotes the values it was rendering (the patient's details).
-        log.error("could not render message", extra={"message_id": row.id, "error": type(exc).__name__})
-        row.status, row.reason = FAILED, f"could not render the message ({type(exc).__name__})"
-        return None
-    row.status = SENDING
-    row.sending_started_at = now
-    row.attempts += 1
+                return True
+    if verdict is None:
+        return False
+    row.status, row.reason = verdict
     row.updated_at = now
-    return ready
+    log.info(
+        "message not sent: %s",
+        verdict[1],
+        extra={"message_id": row.id, "booking_id": str(row.booking_id)},
+    )
+    return True
+
+
+def _prepare(
+    *,
+    session: Session,
+    runtime: Runtime,
+    row: Message,
+    booking: BookingCopy,
+    join: JoinLink | None,
+    now: datetime,
+) -> Prepared | None:
+    """Render a message that is to go: an invite (None when it says nothing new), a check-in, a reminder."""
+    if invites.is_invite(row.step):
+        email = invites.prepare(
+            session=session,
+            runtime=runtime,
+            row=row,
+            booking=booking,
+            join_url=join.provider_url if join else None,
+            now=now,
+        )
+        if email is None:
+            return None
+        return Prepared(message_id=row.id, channel=EMAIL, key=message_key(row.id), email=email)
+    if checkin_messages.is_checkin_step(row.step):
+        sms, email = checkin_messages.prepare(
+            runtime=runtime, row=row, status_callback=status_callback_url(runtime, row.id)
+        )
+        return Prepared(message_id=row.id, channel=row.channel, key=message_key(row.id), sms=sms, email=email)
+    return _render(runtime=runtime, row=row, booking=booking, join=join)
 
 
 def _sms_verdict(*, booking: BookingCopy, opted_out: set[str]) -> tuple[str, str] | None:
@@ -413,52 +428,63 @@ def reconcile(runtime: Runtime, ids: list[int], *, now: datetime | None = None) 
             if r.sending_started_at is not None and r.sending_started_at <= stale_before
         ]
         pending = [(r.id, r.channel, r.recipient, r.body, r.sending_started_at) for r in rows]
+    verdicts = {send[0]: _ask_provider(runtime, *send) for send in pending}
     counts = {"found": 0, "resend": 0, "unknown": 0}
-    verdicts: dict[int, tuple[str, str | None, str | None]] = {}
-    for message_id, channel, recipient, body, started in pending:
-        assert started is not None
-        key = message_key(message_id)
-        try:
-            if channel == SMS:
-                assert recipient is not None
-                assert body is not None
-                lookup = runtime.senders.sms.find(
-                    OutgoingSms(key=key, to=recipient, body=body), since=started
-                )
-            else:
-                lookup = runtime.senders.email.find(key=key, since=started)
-        except Exception as exc:  # noqa: BLE001 (asked again later; logged by type: errors name the number)
-            log.warning(
-                "could not check an interrupted send",
-                extra={"message_id": message_id, "error": type(exc).__name__},
-            )
-            verdicts[message_id] = ("unknown", None, None)
-            continue
-        if lookup is not None and lookup.found:
-            verdicts[message_id] = ("found", lookup.provider_ref, lookup.provider_status)
-        else:
-            verdicts[message_id] = ("resend", None, "cannot tell" if lookup is None else None)
     with runtime.db.transaction() as session:
         for row in _lock_rows(session, list(verdicts), (SENDING,)):
             verdict, ref, status = verdicts[row.id]
             counts[verdict] += 1
-            row.updated_at = now
-            if verdict == "found":
-                row.status, row.sent_at, row.provider_ref = SENT, now, ref
-                row.delivery_status, row.reason = (
-                    status,
-                    "sent (confirmed with the provider after an interrupted send)",
-                )
-            elif verdict == "resend":
-                row.status, row.due_at = PLANNED, now
-                row.reason = (
-                    "sending again after an interrupted send (same Message-ID)"
-                    if status == "cannot tell"
-                    else "sending again: the interrupted send never reached the provider"
-                )
-            elif now > row.expires_at:
-                row.status, row.reason = FAILED, "outcome unknown: the provider could not be asked in time"
-            else:
-                row.queued_at = now  # ask again after another stale period
+            _settle(row, verdict=verdict, ref=ref, status=status, now=now)
             log.info("reconciled an interrupted send", extra={"message_id": row.id, "verdict": verdict})
     return counts
+
+
+def _ask_provider(
+    runtime: Runtime,
+    message_id: int,
+    channel: str,
+    recipient: str | None,
+    body: str | None,
+    started: datetime | None,
+) -> tuple[str, str | None, str | None]:
+    """What the provider knows of an interrupted send: ("found", ref, status), "resend" or "unknown"."""
+    assert started is not None
+    key = message_key(message_id)
+    try:
+        if channel == SMS:
+            assert recipient is not None
+            assert body is not None
+            lookup = runtime.senders.sms.find(OutgoingSms(key=key, to=recipient, body=body), since=started)
+        else:
+            lookup = runtime.senders.email.find(key=key, since=started)
+    except Exception as exc:  # noqa: BLE001 (asked again later; logged by type: errors name the number)
+        log.warning(
+            "could not check an interrupted send",
+            extra={"message_id": message_id, "error": type(exc).__name__},
+        )
+        return ("unknown", None, None)
+    if lookup is not None and lookup.found:
+        return ("found", lookup.provider_ref, lookup.provider_status)
+    return ("resend", None, "cannot tell" if lookup is None else None)
+
+
+def _settle(row: Message, *, verdict: str, ref: str | None, status: str | None, now: datetime) -> None:
+    """Record on a locked row what the provider said about its interrupted send."""
+    row.updated_at = now
+    if verdict == "found":
+        row.status, row.sent_at, row.provider_ref = SENT, now, ref
+        row.delivery_status, row.reason = (
+            status,
+            "sent (confirmed with the provider after an interrupted send)",
+        )
+    elif verdict == "resend":
+        row.status, row.due_at = PLANNED, now
+        row.reason = (
+            "sending again after an interrupted send (same Message-ID)"
+            if status == "cannot tell"
+            else "sending again: the interrupted send never reached the provider"
+        )
+    elif now > row.expires_at:
+        row.status, row.reason = FAILED, "outcome unknown: the provider could not be asked in time"
+    else:
+        row.queued_at = now  # ask again after another stale period

@@ -10,26 +10,12 @@ from flask_smorest import Blueprint
 
 from services.notify import schemas as s
 from services.notify import service
-from services.notify.replies import service as reply_service
 from shared.api import API_PREFIX, ProblemSchema
 from shared.db import get_session
 
 messages = Blueprint(
     "messages", __name__, url_prefix=API_PREFIX, description="Messages planned and sent (staff)"
 )
-replies = Blueprint(
-    "replies", __name__, url_prefix=API_PREFIX, description="Inbound SMS: patients' replies (staff)"
-)
-BLUEPRINTS = (messages, replies)
-
-
-@replies.route("/replies")
-class Replies(MethodView):
-    @replies.arguments(s.ReplyFilter(), location="query")
-    @replies.response(200, s.ReplyOut(many=True))
-    def get(self, args: dict[str, Any]) -> Any:
-        """Inbound SMS, newest first: by default those no keyword understood, kept for staff to read."""
-        return reply_service.list_replies(session=get_session(), **args)
 
 
 @messages.route("/bookings/<uuid:booking_id>/messages")

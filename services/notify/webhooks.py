@@ -1,8 +1,4 @@
-"""Twilio's webhooks: inbound SMS (keywords and replies, services/notify/replies) and status callbacks.
-
-Both check ``X-Twilio-Signature`` against the public URL Twilio was given (``NOTIFY_PUBLIC_URL`` + path +
-query) with the auth token, and answer 403 when it is missing or wrong.
-"""
+"""Twilio's webhooks: inbound SMS (keywords and replies, services/notify/replies) and status callbacks."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from typing import Any
 import requests
 from sqlalchemy import insert
 
-from services.checkins import links, publishing
+from services.checkins import links, scheduler
 from services.checkins.config import CheckinsConfig
 from services.checkins.models import COMPLETED, PLANNED, Answer, Checkin, Patient, SessionCopy
 from services.checkins.publishing import Publisher
@@ -103,7 +103,7 @@ def _send_all(config: CheckinsConfig) -> tuple[float, int]:
     started = time.perf_counter()
     published = 0
     while True:
-        counts = publishing.schedule_once(publisher)
+        counts = scheduler.schedule_once(publisher)
         published += counts["published"]
         if not counts["published"] and not counts["due"]:
             break

@@ -13,10 +13,10 @@ from flask import Flask
 from redis import Redis
 from sqlalchemy import select
 
-from services.checkins import create_app, jobs, publishing
+from services.checkins import create_app, jobs, scheduler
 from services.checkins.config import CheckinsConfig
-from services.checkins.extensions import get_publisher
 from services.checkins.models import Checkin
+from services.checkins.runtime import get_runtime
 from shared import events
 from shared.config import load
 from shared.db import get_db
@@ -132,7 +132,7 @@ def checkins(app: Flask, **where: Any) -> list[Checkin]:
 def schedule(app: Flask) -> dict[str, int]:
     """One scheduler round."""
     with app.app_context():
-        return publishing.schedule_once(get_publisher())
+        return scheduler.schedule_once(get_runtime().publisher)
 
 
 def queued(

@@ -1,8 +1,4 @@
-"""Business operations on what a clinic offers: clinics, providers, appointment types, availability, patients.
-
-Schemas have already checked shape and format; what is checked here needs the database (does the clinic
-exist, is the slug free, does the type belong to the same clinic).
-"""
+"""Business operations on what a clinic offers: clinics, providers, types, availability, patients."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""Planning a course: the earliest full schedule that keeps every spacing rule, from free starts given.
-
-Pure: the service layer finds the free starts (the slot search, which already knows hours, other bookings,
-chairs, notice and horizon) and passes them in. Taking, for each session in turn, the earliest start the
-rules allow gives the earliest possible date for every session (see docs/courses.md), so the plan is the
-earliest one there is, and if it fails no other plan from the same first start succeeds.
-"""
+"""Planning a course: the earliest full schedule that keeps every spacing rule, from free starts given."""
 
 from __future__ import annotations
 
@@ -103,24 +97,35 @@ def plan(
     deadline = first.start + spacing.within - spacing.length if spacing.within is not None else None
     chosen = [first]
     for index in range(2, spacing.sessions + 1):
-        earliest = chosen[-1].start + spacing.min_gap
-        i = bisect.bisect_left(starts, earliest)
-        pick = None
-        capped = False
-        while i < len(candidates) and pick is None:
-            at = candidates[i].start
-            if deadline is not None and at > deadline:
-                break
-            if _fits(spacing, [c.start for c in chosen], at, tz):
-                same = [c for c in candidates[i:] if c.start == at]
-                pick = next((c for c in same if c.provider_id == preferred), same[0])
-            else:
-                capped = True
-            i += 1
+        pick, capped = _next(spacing, chosen, candidates, starts, tz, preferred, deadline)
         if pick is None:
             raise _why(index, capped, deadline is not None and deadline < searched_until)
         chosen.append(pick)
     return chosen
+
+
+def _next(
+    spacing: Spacing,
+    chosen: list[Candidate],
+    candidates: Sequence[Candidate],
+    starts: list[datetime],
+    tz: str,
+    preferred: int | None,
+    deadline: datetime | None,
+) -> tuple[Candidate | None, bool]:
+    """The earliest candidate the rules allow after ``chosen``, and whether a weekly cap passed one over."""
+    i = bisect.bisect_left(starts, chosen[-1].start + spacing.min_gap)
+    capped = False
+    while i < len(candidates):
+        at = candidates[i].start
+        if deadline is not None and at > deadline:
+            break
+        if _fits(spacing, [c.start for c in chosen], at, tz):
+            same = [c for c in candidates[i:] if c.start == at]
+            return next((c for c in same if c.provider_id == preferred), same[0]), capped
+        capped = True
+        i += 1
+    return None, capped
 
 
 def _why(index: int, capped: bool, past_window: bool) -> Blocked:

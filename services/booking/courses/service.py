@@ -1,9 +1,4 @@
-"""Business operations on treatment courses: templates, planning, booking a whole course, changing it.
-
-Each session is an ordinary booking carrying the course's id and its index, booked, moved and cancelled by
-the booking service's own operations, so its claims, its chair, its outbox event (exactly one per booking
-changed) and everything downstream (reminders, invites, rooms, manage links) are the same as any booking's.
-"""
+"""Business operations on treatment courses: templates, planning, booking a whole course, changing it."""
 
 from __future__ import annotations
 
@@ -202,11 +197,7 @@ def _best_plan(
 ) -> list[Candidate]:
     """The plan finishing earliest with one provider throughout; if none and that is only preferred, any."""
     tz = template.clinic.time_zone
-    firsts = [c for c in candidates if provider_id in (None, c.provider_id)]
-    if first_start is not None:
-        firsts = [c for c in firsts if c.start == ensure_utc(first_start)]
-        if not firsts:
-            raise field_error("start", "no provider and chair are free then for the first session")
+    firsts = _firsts(candidates, first_start, provider_id)
     plans: list[list[Candidate]] = []
     blocked: list[Blocked] = []
     for only in sorted({c.provider_id for c in firsts}):
@@ -217,6 +208,19 @@ def _best_plan(
     if not plans:
         raise _unplannable(max(blocked, key=lambda b: b.index) if blocked else None)
     return min(plans, key=lambda p: (p[-1].start, p[0].start))
+
+
+def _firsts(
+    candidates: list[Candidate], first_start: datetime | None, provider_id: int | None
+) -> list[Candidate]:
+    """The candidates a course may start with: the provider and the start asked for (422 if none)."""
+    firsts = [c for c in candidates if provider_id in (None, c.provider_id)]
+    if first_start is None:
+        return firsts
+    firsts = [c for c in firsts if c.start == ensure_utc(first_start)]
+    if not firsts:
+        raise field_error("start", "no provider and chair are free then for the first session")
+    return firsts
 
 
 def _first_plan(
@@ -432,20 +436,14 @@ def reschedule_sessions(
     if moving.status != CONFIRMED:
         raise Conflict("This session is cancelled.", slug="booking-cancelled")
     tz = course.template.clinic.time_zone
-    start = ensure_utc(start)
-    delta = _wall(start, tz) - _wall(moving.start_at, tz)
+    delta = _wall(ensure_utc(start), tz) - _wall(moving.start_at, tz)
     live = [b for b in course.sessions if b.status == CONFIRMED]
     moves = {
         b.id: _from_wall(_wall(b.start_at, tz) + delta, tz)
         for b in live
         if b.id == moving.id or (following and (b.course_index or 0) > index)
     }
-    starts = sorted(moves.get(b.id, b.start_at) for b in live)
-    spacing = spacing_of(course.template)
-    for position in range(len(starts)):
-        broken = planner.violation(spacing, starts, tz, position)
-        if broken is not None:
-            raise field_error("start", f"{broken[1]} ({broken[0]})")
+    _check_spacing(spacing_of(course.template), sorted(moves.get(b.id, b.start_at) for b in live), tz)
     for booking in live:
         if booking.id in moves:
             service.release_claims(session=session, booking=booking)
@@ -458,6 +456,14 @@ def reschedule_sessions(
     ]
     session.expire(course, ["sessions"])
     return course, moved
+
+
+def _check_spacing(spacing: Spacing, starts: list[datetime], tz: str) -> None:
+    """422 naming the first rule of the template that the course's sorted ``starts`` break."""
+    for position in range(len(starts)):
+        broken = planner.violation(spacing, starts, tz, position)
+        if broken is not None:
+            raise field_error("start", f"{broken[1]} ({broken[0]})")
 
 
 def _wall(at: datetime, tz: str) -> datetime:

@@ -261,7 +261,13 @@ def details_step(
     if request.method == "GET":
         values = {"time_zone": tz, "idempotency_key": secrets.token_urlsafe(16), **_prefill(entry)}
         return _details_page(entry, kind, who, tz=tz, slot=slot, values=values)
+    return _submit_details(entry, kind, who, tz=tz, slot=slot)
 
+
+def _submit_details(
+    entry: Entry, kind: AppointmentType, who: str, *, tz: str, slot: SlotOption
+) -> ResponseReturnValue:
+    """Check the posted details and book; a problem re-renders the page with the answers kept."""
     values = forms.form_values(request.form)
     values["time_zone"] = tz
     page: dict[str, Any] = {"tz": tz, "slot": slot, "values": values}
@@ -269,35 +275,11 @@ def details_step(
         values["idempotency_key"] = secrets.token_urlsafe(16)
         notice = "For your security this form had expired. Your answers are kept: check them and book again."
         return _details_page(entry, kind, who, notice=notice, status=400, **page)
-    errors: dict[str, str] = {}
-    details: dict[str, Any] = {}
-    intake: dict[str, Any] | None = None
-    try:
-        details = forms.DetailsForm().load(values)
-    except ValidationError as exc:
-        errors.update(forms.flat_errors(exc.messages_dict))
-    if kind.asks_intake:
-        try:
-            intake = forms.IntakeForm().load(values)
-        except ValidationError as exc:
-            errors.update(forms.flat_errors(exc.messages_dict))
+    details, intake, errors = _load_details(kind, values)
     if errors:
         return _details_page(entry, kind, who, errors=errors, status=422, **page)
-
-    key = details.get("idempotency_key")
     try:
-        with unit_of_work() as session:
-            booking, _ = service.book_appointment(
-                session=session,
-                provider_id=details["provider_id"],
-                appointment_type_id=kind.id,
-                start=details["start"],
-                patient={k: details[k] for k in ("name", "email", "phone", "time_zone", "sms_consent")},
-                intake=intake,
-                invitation_id=entry.invitation.id if entry.invitation is not None else None,
-                idempotency_key=f"page-{key}" if key else None,
-            )
-            manage_token = service.manage_token(current_signer(), booking)
+        manage_token = _book(entry, kind, details, intake)
     except Conflict as exc:
         if exc.slug not in SLOT_TAKEN:
             raise
@@ -314,6 +296,42 @@ def details_step(
             raise
         return _details_page(entry, kind, who, errors=field_errors, status=422, **page)
     return redirect(_manage_url(manage_token, done="booked"), code=303)
+
+
+def _load_details(
+    kind: AppointmentType, values: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, str]]:
+    """The details form (and the intake when the type asks for one), with every field's error."""
+    errors: dict[str, str] = {}
+    details: dict[str, Any] = {}
+    intake: dict[str, Any] | None = None
+    try:
+        details = forms.DetailsForm().load(values)
+    except ValidationError as exc:
+        errors.update(forms.flat_errors(exc.messages_dict))
+    if kind.asks_intake:
+        try:
+            intake = forms.IntakeForm().load(values)
+        except ValidationError as exc:
+            errors.update(forms.flat_errors(exc.messages_dict))
+    return details, intake, errors
+
+
+def _book(entry: Entry, kind: AppointmentType, details: dict[str, Any], intake: dict[str, Any] | None) -> str:
+    """Book the checked details and return the booking's manage token."""
+    key = details.get("idempotency_key")
+    with unit_of_work() as session:
+        booking, _ = service.book_appointment(
+            session=session,
+            provider_id=details["provider_id"],
+            appointment_type_id=kind.id,
+            start=details["start"],
+            patient={k: details[k] for k in ("name", "email", "phone", "time_zone", "sms_consent")},
+            intake=intake,
+            invitation_id=entry.invitation.id if entry.invitation is not None else None,
+            idempotency_key=f"page-{key}" if key else None,
+        )
+        return service.manage_token(current_signer(), booking)
 
 
 def _flatten(errors: dict[str, Any], prefix: str = "") -> dict[str, Any]:

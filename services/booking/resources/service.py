@@ -1,10 +1,4 @@
-"""Business operations on a clinic's resources (chairs, rooms) and the time bookings hold them.
-
-A resource is held like a provider's time: a booking claims every 5-minute granule of its span in
-``resource_claims``, whose primary key is (resource, granule), with the same ``INSERT ... ON CONFLICT DO
-NOTHING ... RETURNING`` as the provider's ``slot_claims``. Which resource to take is the suite's choice (the
-free one whose gap it fills best) unless staff pin one.
-"""
+"""Business operations on a clinic's resources (chairs, rooms) and the time bookings hold them."""
 
 from __future__ import annotations
 

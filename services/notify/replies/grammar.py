@@ -1,8 +1,4 @@
-"""The reply keywords: C / YES / CONFIRM (and Spanish SÍ / CONFIRMAR) confirm, R / CHANGE change.
-
-A reply is read as a whole message, as carriers read STOP: case, accents, spaces, punctuation and emoji do not
-matter; a day of the month may follow ("C 8") to say which of two visits. Anything else is not understood.
-"""
+"""The reply keywords: C / YES / CONFIRM (and Spanish SÍ / CONFIRMAR) confirm, R / CHANGE change."""
 
 from __future__ import annotations
 

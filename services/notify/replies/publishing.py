@@ -1,10 +1,4 @@
-"""Publishing ``notify.sms_reply``: the reply's row is the outbox, ``event_deliveries`` the ledger.
-
-The webhook commits the reply with its event id and publishes after the commit; a crash or a Redis outage in
-between leaves the row unpublished, and the dispatcher's next pass publishes it (same event id, so the queue
-and the booking service's inbox absorb repeats). Each pass also takes the booking service's acknowledgements
-and redelivers what it has not acknowledged (shared/delivery.py), as the booking relay does for its events.
-"""
+"""Publishing ``notify.sms_reply``: the reply's row is the outbox, ``event_deliveries`` the ledger."""
 
 from __future__ import annotations
 

@@ -1,12 +1,4 @@
-"""An inbound SMS, once per MessageSid: carrier keywords first, then the reply matched to a booking.
-
-STOP, START and HELP keep their carrier meaning and always win (``optouts``). Otherwise a reply is about the
-sender's nearest upcoming booking whose SMS asked for one (a step with ``asks_reply``), at the version that
-asked: two such bookings and the answer asks which (by day); a booking moved or cancelled since gets the
-truth, never a confirmation. A confirmation becomes a ``notify.sms_reply`` event for the booking service,
-written on the reply's row (its outbox) in the same transaction. Texts and numbers never reach logs or
-events.
-"""
+"""An inbound SMS, once per MessageSid: carrier keywords first, then the reply matched to a booking."""
 
 from __future__ import annotations
 
@@ -149,14 +141,21 @@ def _answer(
         row.body = body  # kept for staff to read, never logged
         return _say(runtime, row, open_[0] if open_ else None, "help", "kept")
     chosen = [c for c in open_ if reply.day is None or c.local_day() == reply.day]
-    if len(chosen) == 1:
-        target = chosen[0]
-        if reply.intent == grammar.CHANGE:
-            return _say(runtime, row, target, "change", "manage-link")
-        _confirm(row, target, now)
-        outcome = _say(runtime, row, target, "confirmed", "confirmed")
-        outcome.publish_reply_id = row.id
-        return outcome
+    if len(chosen) != 1:
+        return _not_one(runtime, row, reply, found, open_)
+    target = chosen[0]
+    if reply.intent == grammar.CHANGE:
+        return _say(runtime, row, target, "change", "manage-link")
+    _confirm(row, target, now)
+    outcome = _say(runtime, row, target, "confirmed", "confirmed")
+    outcome.publish_reply_id = row.id
+    return outcome
+
+
+def _not_one(
+    runtime: Runtime, row: SmsReply, reply: grammar.Reply, found: list[Candidate], open_: list[Candidate]
+) -> Outcome:
+    """The answer when a reply names no single open booking: which one, what became of it, or help."""
     if open_:
         return _say(runtime, row, open_[0], "which", "asked-which", choices=open_, word=reply.intent)
     closed = sorted((c for c in found if not c.is_open), key=lambda c: c.booking.changed_at, reverse=True)

@@ -27,7 +27,7 @@ from tests.notify.conftest import (
     twilio_sender,
     use_senders,
 )
-from tests.notify.test_replies import reply
+from tests.notify.replies.test_replies import reply
 from tests.support.twilio_mock import PrismServer
 
 
