@@ -289,11 +289,12 @@ def insert_now(session: Session, obj: Any) -> None:
     state = inspect(obj)
     statement, columns = _insert_plan(state.mapper)
     values = {}
+    given = state.dict
     for name, key, default in columns:
-        value = getattr(obj, key)
-        if value is None and default is not None:
-            value = default()
-        if value is not None or key not in state.dict:
+        value = given.get(key)
+        if value is None:
+            if default is not None:
+                value = default()
             setattr(obj, key, value)  # set, so it is not expired (and loaded again) later
         values[name] = value  # None too: one statement shape, compiled once
     session.connection().execute(statement, values)

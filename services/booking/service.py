@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from services.booking.models import (
     Booking,
     DayClaim,
     Intake,
+    Invitation,
     OutboxEvent,
     Patient,
     Provider,
@@ -194,6 +196,160 @@ _OFFER_AND_PATIENT = {
 }
 
 
+@dataclass(frozen=True)
+class _Request:
+    """What a booking request resolved to, checked, before anything is written."""
+
+    found: Offer
+    start: datetime
+    person: Patient | None  # the patient named by patient_id, or the clinic's patient matching the details
+    invitation: Invitation | None
+
+
+def _resolve(
+    session: Session,
+    *,
+    provider_id: int,
+    appointment_type_id: int,
+    start: datetime,
+    patient_id: uuid.UUID | None,
+    patient: dict[str, Any] | None,
+    invitation_id: uuid.UUID | None,
+) -> _Request:
+    """Load the offer (with the patient the details name, in the same round trip) and check the request."""
+    person: Patient | None = None
+    if patient is not None:
+        key = catalog.patient_key(patient)
+        row = session.execute(
+            _OFFER_AND_PATIENT[key["phone"] is None],
+            {"provider_id": provider_id, "type_id": appointment_type_id, **key},
+        ).first()
+        found = checked_offer(session, row, provider_id, appointment_type_id)
+        assert row is not None  # (checked_offer raised otherwise)
+        person = row[3]
+    else:
+        found = offer(session, provider_id, appointment_type_id)
+    invitation = None
+    if invitation_id is not None:
+        invitation = invitations.get_usable(session=session, invitation_id=invitation_id)
+        invitations.check_allows(invitation, provider=found.provider, appointment_type=found.appointment_type)
+    if patient_id is not None:
+        person = catalog.get_patient(session=session, patient_id=patient_id)
+        if person.clinic_id != found.provider.clinic_id:
+            raise field_error("patient_id", "this patient belongs to another clinic")
+    _require_offered(session, found, start, None)
+    return _Request(found=found, start=start, person=person, invitation=invitation)
+
+
+def _new_booking(
+    request: _Request,
+    person: Patient,
+    *,
+    idempotency_key: str | None,
+    request_hash: str | None,
+    course: tuple[uuid.UUID, int] | None,
+) -> Booking:
+    """The Booking row for ``request``, not yet written."""
+    provider, appointment_type, rules = (
+        request.found.provider,
+        request.found.appointment_type,
+        request.found.rules,
+    )
+    start = request.start
+    block_start, block_end = blocked_span(start, rules)
+    return Booking(
+        id=uuid.uuid4(),
+        clinic_id=provider.clinic_id,
+        provider_id=provider.id,
+        provider=provider,
+        appointment_type_id=appointment_type.id,
+        appointment_type=appointment_type,
+        patient_id=person.id,
+        patient=person,
+        status=CONFIRMED,
+        start_at=start,
+        end_at=start + rules.duration,
+        block_start=block_start,
+        block_end=block_end,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        course_id=course[0] if course else None,
+        course_index=course[1] if course else None,
+    )
+
+
+def _insert_booking(
+    session: Session,
+    request: _Request,
+    *,
+    patient: dict[str, Any] | None,
+    idempotency_key: str | None,
+    request_hash: str | None,
+    course: tuple[uuid.UUID, int] | None,
+) -> tuple[Booking, bool]:
+    """Write the booking (and a new patient); with a key another request just used, answer with its booking.
+
+    With an Idempotency-Key, the same key may be racing in another request: its unique index decides,
+    inside a savepoint, so that the loser writes nothing (not even a new patient) and can still read the
+    winner's booking to answer with it. Without a key there is nothing to answer with but a 409.
+    """
+    nested = session.begin_nested() if idempotency_key else None
+    try:
+        person = request.person
+        if patient is not None:
+            person = catalog.find_or_create_patient(
+                session=session,
+                clinic_id=request.found.provider.clinic_id,
+                details=patient,
+                found=person,
+            )
+        assert person is not None  # (a patient_id or patient details; the view's schema requires one)
+        booking = _new_booking(
+            request, person, idempotency_key=idempotency_key, request_hash=request_hash, course=course
+        )
+        insert_now(session, booking)
+        if nested is not None:
+            nested.commit()
+    except IntegrityError as exc:
+        if nested is None or not is_unique_violation(exc):
+            raise
+        nested.rollback()
+        if idempotency_key is None or (existing := _by_key(session, idempotency_key)) is None:
+            raise
+        return _replay(existing, request_hash)
+    return booking, True
+
+
+def _hold(session: Session, booking: Booking, resource_id: int | None) -> None:
+    """Claim the booking's time, its place in a daily limit and its chair or room; 409 if one is taken."""
+    if not _claim_time(session, booking):
+        raise _slot_taken(
+            session, (booking.provider_id, booking.appointment_type_id, booking.start_at), booking.id
+        )
+    _claim_day(session, booking, booking.appointment_type.daily_limit)
+    _hold_resource(session, booking, resource_id)
+
+
+def _attach(
+    session: Session, booking: Booking, intake: dict[str, Any] | None, invitation: Invitation | None
+) -> None:
+    """Store the booking's intake answers and spend its single-use invitation."""
+    if intake is not None:
+        session.add(
+            Intake(
+                booking=booking,
+                reasons=list(intake.get("reasons") or []),
+                reason_other=intake.get("reason_other") or "",
+                treatments_tried=intake.get("treatments_tried") or "",
+            )
+        )
+    else:
+        # Known to be empty: the answer can be dumped after the commit without a query (and a transaction).
+        set_committed_value(booking, "intake", None)
+    if invitation is not None:
+        invitations.redeem(session=session, invitation=invitation, booking=booking)
+
+
 def book_appointment(
     *,
     session: Session,
@@ -219,91 +375,30 @@ def book_appointment(
     """
     if idempotency_key and (existing := _by_key(session, idempotency_key)) is not None:
         return _replay(existing, request_hash)
-    start = ensure_utc(start)
-    known: Patient | None = None
-    if patient is not None:
-        key = catalog.patient_key(patient)
-        row = session.execute(
-            _OFFER_AND_PATIENT[key["phone"] is None],
-            {"provider_id": provider_id, "type_id": appointment_type_id, **key},
-        ).first()
-        found = checked_offer(session, row, provider_id, appointment_type_id)
-        assert row is not None  # (checked_offer raised otherwise)
-        known = row[3]
-    else:
-        found = offer(session, provider_id, appointment_type_id)
-    provider, appointment_type, rules = found.provider, found.appointment_type, found.rules
-    invitation = None
-    if invitation_id is not None:
-        invitation = invitations.get_usable(session=session, invitation_id=invitation_id)
-        invitations.check_allows(invitation, provider=provider, appointment_type=appointment_type)
-    if patient_id is not None:
-        person = catalog.get_patient(session=session, patient_id=patient_id)
-        if person.clinic_id != provider.clinic_id:
-            raise field_error("patient_id", "this patient belongs to another clinic")
-    _require_offered(session, found, start, None)
-    block_start, block_end = blocked_span(start, rules)
-
-    # With an Idempotency-Key, the same key may be racing in another request: its unique index decides,
-    # inside a savepoint, so that the loser writes nothing (not even a new patient) and can still read the
-    # winner's booking to answer with it. Without a key there is nothing to answer with but a 409.
-    nested = session.begin_nested() if idempotency_key else None
-    try:
-        if patient_id is None:
-            assert patient is not None
-            person = catalog.find_or_create_patient(
-                session=session, clinic_id=provider.clinic_id, details=patient, found=known
-            )
-        booking = Booking(
-            id=uuid.uuid4(),
-            clinic_id=provider.clinic_id,
-            provider_id=provider.id,
-            provider=provider,
-            appointment_type_id=appointment_type.id,
-            appointment_type=appointment_type,
-            patient_id=person.id,
-            patient=person,
-            status=CONFIRMED,
-            start_at=start,
-            end_at=start + rules.duration,
-            block_start=block_start,
-            block_end=block_end,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
-            course_id=course[0] if course else None,
-            course_index=course[1] if course else None,
-        )
-        insert_now(session, booking)
-        if nested is not None:
-            nested.commit()
-    except IntegrityError as exc:
-        if nested is None or not is_unique_violation(exc):
-            raise
-        nested.rollback()
-        if idempotency_key is None or (existing := _by_key(session, idempotency_key)) is None:
-            raise
-        return _replay(existing, request_hash)
-    if not _claim_time(session, booking):
-        raise _slot_taken(session, (provider.id, appointment_type.id, start), booking.id)
-    _claim_day(session, booking, appointment_type.daily_limit)
-    _hold_resource(session, booking, resource_id)
-    if intake is not None:
-        session.add(
-            Intake(
-                booking=booking,
-                reasons=list(intake.get("reasons") or []),
-                reason_other=intake.get("reason_other") or "",
-                treatments_tried=intake.get("treatments_tried") or "",
-            )
-        )
-    else:
-        # Known to be empty: the answer can be dumped after the commit without a query (and a transaction).
-        set_committed_value(booking, "intake", None)
-    if invitation is not None:
-        invitations.redeem(session=session, invitation=invitation, booking=booking)
+    request = _resolve(
+        session,
+        provider_id=provider_id,
+        appointment_type_id=appointment_type_id,
+        start=ensure_utc(start),
+        patient_id=patient_id,
+        patient=patient,
+        invitation_id=invitation_id,
+    )
+    booking, created = _insert_booking(
+        session,
+        request,
+        patient=patient if patient_id is None else None,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        course=course,
+    )
+    if not created:
+        return booking, False
+    _hold(session, booking, resource_id)
+    _attach(session, booking, intake, request.invitation)
     outbox.record_event(session, booking, events.BOOKING_CONFIRMED)
     session.flush()
-    bump_schedule(session, provider.id)
+    bump_schedule(session, booking.provider_id)
     return booking, True
 
 

@@ -112,6 +112,9 @@ def test_reschedule_then_cancel(app: Flask, client: FlaskClient, clock: object) 
         (e["type"], e["booking"]["version"]) for e in _events(app) if e["booking"]["id"] == booking["id"]
     ]
     assert types == [("booking.confirmed", 1), ("booking.rescheduled", 2), ("booking.cancelled", 3)]
+    # Written without a second validation pass, every event still loads as its consumers load it.
+    loaded = [load_event(e).type for e in _events(app)]
+    assert loaded == ["booking.confirmed", "booking.rescheduled", "booking.confirmed", "booking.cancelled"]
     rescheduled = load_event(_events(app)[1])
     assert rescheduled.previous is not None
     assert rescheduled.previous.start.isoformat() == "2026-03-03T15:00:00+00:00"
