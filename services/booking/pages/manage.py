@@ -38,11 +38,12 @@ JOIN_LINK_LEAD = timedelta(hours=1)
 
 def _booking(token: str) -> Booking:
     try:
-        return service.booking_for_link(session=get_session(), signer=current_signer(), token=token)
+        booking = service.booking_for_link(session=get_session(), signer=current_signer(), token=token)
     except Conflict as exc:
         if exc.slug != "link-outdated":
             raise
         abort(_superseded(token))
+    return booking
 
 
 def _superseded(token: str) -> Response:
