@@ -6,14 +6,20 @@ Flask client, on SQLite and PostgreSQL. The catalogues themselves are checked in
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from services.booking.languages import language_name, supported_languages
-from tests.booking.factories import make_setup
-from tests.booking.pages_support import links, text
+from services.booking.models import OutboxEvent
+from shared.db import get_db
+from shared.events import load_event
+from tests.booking.conftest import STAFF
+from tests.booking.factories import booking_body, make_setup
+from tests.booking.pages_support import PATIENT_FORM, links, submit, text
 
 LONDON = "Europe/London"
 
@@ -157,3 +163,73 @@ def test_problem_pages_follow_the_language(pages_client: FlaskClient) -> None:
     assert _lang(missing.text) == "es"
     assert "Este enlace no funciona" in text(missing.text)
     assert "Este enlace no es válido." in text(missing.text)
+
+
+def _payloads(app: Flask) -> list[dict[str, Any]]:
+    with app.app_context(), get_db().transaction() as session:
+        return [row.payload for row in session.scalars(select(OutboxEvent).order_by(OutboxEvent.seq))]
+
+
+def test_the_api_stores_the_language_and_the_event_carries_it(
+    pages_app: Flask, pages_client: FlaskClient, clock: object
+) -> None:
+    setup = make_setup(pages_app)
+    body = booking_body(setup, "2026-03-03T15:00:00+00:00", language="es")
+    created = pages_client.post("/api/v1/bookings", json=body, headers=STAFF)
+    assert created.status_code == 201, created.json
+    assert created.json["patient"]["language"] == "es"
+    (event,) = _payloads(pages_app)
+    assert event["booking"]["patient"]["language"] == "es"
+    assert load_event(event).booking.patient.language == "es"
+
+    # A later booking that does not say (staff on the phone) keeps the patient's language.
+    again = pages_client.post(
+        "/api/v1/bookings", json=booking_body(setup, "2026-03-04T15:00:00+00:00"), headers=STAFF
+    )
+    assert again.status_code == 201, again.json
+    assert again.json["patient"]["id"] == created.json["patient"]["id"]
+    assert again.json["patient"]["language"] == "es"
+    # A new patient with no language is English.
+    other = booking_body(setup, "2026-03-05T15:00:00+00:00", email="other@example.com", phone="+14155552672")
+    assert (
+        pages_client.post("/api/v1/bookings", json=other, headers=STAFF).json["patient"]["language"] == "en"
+    )
+
+
+def test_a_wrong_language_is_refused_at_its_field(
+    pages_app: Flask, pages_client: FlaskClient, clock: object
+) -> None:
+    setup = make_setup(pages_app)
+    refused = pages_client.post(
+        "/api/v1/bookings",
+        json=booking_body(setup, "2026-03-03T15:00:00+00:00", language="fr"),
+        headers=STAFF,
+    )
+    assert refused.status_code == 422
+    assert refused.mimetype == "application/problem+json"
+    (param,) = refused.json["invalid_params"]
+    assert param["name"] == "patient.language"
+    assert "en" in param["reason"]
+    assert "es" in param["reason"]
+    assert _payloads(pages_app) == []
+
+
+def test_a_page_booking_stores_the_pages_language_and_the_manage_page_follows_it(
+    pages_app: Flask, pages_client: FlaskClient, clock: object
+) -> None:
+    setup = make_setup(pages_app)
+    start = "2026-03-03T15:00:00%2B00:00"
+    url = f"/book/clinic-consult/consult/{setup.provider_id}/details?start={start}&provider_id={setup.provider_id}&tz={LONDON}"
+    pages_client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "es-MX"  # every request of this browser
+    form = pages_client.get(url)
+    booked = submit(pages_client, form.text, **PATIENT_FORM)
+    assert booked.status_code == 303, text(booked.text)
+    (event,) = _payloads(pages_app)
+    assert event["booking"]["patient"]["language"] == "es"
+    # Opened later in a browser that prefers English (a shared computer, the link from the SMS): still Spanish,
+    # the language the patient booked in, until this browser switches.
+    manage = pages_client.get(booked.headers["Location"], headers={"Accept-Language": "en-US"})
+    assert _lang(manage.text) == "es"
+    assert "Su cita está reservada" in text(manage.text)
+    switched = pages_client.get(booked.headers["Location"] + "&lang=en", headers={"Accept-Language": "en-US"})
+    assert _lang(switched.text) == "en"

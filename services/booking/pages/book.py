@@ -27,7 +27,7 @@ from services.booking.pages.common import (
     to_zone,
     visit_zone,
 )
-from services.booking.pages.i18n import N_
+from services.booking.pages.i18n import N_, current_language
 from shared.db import get_session, unit_of_work
 from shared.fields import parse_id
 from shared.links import current_signer
@@ -295,7 +295,8 @@ def details_step(
                 provider_id=details["provider_id"],
                 appointment_type_id=kind.id,
                 start=details["start"],
-                patient={k: details[k] for k in ("name", "email", "phone", "time_zone", "sms_consent")},
+                patient={k: details[k] for k in ("name", "email", "phone", "time_zone", "sms_consent")}
+                | {"language": current_language()},
                 intake=intake,
                 invitation_id=entry.invitation.id if entry.invitation is not None else None,
                 idempotency_key=f"page-{key}" if key else None,

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Response, abort, make_response, redirect, render_template, request, url_for
+from flask import Response, abort, g, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
@@ -43,6 +43,8 @@ def _booking(token: str) -> Booking:
         if exc.slug != "link-outdated":
             raise
         abort(_superseded(token))
+    # The page speaks the patient's language unless this browser chose another with the switch.
+    g.patient_language = booking.patient.language
     return booking
 
 
