@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed-$(shell cat requirements/dev.txt pyproject.toml 
 NODE_INSTALLED := node_modules/.installed-$(shell cat package-lock.json | cksum | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format bench lock config-table clean
+.PHONY: help install run test lint format bench lock messages config-table clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -57,6 +57,14 @@ bench: install ## Run the benchmarks and print their figures
 lock: install ## Re-pin requirements/*.txt from pyproject.toml
 	$(BIN)/pip-compile -q --strip-extras --no-header --no-emit-index-url --no-emit-find-links -o requirements/main.txt pyproject.toml
 	$(BIN)/pip-compile -q --strip-extras --no-header --no-emit-index-url --no-emit-find-links --extra dev -o requirements/dev.txt pyproject.toml
+
+# The booking pages' message catalogues: extract the English messages, merge them into every language's .po
+# (new ones arrive untranslated), compile the .mo files the pages read. Translate, then run it again.
+PAGES_TRANSLATIONS := services/booking/pages/translations
+messages: install ## Update the booking pages' catalogues from the code and compile them
+	$(BIN)/pybabel -q extract -F babel.cfg -k lazy_gettext -k N_ --add-comments=TRANSLATORS: --no-location --sort-output --project="telehealth-suite booking pages" -o $(PAGES_TRANSLATIONS)/messages.pot .
+	$(BIN)/pybabel -q update -i $(PAGES_TRANSLATIONS)/messages.pot -d $(PAGES_TRANSLATIONS) -w 110 --ignore-obsolete
+	$(BIN)/pybabel compile -d $(PAGES_TRANSLATIONS) --statistics
 
 config-table: install ## Print the README's table of environment variables (from the config classes)
 	@$(BIN)/python -c 'from shared.config import settings_table; from services.booking.config import BookingConfig; from services.notify.config import NotifyConfig; from services.consult.config import ConsultConfig; from services.checkins.config import CheckinsConfig; from deploy.suitectl.dashboard import DashboardConfig; print(settings_table(BookingConfig, NotifyConfig, ConsultConfig, CheckinsConfig, DashboardConfig))'

@@ -85,6 +85,7 @@ class PatientRef:
     time_zone: str
     sms_consent: bool
     phone: str | None = None
+    language: str = "en"  # the language of every message to the patient (a code, not personal data)
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,8 @@ class PatientSchema(_Base):
     phone = fields.String(allow_none=True, load_default=None)
     time_zone = fields.String(required=True)
     sms_consent = fields.Boolean(required=True)
+    # Added within version 1 (optional): older events meant English.
+    language = fields.String(load_default="en")
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> PatientRef:

@@ -180,6 +180,8 @@ class Patient(Base):
     email_key: Mapped[str] = mapped_column(String(320))
     time_zone: Mapped[str] = mapped_column(String(64))
     sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The language of the pages and of every message to the patient (services/booking/languages.py).
+    language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -53,6 +53,7 @@ def snapshot(booking: Booking) -> events.BookingSnapshot:
             phone=pt.phone,
             time_zone=pt.time_zone,
             sms_consent=pt.sms_consent,
+            language=pt.language,
         ),
         course=_course(booking),
     )

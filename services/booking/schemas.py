@@ -7,6 +7,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from services.booking.languages import supported_languages
 from shared.fields import (
     INT32_MAX,
     Day,
@@ -66,6 +67,11 @@ class PatientDetails(Strict):
     phone = MobileNumber(load_default=None, allow_none=True)
     time_zone = TimeZone(required=True)
     sms_consent = Flag(load_default=False)
+    language = fields.String(
+        load_default=None,
+        validate=validate.OneOf(supported_languages(), error="must be one of: {choices}"),
+        metadata={"description": "the patient's language for pages and messages (default en)"},
+    )
 
     @validates_schema
     def _consent_needs_phone(self, data: dict[str, Any], **_: Any) -> None:
@@ -85,6 +91,7 @@ class PatientOut(Schema):
     phone = fields.String(allow_none=True)
     time_zone = fields.String()
     sms_consent = fields.Boolean()
+    language = fields.String()
 
 
 # --- slots ---------------------------------------------------------------------------------------------

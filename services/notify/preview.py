@@ -20,7 +20,12 @@ SAMPLE_COURSE = {"id": str(uuid.UUID(int=3)), "index": 3, "sessions": 6}
 
 
 def sample_snapshot(
-    *, mode: str, protocol: str, clinic_slug: str = "demo-clinic", course: dict[str, Any] | None = None
+    *,
+    mode: str,
+    protocol: str,
+    clinic_slug: str = "demo-clinic",
+    course: dict[str, Any] | None = None,
+    language: str = "en",
 ) -> dict[str, Any]:
     """A booking snapshot (as notify stores it) with made-up people, for previews; ``course``: a session."""
     return {
@@ -59,6 +64,7 @@ def sample_snapshot(
             "phone": "+14155552671",
             "time_zone": "Europe/London",
             "sms_consent": True,
+            "language": language,
         },
         "previous_start": (SAMPLE_START - timedelta(days=1)).isoformat(),
         "cancelled_by": "patient",
@@ -66,10 +72,15 @@ def sample_snapshot(
 
 
 def preview(
-    runtime: Runtime, protocol: Protocol, step: Step, mode: str, course: dict[str, Any] | None = None
+    runtime: Runtime,
+    protocol: Protocol,
+    step: Step,
+    mode: str,
+    course: dict[str, Any] | None = None,
+    language: str = "en",
 ) -> dict[str, str]:
     """The SMS and email texts of ``step`` for a sample booking of ``mode`` (a course session: ``course``)."""
-    snap = sample_snapshot(mode=mode, protocol=protocol.slug, course=course)
+    snap = sample_snapshot(mode=mode, protocol=protocol.slug, course=course, language=language)
     token = links.manage_token(
         runtime.signer, booking_id=snap["id"], version=2, ends_at=SAMPLE_START + timedelta(hours=1)
     )
@@ -122,12 +133,13 @@ def _reply_previews(runtime: Runtime, protocol: Protocol, context: dict[str, Any
     return out
 
 
-def preview_all(runtime: Runtime) -> Iterator[tuple[Protocol, Step, str, str]]:
+def preview_all(runtime: Runtime, language: str = "en") -> Iterator[tuple[Protocol, Step, str, str]]:
     """(protocol, step, channel, text) for every step of every protocol, in each visit mode it applies to."""
     for protocol in runtime.book.protocols.values():
         for step in protocol.steps:
             for mode in step.modes:
-                for channel, text in preview(runtime, protocol, step, mode).items():
+                for channel, text in preview(runtime, protocol, step, mode, language=language).items():
                     yield protocol, step, f"{channel}" if len(step.modes) == 1 else f"{channel}/{mode}", text
-                for channel, text in preview(runtime, protocol, step, mode, SAMPLE_COURSE).items():
+                course = preview(runtime, protocol, step, mode, SAMPLE_COURSE, language=language)
+                for channel, text in course.items():
                     yield protocol, step, f"{channel}/course-session", text

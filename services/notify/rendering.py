@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mimetypes
 import re
+import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -11,10 +12,20 @@ from email.utils import formatdate, parseaddr
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from babel.dates import format_datetime
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    select_autoescape,
+)
 
 from services.notify.protocols import Protocol, Step
 from shared import ical
+from shared.config import ConfigError
 from shared.events import VIDEO
 from shared.timeutil import format_local, to_zone, utcnow
 
@@ -52,6 +63,10 @@ class MessageContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+DEFAULT_LANGUAGE = "en"
+LANGUAGES_FOLDER = "languages"
+
+
 def _clock(moment: datetime) -> str:
     hour = moment.strftime("%I").lstrip("0")
     return f"{hour}:{moment:%M %p} {moment.tzname()}"
@@ -61,6 +76,47 @@ def _day(moment: datetime) -> str:
     return f"{moment:%A} {moment.day} {moment:%B}"
 
 
+@dataclass(frozen=True)
+class Formats:
+    """How one language words a time: CLDR patterns from its ``formats.toml`` (None: the English wording)."""
+
+    locale: str = DEFAULT_LANGUAGE
+    when_pattern: str | None = None
+    clock_pattern: str | None = None
+    day_pattern: str | None = None
+
+    def _format(self, moment: datetime, pattern: str) -> str:
+        # CLDR puts no-break spaces in "p. m."; messages are plain text (an SMS is billed by character set).
+        text = format_datetime(moment, pattern, locale=self.locale)
+        return re.sub(r"[\u00a0\u202f]", " ", text)
+
+    def when(self, moment: datetime, tz: str) -> str:
+        """``Tue 10 Mar 2026, 9:00 AM EDT`` in ``tz``."""
+        if self.when_pattern is None:
+            return format_local(moment, tz)
+        local = to_zone(moment, tz)
+        return f"{self._format(local, self.when_pattern)} {local.tzname()}"
+
+    def clock(self, moment: datetime) -> str:
+        """``9:00 AM EDT`` for a local time."""
+        if self.clock_pattern is None:
+            return _clock(moment)
+        return f"{self._format(moment, self.clock_pattern)} {moment.tzname()}"
+
+    def day(self, moment: datetime) -> str:
+        """``Tuesday 10 March`` for a local time."""
+        return _day(moment) if self.day_pattern is None else self._format(moment, self.day_pattern)
+
+
+def _formats(folder: Path) -> Formats:
+    path = folder / "formats.toml"
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return Formats(folder.name, raw["when"], raw["clock"], raw["day"])
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: needs when, clock and day (CLDR patterns): {exc}") from exc
+
+
 def _shown_zone(snap: dict[str, Any]) -> str:
     """An in-clinic visit is told in the clinic's time, a video visit in the patient's (issue 17)."""
     if snap["appointment_type"]["mode"] == VIDEO:
@@ -68,7 +124,7 @@ def _shown_zone(snap: dict[str, Any]) -> str:
     return str(snap["clinic"]["time_zone"])
 
 
-def _moment(protocol: Protocol, snap: dict[str, Any], start: datetime) -> dict[str, Any]:
+def _moment(protocol: Protocol, snap: dict[str, Any], start: datetime, formats: Formats) -> dict[str, Any]:
     """What is true as the message is rendered: changes open, join link due now, the patient's own time."""
     now = utcnow()
     cutoff = timedelta(hours=int(snap["appointment_type"].get("change_cutoff_hours", 0)))
@@ -79,8 +135,8 @@ def _moment(protocol: Protocol, snap: dict[str, Any], start: datetime) -> dict[s
     return {
         "can_change": snap.get("status", "confirmed") == "confirmed" and now < start - cutoff,
         "link_now": bool(leads) and start - now <= max(leads),
-        "patient_when": format_local(start, patient_tz) if differs else None,
-        "patient_clock": _clock(theirs) if differs else None,
+        "patient_when": formats.when(start, patient_tz) if differs else None,
+        "patient_clock": formats.clock(theirs) if differs else None,
     }
 
 
@@ -91,23 +147,48 @@ def _sms_text(raw: str) -> str:
     return text
 
 
+def _environment(loader: BaseLoader, formats: Formats) -> Environment:
+    env = Environment(
+        loader=loader,
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters["when"] = lambda m: formats.when(m, str(m.tzinfo))
+    env.filters["clock"] = formats.clock
+    env.filters["day"] = formats.day
+    env.globals["minutes"] = lambda n: timedelta(minutes=int(n))
+    return env
+
+
 class Renderer:
-    """Renders the templates of one protocols folder."""
+    """Renders the templates of one protocols folder, in each patient's language."""
 
     def __init__(self, protocols_dir: str | Path, *, opt_out_hint: str) -> None:
-        self.env = Environment(
-            loader=FileSystemLoader(str(Path(protocols_dir) / "templates")),
-            undefined=StrictUndefined,
-            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=False,
-        )
-        self.env.filters["when"] = lambda m: format_local(m, str(m.tzinfo))
-        self.env.filters["clock"] = _clock
-        self.env.filters["day"] = _day
-        self.env.globals["minutes"] = lambda n: timedelta(minutes=int(n))
+        templates = FileSystemLoader(str(Path(protocols_dir) / "templates"))
+        self.env = _environment(templates, Formats())
+        self.envs = {DEFAULT_LANGUAGE: self.env}
+        self.formats = {DEFAULT_LANGUAGE: Formats()}
+        # A language's tree comes first; a template it lacks is the English one (tests check none is lacking).
+        for folder in sorted((Path(protocols_dir) / LANGUAGES_FOLDER).glob("*/")):
+            own = FileSystemLoader(str(folder))
+            self.formats[folder.name] = _formats(folder)
+            self.envs[folder.name] = _environment(ChoiceLoader([own, templates]), self.formats[folder.name])
         self.opt_out_hint = opt_out_hint
+
+    def language(self, snapshot: dict[str, Any]) -> str:
+        """The language the patient of ``snapshot`` is written to in (English if it has no templates)."""
+        code = str(snapshot.get("patient", {}).get("language") or DEFAULT_LANGUAGE)
+        return code if code in self.envs else DEFAULT_LANGUAGE
+
+    def when(self, snapshot: dict[str, Any], moment: datetime, tz: str) -> str:
+        """``moment`` in ``tz`` as the patient of ``snapshot`` reads a time, in their language."""
+        return self.formats[self.language(snapshot)].when(moment, tz)
+
+    def _env(self, context: dict[str, Any]) -> Environment:
+        return self.envs[context.get("language", DEFAULT_LANGUAGE)]
 
     def context(
         self, *, protocol: Protocol, step: Step, message: MessageContext, sms_name: str
@@ -119,8 +200,11 @@ class Renderer:
         tz = _shown_zone(snap)
         start = to_zone(datetime.fromisoformat(snap["start"]), tz)
         end = to_zone(datetime.fromisoformat(snap["end"]), tz)
+        language = self.language(snap)
+        formats = self.formats[language]
         return {
-            **_moment(protocol, snap, start),
+            **_moment(protocol, snap, start, formats),
+            "language": language,
             "step": step.key,
             "asks_reply": step.asks_reply,
             "clinic": {
@@ -142,8 +226,8 @@ class Renderer:
             "patient": {"first_name": (snap["patient"]["name"].split() or [""])[0]},
             "start": start,
             "end": end,
-            "when": format_local(start, tz),
-            "previous_when": format_local(message.previous_start, tz) if message.previous_start else None,
+            "when": formats.when(start, tz),
+            "previous_when": formats.when(message.previous_start, tz) if message.previous_start else None,
             "cancelled_by": message.cancelled_by,
             "manage_url": message.manage_url,
             "sms_manage_url": message.short_manage_url or message.manage_url,
@@ -155,20 +239,30 @@ class Renderer:
 
     def sms(self, step: Step, context: dict[str, Any]) -> str:
         """The SMS text of ``step``."""
-        return _sms_text(self.env.get_template(f"{step.template}.sms.txt").render(context))
+        return _sms_text(self._env(context).get_template(f"{step.template}.sms.txt").render(context))
 
     def reply(self, template: str, context: dict[str, Any]) -> str:
         """The answer to an inbound SMS, from ``<template>.sms.txt``."""
-        return _sms_text(self.env.get_template(f"{template}.sms.txt").render(context))
+        return _sms_text(self._env(context).get_template(f"{template}.sms.txt").render(context))
+
+    def _subject(self, step: Step, env: Environment) -> str:
+        """The step's subject: the language's ``<template>.subject.txt``, else the protocol's own."""
+        if env is self.env or env.loader is None:
+            return step.subject
+        try:
+            return env.loader.get_source(env, f"{step.template}.subject.txt")[0]
+        except TemplateNotFound:
+            return step.subject
 
     def email(self, step: Step, context: dict[str, Any]) -> RenderedEmail:
         """The email of ``step``: subject, text, HTML and attachments."""
-        subject = " ".join(self.env.from_string(step.subject).render(context).split())
-        text = self.env.get_template(f"{step.template}.email.txt").render(context).strip() + "\n"
-        html = self.env.get_template(f"{step.template}.email.html").render(context)
+        env = self._env(context)
+        subject = " ".join(env.from_string(self._subject(step, env)).render(context).split())
+        text = env.get_template(f"{step.template}.email.txt").render(context).strip() + "\n"
+        html = env.get_template(f"{step.template}.email.html").render(context)
         attachments = []
         for spec in step.attachments:
-            data = self.env.get_template(spec.template).render(context).strip() + "\n"
+            data = env.get_template(spec.template).render(context).strip() + "\n"
             content_type = mimetypes.guess_type(spec.filename)[0] or "application/octet-stream"
             attachments.append(FileAttachment(spec.filename, content_type, data.encode("utf-8")))
         return RenderedEmail(subject=subject, text=text, html=html, attachments=tuple(attachments))

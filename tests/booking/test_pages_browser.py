@@ -91,9 +91,10 @@ def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
     contexts: list[Any] = []
     loaded: list[str] = []
 
-    def make(timezone_id: str = LONDON, width: int = 360) -> Any:
+    def make(timezone_id: str = LONDON, width: int = 360, locale: str = "en-US") -> Any:
         context = browser.new_context(
             timezone_id=timezone_id,
+            locale=locale,  # the browser's language: its Accept-Language header and navigator.language
             viewport={"width": width, "height": 780},
             accept_downloads=True,
             # Only so the test can inject axe-core; the pages' CSP itself is checked in test_pages.py.
@@ -120,6 +121,48 @@ def shoot(page: Any, name: str) -> None:
         assert_accessible(page)
         page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
     page.set_viewport_size(size)
+
+
+def outbox_texts(
+    page: Any,
+    site: Site,
+    make_database_url: Callable[[str, str], str],
+    redis_url: str,
+    shot: str | None = None,
+) -> tuple[dict[str, str], list[str]]:
+    """Relay the booking's event to a notify worker (console senders) and read, by recipient, each message it
+    recorded on notify's outbox page (and the ``lang`` of each email's HTML part); every page passes axe."""
+    notify = create_notify_app(
+        notify_config(make_database_url("notify", "postgresql"), redis_url, booking_public_url=site.base)
+    )
+    texts: dict[str, str] = {}
+    html_langs: list[str] = []
+    try:
+        with site.app.app_context():
+            assert relay_once(db=get_db(), redis=site.app.extensions["redis"]) == 1
+        work(notify)
+        with serve(notify) as notify_base:
+            page.goto(f"{notify_base}/outbox")
+            if shot:
+                shoot(page, shot)
+            else:
+                assert_accessible(page)
+            rows = {row.locator("td").nth(3).inner_text(): row for row in page.locator("tbody tr").all()}
+            for recipient, row in rows.items():
+                row.locator("td").first.get_by_role("link").click()
+                page.get_by_role("heading", name=re.compile(r"^Message \d+$")).wait_for()
+                assert_accessible(page)
+                texts[recipient] = page.locator("main").inner_text()
+                framed = [frame.url for frame in page.frames if frame is not page.main_frame]
+                for url in framed:  # the email's HTML part, as the patient's mail app shows it
+                    page.goto(url)
+                    assert_accessible(page, EMAIL)
+                    html_langs.append(page.locator("html").get_attribute("lang") or "")
+                    page.go_back()
+                page.go_back()
+    finally:
+        notify.extensions["db"].dispose()
+    return texts, html_langs
 
 
 def test_book_a_video_consultation_from_another_time_zone(
@@ -219,34 +262,9 @@ def test_book_a_video_consultation_from_another_time_zone(
 
     # The confirmation went out by SMS and email: the booking's event goes through the outbox relay and Redis
     # to a notify worker with the console senders, and both messages show on notify's outbox page.
-    notify = create_notify_app(
-        notify_config(
-            make_database_url("notify", "postgresql"), redis_server.url, booking_public_url=site.base
-        )
-    )
-    try:
-        with site.app.app_context():
-            assert relay_once(db=get_db(), redis=site.app.extensions["redis"]) == 1
-        work(notify)
-        with serve(notify) as notify_base:
-            page.goto(f"{notify_base}/outbox")
-            shoot(page, "4b-notify-outbox")
-            rows = {row.locator("td").nth(3).inner_text(): row for row in page.locator("tbody tr").all()}
-            assert set(rows) == {"+447911123456", PATIENT["email"]}
-            texts = {}
-            for recipient, row in rows.items():
-                row.locator("td").first.get_by_role("link").click()
-                page.get_by_role("heading", name=re.compile(r"^Message \d+$")).wait_for()
-                assert_accessible(page)
-                texts[recipient] = page.locator("main").inner_text()
-                framed = [frame.url for frame in page.frames if frame is not page.main_frame]
-                for url in framed:  # the email's HTML part, as the patient's mail app shows it
-                    page.goto(url)
-                    assert_accessible(page, EMAIL)
-                    page.go_back()
-                page.go_back()
-    finally:
-        notify.extensions["db"].dispose()
+    texts, html_langs = outbox_texts(page, site, make_database_url, redis_server.url, shot="4b-notify-outbox")
+    assert html_langs == ["en"]
+    assert set(texts) == {"+447911123456", PATIENT["email"]}
     hour = chosen.strip()  # as the confirmation page showed it, in London time
     short = re.search(rf"{re.escape(site.base)}/m/\S+", texts["+447911123456"])
     assert short

@@ -229,6 +229,20 @@ def _cases(w: dict[str, Any]) -> list[tuple[str, str, Any, int, str]]:
         ("POST", "/api/v1/bookings", {**good, "start": "2026-03-03T14:00:00"}, 422, "start"),
         ("POST", "/api/v1/bookings", {k: v for k, v in good.items() if k != "start"}, 422, "start"),
         ("POST", "/api/v1/bookings", {**good, "provider_id": "1"}, 422, "provider_id"),
+        (
+            "POST",
+            "/api/v1/bookings",
+            {**good, "patient": {**good["patient"], "language": "fr"}},
+            422,
+            "patient.language",
+        ),
+        (
+            "POST",
+            "/api/v1/bookings",
+            {**good, "patient": {**good["patient"], "language": "es-MX"}},
+            422,
+            "patient.language",
+        ),
         ("POST", "/api/v1/bookings", {**good, "patient_id": b["patient"]["id"]}, 422, "patient"),
         ("POST", "/api/v1/bookings", {k: v for k, v in good.items() if k != "patient"}, 422, "patient"),
         (

@@ -1,5 +1,6 @@
 """Every SMS template fits in one or two segments (issue 17), with the links it really carries: the short manage
-link on the booking host and a join link as consult mints it. The test prints the count per template."""
+link on the booking host and a join link as consult mints it, in every language the messages are written in
+(English and Spanish). The test prints the count per template and language."""
 
 from __future__ import annotations
 
@@ -35,13 +36,17 @@ def test_segment_counting() -> None:
 
 
 def _texts(runtime: Runtime) -> list[tuple[str, str]]:
+    return [text for language in runtime.renderer.envs for text in _texts_in(runtime, language)]
+
+
+def _texts_in(runtime: Runtime, language: str) -> list[tuple[str, str]]:
     out = []
     for protocol in runtime.book.protocols.values():
         for step in protocol.steps:
             if SMS not in step.channels:
                 continue
             for mode in step.modes:
-                snap = sample_snapshot(mode=mode, protocol=protocol.slug)
+                snap = sample_snapshot(mode=mode, protocol=protocol.slug, language=language)
                 join = links.join_token(
                     runtime.signer,
                     booking_id=snap["id"],
@@ -70,7 +75,7 @@ def _texts(runtime: Runtime) -> list[tuple[str, str]]:
                 )
                 out.append(
                     (
-                        f"{step.template}.sms.txt ({protocol.slug}, {mode})",
+                        f"{language} {step.template}.sms.txt ({protocol.slug}, {mode})",
                         runtime.renderer.sms(step, context),
                     )
                 )

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from services.booking.languages import DEFAULT_LANGUAGE
 from services.booking.models import (
     AppointmentType,
     AvailabilityOverride,
@@ -239,6 +240,7 @@ def create_patient(
     time_zone: str,
     phone: str | None = None,
     sms_consent: bool = False,
+    language: str | None = None,
 ) -> Patient:
     """Register a patient of ``clinic_id``. SMS consent without a mobile number is refused."""
     get_clinic(session=session, clinic_id=clinic_id)
@@ -248,6 +250,7 @@ def create_patient(
         "time_zone": time_zone,
         "phone": phone,
         "sms_consent": sms_consent,
+        "language": language,
     }
     _check_consent(details, "sms_consent")
     return _new_patient(session, clinic_id, details)
@@ -269,6 +272,7 @@ def _new_patient(session: Session, clinic_id: int, details: dict[str, Any]) -> P
         time_zone=details["time_zone"],
         phone=details.get("phone"),
         sms_consent=bool(details.get("sms_consent", False)),
+        language=details.get("language") or DEFAULT_LANGUAGE,
     )
     insert_now(session, patient)
     return patient
@@ -302,6 +306,8 @@ def find_or_create_patient(
     found.name = details["name"]
     found.time_zone = details["time_zone"]
     found.sms_consent = bool(details.get("sms_consent", found.sms_consent))
+    # A booking that does not say (a staff booking, say) keeps the language the patient chose before.
+    found.language = details.get("language") or found.language
     return found
 
 

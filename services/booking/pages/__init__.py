@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask, g, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext, lazy_gettext
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -22,6 +23,7 @@ from werkzeug.wrappers import Response
 from services.booking.config import BookingConfig
 from services.booking.pages import book, manage
 from services.booking.pages.common import bp
+from services.booking.pages.i18n import current_language, init_i18n, remember_language
 from shared.problems import Problem
 
 csrf = CSRFProtect()
@@ -38,13 +40,13 @@ SUBMISSIONS = (
 KEEPS_INPUT_ON_STALE_FORM = {"pages.book_details", "pages.invite_details"}
 
 _PROBLEM_HEADLINES = {
-    "link-expired": "This link has expired",
-    "link-invalid": "This link does not work",
-    "link-outdated": "There is a newer link for this booking",
-    "invitation-used": "This invitation has already been used",
-    "change-window-closed": "This appointment can no longer be changed online",
-    "not-found": "We could not find that page",
-    "not-bookable": "This appointment is not taking bookings",
+    "link-expired": lazy_gettext("This link has expired"),
+    "link-invalid": lazy_gettext("This link does not work"),
+    "link-outdated": lazy_gettext("There is a newer link for this booking"),
+    "invitation-used": lazy_gettext("This invitation has already been used"),
+    "change-window-closed": lazy_gettext("This appointment can no longer be changed online"),
+    "not-found": lazy_gettext("We could not find that page"),
+    "not-bookable": lazy_gettext("This appointment is not taking bookings"),
 }
 
 
@@ -63,6 +65,7 @@ def init_pages(app: Flask, config: BookingConfig) -> None:
         proxies = config.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     csrf.init_app(app)
+    init_i18n(app, secure_cookie=config.booking_public_url.startswith("https://"))
     app.register_blueprint(bp)
 
     limiter = Limiter(
@@ -117,6 +120,8 @@ def _page_headers(response: Response) -> Response:
     )
     if request.endpoint != "pages.static":
         response.headers["Cache-Control"] = "no-store"
+        response.headers["Content-Language"] = current_language()
+        remember_language(response)
     started = g.get("request_started")
     if started is not None:
         # Time spent in the app, rendering included: what the pages benchmark reads.
@@ -130,8 +135,9 @@ def _problem_page(status: int, headline: str, detail: str, **context: Any) -> Re
 
 @bp.errorhandler(Problem)
 def _problem(exc: Problem) -> ResponseReturnValue:
-    headline = _PROBLEM_HEADLINES.get(exc.slug, "Something needs your attention")
-    page = render_template("pages/problem.html", headline=headline, detail=exc.detail, slug=exc.slug)
+    headline = _PROBLEM_HEADLINES.get(exc.slug) or gettext("Something needs your attention")
+    # The detail is the API's English sentence; the catalogue has the ones the pages can meet.
+    page = render_template("pages/problem.html", headline=headline, detail=gettext(exc.detail), slug=exc.slug)
     return page, exc.status, exc.headers  # e.g. a 503's Retry-After
 
 
@@ -139,8 +145,8 @@ def _problem(exc: Problem) -> ResponseReturnValue:
 def _stale(_exc: CSRFError) -> ResponseReturnValue:
     return _problem_page(
         400,
-        "This page was open for too long",
-        "For your security the form has expired. Go back, reload the page and try again.",
+        gettext("This page was open for too long"),
+        gettext("For your security the form has expired. Go back, reload the page and try again."),
     )
 
 
@@ -148,9 +154,11 @@ def _stale(_exc: CSRFError) -> ResponseReturnValue:
 def _too_many(_exc: TooManyRequests) -> ResponseReturnValue:
     return _problem_page(
         429,
-        "Please wait a moment",
-        "We received many requests from your connection in a short time. Wait a minute, then go back and "
-        "try again; nothing has been booked or changed by the request that was stopped.",
+        gettext("Please wait a moment"),
+        gettext(
+            "We received many requests from your connection in a short time. Wait a minute, then go back "
+            "and try again; nothing has been booked or changed by the request that was stopped."
+        ),
     )
 
 

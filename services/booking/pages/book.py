@@ -27,6 +27,7 @@ from services.booking.pages.common import (
     to_zone,
     visit_zone,
 )
+from services.booking.pages.i18n import N_, current_language
 from shared.db import get_session, unit_of_work
 from shared.fields import parse_id
 from shared.links import current_signer
@@ -72,7 +73,7 @@ def _kind(entry: Entry, type_slug: str) -> AppointmentType:
     for kind in entry.clinic_types:
         if kind.slug == type_slug and kind in entry.offered_types(among=[kind]):
             return kind
-    raise NotFound("This appointment type is not offered here.")
+    raise NotFound(N_("This appointment type is not offered here."))
 
 
 def _who(entry: Entry, kind: AppointmentType, who: str) -> Provider | None:
@@ -81,7 +82,7 @@ def _who(entry: Entry, kind: AppointmentType, who: str) -> Provider | None:
     for provider in entry.providers_for(kind):
         if str(provider.id) == who:
             return provider
-    raise NotFound("This provider does not offer this appointment type here.")
+    raise NotFound(N_("This provider does not offer this appointment type here."))
 
 
 @_route("", "types")
@@ -229,7 +230,7 @@ def _provider_of(entry: Entry, kind: AppointmentType, provider_id: int) -> Provi
     for provider in entry.providers_for(kind):
         if provider.id == provider_id:
             return provider
-    raise NotFound("This provider does not offer this appointment type here.")
+    raise NotFound(N_("This provider does not offer this appointment type here."))
 
 
 def _slot_option(start: datetime, provider_id: int, tz: str) -> SlotOption:
@@ -273,7 +274,9 @@ def _submit_details(
     page: dict[str, Any] = {"tz": tz, "slot": slot, "values": values}
     if g.get("stale_form"):
         values["idempotency_key"] = secrets.token_urlsafe(16)
-        notice = "For your security this form had expired. Your answers are kept: check them and book again."
+        notice = N_(
+            "For your security this form had expired. Your answers are kept: check them and book again."
+        )
         return _details_page(entry, kind, who, notice=notice, status=400, **page)
     details, intake, errors = _load_details(kind, values)
     if errors:
@@ -326,7 +329,8 @@ def _book(entry: Entry, kind: AppointmentType, details: dict[str, Any], intake: 
             provider_id=details["provider_id"],
             appointment_type_id=kind.id,
             start=details["start"],
-            patient={k: details[k] for k in ("name", "email", "phone", "time_zone", "sms_consent")},
+            patient={k: details[k] for k in ("name", "email", "phone", "time_zone", "sms_consent")}
+            | {"language": current_language()},
             intake=intake,
             invitation_id=entry.invitation.id if entry.invitation is not None else None,
             idempotency_key=f"page-{key}" if key else None,

@@ -9,9 +9,19 @@ from functools import lru_cache
 from typing import Any
 
 from flask import Blueprint, current_app, request, url_for
+from flask_babel import gettext, ngettext
 from markupsafe import Markup, escape
 
 from services.booking.models import AppointmentType, Clinic, Invitation, Provider
+from services.booking.pages.i18n import (
+    clock,
+    current_language,
+    day_label,
+    day_month,
+    language_links,
+    long_when,
+    weekday,
+)
 from shared.api import public
 from shared.events import VIDEO
 from shared.timeutil import day_bounds_utc, is_time_zone, local_date, time_zone_names, to_zone, utcnow
@@ -103,15 +113,21 @@ def visit_zone(kind: AppointmentType, clinic: Clinic, tz: str) -> str:
 
 
 def zone_gap(tz: str, other: str, at: datetime | None = None) -> str:
-    """How ``tz`` differs from ``other`` at ``at``: ``3 hours behind``, ``1 hour ahead`` or ``the same``."""
+    """How ``tz`` differs from ``other`` at ``at``: ``is 3 hours behind``, ``is 1 hour ahead``..."""
     moment = at or utcnow()
     offset = to_zone(moment, tz).utcoffset() or timedelta()
     minutes = int((offset - (to_zone(moment, other).utcoffset() or timedelta())).total_seconds() // 60)
     if minutes == 0:
-        return "the same"
+        return gettext("is the same")
     hours, rest = divmod(abs(minutes), 60)
-    amount = f"{hours} hour{'s' if hours != 1 else ''}" if not rest else f"{hours}:{rest:02d} hours"
-    return f"{amount} {'ahead' if minutes > 0 else 'behind'}"
+    if rest:
+        amount = f"{hours}:{rest:02d}"
+        if minutes > 0:
+            return gettext("is %(amount)s hours ahead", amount=amount)
+        return gettext("is %(amount)s hours behind", amount=amount)
+    if minutes > 0:
+        return ngettext("is %(num)s hour ahead", "is %(num)s hours ahead", hours)
+    return ngettext("is %(num)s hour behind", "is %(num)s hours behind", hours)
 
 
 def chosen_zone(default: str) -> tuple[str, bool]:
@@ -188,27 +204,17 @@ def build_picker(find: Finder, tz: str, *, horizon_days: int) -> Picker:
     )
 
 
-def clock(local: datetime) -> str:
-    """``9:30 AM`` for a local datetime."""
-    return f"{local.strftime('%I').lstrip('0')}:{local:%M %p}"
-
-
-def day_label(day: date) -> str:
-    """``Tue 3 Mar`` for a date."""
-    return f"{day:%a} {day.day} {day:%b}"
-
-
 def when(moment: datetime, tz: str) -> str:
-    """``Tuesday 3 March 2026, 10:00 AM`` in ``tz``."""
-    local = to_zone(moment, tz)
-    return f"{local:%A} {local.day} {local:%B %Y}, {clock(local)}"
+    """``Tuesday 3 March 2026, 10:00 AM`` in ``tz``, in the page's language."""
+    return long_when(to_zone(moment, tz))
 
 
 def zone_label(tz: str, at: datetime | None = None) -> str:
-    """``Europe/London (GMT)``: the zone's name and its abbreviation at ``at``."""
+    """``London time (Europe/London, GMT)``: the zone's city and name, and its abbreviation at ``at``."""
     abbreviation = to_zone(at or utcnow(), tz).tzname() or ""
     city = tz.split("/")[-1].replace("_", " ")
-    return f"{city} time ({tz}{', ' + abbreviation if abbreviation and abbreviation[0] not in '+-' else ''})"
+    zone = f"{tz}{', ' + abbreviation if abbreviation and abbreviation[0] not in '+-' else ''}"
+    return gettext("%(city)s time (%(zone)s)", city=city, zone=zone)
 
 
 # The zones most US patients are in, offered first (after the patient's and the clinic's own).
@@ -249,7 +255,8 @@ def zone_options(selected: str, *first: str) -> Markup:
         f'<option value="{escape(selected)}">', f'<option value="{escape(selected)}" selected>', 1
     )
     # The regional groups are rendered once per process; only the few likely zones are per page.
-    return Markup(f'<optgroup label="Likely time zones">{head}</optgroup>{_zone_groups()}')  # noqa: S704
+    likely_label = escape(gettext("Likely time zones"))
+    return Markup(f'<optgroup label="{likely_label}">{head}</optgroup>{_zone_groups()}')  # noqa: S704
 
 
 @bp.context_processor
@@ -257,6 +264,10 @@ def _helpers() -> dict[str, Any]:
     return {
         "when": when,
         "day_label": day_label,
+        "weekday": weekday,
+        "day_month": day_month,
+        "language_links": language_links,
+        "current_language": current_language,
         "zone_label": zone_label,
         "zone_options": zone_options,
         "visit_zone": visit_zone,

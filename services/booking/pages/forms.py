@@ -7,15 +7,32 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 from werkzeug.datastructures import MultiDict
 
+from services.booking.pages.i18n import N_
 from shared.fields import Email, Id, Instant, Line, MobileNumber, Text, TimeZone
 
-# What brings a patient to a first consultation: (value, label). Stored by value with the booking.
+# What brings a patient to a first consultation: (value, label). Stored by value with the booking; the page
+# shows each label in the patient's language.
 REASONS = (
-    ("depression", "Depression"),
-    ("anxiety", "Anxiety"),
-    ("chronic_pain", "Chronic pain"),
-    ("ptsd", "PTSD"),
-    ("other", "Something else"),
+    ("depression", N_("Depression")),
+    ("anxiety", N_("Anxiety")),
+    ("chronic_pain", N_("Chronic pain")),
+    ("ptsd", N_("PTSD")),
+    ("other", N_("Something else")),
+)
+# Messages of the shared fields and the business operations that a patient can meet on the pages: the pages
+# show them from the catalogue.
+SHARED_MESSAGES = (
+    N_("not a phone number"),
+    N_("not a valid phone number; include the country code, e.g. +1 415 555 2671"),
+    N_("not a mobile number that can receive text messages"),
+    N_("must not contain control characters"),
+    # The problem pages' details (links and invitations).
+    N_("This link has expired."),
+    N_("This link is not valid."),
+    N_("This invitation is not valid."),
+    N_("This invitation has expired."),
+    N_("This invitation has already been used to book."),
+    N_("This provider or appointment type is not taking bookings."),
 )
 REASON_VALUES = tuple(value for value, _ in REASONS)
 
@@ -37,16 +54,16 @@ class DetailsForm(SlotChoice):
         required=True,
         min_length=1,
         max_length=200,
-        length_error="enter your full name",
-        error_messages={"required": "enter your full name"},
+        length_error=N_("enter your full name"),
+        error_messages={"required": N_("enter your full name")},
     )
     # Only text messages need a phone: a patient who declines them books with an email address alone.
     phone = MobileNumber(load_default=None)
     email = Email(
         required=True,
         error_messages={
-            "required": "enter your email address",
-            "invalid": "enter an email address like name@example.com",
+            "required": N_("enter your email address"),
+            "invalid": N_("enter an email address like name@example.com"),
         },
     )
     sms_consent = fields.Boolean(load_default=False)
@@ -56,7 +73,9 @@ class DetailsForm(SlotChoice):
     @validates_schema
     def _texts_need_a_phone(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("sms_consent") and not data.get("phone"):
-            raise ValidationError("enter a mobile number for text messages, or untick text messages", "phone")
+            raise ValidationError(
+                N_("enter a mobile number for text messages, or untick text messages"), "phone"
+            )
 
 
 class IntakeForm(_Form):
@@ -65,8 +84,8 @@ class IntakeForm(_Form):
     reasons = fields.List(
         fields.String(validate=validate.OneOf(REASON_VALUES)),
         required=True,
-        validate=validate.Length(min=1, error="choose at least one"),
-        error_messages={"required": "choose at least one"},
+        validate=validate.Length(min=1, error=N_("choose at least one")),
+        error_messages={"required": N_("choose at least one")},
     )
     reason_other = Text(load_default="", max_length=500)
     treatments_tried = Text(load_default="", max_length=2000)
@@ -74,7 +93,7 @@ class IntakeForm(_Form):
     @validates_schema
     def _other_needs_words(self, data: dict[str, Any], **_: Any) -> None:
         if "other" in data.get("reasons", ()) and not data.get("reason_other", "").strip():
-            raise ValidationError("tell us briefly what brings you", "reason_other")
+            raise ValidationError(N_("tell us briefly what brings you"), "reason_other")
 
 
 def form_values(form: MultiDict[str, str]) -> dict[str, Any]:

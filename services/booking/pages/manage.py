@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Response, abort, make_response, redirect, render_template, request, url_for
+from flask import Response, abort, g, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
@@ -38,11 +38,14 @@ JOIN_LINK_LEAD = timedelta(hours=1)
 
 def _booking(token: str) -> Booking:
     try:
-        return service.booking_for_link(session=get_session(), signer=current_signer(), token=token)
+        booking = service.booking_for_link(session=get_session(), signer=current_signer(), token=token)
     except Conflict as exc:
         if exc.slug != "link-outdated":
             raise
         abort(_superseded(token))
+    # The page speaks the patient's language unless this browser chose another with the switch.
+    g.patient_language = booking.patient.language
+    return booking
 
 
 def _superseded(token: str) -> Response:

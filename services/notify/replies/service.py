@@ -21,7 +21,7 @@ from shared import links
 from shared.db import dialect_insert
 from shared.events import ATTENDANCE_CONFIRMED
 from shared.logging import get_correlation_id
-from shared.timeutil import format_local, local_date, utcnow
+from shared.timeutil import local_date, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -191,14 +191,15 @@ def _say(
     protocol = runtime.book.get(target.booking.protocol)
     context = _context(runtime, protocol, target)
     if choices:
-        context["choices"] = [_choice(c) for c in choices]
+        context["choices"] = [_choice(runtime, c) for c in choices]
         context["reply_word"] = "R" if word == grammar.CHANGE else "C"
     return Outcome(answer=runtime.renderer.reply(f"{protocol.replies}/{template}", context))
 
 
-def _choice(candidate: Candidate) -> dict[str, Any]:
-    tz = candidate.booking.snapshot["patient"]["time_zone"]
-    return {"day": candidate.local_day(), "when": format_local(candidate.booking.start_at, tz)}
+def _choice(runtime: Runtime, candidate: Candidate) -> dict[str, Any]:
+    snap = candidate.booking.snapshot
+    when = runtime.renderer.when(snap, candidate.booking.start_at, snap["patient"]["time_zone"])
+    return {"day": candidate.local_day(), "when": when}
 
 
 def _context(runtime: Runtime, protocol: Protocol, target: Candidate) -> dict[str, Any]:
