@@ -303,6 +303,7 @@ def test_reschedule_this_and_following_keeps_earlier_sessions(
     moves = [e for e in _events(app) if e[0] == "booking.rescheduled"]
     assert sorted(e[1] for e in moves) == sorted(s["id"] for s in course["sessions"][3:])
     (_, moved_together) = _course_events(app)
+
     assert moved_together["change"] == "rescheduled"
     assert [(s["index"], s["version"]) for s in moved_together["sessions"]] == [(4, 2), (5, 2), (6, 2)]
     # One session alone, too close to the one before: refused, naming the rule; nothing changes.
@@ -500,3 +501,29 @@ def test_every_route_that_moves_a_session_keeps_the_course_rules(
     token = last["manage_url"].rsplit("/", 1)[1]
     later = client.post(f"/api/v1/manage/{token}/reschedule", json={"start": moved.isoformat()})
     assert later.status_code == 200, later.json
+
+
+def test_moving_this_and_following_keeps_the_chairs_staff_pinned(
+    app: Flask, client: FlaskClient, clock: object
+) -> None:
+    setup = make_chair_setup(app, providers=1, chairs=2)
+    template = _template(client, setup)
+    course = _book(client, template, _planned(_plan(client, template, start=FIRST).json)).json
+    other = (
+        setup.chair_ids[1]
+        if course["sessions"][3]["resource"]["id"] == setup.chair_ids[0]
+        else setup.chair_ids[0]
+    )
+    for session in course["sessions"][3:]:
+        pinned = client.put(
+            f"/api/v1/bookings/{session['id']}/resource", json={"resource_id": other}, headers=STAFF
+        )
+        assert pinned.status_code == 200, pinned.json
+    # Their claims are all released first, then taken again: each keeps the chair staff pinned it to.
+    moved = client.post(
+        f"/api/v1/courses/{course['id']}/sessions/4/reschedule",
+        json={"start": "2026-03-10T10:00:00-04:00", "following": True},
+        headers=STAFF,
+    )
+    assert moved.status_code == 200, moved.json
+    assert [s["resource"]["id"] for s in moved.json["sessions"][3:]] == [other] * 3
