@@ -15,11 +15,18 @@ BOOKING_CONFIRMED = "booking.confirmed"
 BOOKING_RESCHEDULED = "booking.rescheduled"
 BOOKING_CANCELLED = "booking.cancelled"
 BOOKING_EVENT_TYPES = (BOOKING_CONFIRMED, BOOKING_RESCHEDULED, BOOKING_CANCELLED)
+COURSE_CHANGED = "course.changed"
 CONSULT_LINKS_READY = "consult.links_ready"
 CHECKIN_REQUESTED = "checkin.requested"
 CHECKIN_ALERT = "checkin.alert"
 REPLY_RATING = "reply.rating"
 NOTIFY_SMS_REPLY = "notify.sms_reply"
+
+# What a whole-course change was (``course.changed``): one notice to the patient for all its sessions.
+COURSE_BOOKED = "booked"
+COURSE_CANCELLED = "cancelled"
+COURSE_RESCHEDULED = "rescheduled"
+COURSE_CHANGES = (COURSE_BOOKED, COURSE_CANCELLED, COURSE_RESCHEDULED)
 
 # What an SMS reply meant (notify owns the phone conversation; booking owns the state it changes).
 ATTENDANCE_CONFIRMED = "attendance_confirmed"  # the patient confirmed the visit their reminder asked about
@@ -133,6 +140,8 @@ class BookingEvent:
     schema_version: int = 1
     previous: TimeRange | None = None
     cancelled_by: str | None = None
+    # The ``course.changed`` event whose one notice covers this booking's own (a whole-course change).
+    course_change: uuid.UUID | None = None
 
 
 class ClinicSchema(_Base):
@@ -238,10 +247,71 @@ class BookingEventSchema(_Base):
     cancelled_by = fields.String(
         allow_none=True, load_default=None, validate=validate.OneOf(("patient", "staff"))
     )
+    # Added within version 1 (optional): the id of the ``course.changed`` event that tells the patient of
+    # this change together with the course's other sessions, so the session's own notice is not sent.
+    course_change = fields.UUID(allow_none=True, load_default=None)
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> BookingEvent:
         return BookingEvent(**data)
+
+
+@dataclass(frozen=True)
+class CourseSession:
+    """One session a whole-course change touched: the booking and the version the change left it at."""
+
+    booking_id: uuid.UUID
+    index: int
+    version: int
+
+
+@dataclass(frozen=True)
+class CourseEvent:
+    """``course.changed``: a course was booked, cancelled (from a session on) or moved (this and following).
+
+    Recorded in the same transaction as its sessions' own booking events, which carry its id in
+    ``course_change``; it names the sessions by booking id and version only, never the patient.
+    """
+
+    course_id: uuid.UUID
+    change: str
+    sessions: list[CourseSession]
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    occurred_at: datetime = field(default_factory=utcnow)
+    correlation_id: str = ""
+    schema_version: int = 1
+    cancelled_by: str | None = None
+    type: str = COURSE_CHANGED
+
+
+class CourseSessionSchema(_Base):
+    booking_id = fields.UUID(required=True)
+    index = fields.Integer(required=True, validate=validate.Range(min=1))
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> CourseSession:
+        return CourseSession(**data)
+
+
+class CourseEventSchema(_Base):
+    """Version 1 of ``course.changed``."""
+
+    event_id = fields.UUID(required=True)
+    type = fields.String(required=True, validate=validate.Equal(COURSE_CHANGED))
+    schema_version = fields.Integer(required=True, validate=validate.Equal(1))
+    occurred_at = _when()
+    correlation_id = fields.String(load_default="")
+    course_id = fields.UUID(required=True)
+    change = fields.String(required=True, validate=validate.OneOf(COURSE_CHANGES))
+    sessions = fields.List(fields.Nested(CourseSessionSchema), required=True, validate=validate.Length(min=1))
+    cancelled_by = fields.String(
+        allow_none=True, load_default=None, validate=validate.OneOf(("patient", "staff"))
+    )
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> CourseEvent:
+        return CourseEvent(**data)
 
 
 @dataclass(frozen=True)
@@ -423,8 +493,10 @@ class ReplyRatingEventSchema(_EventHead):
 _BOOKING_EVENT_SCHEMA = BookingEventSchema()
 _LINKS_READY_SCHEMA = LinksReadyEventSchema()
 _SMS_REPLY_SCHEMA = SmsReplyEventSchema()
+_COURSE_EVENT_SCHEMA = CourseEventSchema()
 _SCHEMAS: dict[type, Schema] = {
     BookingEvent: _BOOKING_EVENT_SCHEMA,
+    CourseEvent: _COURSE_EVENT_SCHEMA,
     LinksReadyEvent: _LINKS_READY_SCHEMA,
     SmsReplyEvent: _SMS_REPLY_SCHEMA,
     CheckinRequestedEvent: CheckinRequestedEventSchema(),
@@ -433,6 +505,7 @@ _SCHEMAS: dict[type, Schema] = {
 }
 AnyEvent = (
     BookingEvent
+    | CourseEvent
     | LinksReadyEvent
     | SmsReplyEvent
     | CheckinRequestedEvent
@@ -456,6 +529,12 @@ def load_event(payload: dict[str, Any]) -> BookingEvent:
     if payload.get("type") not in BOOKING_EVENT_TYPES:
         raise ValidationError({"type": [f"unknown event type {payload.get('type')!r}"]})
     event: BookingEvent = _BOOKING_EVENT_SCHEMA.load(payload)
+    return event
+
+
+def load_course_event(payload: dict[str, Any]) -> CourseEvent:
+    """Load a ``course.changed`` payload; raise ``ValidationError`` if it breaks the contract."""
+    event: CourseEvent = _COURSE_EVENT_SCHEMA.load(payload)
     return event
 
 

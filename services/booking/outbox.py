@@ -6,6 +6,8 @@ The relay (relay.py) moves them to the queues afterwards.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -21,6 +23,8 @@ _CHANGE_OF = {
     events.BOOKING_RESCHEDULED: "rescheduled",
     events.BOOKING_CANCELLED: "cancelled",
 }
+# session.info key: the ``course.changed`` event a whole-course change in this transaction will record.
+_COURSE_CHANGE = "outbox.course_change"
 
 
 def snapshot(booking: Booking) -> events.BookingSnapshot:
@@ -88,6 +92,7 @@ def record_event(
         correlation_id=get_correlation_id(),
         previous=previous,
         cancelled_by=cancelled_by,
+        course_change=session.info.get(_COURSE_CHANGE),
     )
     session.connection().execute(
         _INSERT,
@@ -104,6 +109,53 @@ def record_event(
 
 
 _INSERT = insert(OutboxEvent.metadata.tables["outbox"])
+
+
+@contextmanager
+def course_change(session: Session) -> Iterator[uuid.UUID]:
+    """Mark the booking events recorded inside as covered by one ``course.changed`` event; yield its id."""
+    event_id = uuid.uuid4()
+    session.info[_COURSE_CHANGE] = event_id
+    try:
+        yield event_id
+    finally:
+        session.info.pop(_COURSE_CHANGE, None)
+
+
+def record_course_event(
+    session: Session,
+    *,
+    event_id: uuid.UUID,
+    course_id: uuid.UUID,
+    change: str,
+    bookings: Sequence[Booking],
+    cancelled_by: str | None = None,
+) -> uuid.UUID:
+    """Write ``course.changed`` for the sessions a whole-course change touched, in the caller's transaction.
+
+    Its outbox row's ``booking_id`` is the course's id: the event is about no single booking.
+    """
+    event = events.CourseEvent(
+        event_id=event_id,
+        course_id=course_id,
+        change=change,
+        sessions=[
+            events.CourseSession(booking_id=b.id, index=b.course_index or 0, version=b.version)
+            for b in sorted(bookings, key=lambda b: b.course_index or 0)
+        ],
+        correlation_id=get_correlation_id(),
+        cancelled_by=cancelled_by,
+    )
+    session.connection().execute(
+        _INSERT,
+        {
+            "event_id": event.event_id,
+            "event_type": events.COURSE_CHANGED,
+            "booking_id": course_id,
+            "payload": events.dump_event(event),
+        },
+    )
+    return event.event_id
 
 
 def events_of(session: Session, booking_id: uuid.UUID) -> list[OutboxEvent]:

@@ -147,15 +147,24 @@ def _claim_day(session: Session, booking: Booking, limit: int | None) -> None:
     )
 
 
-def _hold_resource(session: Session, booking: Booking, pinned: int | None) -> None:
-    """Hold the chair or room the booking's type needs (resources.hold); 409 with alternatives if none."""
+def _hold_resource(session: Session, booking: Booking, pinned: int | None, *, kept: bool = False) -> None:
+    """Hold the chair or room the booking's type needs (resources.hold); 409 with alternatives if none.
+
+    ``kept``: ``pinned`` is the chair staff pinned the booking to before it moved, and it stays pinned.
+    """
     if not resources.hold(session, booking, booking.appointment_type, pinned):
+        detail = "No suitable chair or room is free for this visit and its recovery."
+        if kept:
+            detail = (
+                f"The chair or room pinned for this visit (resource {pinned}) is not free at the new time; "
+                "move the visit to another first (PUT /api/v1/bookings/<id>/resource) or pick another time."
+            )
         raise _slot_taken(
             session,
             (booking.provider_id, booking.appointment_type_id, booking.start_at),
             booking.id,
-            detail="No suitable chair or room is free for this visit and its recovery.",
-            slug="resource-unavailable",
+            detail=detail,
+            slug="pinned-resource-unavailable" if kept else "resource-unavailable",
         )
 
 
@@ -165,13 +174,20 @@ def release_claims(*, session: Session, booking: Booking) -> None:
     reschedule_booking() claims the new time again; a course moving several sessions releases them all
     first, so that one session may take a time another of them is leaving.
     """
-    _release(session, booking)
+    pinned = _release(session, booking)
+    if pinned is not None:  # reschedule_booking() pins the same resource again
+        session.info.setdefault(_PINS, {})[booking.id] = pinned
 
 
-def _release(session: Session, booking: Booking) -> None:
+# session.info key: resources pinned to bookings whose claims release_claims() gave back, by booking id.
+_PINS = "booking.released_pins"
+
+
+def _release(session: Session, booking: Booking) -> int | None:
+    """Give back the booking's claims; the resource staff pinned it to, if any."""
     session.execute(delete(SlotClaim).where(SlotClaim.booking_id == booking.id))
     session.execute(delete(DayClaim).where(DayClaim.booking_id == booking.id))
-    resources.release(session, booking.id)
+    return resources.release(session, booking.id)
 
 
 def _by_key(session: Session, key: str) -> Booking | None:
@@ -519,7 +535,8 @@ def reschedule_booking(
     _require_offered(session, found, start, booking.id)
     previous = events.TimeRange(start=booking.start_at, end=booking.end_at)
 
-    _release(session, booking)
+    released = _release(session, booking)
+    pinned = session.info.get(_PINS, {}).pop(booking.id, None) if released is None else released
     booking.start_at, booking.end_at = start, start + rules.duration
     booking.block_start, booking.block_end = blocked_span(start, rules)
     _flush_versioned(session)
@@ -527,7 +544,7 @@ def reschedule_booking(
         # Another booking holds part of the new time; the caller's rollback undoes the move.
         raise _slot_taken(session, (provider.id, appointment_type.id, start), booking.id)
     _claim_day(session, booking, appointment_type.daily_limit)
-    _hold_resource(session, booking, None)
+    _hold_resource(session, booking, pinned, kept=pinned is not None)  # a staff pin moves with the visit
     outbox.record_event(session, booking, events.BOOKING_RESCHEDULED, previous=previous)
     session.flush()
     bump_schedule(session, provider.id)

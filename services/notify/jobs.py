@@ -10,10 +10,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from services.notify import checkin_messages, dispatch, planning, sending
+from services.notify import checkin_messages, course_messages, dispatch, planning, sending
 from services.notify.models import ProcessedEvent
 from services.notify.runtime import get_runtime
-from shared.events import load_checkin_alert, load_checkin_requested, load_event, load_links_ready
+from shared.events import (
+    load_checkin_alert,
+    load_checkin_requested,
+    load_course_event,
+    load_event,
+    load_links_ready,
+)
 from shared.inbox import first_delivery
 from shared.logging import correlation
 from shared.timeutil import utcnow
@@ -31,6 +37,8 @@ def handle_booking_event(payload: dict[str, Any]) -> str:
                 log.info("event already handled", extra={"event_id": str(event.event_id)})
                 return "duplicate"
             now = utcnow()
+            # A course notice is locked before the booking copy: the one lock order (course_messages.py).
+            notice = course_messages.hold(session, event.course_change, now) if event.course_change else None
             applied = planning.apply_booking_event(
                 session=session,
                 book=runtime.book,
@@ -39,11 +47,43 @@ def handle_booking_event(payload: dict[str, Any]) -> str:
                 now=now,
                 invites=runtime.config.provider_invites,
             )
-            if applied.stale:
+            anchor = None
+            if notice is not None:
+                anchor = course_messages.plan_if_ready(
+                    session=session,
+                    book=runtime.book,
+                    notice=notice,
+                    quiet=runtime.config.quiet_hours,
+                    now=now,
+                )
+            if applied.stale and anchor is None:
                 return "stale"
-            due = planning.due_now(session, event.booking.id, now)
+            due = [] if applied.stale else planning.due_now(session, event.booking.id, now)
+            if anchor is not None and anchor != event.booking.id:
+                due += planning.due_now(session, anchor, now)
             batches = dispatch.mark_queued(session=session, runtime=runtime, rows=due, now=now)
         # What is due goes at once (urgent messages first in line) once its rows are committed and visible.
+        dispatch.dispatch_now(runtime, batches)
+        return "handled"
+
+
+def handle_course_event(payload: dict[str, Any]) -> str:
+    """Record a whole-course change; plan its one message once its sessions' events are here too."""
+    event = load_course_event(payload)
+    runtime = get_runtime()
+    with correlation(event.correlation_id):
+        with runtime.db.transaction() as session:
+            if not first_delivery(session, ProcessedEvent, event_id=event.event_id, event_type=event.type):
+                log.info("event already handled", extra={"event_id": str(event.event_id)})
+                return "duplicate"
+            now = utcnow()
+            anchor = course_messages.apply_course_event(
+                session=session, book=runtime.book, event=event, quiet=runtime.config.quiet_hours, now=now
+            )
+            if anchor is None:
+                return "waiting for its sessions"  # the last session's event plans the message
+            due = planning.due_now(session, anchor, now)
+            batches = dispatch.mark_queued(session=session, runtime=runtime, rows=due, now=now)
         dispatch.dispatch_now(runtime, batches)
         return "handled"
 

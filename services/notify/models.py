@@ -151,6 +151,30 @@ class Message(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class CourseNotice(Base):
+    """One whole-course change (a ``course.changed`` event) and the one message that tells the patient.
+
+    Its sessions' booking events carry its id and may arrive before it: whichever of them and the course event
+    comes first creates the row, and the last one to arrive plans the messages, under this row's lock.
+    """
+
+    __tablename__ = "course_notices"
+    __table_args__ = (Index("ix_course_notices_anchor", "anchor_id", "anchor_version"),)
+
+    event_id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True)
+    # From the course event (null while only sessions' events have named it).
+    course_id: Mapped[uuid.UUID | None] = mapped_column(GUID)
+    change: Mapped[str | None] = mapped_column(String(16))
+    sessions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDocument)
+    cancelled_by: Mapped[str | None] = mapped_column(String(16))
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The session whose plan rows carry the message (the first listed), at the version the change left it.
+    anchor_id: Mapped[uuid.UUID | None] = mapped_column(GUID)
+    anchor_version: Mapped[int | None] = mapped_column(Integer)
+    planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class CalendarInvite(Base):
     """The provider's calendar entry of one booking: the last invite claimed for it, and its SEQUENCE.
 

@@ -26,7 +26,17 @@ from services.notify.models import (
     JoinLink,
     Message,
 )
-from services.notify.protocols import BOOKED, END, RESCHEDULED, START, Protocol, ProtocolBook, Step
+from services.notify.protocols import (
+    BOOKED,
+    COURSE_STEP_PREFIX,
+    END,
+    EVENT_ANCHORS,
+    RESCHEDULED,
+    START,
+    Protocol,
+    ProtocolBook,
+    Step,
+)
 from services.notify.protocols import CANCELLED as ON_CANCELLED
 from shared import events
 from shared.db import dialect_insert, rowcount
@@ -131,6 +141,8 @@ def apply_booking_event(
     rows = plan_rows(
         copy=copy, protocol=protocol, anchors=_ANCHORS[event.type], session=session, quiet=quiet, now=now
     )
+    if event.course_change is not None:
+        cover_by_course(rows, protocol)
     if invites:
         rows.append(invite_row(copy=copy, protocol=protocol, step=INVITE, due_at=copy.changed_at, now=now))
     if rows:
@@ -194,10 +206,20 @@ def _cancel_older(session: Session, snap: events.BookingSnapshot, now: datetime)
                 Message.booking_id == snap.id,
                 Message.booking_version < snap.version,
                 Message.status.in_(PENDING),
+                # A whole-course message tells of every session as it is when it goes (course_messages.py).
+                Message.step.not_like(f"{COURSE_STEP_PREFIX}%"),
             )
             .values(status=CANCELLED, reason=reason, blocked_on=None, updated_at=now)
         )
     )
+
+
+def cover_by_course(rows: list[dict[str, Any]], protocol: Protocol) -> None:
+    """Skip the session's own confirmation or notice: the course's one message tells of it."""
+    for row in rows:
+        step = protocol.step(row["step"])
+        if step is not None and step.on in EVENT_ANCHORS and row["status"] == PLANNED:
+            row["status"], row["reason"] = SKIPPED, "covered by the course's one message"
 
 
 def replan_booking(

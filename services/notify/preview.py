@@ -7,16 +7,37 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from services.notify.course_messages import short_when
 from services.notify.models import EMAIL, SMS
-from services.notify.protocols import DEFAULT_PROTOCOL, REPLY_TEMPLATES, Protocol, Step
+from services.notify.protocols import COURSE_ANCHORS, DEFAULT_PROTOCOL, REPLY_TEMPLATES, Protocol, Step
 from services.notify.rendering import MessageContext
 from services.notify.runtime import Runtime
 from shared import links
+from shared.timeutil import format_local
 
 SAMPLE_START = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
 
 
 SAMPLE_COURSE = {"id": str(uuid.UUID(int=3)), "index": 3, "sessions": 6}
+
+
+def sample_course_extra(step: Step) -> dict[str, Any]:
+    """What a whole-course step's templates see: six sessions, across a daylight-saving change."""
+    if step.on not in COURSE_ANCHORS:
+        return {}
+    starts = [SAMPLE_START + timedelta(days=d) for d in (-7, -6, -5, -1, 0, 1)]
+    sessions = [
+        {
+            "label": f"session {n} of 6",
+            "index": n,
+            "when": format_local(at, "America/New_York"),
+            "short": short_when(at, "America/New_York"),
+            "previous_when": format_local(at - timedelta(days=1), "America/New_York"),
+            "cancelled": False,
+        }
+        for n, at in enumerate(starts, start=1)
+    ]
+    return {"course_change": step.on.removeprefix("course-"), "course_sessions": sessions}
 
 
 def sample_snapshot(
@@ -100,6 +121,7 @@ def preview(
             join_url=f"{runtime.config.consult_public_url}/join/sample-token" if step.join_link else None,
             previous_start=SAMPLE_START - timedelta(days=1),
             cancelled_by="patient",
+            extra=sample_course_extra(step),
         ),
         sms_name=runtime.book.sms_name(snap["clinic"]["slug"], snap["clinic"]["name"]),
     )

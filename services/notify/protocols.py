@@ -25,6 +25,13 @@ CANCELLED = "cancelled"
 START = "start"
 END = "end"
 EVENT_ANCHORS = (BOOKED, RESCHEDULED, CANCELLED)
+# One message for a whole-course change (``course.changed``), keyed ``course-...``; its sessions' own
+# BOOKED/RESCHEDULED/CANCELLED messages are then skipped as covered (course_messages.py).
+COURSE_BOOKED = "course-booked"
+COURSE_CANCELLED = "course-cancelled"
+COURSE_RESCHEDULED = "course-rescheduled"
+COURSE_ANCHORS = (COURSE_BOOKED, COURSE_CANCELLED, COURSE_RESCHEDULED)
+COURSE_STEP_PREFIX = "course-"
 TIME_ANCHORS = (START, END)
 DEFAULT_PROTOCOL = "default"
 CLINICS_FILE = "clinics.toml"
@@ -83,8 +90,8 @@ class Step:
 
     @property
     def on_event(self) -> bool:
-        """Whether the step goes when a booking event happens (not at a time relative to the visit)."""
-        return self.on in EVENT_ANCHORS
+        """Whether the step goes when a booking or course event happens (not relative to the visit)."""
+        return self.on in EVENT_ANCHORS or self.on in COURSE_ANCHORS
 
     def due_at(self, *, start: datetime, end: datetime, happened_at: datetime) -> datetime:
         """When this step is due for a visit from ``start`` to ``end``."""
@@ -170,7 +177,7 @@ class StepSchema(Schema):
             _not_reserved,
         ],
     )
-    on = fields.String(required=True, validate=_one_of(EVENT_ANCHORS + TIME_ANCHORS))
+    on = fields.String(required=True, validate=_one_of(EVENT_ANCHORS + TIME_ANCHORS + COURSE_ANCHORS))
     offset = _Duration(load_default=timedelta(0))
     channels = fields.List(
         fields.String(validate=_one_of(CHANNELS)),
@@ -197,8 +204,10 @@ class StepSchema(Schema):
             raise ValidationError(f"give one or more of {', '.join(CHANNELS)}, each once", "channels")
         if EMAIL in channels and not data["subject"]:
             raise ValidationError("an email step needs a subject", "subject")
-        if on in EVENT_ANCHORS and data["offset"]:
+        if on in EVENT_ANCHORS + COURSE_ANCHORS and data["offset"]:
             raise ValidationError("a step sent when a booking event happens takes no offset", "offset")
+        if (on in COURSE_ANCHORS) != data["key"].startswith(COURSE_STEP_PREFIX):
+            raise ValidationError(f"keys start with {COURSE_STEP_PREFIX!r} exactly for course steps", "key")
         until = data.get("until")
         if until is not None and until not in (START, END) and not _positive_duration(until):
             raise ValidationError("start, end or a positive duration after the due moment", "until")
@@ -221,6 +230,8 @@ def _check_channel_fields(data: dict[str, Any]) -> None:
     channels = data["channels"]
     if EMAIL not in channels and data["attachments"]:
         raise ValidationError("attachments need the email channel", "attachments")
+    if data["on"] in COURSE_ANCHORS and data.get("calendar"):
+        raise ValidationError("a course message carries no one booking's calendar file", "calendar")
     if EMAIL not in channels and data.get("calendar"):
         raise ValidationError("true needs the email channel", "calendar")
     if SMS not in channels and data["asks_reply"]:

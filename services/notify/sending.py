@@ -12,11 +12,12 @@ from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.notify import checkin_messages, optouts
+from services.notify import checkin_messages, course_messages, optouts
 from services.notify.calendar import invites
 from services.notify.calendar.planning import bump_feeds
 from services.notify.metrics import MESSAGES, error_label
@@ -78,7 +79,7 @@ def _lock_rows(session: Session, ids: list[int], statuses: tuple[str, ...]) -> l
 
 def _why_not(row: Message, booking: BookingCopy, now: datetime) -> tuple[str, str] | None:
     """(final status, reason) when this message must not go now, else None."""
-    if row.booking_version != booking.version:
+    if row.booking_version != booking.version and not course_messages.is_course_step(row.step):
         if booking.status == CANCELLED:
             return CANCELLED, "the booking was cancelled"
         return CANCELLED, f"the booking was moved (now version {booking.version})"
@@ -211,6 +212,9 @@ def _prepare(
             runtime=runtime, row=row, status_callback=status_callback_url(runtime, row.id)
         )
         return Prepared(message_id=row.id, channel=row.channel, key=message_key(row.id), sms=sms, email=email)
+    if course_messages.is_course_step(row.step):
+        extra = course_messages.render_extra(session, row)
+        return _render(runtime=runtime, row=row, booking=booking, join=None, extra=extra)
     return _render(runtime=runtime, row=row, booking=booking, join=join)
 
 
@@ -239,7 +243,14 @@ def _after_quiet_hours(
     return later if later > now else None
 
 
-def _render(*, runtime: Runtime, row: Message, booking: BookingCopy, join: JoinLink | None) -> Prepared:
+def _render(
+    *,
+    runtime: Runtime,
+    row: Message,
+    booking: BookingCopy,
+    join: JoinLink | None,
+    extra: dict[str, Any] | None = None,
+) -> Prepared:
     protocol = runtime.book.get(row.protocol)
     step = protocol.step(row.step)
     if step is None:
@@ -267,6 +278,7 @@ def _render(*, runtime: Runtime, row: Message, booking: BookingCopy, join: JoinL
             join_url=join.patient_url if join else None,
             previous_start=datetime.fromisoformat(previous) if previous else None,
             cancelled_by=snap.get("cancelled_by"),
+            extra=extra or {},
         ),
         sms_name=runtime.book.sms_name(snap["clinic"]["slug"], snap["clinic"]["name"]),
     )

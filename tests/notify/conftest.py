@@ -149,10 +149,12 @@ def twilio_sender(http_client: Any = None, base_url: str = "") -> Any:
 
 
 def deliver(app: Flask, payload: dict[str, Any]) -> str:
-    """Run the notify handler of a booking or links event, as the queue would."""
+    """Run the notify handler of a booking, course or links event, as the queue would."""
     with app.app_context():
         if payload["type"] == "consult.links_ready":
             return jobs.handle_links_ready(payload)
+        if payload["type"] == "course.changed":
+            return jobs.handle_course_event(payload)
         return jobs.handle_booking_event(payload)
 
 

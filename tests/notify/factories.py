@@ -64,6 +64,9 @@ class Booking:
     patient_id: uuid.UUID = field(default_factory=uuid.uuid4)
     patient_name: str = "Alex Demo"
     provider: events.ProviderRef = PROVIDER
+    course: events.CourseRef | None = None
+    # Set while a whole-course change is being made: the course event whose one notice covers this change.
+    course_change: uuid.UUID | None = None
 
     @property
     def end(self) -> datetime:
@@ -87,11 +90,17 @@ class Booking:
                 time_zone=self.time_zone,
                 sms_consent=self.sms_consent,
             ),
+            course=self.course,
         )
 
     def confirmed(self, *, at: datetime) -> dict[str, Any]:
         return events.dump_event(
-            events.BookingEvent(type=events.BOOKING_CONFIRMED, booking=self.snapshot(), occurred_at=at)
+            events.BookingEvent(
+                type=events.BOOKING_CONFIRMED,
+                booking=self.snapshot(),
+                occurred_at=at,
+                course_change=self.course_change,
+            )
         )
 
     def reschedule(self, start: datetime, *, at: datetime) -> dict[str, Any]:
@@ -100,7 +109,11 @@ class Booking:
         self.version += 1
         return events.dump_event(
             events.BookingEvent(
-                type=events.BOOKING_RESCHEDULED, booking=self.snapshot(), occurred_at=at, previous=previous
+                type=events.BOOKING_RESCHEDULED,
+                booking=self.snapshot(),
+                occurred_at=at,
+                previous=previous,
+                course_change=self.course_change,
             )
         )
 
@@ -109,7 +122,11 @@ class Booking:
         self.version += 1
         return events.dump_event(
             events.BookingEvent(
-                type=events.BOOKING_CANCELLED, booking=self.snapshot(), occurred_at=at, cancelled_by=by
+                type=events.BOOKING_CANCELLED,
+                booking=self.snapshot(),
+                occurred_at=at,
+                cancelled_by=by,
+                course_change=self.course_change,
             )
         )
 
@@ -129,3 +146,54 @@ class Booking:
 
     def copy(self) -> Booking:
         return replace(self)
+
+
+def course_sessions(first: datetime, *, count: int = 6, gap: timedelta = timedelta(days=2)) -> list[Booking]:
+    """A course of ``count`` infusion sessions, ``gap`` apart, as the booking service books them."""
+    course_id = uuid.uuid4()
+    return [
+        Booking(
+            start=first + n * gap,
+            kind="infusion-session",
+            course=events.CourseRef(id=course_id, index=n + 1, sessions=count),
+        )
+        for n in range(count)
+    ]
+
+
+def course_change(
+    sessions: list[Booking], change: str, *, at: datetime, make: str = "", by: str | None = None, **kw: Any
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A whole-course change: the ``course.changed`` event and each session's own event, carrying its id.
+
+    ``make`` names the session change (``confirmed``, ``cancel``, ``reschedule``; default from ``change``);
+    ``kw`` goes to it (a reschedule's ``shift``: how far every session moves).
+    """
+    event_id = uuid.uuid4()
+    own = []
+    for booking in sessions:
+        booking.course_change = event_id
+        if change == events.COURSE_BOOKED:
+            own.append(booking.confirmed(at=at))
+        elif change == events.COURSE_CANCELLED:
+            own.append(booking.cancel(at=at, by=by or "staff"))
+        else:
+            own.append(booking.reschedule(booking.start + kw["shift"], at=at))
+        booking.course_change = None
+    assert sessions[0].course is not None
+    course = events.dump_event(
+        events.CourseEvent(
+            event_id=event_id,
+            course_id=sessions[0].course.id,
+            change=change,
+            sessions=[
+                events.CourseSession(
+                    booking_id=b.id, index=b.course.index if b.course else 0, version=b.version
+                )
+                for b in sessions
+            ],
+            occurred_at=at,
+            cancelled_by=by if change == events.COURSE_CANCELLED else None,
+        )
+    )
+    return course, own

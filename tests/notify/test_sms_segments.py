@@ -8,7 +8,7 @@ import math
 from datetime import timedelta
 
 from services.notify.models import SMS
-from services.notify.preview import SAMPLE_START, sample_snapshot
+from services.notify.preview import SAMPLE_START, sample_course_extra, sample_snapshot
 from services.notify.rendering import MessageContext
 from services.notify.runtime import Runtime
 from shared import links
@@ -69,6 +69,7 @@ def _texts_in(runtime: Runtime, language: str) -> list[tuple[str, str]]:
                     if step.join_link
                     else None,
                     previous_start=SAMPLE_START - timedelta(days=1),
+                    extra=sample_course_extra(step),
                 )
                 context = runtime.renderer.context(
                     protocol=protocol, step=step, message=message, sms_name="Demo Clinic"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.booking import search, service
+from services.booking import outbox, search, service
 from services.booking.catalog import service as catalog
 from services.booking.courses import planner
 from services.booking.courses.planner import Blocked, Candidate, Preferences, Spacing
@@ -27,6 +28,7 @@ from services.booking.models import (
     Provider,
 )
 from services.booking.models import ProviderAppointmentType as Offered
+from shared import events
 from shared.db import is_unique_violation
 from shared.problems import Conflict, NotFound, Unprocessable, field_error
 from shared.timeutil import ensure_utc, local_to_utc, to_zone, utcnow
@@ -330,15 +332,22 @@ def book_course(
         )
         session.add(course)
         session.flush()
-        for index, wanted in enumerate(sessions, start=1):
-            service.book_appointment(
-                session=session,
-                provider_id=wanted["provider_id"],
-                appointment_type_id=template.session_type_id,
-                start=wanted["start"],
-                patient_id=person.id,
-                course=(course.id, index),
-            )
+        with outbox.course_change(session) as change_id:
+            booked = [
+                service.book_appointment(
+                    session=session,
+                    provider_id=wanted["provider_id"],
+                    appointment_type_id=template.session_type_id,
+                    start=wanted["start"],
+                    patient_id=person.id,
+                    course=(course.id, index),
+                )[0]
+                for index, wanted in enumerate(sessions, start=1)
+            ]
+        # One confirmation for the whole course: the sessions' own events say this one covers them.
+        outbox.record_course_event(
+            session, event_id=change_id, course_id=course.id, change=events.COURSE_BOOKED, bookings=booked
+        )
         if nested is not None:
             nested.commit()
     except IntegrityError as exc:
@@ -404,20 +413,30 @@ def cancel_course(
     if from_index is not None:
         _session(course, from_index)
     cancelled = []
-    for booking in course.sessions:
-        if booking.status != CONFIRMED or booking.start_at <= now:
-            continue
-        if from_index is not None and (booking.course_index or 0) < from_index:
-            continue
-        done, changed = service.cancel_booking(session=session, booking_id=booking.id, by=by)
-        if changed:
-            cancelled.append(done)
+    with outbox.course_change(session) as change_id:
+        for booking in course.sessions:
+            if booking.status != CONFIRMED or booking.start_at <= now:
+                continue
+            if from_index is not None and (booking.course_index or 0) < from_index:
+                continue
+            done, changed = service.cancel_booking(session=session, booking_id=booking.id, by=by)
+            if changed:
+                cancelled.append(done)
     if course.stopped_at is None and not cancelled and from_index is None:
         # Nothing left to stop: a course whose sessions were all held (or cancelled singly) is no drop-out.
         raise Conflict("This course has no session left to cancel.", slug="course-over")
     if course.stopped_at is None and cancelled:
         course.stopped_at, course.stopped_by, course.stop_reason = now, by, reason
     session.flush()
+    if cancelled:  # one notice for every session this change cancelled
+        outbox.record_course_event(
+            session,
+            event_id=change_id,
+            course_id=course.id,
+            change=events.COURSE_CANCELLED,
+            bookings=cancelled,
+            cancelled_by=by,
+        )
     session.expire(course, ["sessions"])
     return course, cancelled
 
@@ -447,13 +466,23 @@ def reschedule_sessions(
     for booking in live:
         if booking.id in moves:
             service.release_claims(session=session, booking=booking)
-    moved = [
-        service.reschedule_booking(
-            session=session, booking_id=b.id, start=moves[b.id], by=by, course_checked=True
+    with outbox.course_change(session) if following else nullcontext() as change_id:
+        moved = [
+            service.reschedule_booking(
+                session=session, booking_id=b.id, start=moves[b.id], by=by, course_checked=True
+            )
+            for b in live
+            if b.id in moves
+        ]
+    if change_id is not None:  # this and the following: one notice for every session moved
+        session.flush()
+        outbox.record_course_event(
+            session,
+            event_id=change_id,
+            course_id=course.id,
+            change=events.COURSE_RESCHEDULED,
+            bookings=moved,
         )
-        for b in live
-        if b.id in moves
-    ]
     session.expire(course, ["sessions"])
     return course, moved
 

@@ -300,10 +300,16 @@ def _claims_insert(dialect: str) -> Any:
     return insert_of(dialect)(claims).on_conflict_do_nothing().returning(claims.c.at)
 
 
-def release(session: Session, booking_id: uuid.UUID) -> None:
-    """Give back whatever resource ``booking_id`` holds."""
+def release(session: Session, booking_id: uuid.UUID) -> int | None:
+    """Give back whatever resource ``booking_id`` holds; the resource staff had pinned it to, if any."""
+    pinned = session.scalar(
+        select(BookingResource.resource_id).where(
+            BookingResource.booking_id == booking_id, BookingResource.pinned
+        )
+    )
     session.execute(delete(ResourceClaim).where(ResourceClaim.booking_id == booking_id))
     session.execute(delete(BookingResource).where(BookingResource.booking_id == booking_id))
+    return pinned
 
 
 def move(*, session: Session, booking: Booking, resource_id: int) -> Booking:

@@ -72,7 +72,30 @@ def _events(app: Flask) -> list[tuple[str, str, int]]:
         return [
             (row.event_type, str(row.booking_id), row.payload["booking"]["version"])
             for row in session.scalars(select(OutboxEvent).order_by(OutboxEvent.seq))
+            if row.event_type != "course.changed"
         ]
+
+
+def _course_events(app: Flask) -> list[dict[str, Any]]:
+    """The ``course.changed`` payloads, oldest first, each checked against the sessions' own events."""
+    with app.app_context(), get_db().transaction() as session:
+        rows = session.scalars(select(OutboxEvent).order_by(OutboxEvent.seq)).all()
+        found = []
+        for row in rows:
+            if row.event_type != "course.changed":
+                continue
+            assert str(row.booking_id) == row.payload["course_id"]  # the outbox row names the course
+            covered = [
+                (str(r.booking_id), r.payload["booking"]["version"])
+                for r in rows
+                if r.event_type != "course.changed"
+                and r.payload.get("course_change") == row.payload["event_id"]
+            ]
+            # The sessions' events that carry its id are exactly the sessions it lists, at the same versions.
+            assert sorted(covered) == sorted((s["booking_id"], s["version"]) for s in row.payload["sessions"])
+            assert "patient" not in str(row.payload)
+            found.append(dict(row.payload))
+        return found
 
 
 _counts = table_counts
@@ -150,7 +173,11 @@ def test_book_a_whole_course_in_one_request(app: Flask, client: FlaskClient, clo
     assert {e[1] for e in events} == {s["id"] for s in course["sessions"]}
     # Each event says which session it is, so reminders can say "session 3 of 6".
     with app.app_context(), get_db().transaction() as session:
-        carried = [row.payload["booking"]["course"] for row in session.scalars(select(OutboxEvent))]
+        carried = [
+            row.payload["booking"]["course"]
+            for row in session.scalars(select(OutboxEvent))
+            if row.event_type == "booking.confirmed"
+        ]
     assert sorted(c["index"] for c in carried) == [1, 2, 3, 4, 5, 6]
     assert {(c["id"], c["sessions"]) for c in carried} == {(course["id"], 6)}
     # Each session is an ordinary booking, carrying the course and its index.
@@ -159,11 +186,17 @@ def test_book_a_whole_course_in_one_request(app: Flask, client: FlaskClient, clo
     with app.app_context(), get_db().transaction() as session:
         rows = session.scalars(select(Booking).order_by(Booking.course_index)).all()
         assert [(str(b.course_id), b.course_index) for b in rows] == [(course["id"], n) for n in range(1, 7)]
+    # One course event, recorded with them, lists every session: the patient gets one confirmation.
+    (booked,) = _course_events(app)
+    assert booked["change"] == "booked"
+    assert booked["course_id"] == course["id"]
+    assert [(s["index"], s["version"]) for s in booked["sessions"]] == [(n, 1) for n in range(1, 7)]
     replay = _book(client, template, _planned(plan), **{"Idempotency-Key": "course-1"})
     assert replay.status_code == 201
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.json["id"] == course["id"]
     assert len(_events(app)) == 6
+    assert len(_course_events(app)) == 1
     misuse = _book(client, template, _planned(plan)[::-1], **{"Idempotency-Key": "course-1"})
     assert misuse.status_code == 422
 
@@ -225,9 +258,14 @@ def test_cancel_all_remaining_never_touches_earlier_sessions(
     cancels = [e for e in _events(app) if e[0] == "booking.cancelled"]
     # Exactly one cancellation per cancelled session, none for the earlier ones.
     assert sorted(e[1] for e in cancels) == sorted(s["id"] for s in stopped["sessions"][2:])
+    (_, stop) = _course_events(app)
+    assert stop["change"] == "cancelled"
+    assert stop["cancelled_by"] == "staff"
+    assert [s["index"] for s in stop["sessions"]] == [3, 4, 5, 6]
     again = client.post(f"/api/v1/courses/{course['id']}/cancel", json={}, headers=STAFF)
     assert again.status_code == 200
     assert len([e for e in _events(app) if e[0] == "booking.cancelled"]) == 4
+    assert len(_course_events(app)) == 2  # nothing changed, nothing to tell
 
 
 def test_cancel_this_and_the_following(app: Flask, client: FlaskClient, clock: object) -> None:
@@ -241,6 +279,8 @@ def test_cancel_this_and_the_following(app: Flask, client: FlaskClient, clock: o
     ] * 3
     cancels = [e[1] for e in _events(app) if e[0] == "booking.cancelled"]
     assert sorted(cancels) == sorted(s["id"] for n, s in enumerate(after["sessions"]) if n in (1, 3, 4, 5))
+    # The session cancelled alone gets its own notice; "this and the following" one for its three.
+    assert [[s["index"] for s in e["sessions"]] for e in _course_events(app)[1:]] == [[4, 5, 6]]
     missing = client.post(f"/api/v1/courses/{course['id']}/cancel", json={"from_index": 9}, headers=STAFF)
     assert missing.status_code == 404
 
@@ -262,6 +302,10 @@ def test_reschedule_this_and_following_keeps_earlier_sessions(
     assert [datetime.fromisoformat(s).astimezone(UTC).day for s in starts[3:]] == [10, 11, 12]
     moves = [e for e in _events(app) if e[0] == "booking.rescheduled"]
     assert sorted(e[1] for e in moves) == sorted(s["id"] for s in course["sessions"][3:])
+    (_, moved_together) = _course_events(app)
+
+    assert moved_together["change"] == "rescheduled"
+    assert [(s["index"], s["version"]) for s in moved_together["sessions"]] == [(4, 2), (5, 2), (6, 2)]
     # One session alone, too close to the one before: refused, naming the rule; nothing changes.
     before = _counts(app)
     refused = client.post(
@@ -279,6 +323,7 @@ def test_reschedule_this_and_following_keeps_earlier_sessions(
     )
     assert one.status_code == 200, one.json
     assert len([e for e in _events(app) if e[0] == "booking.rescheduled"]) == 4
+    assert len(_course_events(app)) == 2  # one session alone: its own notice, as for any booking
 
 
 def test_a_booster_after_the_course(app: Flask, client: FlaskClient, clock: object) -> None:
@@ -456,3 +501,29 @@ def test_every_route_that_moves_a_session_keeps_the_course_rules(
     token = last["manage_url"].rsplit("/", 1)[1]
     later = client.post(f"/api/v1/manage/{token}/reschedule", json={"start": moved.isoformat()})
     assert later.status_code == 200, later.json
+
+
+def test_moving_this_and_following_keeps_the_chairs_staff_pinned(
+    app: Flask, client: FlaskClient, clock: object
+) -> None:
+    setup = make_chair_setup(app, providers=1, chairs=2)
+    template = _template(client, setup)
+    course = _book(client, template, _planned(_plan(client, template, start=FIRST).json)).json
+    other = (
+        setup.chair_ids[1]
+        if course["sessions"][3]["resource"]["id"] == setup.chair_ids[0]
+        else setup.chair_ids[0]
+    )
+    for session in course["sessions"][3:]:
+        pinned = client.put(
+            f"/api/v1/bookings/{session['id']}/resource", json={"resource_id": other}, headers=STAFF
+        )
+        assert pinned.status_code == 200, pinned.json
+    # Their claims are all released first, then taken again: each keeps the chair staff pinned it to.
+    moved = client.post(
+        f"/api/v1/courses/{course['id']}/sessions/4/reschedule",
+        json={"start": "2026-03-10T10:00:00-04:00", "following": True},
+        headers=STAFF,
+    )
+    assert moved.status_code == 200, moved.json
+    assert [s["resource"]["id"] for s in moved.json["sessions"][3:]] == [other] * 3

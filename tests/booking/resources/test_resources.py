@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from flask import Flask
@@ -229,6 +230,39 @@ def test_reschedule_and_cancel_move_and_free_the_chair(
     client.post(f"/api/v1/bookings/{booking['id']}/cancel", headers=STAFF)
     assert "14:00" in _slots(client, setup, provider=1)
     assert _counts(app)["resource_claims"] == 0
+
+
+def test_a_reschedule_keeps_the_pinned_chair_or_says_why_it_cannot(
+    app: Flask, client: FlaskClient, clock: object
+) -> None:
+    setup = make_chair_setup(app, providers=2, chairs=2)
+    pinned = _book(client, setup, "10:00", resource_id=setup.chair_ids[1]).json
+    # The pinned chair is free at 14:00 (chair 0 is the best fit, but staff chose chair 1): it moves along.
+    moved = client.post(
+        f"/api/v1/bookings/{pinned['id']}/reschedule",
+        json={"start": f"{TUESDAY}T14:00:00-05:00"},
+        headers=STAFF,
+    )
+    assert moved.status_code == 200, moved.json
+    assert moved.json["resource"]["id"] == setup.chair_ids[1]
+    with app.app_context(), get_db().transaction() as session:
+        row = session.get(BookingResource, uuid.UUID(pinned["id"]))
+        assert row is not None
+        assert (row.resource_id, row.pinned) == (setup.chair_ids[1], True)
+    # Another patient holds the pinned chair at 11:00 while chair 0 is free: the answer says so, nothing moves.
+    rival = _book(client, setup, "11:00", provider=1, resource_id=setup.chair_ids[1])
+    assert rival.status_code == 201, rival.json
+    before = _counts(app)
+    refused = client.post(
+        f"/api/v1/bookings/{pinned['id']}/reschedule",
+        json={"start": f"{TUESDAY}T11:00:00-05:00"},
+        headers=STAFF,
+    )
+    assert refused.status_code == 409, refused.json
+    assert refused.json["type"].endswith("pinned-resource-unavailable")
+    assert f"resource {setup.chair_ids[1]}" in refused.json["detail"]
+    assert _counts(app) == before
+    assert client.get(f"/api/v1/bookings/{pinned['id']}", headers=STAFF).json["start"] == moved.json["start"]
 
 
 def test_a_chair_closed_for_maintenance(app: Flask, client: FlaskClient, clock: object) -> None:
