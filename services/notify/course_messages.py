@@ -19,7 +19,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.notify.models import EMAIL, PLANNED, SKIPPED, SMS, BookingCopy, CourseNotice, Message
+from services.notify.models import (
+    EMAIL,
+    PLANNED,
+    SKIPPED,
+    SMS,
+    BookingCopy,
+    CourseNotice,
+    Message,
+    insert_messages,
+)
 from services.notify.planning import quiet_deadline, respect_quiet_hours
 from services.notify.protocols import (
     COURSE_BOOKED,
@@ -109,12 +118,7 @@ def plan_if_ready(
         for step in steps
         for channel in step.channels
     ]
-    if rows:
-        session.execute(
-            dialect_insert(session, Message)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["booking_id", "step", "channel", "booking_version"])
-        )
+    insert_messages(session, rows)
     notice.anchor_id, notice.anchor_version, notice.planned_at = anchor.id, first["version"], now
     log.info(
         "planned %d course messages",
@@ -197,17 +201,38 @@ def render_extra(session: Session, row: Message) -> dict[str, Any]:
 def session_line(copy: BookingCopy) -> dict[str, Any]:
     """One session as a course message lists it, in the clinic's zone: "session 3 of 6", when, status."""
     snap = copy.snapshot
-    tz = snap["clinic"]["time_zone"]
     course = snap.get("course") or {"index": 1, "sessions": 1}
-    index, count = int(course["index"]), int(course["sessions"])
     previous = snap.get("previous_start")
+    return session_entry(
+        start_at=copy.start_at,
+        tz=snap["clinic"]["time_zone"],
+        index=int(course["index"]),
+        count=int(course["sessions"]),
+        previous_start=datetime.fromisoformat(previous) if previous else None,
+        cancelled=copy.status == "cancelled",
+    )
+
+
+def session_entry(
+    *,
+    start_at: datetime,
+    tz: str,
+    index: int,
+    count: int,
+    previous_start: datetime | None,
+    cancelled: bool,
+) -> dict[str, Any]:
+    """What a course template sees of one session (also the preview's sample sessions)."""
     return {
         "label": f"session {index} of {count}" if index <= count else "booster session",
         "index": index,
-        "when": format_local(copy.start_at, tz),
-        "short": short_when(copy.start_at, tz),
-        "previous_when": format_local(datetime.fromisoformat(previous), tz) if previous else None,
-        "cancelled": copy.status == "cancelled",
+        "count": count,
+        "start": to_zone(start_at, tz),  # for a language's own date filters (when, day, clock)
+        "when": format_local(start_at, tz),
+        "short": short_when(start_at, tz),
+        "previous_when": format_local(previous_start, tz) if previous_start else None,
+        "previous": to_zone(previous_start, tz) if previous_start else None,
+        "cancelled": cancelled,
     }
 
 

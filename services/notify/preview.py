@@ -7,13 +7,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.notify.course_messages import short_when
+from services.notify.course_messages import session_entry
 from services.notify.models import EMAIL, SMS
 from services.notify.protocols import COURSE_ANCHORS, DEFAULT_PROTOCOL, REPLY_TEMPLATES, Protocol, Step
 from services.notify.rendering import MessageContext
 from services.notify.runtime import Runtime
 from shared import links
-from shared.timeutil import format_local
 
 SAMPLE_START = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
 
@@ -27,14 +26,14 @@ def sample_course_extra(step: Step) -> dict[str, Any]:
         return {}
     starts = [SAMPLE_START + timedelta(days=d) for d in (-7, -6, -5, -1, 0, 1)]
     sessions = [
-        {
-            "label": f"session {n} of 6",
-            "index": n,
-            "when": format_local(at, "America/New_York"),
-            "short": short_when(at, "America/New_York"),
-            "previous_when": format_local(at - timedelta(days=1), "America/New_York"),
-            "cancelled": False,
-        }
+        session_entry(
+            start_at=at,
+            tz="America/New_York",
+            index=n,
+            count=6,
+            previous_start=at - timedelta(days=1),
+            cancelled=False,
+        )
         for n, at in enumerate(starts, start=1)
     ]
     return {"course_change": step.on.removeprefix("course-"), "course_sessions": sessions}
