@@ -6,11 +6,10 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import String
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared import killpoints
-from shared.db import GUID, UTCDateTime, is_unique_violation
+from shared.db import GUID, UTCDateTime, dialect_insert
 from shared.timeutil import utcnow
 
 
@@ -26,17 +25,14 @@ def first_delivery(
     session: Session, model: type[ProcessedEventMixin], *, event_id: uuid.UUID, event_type: str
 ) -> bool:
     """Record ``event_id`` as handled in this transaction; False if it already was (a redelivery)."""
-    if session.get(model, event_id) is not None:
+    # One statement: a concurrent delivery of the same event waits on the key, then inserts nothing.
+    recorded = session.execute(
+        dialect_insert(session, model)
+        .values(event_id=event_id, event_type=event_type, processed_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(model.event_id)
+    ).first()
+    if recorded is None:
         return False
-    nested = session.begin_nested()
-    try:
-        session.add(model(event_id=event_id, event_type=event_type, processed_at=utcnow()))  # type: ignore[call-arg]
-        nested.commit()
-        killpoints.reached("handler.recorded")
-    except IntegrityError as exc:
-        # A concurrent delivery of the same event committed first.
-        nested.rollback()
-        if is_unique_violation(exc):
-            return False
-        raise
+    killpoints.reached("handler.recorded")
     return True

@@ -19,9 +19,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-from shared.db import GUID, NAMING_CONVENTION, BigIntKey, JSONDocument, UTCDateTime
+from shared.db import GUID, NAMING_CONVENTION, BigIntKey, JSONDocument, UTCDateTime, insert_of
 from shared.delivery import DeliveryMixin
 from shared.inbox import ProcessedEventMixin
 from shared.timeutil import utcnow
@@ -292,3 +292,20 @@ class OutboxAttachment(Base):
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(255))
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+_PLAN_KEY = ["booking_id", "step", "channel", "booking_version"]
+
+
+def insert_messages(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert plan rows, each at most once (the plan's unique key); the ids of those inserted."""
+    if not rows:
+        return []
+    # One cached statement run over the rows (batched into one INSERT by SQLAlchemy's insertmanyvalues):
+    # a multi-row .values(rows) would be compiled anew for every booking.
+    statement = (
+        insert_of(session.get_bind().dialect.name)(Message.__table__)
+        .on_conflict_do_nothing(index_elements=_PLAN_KEY)
+        .returning(Message.__table__.c.id)
+    )
+    return list(session.scalars(statement, rows))

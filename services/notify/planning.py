@@ -25,6 +25,7 @@ from services.notify.models import (
     BookingCopy,
     JoinLink,
     Message,
+    insert_messages,
 )
 from services.notify.protocols import (
     BOOKED,
@@ -145,12 +146,7 @@ def apply_booking_event(
         cover_by_course(rows, protocol)
     if invites:
         rows.append(invite_row(copy=copy, protocol=protocol, step=INVITE, due_at=copy.changed_at, now=now))
-    if rows:
-        session.execute(
-            dialect_insert(session, Message)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["booking_id", "step", "channel", "booking_version"])
-        )
+    insert_messages(session, rows)
     bump_feeds(session, providers, now)
     log.info(
         "planned %d messages for %s",
@@ -248,12 +244,7 @@ def replan_booking(
     )
     if not rows:
         return 0
-    added = session.execute(
-        dialect_insert(session, Message)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["booking_id", "step", "channel", "booking_version"])
-        .returning(Message.id)
-    ).all()
+    added = insert_messages(session, rows)
     log.info("re-planned reminders", extra={"booking_id": str(booking_id), "added": len(added)})
     return len(added)
 

@@ -19,6 +19,7 @@ from jinja2 import (
     Environment,
     FileSystemLoader,
     StrictUndefined,
+    Template,
     TemplateNotFound,
     select_autoescape,
 )
@@ -177,6 +178,7 @@ class Renderer:
             self.formats[folder.name] = _formats(folder)
             self.envs[folder.name] = _environment(ChoiceLoader([own, templates]), self.formats[folder.name])
         self.opt_out_hint = opt_out_hint
+        self._subjects: dict[tuple[int, str], Template] = {}  # compiled once per (language, subject)
 
     def language(self, snapshot: dict[str, Any]) -> str:
         """The language the patient of ``snapshot`` is written to in (English if it has no templates)."""
@@ -257,7 +259,11 @@ class Renderer:
     def email(self, step: Step, context: dict[str, Any]) -> RenderedEmail:
         """The email of ``step``: subject, text, HTML and attachments."""
         env = self._env(context)
-        subject = " ".join(env.from_string(self._subject(step, env)).render(context).split())
+        source = self._subject(step, env)
+        compiled = self._subjects.get((id(env), source))
+        if compiled is None:
+            compiled = self._subjects.setdefault((id(env), source), env.from_string(source))
+        subject = " ".join(compiled.render(context).split())
         text = env.get_template(f"{step.template}.email.txt").render(context).strip() + "\n"
         html = env.get_template(f"{step.template}.email.html").render(context)
         attachments = []

@@ -64,15 +64,14 @@ def status_callback_url(runtime: Runtime, message_id: int) -> str:
 
 def _lock_rows(session: Session, ids: list[int], statuses: tuple[str, ...]) -> list[Message]:
     # Bookings first, shared, then messages: the same order the event handler takes its locks in.
-    booking_ids = set(session.scalars(select(Message.booking_id).where(Message.id.in_(ids))))
-    if not booking_ids:
-        return []
-    session.scalars(
+    locked = session.scalars(
         select(BookingCopy.id)
-        .where(BookingCopy.id.in_(booking_ids))
+        .where(BookingCopy.id.in_(select(Message.booking_id).where(Message.id.in_(ids))))
         .order_by(BookingCopy.id)
         .with_for_update(read=True)
     ).all()
+    if not locked:
+        return []
     query = select(Message).where(Message.id.in_(ids), Message.status.in_(statuses)).order_by(Message.id)
     return list(session.scalars(query.with_for_update().execution_options(populate_existing=True)))
 

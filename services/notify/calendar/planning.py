@@ -18,8 +18,8 @@ from services.notify.models import (
     PLANNED,
     SKIPPED,
     BookingCopy,
-    Message,
     ProviderFeed,
+    insert_messages,
 )
 from services.notify.protocols import Protocol, ProtocolBook
 from shared import events
@@ -95,9 +95,5 @@ def plan_link_invite(
     ):
         return False
     row = invite_row(copy=copy, protocol=book.get(copy.protocol), step=INVITE_LINK, due_at=now, now=now)
-    session.execute(
-        dialect_insert(session, Message)
-        .values([row])
-        .on_conflict_do_nothing(index_elements=["booking_id", "step", "channel", "booking_version"])
-    )
+    insert_messages(session, [row])
     return True
