@@ -11,6 +11,8 @@ no-op jobs, and the round trip of one no-op job. Quiet hours are off (the bench 
 2. 200 bookings made one after another through the booking service (gunicorn) with the outbox relay running:
    from each booking's commit (its POST answered) until its confirmation SMS reaches the stand-in.
 3. 100,000 upcoming reminders planned for next week: the cost of a dispatcher pass, and what Redis holds.
+4. What one booking costs notify's handlers, in-process with warm caches: statements and CPU per booking event,
+   per consult ``links_ready`` and per booking's send jobs, as events per second beside RQ's no-op jobs.
 """
 
 from __future__ import annotations
@@ -33,13 +35,14 @@ from redis import Redis
 from rq import Worker
 from rq.job import Job
 from rq.registry import FinishedJobRegistry
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, insert, select
 
 from services.booking.catalog import service as catalog
-from services.notify import create_app
+from services.notify import create_app, jobs
 from services.notify.config import NotifyConfig
 from services.notify.dispatch import dispatch_once
-from services.notify.models import BookingCopy, Message
+from services.notify.models import QUEUED, BookingCopy, Message
 from services.notify.runtime import SEND_QUEUE
 from shared import events
 from shared.config import load
@@ -186,6 +189,45 @@ def plan_due_reminders(db: Database, count: int, due_at: datetime, prefix: int) 
         for chunk in range(0, count, 1000):
             session.execute(insert(BookingCopy), copies[chunk : chunk + 1000])
             session.execute(insert(Message), rows[chunk : chunk + 1000])
+
+
+def handler_costs(env: dict[str, str], rounds: int = 40) -> dict[str, tuple[float, float]]:
+    """Median statements and CPU milliseconds per booking for each handler (the last ``rounds`` of 2x that)."""
+    app = create_app(load(NotifyConfig, environ=env))
+    runtime = app.extensions["notify"]
+    sent: list[int] = []
+    sqlalchemy_event.listen(runtime.db.engine, "before_cursor_execute", lambda *_: sent.append(1))
+    costs: dict[str, list[tuple[int, float]]] = {"booking event": [], "links_ready": [], "send jobs": []}
+    start = datetime.now(UTC) + timedelta(days=3)
+    with app.app_context():
+        for n in range(2 * rounds):
+            booking = Booking(start=start + timedelta(minutes=n), phone=f"+1415{n:07d}")
+            now = datetime.now(UTC)
+            for name, handle, payload in (
+                ("booking event", jobs.handle_booking_event, booking.confirmed(at=now)),
+                ("links_ready", jobs.handle_links_ready, booking.links_ready(at=now)),
+                ("send jobs", jobs.send_messages, None),
+            ):
+                args = payload if payload is not None else _queued(runtime.db, booking.id)
+                sent.clear()
+                cpu = time.process_time()
+                handle(args)
+                if n >= rounds:
+                    costs[name].append((len(sent), 1000 * (time.process_time() - cpu)))
+    runtime.db.dispose()
+    return {
+        name: (statistics.median(c for c, _ in rows), statistics.median(ms for _, ms in rows))
+        for name, rows in costs.items()
+    }
+
+
+def _queued(db: Database, booking_id: uuid.UUID) -> list[int]:
+    with db.transaction() as session:
+        return list(
+            session.scalars(
+                select(Message.id).where(Message.booking_id == booking_id, Message.status == QUEUED)
+            )
+        )
 
 
 def _unsent(db: Database) -> str:
@@ -396,6 +438,7 @@ def _run(postgres: PostgresServer, redis_server: RedisServer, workdir: Path) -> 
         per_message = {**batched, "NOTIFY_SEND_BATCH_SIZE": "1", "NOTIFY_SEND_CONCURRENCY": "1"}
         with notify_processes(per_message, redis, logs):
             results["per_message"] = reminder_run(notify_db, standin, prefix=300)
+        results["costs"] = handler_costs(batched)
     notify_db.dispose()
     booking_db.dispose()
     _report(results)
@@ -441,6 +484,14 @@ def _report(results: dict[str, Any]) -> None:
                 max(trip),
                 statistics.mean(trip),
             ],
+        ],
+    )
+    table(
+        "What one booking costs notify (in-process, PostgreSQL, warm caches; median of 40 bookings)",
+        ["handler", "statements", "CPU ms", "per s of one core", "vs RQ no-op jobs/s"],
+        [
+            [name, count, ms, 1000 / ms, f"{1000 / ms / noop:.2f}x"]
+            for name, (count, ms) in results["costs"].items()
         ],
     )
     idle = results["idle"]
