@@ -17,6 +17,7 @@ import pytest
 import requests
 from flask import Flask
 from icalendar import Calendar
+from playwright.sync_api import expect
 
 from services.booking import create_app, invitations
 from services.booking.config import BookingConfig
@@ -176,16 +177,16 @@ def test_book_a_video_consultation_from_another_time_zone(
     page.on("request", lambda request: requested.append(request.url))
 
     page.goto(f"{site.base}/book/clinic-consult")
-    assert page.get_by_role("heading", name="What would you like to book?").is_visible()
+    expect(page.get_by_role("heading", name="What would you like to book?")).to_be_visible()
     no_horizontal_scroll(page)
     shoot(page, "1-appointment-type")
     page.get_by_role("link", name="Consultation").click()
 
     # One provider: straight to the times, which the browser's zone (London) re-renders.
     page.wait_for_url(re.compile(r"tz=Europe%2FLondon|tz=Europe/London"))
-    assert page.get_by_text("London time (Europe/London").first.is_visible()
-    assert page.get_by_text("This is your device's time zone.").is_visible()
-    assert page.get_by_text("Dr. Test works in New York time (America/New_York").is_visible()
+    expect(page.get_by_text("London time (Europe/London").first).to_be_visible()
+    expect(page.get_by_text("This is your device's time zone.")).to_be_visible()
+    expect(page.get_by_text("Dr. Test works in New York time (America/New_York")).to_be_visible()
     no_horizontal_scroll(page)
     shoot(page, "2-choose-time")
 
@@ -214,7 +215,7 @@ def test_book_a_video_consultation_from_another_time_zone(
     assert chosen in when
     assert day_heading.removeprefix("Times on ").split()[1] in when  # the same day of the month
     assert "London time (Europe/London" in page.locator("dl.summary").inner_text()
-    assert page.get_by_text("Your personal video link is sent to you before the appointment").is_visible()
+    expect(page.get_by_text("Your personal video link is sent to you before the appointment")).to_be_visible()
     assert (
         page.get_by_role("link", name="join the video call")
         .get_attribute("href")
@@ -297,7 +298,7 @@ def test_reschedule_then_cancel_through_the_manage_link(site: Site, new_page: Ca
     page.goto(created["manage_url"].replace("http://127.0.0.1:8001", site.base))
     page.get_by_role("heading", name="Your appointment", exact=True).wait_for()
     before = page.locator("dl.summary .when").inner_text()
-    assert page.get_by_text("You can change or cancel online until").is_visible()
+    expect(page.get_by_text("You can change or cancel online until")).to_be_visible()
     shoot(page, "5-manage")
 
     page.get_by_role("link", name="Change time").click()
@@ -418,7 +419,7 @@ def test_expired_and_tampered_invitation_links(site: Site, new_page: Callable[..
     tampered = url[:-4] + ("AAAA" if not url.endswith("AAAA") else "BBBB")
     response = page.goto(tampered)
     assert response.status == 404
-    assert page.get_by_role("heading", name="This link does not work").is_visible()
+    expect(page.get_by_role("heading", name="This link does not work")).to_be_visible()
     shoot(page, "12-invitation-tampered")
 
     with site.app.app_context(), get_db().transaction() as session:
@@ -429,8 +430,8 @@ def test_expired_and_tampered_invitation_links(site: Site, new_page: Callable[..
         )
     response = page.goto(f"{site.base}/invite/{expired}")
     assert response.status == 410
-    assert page.get_by_role("heading", name="This link has expired").is_visible()
-    assert page.get_by_text("ask for a new one").is_visible()
+    expect(page.get_by_role("heading", name="This link has expired")).to_be_visible()
+    expect(page.get_by_text("ask for a new one")).to_be_visible()
     shoot(page, "13-invitation-expired")
 
 

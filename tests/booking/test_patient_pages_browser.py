@@ -18,6 +18,7 @@ import pytest
 import requests
 from flask import Flask
 from icalendar import Calendar
+from playwright.sync_api import expect
 
 from services.booking import create_app
 from services.booking.config import BookingConfig
@@ -137,7 +138,7 @@ def test_an_in_clinic_visit_booked_from_los_angeles_by_email_alone(
     assert "5:00 AM in your time zone (Los Angeles time" in box
     assert "video" not in page.locator("#phone-hint").inner_text()
     assert "video" not in page.locator("#sms-consent-hint").inner_text()
-    assert page.get_by_text("Mobile number (optional)").is_visible()
+    expect(page.get_by_text("Mobile number (optional)")).to_be_visible()
     page.get_by_label("Full name").fill("Sam Traveller")
     page.get_by_label("Email address").fill("sam@example.com")
     shoot(page, "17-in-clinic-details")
@@ -219,7 +220,7 @@ def test_the_video_link_wording_is_true_when_the_page_is_read(
     page = new_page()
     page.goto(created["manage_url"].replace("http://127.0.0.1:8001", site.base))
     page.get_by_role("heading", name="Your appointment", exact=True).wait_for()
-    assert page.get_by_text(re.compile(words)).is_visible()
+    expect(page.get_by_text(re.compile(words))).to_be_visible()
     assert page.get_by_role("region", name="How to prepare").count() == 0
     shoot(page, f"17-video-manage-{int(lead.total_seconds() // 60)}min")
 
@@ -237,7 +238,7 @@ def test_an_old_link_says_what_happened_and_a_cancelled_one_offers_booking_again
     assert moved.status_code == 200, moved.text
     page = new_page()
     assert page.goto(first).status == 409
-    assert page.get_by_role("heading", name="This appointment has changed").is_visible()
+    expect(page.get_by_role("heading", name="This appointment has changed")).to_be_visible()
     assert page.get_by_role("link", name="Book again").count() == 0
     shoot(page, "17-old-link-moved")
 
@@ -249,10 +250,10 @@ def test_an_old_link_says_what_happened_and_a_cancelled_one_offers_booking_again
     page.get_by_role("button", name="Yes, cancel it").click()
     page.get_by_role("heading", name="Your appointment is cancelled").wait_for()
     assert_accessible(page)
-    assert page.get_by_role("link", name="Book again").is_visible()
+    expect(page.get_by_role("link", name="Book again")).to_be_visible()
     # The link the patient just used (the version before the cancel) says the same and offers booking again.
     assert page.goto(current).status == 409
-    assert page.get_by_role("heading", name="This appointment was cancelled").is_visible()
+    expect(page.get_by_role("heading", name="This appointment was cancelled")).to_be_visible()
     shoot(page, "17-old-link-cancelled")
     page.get_by_role("link", name="Book again").click()
     page.wait_for_url(re.compile("/book/clinic-infusion/infusion"))

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.booking.test_pages_browser import Site, new_page, no_horizontal_scroll, outbox_texts, shoot, site
 from tests.support.browser import assert_accessible
@@ -41,7 +42,7 @@ def test_book_a_video_consultation_in_spanish(
     page.goto(f"{site.base}/book/clinic-consult")
     assert _lang(page) == "es"
     page.get_by_role("heading", name="¿Qué cita desea reservar?").wait_for()
-    assert page.get_by_text("45 minutos").is_visible()
+    expect(page.get_by_text("45 minutos")).to_be_visible()
     no_horizontal_scroll(page)
     shoot(page, "es-1-appointment-type")
     page.get_by_role("link", name="Consultation").click()
@@ -49,8 +50,8 @@ def test_book_a_video_consultation_in_spanish(
     page.wait_for_url(re.compile(r"tz=Europe%2FLondon|tz=Europe/London"))
     page.get_by_role("heading", name="Elija una hora").wait_for()
     assert page.locator(".steps").inner_text() == "Paso 2 de 3"
-    assert page.get_by_text("Los horarios se muestran en").is_visible()
-    assert page.get_by_text("Es la zona horaria de su dispositivo.").is_visible()
+    expect(page.get_by_text("Los horarios se muestran en")).to_be_visible()
+    expect(page.get_by_text("Es la zona horaria de su dispositivo.")).to_be_visible()
     heading = page.locator("#times-title").inner_text()
     assert re.fullmatch(r"Horarios del \w+ \d+ de \w+", heading), heading
     chosen = page.locator("a.time").first.inner_text()
@@ -69,7 +70,7 @@ def test_book_a_video_consultation_in_spanish(
     page.get_by_role("button", name="Reservar la cita").click()
     # Nothing ticked in the intake: the error summary speaks Spanish and names the field.
     page.get_by_role("heading", name="Revise este dato").wait_for()
-    assert page.get_by_role("link", name="Motivo de la consulta: elija al menos una opción").is_visible()
+    expect(page.get_by_role("link", name="Motivo de la consulta: elija al menos una opción")).to_be_visible()
     shoot(page, "es-3b-details-error")
     page.get_by_label("Depresión").check()
     no_horizontal_scroll(page)
@@ -80,7 +81,7 @@ def test_book_a_video_consultation_in_spanish(
     when = page.locator("dl.summary .when").inner_text()
     assert re.match(r"\w+ \d+ de \w+ de 2\d{3}, ", when), when
     assert page.get_by_role("link", name="Agréguela a su calendario").count() == 0  # a heading, not a link
-    assert page.get_by_role("heading", name="Agréguela a su calendario").is_visible()
+    expect(page.get_by_role("heading", name="Agréguela a su calendario")).to_be_visible()
     no_horizontal_scroll(page)
     shoot(page, "es-4-confirmation")
 

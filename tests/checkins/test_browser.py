@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from playwright.sync_api import expect
 
 from services.checkins import links
 from services.checkins.models import Alert
@@ -53,7 +54,7 @@ def test_a_patient_answers_on_a_phone_and_meets_crisis_resources(
         assert_accessible(page)
         no_horizontal_scroll(page)
         for item in range(1, 9):
-            assert page.get_by_text(f"Question {item} of 9").is_visible()
+            expect(page.get_by_text(f"Question {item} of 9")).to_be_visible()
             page.get_by_label("Not at all").check()
             page.get_by_role("button", name="Next").click()
         # Item 9: the keyboard alone picks "Several days".
@@ -61,11 +62,11 @@ def test_a_patient_answers_on_a_phone_and_meets_crisis_resources(
         page.keyboard.press("ArrowDown")
         page.keyboard.press("Enter")
         page.wait_for_url(f"{base}/c/{token}/support")
-        assert page.get_by_role("heading", name="Help is available now").is_visible()
+        expect(page.get_by_role("heading", name="Help is available now")).to_be_visible()
         assert page.get_by_role("link", name="988").first.get_attribute("href") == "tel:988"
         assert_accessible(page)
         page.get_by_role("link", name="Continue with the questions").click()
-        assert page.get_by_role("heading", name="Thank you").is_visible()
+        expect(page.get_by_role("heading", name="Thank you")).to_be_visible()
         assert_accessible(page)
 
         staff = app.test_client()
@@ -79,12 +80,12 @@ def test_a_patient_answers_on_a_phone_and_meets_crisis_resources(
         assert_accessible(desk)
         desk.get_by_label("Your name").fill("Dr. Maya Chen")
         desk.get_by_role("button", name="I am handling this").click()
-        assert desk.get_by_text("Dr. Maya Chen (link)").is_visible()
+        expect(desk.get_by_text("Dr. Maya Chen (link)")).to_be_visible()
         assert_accessible(desk)
         href = desk.get_by_role("link", name="Open the patient's timeline").get_attribute("href")
         assert href.startswith("http://checkins.test/timeline/")  # CHECKINS_PUBLIC_URL
         desk.goto(base + href.removeprefix("http://checkins.test"))
-        assert desk.get_by_role("heading", name="Check-in timeline").is_visible()
+        expect(desk.get_by_role("heading", name="Check-in timeline")).to_be_visible()
         assert_accessible(desk)
         phone = new_page()
         phone.goto(desk.url)

@@ -81,7 +81,7 @@ def test_patient_and_provider_meet_in_the_local_room(
         tabs.extend([patient, provider])
         for tab, who in ((patient, "patient"), (provider, "provider")):
             tab.page.goto(f"{base}/join/{token_for(app, booking_id, participant=who, end=start + DURATION)}")
-            assert tab.page.get_by_role("heading", name="Video consultation").is_visible()
+            expect(tab.page.get_by_role("heading", name="Video consultation")).to_be_visible()
             tab.page.get_by_role("button", name="Join the consultation").click()
             tab.page.wait_for_selector("#room:not([hidden])")
 
