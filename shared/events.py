@@ -15,6 +15,12 @@ BOOKING_CONFIRMED = "booking.confirmed"
 BOOKING_RESCHEDULED = "booking.rescheduled"
 BOOKING_CANCELLED = "booking.cancelled"
 BOOKING_EVENT_TYPES = (BOOKING_CONFIRMED, BOOKING_RESCHEDULED, BOOKING_CANCELLED)
+# A booking's escort was given, changed, removed or confirmed (same shape as the booking events; notify only).
+BOOKING_ESCORT_CHANGED = "booking.escort_changed"
+BOOKING_SNAPSHOT_TYPES = (
+    *BOOKING_EVENT_TYPES,
+    BOOKING_ESCORT_CHANGED,
+)  # the events that load as ``BookingEvent``
 COURSE_CHANGED = "course.changed"
 CONSULT_LINKS_READY = "consult.links_ready"
 CHECKIN_REQUESTED = "checkin.requested"
@@ -30,7 +36,8 @@ COURSE_CHANGES = (COURSE_BOOKED, COURSE_CANCELLED, COURSE_RESCHEDULED)
 
 # What an SMS reply meant (notify owns the phone conversation; booking owns the state it changes).
 ATTENDANCE_CONFIRMED = "attendance_confirmed"  # the patient confirmed the visit their reminder asked about
-REPLY_MEANINGS = (ATTENDANCE_CONFIRMED,)
+ESCORT_CONFIRMED = "escort_confirmed"  # the escort replied YES to the pick-up message
+REPLY_MEANINGS = (ATTENDANCE_CONFIRMED, ESCORT_CONFIRMED)
 
 VIDEO = "video"
 IN_PERSON = "in_person"
@@ -105,6 +112,23 @@ class CourseRef:
 
 
 @dataclass(frozen=True)
+class EscortRef:
+    """The support person who takes the patient home. Contact details travel in events but never into logs.
+
+    The escort is told the patient's first name, where and when to pick them up: never the treatment.
+    """
+
+    id: uuid.UUID
+    first_name: str
+    phone: str
+    patient_first_name: str
+    agreed_at: datetime  # when the patient confirmed the escort agreed to be contacted
+    pickup_at: datetime  # the session's end plus recovery
+    confirmed_at: datetime | None = None
+    confirmed_how: str | None = None  # "sms" (the escort replied) or "staff" (taken by phone)
+
+
+@dataclass(frozen=True)
 class BookingSnapshot:
     """A booking as it is after the change an event reports."""
 
@@ -118,6 +142,7 @@ class BookingSnapshot:
     provider: ProviderRef
     patient: PatientRef
     course: CourseRef | None = None
+    escort: EscortRef | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +155,7 @@ class TimeRange:
 
 @dataclass(frozen=True)
 class BookingEvent:
-    """``booking.confirmed``, ``booking.rescheduled`` or ``booking.cancelled``."""
+    """``booking.confirmed``, ``booking.rescheduled``, ``booking.cancelled`` or ``booking.escort_changed``."""
 
     type: str
     booking: BookingSnapshot
@@ -207,6 +232,23 @@ class CourseSchema(_Base):
         return CourseRef(**data)
 
 
+class EscortSchema(_Base):
+    id = fields.UUID(required=True)
+    first_name = fields.String(required=True, validate=validate.Length(min=1))
+    phone = fields.String(required=True, validate=validate.Length(min=1))
+    patient_first_name = fields.String(required=True, validate=validate.Length(min=1))
+    agreed_at = _when()
+    pickup_at = _when()
+    confirmed_at = fields.AwareDateTime(allow_none=True, load_default=None)
+    confirmed_how = fields.String(
+        allow_none=True, load_default=None, validate=validate.OneOf(("sms", "staff"))
+    )
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> EscortRef:
+        return EscortRef(**data)
+
+
 class BookingSnapshotSchema(_Base):
     id = fields.UUID(required=True)
     version = fields.Integer(required=True, validate=validate.Range(min=1))
@@ -219,6 +261,8 @@ class BookingSnapshotSchema(_Base):
     patient = fields.Nested(PatientSchema, required=True)
     # Added within version 1 (optional): a session of a treatment course.
     course = fields.Nested(CourseSchema, allow_none=True, load_default=None)
+    # Added within version 1 (optional): the escort of a type that requires one.
+    escort = fields.Nested(EscortSchema, allow_none=True, load_default=None)
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> BookingSnapshot:
@@ -238,7 +282,7 @@ class BookingEventSchema(_Base):
     """Version 1 of the booking events."""
 
     event_id = fields.UUID(required=True)
-    type = fields.String(required=True, validate=validate.OneOf(BOOKING_EVENT_TYPES))
+    type = fields.String(required=True, validate=validate.OneOf(BOOKING_SNAPSHOT_TYPES))
     schema_version = fields.Integer(required=True, validate=validate.Equal(1))
     occurred_at = _when()
     correlation_id = fields.String(load_default="")
@@ -526,7 +570,7 @@ def dump_event(event: AnyEvent, *, check: bool = True) -> dict[str, Any]:
 
 def load_event(payload: dict[str, Any]) -> BookingEvent:
     """Load a booking event payload; raise ``ValidationError`` if it breaks the contract."""
-    if payload.get("type") not in BOOKING_EVENT_TYPES:
+    if payload.get("type") not in BOOKING_SNAPSHOT_TYPES:
         raise ValidationError({"type": [f"unknown event type {payload.get('type')!r}"]})
     event: BookingEvent = _BOOKING_EVENT_SCHEMA.load(payload)
     return event

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +57,27 @@ def test_round_trip() -> None:
     assert payload["schema_version"] == 1
     assert payload["booking"]["start"] == "2026-05-01T14:00:00+00:00"
     assert events.load_event(payload) == event
+
+
+def test_an_escort_travels_with_its_booking() -> None:
+    base = _event()
+    escort = events.EscortRef(
+        id=uuid.uuid4(),
+        first_name="Sam",
+        phone="+15555550123",
+        patient_first_name="Alex",
+        agreed_at=datetime(2026, 4, 20, 9, tzinfo=UTC),
+        pickup_at=datetime(2026, 5, 1, 16, tzinfo=UTC),
+    )
+    event = _event(
+        type=events.BOOKING_ESCORT_CHANGED, booking=dataclasses.replace(base.booking, escort=escort)
+    )
+    payload = events.dump_event(event)
+    assert payload["booking"]["escort"]["confirmed_at"] is None
+    assert events.load_event(payload) == event
+    # Events from before escorts load with none.
+    del payload["booking"]["escort"]
+    assert events.load_event(payload).booking.escort is None
 
 
 def test_unknown_fields_are_ignored_so_producers_can_add_optional_ones() -> None:
