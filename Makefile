@@ -58,13 +58,17 @@ lock: install ## Re-pin requirements/*.txt from pyproject.toml
 	$(BIN)/pip-compile -q --strip-extras --no-header --no-emit-index-url --no-emit-find-links -o requirements/main.txt pyproject.toml
 	$(BIN)/pip-compile -q --strip-extras --no-header --no-emit-index-url --no-emit-find-links --extra dev -o requirements/dev.txt pyproject.toml
 
-# The booking pages' message catalogues: extract the English messages, merge them into every language's .po
-# (new ones arrive untranslated), compile the .mo files the pages read. Translate, then run it again.
-PAGES_TRANSLATIONS := services/booking/pages/translations
-messages: install ## Update the booking pages' catalogues from the code and compile them
-	$(BIN)/pybabel -q extract -F babel.cfg -k lazy_gettext -k N_ --add-comments=TRANSLATORS: --no-location --sort-output --project="telehealth-suite booking pages" -o $(PAGES_TRANSLATIONS)/messages.pot .
-	$(BIN)/pybabel -q update -i $(PAGES_TRANSLATIONS)/messages.pot -d $(PAGES_TRANSLATIONS) -w 110 --ignore-obsolete
-	$(BIN)/pybabel compile -d $(PAGES_TRANSLATIONS) --statistics
+# The patient pages' message catalogues (booking's pages, check-ins' pages), each <code folder>:<translations>:
+# extract the English messages, merge them into every language's .po (new ones arrive untranslated), compile the
+# .mo files the pages read. Translate, then run it again.
+CATALOGUES := services/booking/pages:services/booking/pages/translations:booking-pages services/checkins:services/checkins/translations:check-in-pages
+messages: install ## Update the patient pages' catalogues (booking, check-ins) from the code and compile them
+	@set -e; for c in $(CATALOGUES); do \
+	  src=$${c%%:*}; rest=$${c#*:}; out=$${rest%%:*}; name=$${rest#*:}; \
+	  $(BIN)/pybabel -q extract -F babel.cfg -k lazy_gettext -k N_ --add-comments=TRANSLATORS: --no-location --sort-output --project="telehealth-suite $$(echo $$name | tr - " ")" -o $$out/messages.pot $$src; \
+	  $(BIN)/pybabel -q update -i $$out/messages.pot -d $$out -w 110 --ignore-obsolete; \
+	  $(BIN)/pybabel compile -d $$out --statistics; \
+	done
 
 config-table: install ## Print the README's table of environment variables (from the config classes)
 	@$(BIN)/python -c 'from shared.config import settings_table; from services.booking.config import BookingConfig; from services.notify.config import NotifyConfig; from services.consult.config import ConsultConfig; from services.checkins.config import CheckinsConfig; from deploy.suitectl.dashboard import DashboardConfig; print(settings_table(BookingConfig, NotifyConfig, ConsultConfig, CheckinsConfig, DashboardConfig))'

@@ -49,8 +49,9 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     events.BOOKING_CONFIRMED: (_NOTIFY_BOOKING, _CONSULT_BOOKING, _CHECKINS_BOOKING),
     events.BOOKING_RESCHEDULED: (_NOTIFY_BOOKING, _CONSULT_BOOKING, _CHECKINS_BOOKING),
     events.BOOKING_CANCELLED: (_NOTIFY_BOOKING, _CONSULT_BOOKING, _CHECKINS_BOOKING),
-    # Only notify talks to escorts; consult and checkins have nothing to do with them.
-    events.BOOKING_ESCORT_CHANGED: (_NOTIFY_BOOKING,),
+    # Only notify talks to escorts; checkins keeps whether there is one and whether they confirmed, for the
+    # provider's timeline (never who they are); consult has nothing to do with them.
+    events.BOOKING_ESCORT_CHANGED: (_NOTIFY_BOOKING, _CHECKINS_BOOKING),
     # One notice for a whole-course change; only notify tells patients (consult and checkins follow sessions).
     events.COURSE_CHANGED: (Route("notify", NOTIFY_QUEUE, "services.notify.jobs.handle_course_event"),),
     events.CONSULT_LINKS_READY: (Route("notify", NOTIFY_QUEUE, "services.notify.jobs.handle_links_ready"),),

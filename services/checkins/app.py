@@ -34,6 +34,7 @@ def create_app(config: CheckinsConfig | None = None) -> Flask:
     )
     api.register_blueprint(views.staff)
     app.register_blueprint(pages.bp)
+    pages.init_i18n(app)
     register_worker_cli(app, queues=[CHECKINS_QUEUE])
     add_metrics_collector(app, FunctionCollector("checkins", metrics.read))
     add_metrics_collector(

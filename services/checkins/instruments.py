@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 PHQ9 = "phq9"
 GAD7 = "gad7"
@@ -20,8 +20,21 @@ SELF_HARM_ITEM = 9
 
 
 @dataclass(frozen=True)
+class Wording:
+    """What a patient reads of an instrument in one language."""
+
+    language: str
+    title: str
+    stem: str
+    items: tuple[str, ...]
+    options: tuple[tuple[int, str], ...]
+    low_label: str = ""
+    high_label: str = ""
+
+
+@dataclass(frozen=True)
 class Instrument:
-    """A questionnaire or a rating: its stem, items, options and severity bands."""
+    """A questionnaire or a rating: stem, items, options and severity bands (English), and translations."""
 
     key: str
     title: str
@@ -31,6 +44,15 @@ class Instrument:
     bands: tuple[tuple[int, int, str], ...] = ()
     low_label: str = ""
     high_label: str = ""
+    # Only a published translation of a published instrument (docs/checkins.md#languages); else English.
+    translations: dict[str, Wording] = field(default_factory=dict)
+
+    def wording(self, language: str) -> Wording:
+        """The instrument in ``language`` if it has that translation, else in English."""
+        found = self.translations.get(language)
+        if found is not None:
+            return found
+        return Wording("en", self.title, self.stem, self.items, self.options, self.low_label, self.high_label)
 
     @property
     def max_total(self) -> int:
@@ -102,6 +124,18 @@ INSTRUMENTS: dict[str, Instrument] = {
         options=RATING,
         low_label="0 = the worst it has been",
         high_label="10 = the best it has been",
+        # The clinic's own question (not a published instrument), in the Spanish of its other messages.
+        translations={
+            "es": Wording(
+                "es",
+                "Estado de ánimo",
+                "En una escala del 0 al 10:",
+                ("¿Cómo está su estado de ánimo hoy?",),
+                RATING,
+                "0 = el peor que ha tenido",
+                "10 = el mejor que ha tenido",
+            )
+        },
     ),
     PAIN: Instrument(
         key=PAIN,
@@ -111,6 +145,17 @@ INSTRUMENTS: dict[str, Instrument] = {
         options=RATING,
         low_label="0 = no pain",
         high_label="10 = the worst pain you can imagine",
+        translations={
+            "es": Wording(
+                "es",
+                "Dolor",
+                "En una escala del 0 al 10:",
+                ("¿Cuánto dolor tiene hoy?",),
+                RATING,
+                "0 = ningún dolor",
+                "10 = el peor dolor que pueda imaginar",
+            )
+        },
     ),
 }
 

@@ -25,6 +25,10 @@ EXPIRED = "expired"
 OPEN = (PLANNED, SENT, STARTED)
 CHECKIN_STATUSES = (PLANNED, SENT, STARTED, COMPLETED, CANCELLED, EXPIRED)
 
+# What a booking event did, as the timeline's history lists it; and the escort's state it left.
+BOOKED, MOVED, ESCORT_CHANGED = "booked", "rescheduled", "escort"
+NO_ESCORT, ESCORT_GIVEN, ESCORT_CONFIRMED = "none", "given", "confirmed"
+
 SELF_HARM = "self-harm"
 RISE = "rise"
 
@@ -53,6 +57,8 @@ class Patient(Base):
     id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True)
     clinic_slug: Mapped[str] = mapped_column(String(64))
     time_zone: Mapped[str] = mapped_column(String(64))
+    # The language of the patient's pages, from the booking events (a code, not personal data).
+    language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     # Set when the patient stopped check-ins (appointment messages are notify's and go on).
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Random: carried in every timeline link of this patient; replacing it stops the old links.
@@ -75,8 +81,30 @@ class SessionCopy(Base):
     provider_id: Mapped[int] = mapped_column(Integer)
     start_at: Mapped[datetime] = mapped_column(UTCDateTime)
     end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # "Session ``course_index`` of ``course_sessions``" if of a course (an index past the count: a booster).
+    course_index: Mapped[int | None] = mapped_column(Integer)
+    course_sessions: Mapped[int | None] = mapped_column(Integer)
     correlation_id: Mapped[str] = mapped_column(String(64), default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SessionChange(Base):
+    """One booking event as the timeline lists it: booked, moved, cancelled, the escort's state (no names)."""
+
+    __tablename__ = "session_changes"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True)
+    patient_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("patients.id"), index=True)
+    booking_id: Mapped[uuid.UUID] = mapped_column(GUID)
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    previous_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_by: Mapped[str | None] = mapped_column(String(16))
+    # Whether the booking had an escort and whether they confirmed (sms, staff): never who they are.
+    escort: Mapped[str] = mapped_column(String(16), default=NO_ESCORT)
+    escort_confirmed_how: Mapped[str | None] = mapped_column(String(8))
 
 
 class Checkin(Base):

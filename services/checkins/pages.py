@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, g, has_request_context, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask.wrappers import Response
+from flask_babel import Babel, get_locale, gettext
 from marshmallow import ValidationError
 
 from services.checkins import instruments, links, publishing, service, timeline
@@ -28,10 +31,43 @@ CSP = (
 STATUS = {service.INVALID: 404, service.EXPIRED: 410, service.CLOSED: 410}
 _ANSWER, _ACK = AnswerForm(), AckForm()
 _TIMELINES = Lru(256)
+# The pages' catalogues: translations/<language>/LC_MESSAGES/messages.po (and .mo); `make messages`.
+TRANSLATIONS = Path(__file__).parent / "translations"
+DEFAULT_LANGUAGE = "en"
+
+
+@lru_cache(maxsize=1)
+def supported_languages() -> tuple[str, ...]:
+    """``("en", "es", ...)``: the source language, then each language with a compiled catalogue."""
+    found = sorted(path.parents[1].name for path in TRANSLATIONS.glob("*/LC_MESSAGES/messages.mo"))
+    return (DEFAULT_LANGUAGE, *(code for code in found if code != DEFAULT_LANGUAGE))
+
+
+def page_language() -> str:
+    """The patient's language from the booking events; staff pages English; else the browser's."""
+    chosen = g.get("page_language") if has_request_context() else None
+    if chosen in supported_languages():
+        return str(chosen)
+    if not has_request_context():
+        return DEFAULT_LANGUAGE
+    return request.accept_languages.best_match(supported_languages(), default=DEFAULT_LANGUAGE)
+
+
+def current_language() -> str:
+    """The language this page is shown in, e.g. ``es``."""
+    return str(get_locale() or DEFAULT_LANGUAGE)
+
+
+def init_i18n(app: Flask) -> None:
+    """Flask-Babel over the check-in pages' catalogue, each page in ``page_language``."""
+    Babel(app, locale_selector=page_language, default_translation_directories=str(TRANSLATIONS))
+    app.jinja_env.policies["ext.i18n.trimmed"] = True
+    app.jinja_env.globals["current_language"] = current_language
 
 
 @bp.after_request
 def _page_headers(response: Response) -> Response:
+    response.vary.add("Accept-Language")
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
@@ -45,9 +81,20 @@ def _problem(reason: str) -> ResponseReturnValue:
 
 
 def _open(token: str, purpose: str, model: type) -> Any:
-    return service.open_by_token(
+    row = service.open_by_token(
         session=get_session(), signer=current_signer(), token=token, purpose=purpose, model=model
     )
+    _speak(row)
+    return row
+
+
+def _speak(row: Any) -> None:
+    """Show this page in the check-in's patient's language; staff pages (alerts, timelines) in English."""
+    if isinstance(row, Checkin):
+        patient = get_session().get(Patient, row.patient_id)
+        g.page_language = patient.language if patient is not None else DEFAULT_LANGUAGE
+    else:
+        g.page_language = DEFAULT_LANGUAGE
 
 
 @bp.get("/c/<string:token>")
@@ -64,6 +111,7 @@ def _question_page(
     token: str, checkin: Checkin, errors: dict[str, Any], status: int = 200
 ) -> ResponseReturnValue:
     instrument = instruments.INSTRUMENTS[checkin.instrument]
+    wording = instrument.wording(current_language())
     if checkin.status == COMPLETED:
         return render_template("checkins/done.html", token=token, instrument=instrument)
     if checkin.status not in (SENT, STARTED):
@@ -75,9 +123,10 @@ def _question_page(
     context = {
         "token": token,
         "instrument": instrument,
+        "wording": wording,
         "item": item,
         "count": len(instrument.items),
-        "question": instrument.items[item - 1],
+        "question": wording.items[item - 1],
         "current": answered.get(item),
         "errors": errors,
         "back": item - 1 if item > 1 else None,
@@ -94,6 +143,7 @@ def answer(token: str) -> ResponseReturnValue:
                 session=session, signer=current_signer(), token=token, purpose=CHECKIN, model=Checkin
             )
             assert isinstance(checkin, Checkin)
+            _speak(checkin)
             try:
                 form = _ANSWER.load(request.form.to_dict())
             except ValidationError as exc:
@@ -101,7 +151,7 @@ def answer(token: str) -> ResponseReturnValue:
             instrument = instruments.INSTRUMENTS[checkin.instrument]
             if form["item"] > len(instrument.items) or not instrument.valid(form["value"]):
                 return _question_page(
-                    token, checkin, errors={"value": ["Choose one of the answers."]}, status=422
+                    token, checkin, errors={"value": [gettext("Choose one of the answers.")]}, status=422
                 )
             outcome = service.record_answer(
                 session=session,
@@ -139,6 +189,7 @@ def stop(token: str) -> ResponseReturnValue:
                 session=session, signer=current_signer(), token=token, purpose=CHECKIN, model=Checkin
             )
             assert isinstance(checkin, Checkin)
+            _speak(checkin)
             patient = session.get(Patient, checkin.patient_id)
             assert patient is not None
             service.stop_checkins(session=session, patient=patient, now=utcnow())
@@ -188,6 +239,7 @@ def acknowledge(token: str) -> ResponseReturnValue:
                 session=session, signer=current_signer(), token=token, purpose=ALERT, model=Alert
             )
             assert isinstance(alert, Alert)
+            _speak(alert)
             try:
                 form = _ACK.load(request.form.to_dict())
             except ValidationError as exc:

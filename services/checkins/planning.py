@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import uuid
 from dataclasses import dataclass
@@ -10,8 +11,22 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.checkins.models import CANCELLED, CONFIRMED, PLANNED, Checkin, Patient, SessionCopy
-from services.checkins.plans import EACH, FIRST, Plan, PlanBook, PlanStep
+from services.checkins.models import (
+    BOOKED,
+    CANCELLED,
+    CONFIRMED,
+    ESCORT_CHANGED,
+    ESCORT_CONFIRMED,
+    ESCORT_GIVEN,
+    MOVED,
+    NO_ESCORT,
+    PLANNED,
+    Checkin,
+    Patient,
+    SessionChange,
+    SessionCopy,
+)
+from services.checkins.plans import EACH, FIRST, LAST, Plan, PlanBook, PlanStep
 from shared import events
 from shared.links import new_secret
 
@@ -24,6 +39,7 @@ class Wanted:
 
     plan: Plan
     step: PlanStep
+    key: str  # the step's key, numbered from its second occurrence on
     session: SessionCopy
     due_at: datetime
     expires_at: datetime
@@ -37,6 +53,7 @@ def apply_booking_event(
     if book.for_type(booking.appointment_type.slug) is None:
         return "no-plan"
     patient = _patient(session, event)
+    record_change(session, patient, event)
     copy = session.scalar(select(SessionCopy).where(SessionCopy.booking_id == booking.id).with_for_update())
     if copy is not None and booking.version <= copy.version:
         return "stale"
@@ -44,9 +61,12 @@ def apply_booking_event(
         copy = SessionCopy(booking_id=booking.id, patient_id=patient.id)
         session.add(copy)
     copy.version, copy.status = booking.version, booking.status
+    patient.language = booking.patient.language[:16]  # the newest version's, as booking's pages use
     copy.type_slug, copy.type_name = booking.appointment_type.slug, booking.appointment_type.name[:120]
     copy.provider_id = booking.provider.id
     copy.start_at, copy.end_at = booking.start, booking.end
+    course = booking.course
+    copy.course_index, copy.course_sessions = (course.index, course.sessions) if course else (None, None)
     copy.correlation_id = event.correlation_id[:64]
     copy.updated_at = now
     session.flush()
@@ -63,6 +83,7 @@ def _patient(session: Session, event: events.BookingEvent) -> Patient:
             id=ref.id,
             clinic_slug=event.booking.clinic.slug,
             time_zone=ref.time_zone,
+            language=ref.language[:16],
             timeline_secret=new_secret(),
         )
         session.add(patient)
@@ -72,6 +93,64 @@ def _patient(session: Session, event: events.BookingEvent) -> Patient:
     return patient
 
 
+_KINDS = {
+    events.BOOKING_CONFIRMED: BOOKED,
+    events.BOOKING_RESCHEDULED: MOVED,
+    events.BOOKING_CANCELLED: CANCELLED,
+    events.BOOKING_ESCORT_CHANGED: ESCORT_CHANGED,
+}
+
+
+def record_change(session: Session, patient: Patient, event: events.BookingEvent) -> None:
+    """Add the event to the patient's session history (whatever order events arrive in; never a name)."""
+    booking, escort = event.booking, event.booking.escort
+    state = NO_ESCORT if escort is None else ESCORT_CONFIRMED if escort.confirmed_at else ESCORT_GIVEN
+    session.add(
+        SessionChange(
+            event_id=event.event_id,
+            patient_id=patient.id,
+            booking_id=booking.id,
+            version=booking.version,
+            kind=_KINDS[event.type],
+            occurred_at=event.occurred_at,
+            start_at=booking.start,
+            previous_start=event.previous.start if event.previous else None,
+            cancelled_by=event.cancelled_by,
+            escort=state,
+            escort_confirmed_how=escort.confirmed_how if escort and escort.confirmed_at else None,
+        )
+    )
+
+
+def is_booster(s: SessionCopy) -> bool:
+    """Whether the session is a booster: a course session past the course's planned count."""
+    return s.course_index is not None and s.course_sessions is not None and s.course_index > s.course_sessions
+
+
+def _anchors(step: PlanStep, mine: list[SessionCopy]) -> list[tuple[SessionCopy, datetime | None]]:
+    """The sessions ``step`` is timed from, each with the moment its repeats must end by (None: no bound)."""
+    if step.anchor == EACH:
+        return [(s, None) for s in mine]
+    if step.anchor == FIRST:
+        return [(s, None) for s in mine[:1]]
+    if step.anchor == LAST:
+        return [(s, None) for s in mine[-1:]]
+    return [(s, after.start_at) for s, after in itertools.pairwise(mine) if is_booster(after)]
+
+
+def _occurrences(step: PlanStep, base: datetime, until: datetime | None) -> list[tuple[int, datetime]]:
+    """(occurrence number, due) of a step from ``base``; before a booster, each closes before it starts."""
+    if until is None:
+        every = step.every or step.window
+        return [(n, base + step.offset + every * (n - 1)) for n in range(1, step.times + 1)]
+    assert step.every is not None
+    found, n = [], 1
+    while (due := base + step.offset + step.every * (n - 1)) + step.window <= until and n <= 52:
+        found.append((n, due))
+        n += 1
+    return found
+
+
 def wanted_checkins(*, book: PlanBook, sessions: list[SessionCopy], now: datetime) -> list[Wanted]:
     """The check-ins these sessions (one patient's) call for, still answerable after ``now``."""
     confirmed = sorted((s for s in sessions if s.status == CONFIRMED), key=lambda s: s.start_at)
@@ -79,13 +158,14 @@ def wanted_checkins(*, book: PlanBook, sessions: list[SessionCopy], now: datetim
     for plan in {p.slug: p for s in confirmed if (p := book.for_type(s.type_slug))}.values():
         mine = [s for s in confirmed if s.type_slug in plan.types]
         for step in plan.steps:
-            anchors = mine if step.anchor == EACH else mine[:1] if step.anchor == FIRST else mine[-1:]
-            for anchor in anchors:
+            for anchor, until in _anchors(step, mine):
                 base = anchor.start_at if step.at == "start" else anchor.end_at
-                due = base + step.offset
-                expires = due + step.window
-                if expires > now:
-                    found.append(Wanted(plan, step, anchor, max(due, now), expires))
+                for n, due in _occurrences(step, base, until):
+                    expires = due + step.window
+                    if expires > now:
+                        found.append(
+                            Wanted(plan, step, step.occurrence_key(n), anchor, max(due, now), expires)
+                        )
     return found
 
 
@@ -97,8 +177,7 @@ def replan_patient(*, session: Session, book: PlanBook, patient: Patient, now: d
         {}
         if patient.stopped_at
         else {
-            (w.step.key, w.session.booking_id): w
-            for w in wanted_checkins(book=book, sessions=sessions, now=now)
+            (w.key, w.session.booking_id): w for w in wanted_checkins(book=book, sessions=sessions, now=now)
         }
     )
     stored = {
@@ -134,7 +213,7 @@ def _new_checkin(patient_id: uuid.UUID, w: Wanted, now: datetime) -> Checkin:
         booking_id=w.session.booking_id,
         booking_version=w.session.version,
         plan=w.plan.slug,
-        plan_step=w.step.key,
+        plan_step=w.key,
         instrument=w.step.instrument,
         due_at=w.due_at,
         expires_at=w.expires_at,

@@ -15,6 +15,8 @@ from services.checkins.instruments import INSTRUMENTS
 
 DEFAULT_DIR = Path(__file__).parent / "plans"
 FIRST, LAST, EACH = "first", "last", "each"
+# Each gap between two sessions whose later one is a booster (a course session past the course's count).
+BEFORE_BOOSTER = "before-booster"
 _DURATION = re.compile(r"^(-?)(\d{1,4})([hd])$")
 
 
@@ -48,6 +50,13 @@ class PlanStep:
     at: str
     offset: timedelta
     window: timedelta
+    # Repeated every ``every`` (``times`` in all; before a booster: until the booster starts).
+    every: timedelta | None = None
+    times: int = 1
+
+    def occurrence_key(self, n: int) -> str:
+        """The stored step key of occurrence ``n`` (1-based): the first keeps the step's own key."""
+        return self.key if n == 1 else f"{self.key}-{n}"
 
 
 @dataclass(frozen=True)
@@ -66,15 +75,20 @@ class StepSchema(Schema):
 
     key = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,47}$"))
     instrument = fields.String(required=True, validate=validate.OneOf(sorted(INSTRUMENTS)))
-    anchor = fields.String(required=True, validate=validate.OneOf((FIRST, LAST, EACH)))
+    anchor = fields.String(required=True, validate=validate.OneOf((FIRST, LAST, EACH, BEFORE_BOOSTER)))
     at = fields.String(required=True, data_key="from", validate=validate.OneOf(("start", "end")))
     offset = _Duration(required=True)
     window = _Duration(required=True)
+    every = _Duration(load_default=None)
+    times = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=52))
 
     @validates_schema
     def _positive_window(self, data: dict[str, Any], **_: Any) -> None:
-        if data.get("window") is not None and data["window"] <= timedelta(0):
-            raise ValidationError("must be positive", field_name="window")
+        for name in ("window", "every"):
+            if data.get(name) is not None and data[name] <= timedelta(0):
+                raise ValidationError("must be positive", field_name=name)
+        if data.get("anchor") == BEFORE_BOOSTER and data.get("every") is None:
+            raise ValidationError("a step before a booster repeats: give `every`", field_name="every")
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> PlanStep:

@@ -56,6 +56,18 @@ class SessionOut(Schema):
     end_at = fields.DateTime()
 
 
+class SessionChangeOut(Schema):
+    booking_id = fields.UUID()
+    version = fields.Integer()
+    kind = fields.String(metadata={"description": "booked, rescheduled, cancelled or escort"})
+    occurred_at = fields.DateTime()
+    start_at = fields.DateTime()
+    previous_start = fields.DateTime(allow_none=True)
+    cancelled_by = fields.String(allow_none=True)
+    escort = fields.String(metadata={"description": "none, given or confirmed (never who the escort is)"})
+    escort_confirmed_how = fields.String(allow_none=True, metadata={"description": "sms or staff"})
+
+
 class FlagOut(Schema):
     kind = fields.String()
     detail = fields.String()
@@ -90,6 +102,10 @@ class TimelineOut(Schema):
     stopped_at = fields.DateTime(allow_none=True)
     timeline_url = fields.String(metadata={"description": "the provider's signed link to the timeline page"})
     sessions = fields.List(fields.Nested(SessionOut))
+    history = fields.List(
+        fields.Nested(SessionChangeOut),
+        metadata={"description": "attendance and escort history from booking events, newest first"},
+    )
     series = fields.Dict(keys=fields.String(), values=fields.List(fields.Nested(PointOut)))
     latest = fields.List(fields.Nested(LatestOut))
     flags = fields.List(fields.Nested(FlagOut))

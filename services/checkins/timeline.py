@@ -20,6 +20,7 @@ from services.checkins.models import (
     Checkin,
     Flag,
     Patient,
+    SessionChange,
     SessionCopy,
 )
 
@@ -88,6 +89,10 @@ def revision(session: Session, patient: Patient) -> tuple[Any, ...]:
             .where(Alert.patient_id == patient.id)
             .scalar_subquery(),
             select(func.count()).select_from(Alert).where(Alert.patient_id == patient.id).scalar_subquery(),
+            select(func.count())
+            .select_from(SessionChange)
+            .where(SessionChange.patient_id == patient.id)
+            .scalar_subquery(),
         )
     ).one()
     return (*row, patient.stopped_at, patient.time_zone)
@@ -125,7 +130,20 @@ def build(session: Session, patient: Patient, zone_label: Any) -> dict[str, Any]
             )
         ),
         "alerts": alerts_with_acks(session, patient_id=patient.id),
+        "history": history(session, patient.id),
     }
+
+
+def history(session: Session, patient_id: uuid.UUID, limit: int = 200) -> list[SessionChange]:
+    """The patient's session history from booking events, newest first: booked, moved, cancelled, escort."""
+    return list(
+        session.scalars(
+            select(SessionChange)
+            .where(SessionChange.patient_id == patient_id)
+            .order_by(SessionChange.occurred_at.desc(), SessionChange.version.desc())
+            .limit(limit)
+        )
+    )
 
 
 def latest_answers(session: Session, checkin_ids: list[uuid.UUID]) -> list[dict[str, Any]]:

@@ -47,6 +47,7 @@ class PatientTimeline(MethodView):
                 current_signer(), get_runtime().config.checkins_public_url, patient, utcnow()
             ),
             "sessions": data["sessions"],
+            "history": data["history"],
             "series": {k: [{"at": at, "value": v} for at, v in pts] for k, pts in data["series"].items()},
             "latest": data["latest"],
             "flags": data["flags"],

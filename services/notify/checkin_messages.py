@@ -12,12 +12,11 @@ from sqlalchemy.orm import Session
 
 from services.notify.models import EMAIL, PLANNED, SKIPPED, SMS, BookingCopy, Message
 from services.notify.planning import lock_booking
-from services.notify.rendering import RenderedEmail, compose_email, message_id_for, message_key
+from services.notify.rendering import RenderedEmail, compose_email, message_id_for, message_key, sms_text
 from services.notify.runtime import Runtime
 from services.notify.senders import OutgoingSms
 from shared import events
 from shared.db import dialect_insert
-from shared.timeutil import format_local
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +25,6 @@ CHECKIN_PREFIX = "checkin:"
 ALERT_PREFIX = "alert:"
 # An alert no one could be told of within a day is an incident for ops, not a message to send late.
 ALERT_LIFETIME = timedelta(days=1)
-CRISIS_LINE = "If you are in crisis, call or text 988 (US), or call 911."
 
 
 def is_checkin_step(step: str) -> bool:
@@ -67,17 +65,22 @@ def plan_checkin(
     snap = copy.snapshot
     clinic, patient = snap["clinic"], snap["patient"]
     step = f"{CHECKIN_PREFIX}{event.checkin_id}:{event.reminder}"
-    until = format_local(event.expires_at, patient["time_zone"])
-    reminder = "Reminder: " if event.reminder else ""
-    sms_name = runtime.book.sms_name(clinic["slug"], clinic["name"])
+    renderer = runtime.renderer
+    env = renderer.envs[renderer.language(snap)]  # the patient's language (templates/checkins/)
+    context = {
+        "clinic": {"name": clinic["name"], "sms_name": runtime.book.sms_name(clinic["slug"], clinic["name"])},
+        "reminder": bool(event.reminder),
+        "checkin_url": event.checkin_url,
+        "until": renderer.when(snap, event.expires_at, patient["time_zone"]),
+        "opt_out_hint": runtime.config.sms_opt_out_hint,
+    }
     rows = []
     sms = _base_row(copy, event.booking_version, step, SMS, now)
     sms.update(
         urgent=False,
         expires_at=event.expires_at,
         recipient=patient.get("phone"),
-        body=f"{sms_name}: {reminder.lower()}a short check-in from your care team: {event.checkin_url} "
-        f"{runtime.config.sms_opt_out_hint}".strip(),
+        body=sms_text(env.get_template(f"{PROTOCOL}/request.sms.txt").render(context)),
     )
     if not patient.get("phone") or not patient.get("sms_consent"):
         sms.update(status=SKIPPED, reason="no mobile number or no SMS consent")
@@ -87,9 +90,8 @@ def plan_checkin(
         urgent=False,
         expires_at=event.expires_at,
         recipient=patient["email"],
-        subject=f"{reminder}{'a' if reminder else 'A'} short check-in from {clinic['name']}",
-        body=f"Hello,\n\nYour care team at {clinic['name']} asks you to answer a short check-in. It takes a "
-        f"minute or two:\n\n{event.checkin_url}\n\nThe link works until {until}.\n\n{CRISIS_LINE}\n",
+        subject=" ".join(env.get_template(f"{PROTOCOL}/request.subject.txt").render(context).split()),
+        body=env.get_template(f"{PROTOCOL}/request.email.txt").render(context).strip() + "\n",
     )
     rows.append(email)
     return _insert(session, rows)

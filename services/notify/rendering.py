@@ -141,7 +141,8 @@ def _moment(protocol: Protocol, snap: dict[str, Any], start: datetime, formats: 
     }
 
 
-def _sms_text(raw: str) -> str:
+def sms_text(raw: str) -> str:
+    """An SMS as sent: the template's lines without indentation or blank runs."""
     # Templates are laid out for reading; an SMS keeps its line breaks but no indentation or blank runs.
     lines = [re.sub(r"[ \t]+", " ", line).strip() for line in raw.splitlines()]
     text = "\n".join(line for line in lines if line)
@@ -241,11 +242,11 @@ class Renderer:
 
     def sms(self, step: Step, context: dict[str, Any]) -> str:
         """The SMS text of ``step``."""
-        return _sms_text(self._env(context).get_template(f"{step.template}.sms.txt").render(context))
+        return sms_text(self._env(context).get_template(f"{step.template}.sms.txt").render(context))
 
     def reply(self, template: str, context: dict[str, Any]) -> str:
         """The answer to an inbound SMS, from ``<template>.sms.txt``."""
-        return _sms_text(self._env(context).get_template(f"{template}.sms.txt").render(context))
+        return sms_text(self._env(context).get_template(f"{template}.sms.txt").render(context))
 
     def _subject(self, step: Step, env: Environment) -> str:
         """The step's subject: the language's ``<template>.subject.txt``, else the protocol's own."""

@@ -23,8 +23,8 @@ LANGUAGES = [code for code in supported_languages() if code != DEFAULT_LANGUAGE]
 PATTERNS = ("h:mm a", "EEE d MMM", "EEE", "d MMM", "EEEE d MMMM y, h:mm a")
 
 
-def _extracted() -> set[str | tuple[str, ...]]:
-    """Every message the code and templates ask for, extracted the way `make messages` does (babel.cfg)."""
+def _extracted(source: Path = ROOT / "services" / "booking" / "pages") -> set[str | tuple[str, ...]]:
+    """Every message a catalogue's code and templates ask for, extracted as `make messages` does (babel.cfg)."""
     config = ConfigParser()
     config.read(ROOT / "babel.cfg")
     method_map = [
@@ -34,14 +34,14 @@ def _extracted() -> set[str | tuple[str, ...]]:
     keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None, "N_": None}
     found: set[str | tuple[str, ...]] = set()
     for _, _, message, _, _ in extract_from_dir(
-        str(ROOT), method_map, options_map, keywords=keywords, comment_tags=("TRANSLATORS:",)
+        str(source), method_map, options_map, keywords=keywords, comment_tags=("TRANSLATORS:",)
     ):
         found.add(message if isinstance(message, str) else tuple(message))
     return found
 
 
-def _po(code: str) -> Catalog:
-    with (TRANSLATIONS / code / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+def _po(code: str, translations: Path = TRANSLATIONS) -> Catalog:
+    with (translations / code / "LC_MESSAGES" / "messages.po").open("rb") as handle:
         return read_po(handle, locale=code)
 
 
@@ -67,9 +67,14 @@ def test_the_extraction_finds_the_pages_messages() -> None:
 
 @pytest.mark.parametrize("code", LANGUAGES)
 def test_every_message_is_in_the_catalogue_and_translated(code: str) -> None:
-    catalog = _po(code)
+    check_catalogue(code, ROOT / "services" / "booking" / "pages", TRANSLATIONS)
+
+
+def check_catalogue(code: str, source: Path, translations: Path) -> None:
+    """Every message of ``source`` is in ``translations``' catalogue of ``code``, translated, its .mo fresh."""
+    catalog = _po(code, translations)
     table = _table(catalog)
-    missing = sorted(map(str, _extracted() - set(table)))
+    missing = sorted(map(str, _extracted(source) - set(table)))
     assert not missing, f"{code}: not in the catalogue (run `make messages`, then translate): {missing}"
     untranslated = sorted(str(k) for k, v in table.items() if not (all(v) if isinstance(v, tuple) else v))
     assert not untranslated, f"{code}: untranslated: {untranslated}"
@@ -78,14 +83,20 @@ def test_every_message_is_in_the_catalogue_and_translated(code: str) -> None:
     # Babel's own checks: the same %(name)s placeholders, the right number of plural forms.
     problems = [(str(m.id), [str(e) for e in errors]) for m, errors in catalog.check()]
     assert not problems, f"{code}: {problems}"
+    assert_compiled(code, translations)
 
 
 @pytest.mark.parametrize("code", LANGUAGES)
 def test_the_compiled_catalogue_is_the_po_compiled(code: str) -> None:
-    with (TRANSLATIONS / code / "LC_MESSAGES" / "messages.mo").open("rb") as handle:
+    assert_compiled(code, TRANSLATIONS)
+
+
+def assert_compiled(code: str, translations: Path) -> None:
+    """The committed .mo of ``code`` is its .po compiled."""
+    with (translations / code / "LC_MESSAGES" / "messages.mo").open("rb") as handle:
         compiled = read_mo(handle)
     fresh = io.BytesIO()
-    write_mo(fresh, _po(code))
+    write_mo(fresh, _po(code, translations))
     fresh.seek(0)
     expected = read_mo(fresh)
     assert _table(compiled) == _table(expected), f"{code}: messages.mo is stale: run `make messages`"

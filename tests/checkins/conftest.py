@@ -32,6 +32,7 @@ NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 FIRST = datetime(2026, 3, 5, 15, 0, tzinfo=UTC)
 SESSION = timedelta(minutes=60)
 PATIENT = uuid.UUID("00000000-0000-4000-8000-000000000001")
+COURSE = uuid.UUID("00000000-0000-4000-8000-0000000000c0")
 
 
 def checkins_config(database_url: str, redis_url: str, **overrides: Any) -> CheckinsConfig:
@@ -76,8 +77,12 @@ def booking_event(
     start: datetime = FIRST,
     type_slug: str = "infusion-session",
     patient_id: uuid.UUID = PATIENT,
+    language: str = "en",
+    course: tuple[int, int] | None = None,
+    escort: events.EscortRef | None = None,
+    previous: datetime | None = None,
 ) -> dict[str, Any]:
-    """A booking event payload as the booking service publishes it."""
+    """A booking event payload as the booking service publishes it (``course``: index and count)."""
     booking = events.BookingSnapshot(
         id=booking_id or uuid.uuid4(),
         version=version,
@@ -104,10 +109,16 @@ def booking_event(
             phone="+14155552671",
             time_zone="America/New_York",
             sms_consent=True,
+            language=language,
         ),
+        course=events.CourseRef(id=COURSE, index=course[0], sessions=course[1]) if course else None,
+        escort=escort,
     )
     event = events.BookingEvent(
-        type=kind, booking=booking, cancelled_by="patient" if kind == events.BOOKING_CANCELLED else None
+        type=kind,
+        booking=booking,
+        cancelled_by="patient" if kind == events.BOOKING_CANCELLED else None,
+        previous=events.TimeRange(previous, previous + SESSION) if previous else None,
     )
     return events.dump_event(event)
 

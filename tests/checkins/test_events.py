@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import timedelta
 
 import redis
 import time_machine
 from flask import Flask
+from sqlalchemy import select
 
-from services.checkins.models import CANCELLED, COMPLETED, PLANNED, SENT, Answer, CheckinDelivery
+from services.checkins.models import (
+    CANCELLED,
+    COMPLETED,
+    PLANNED,
+    SENT,
+    Answer,
+    CheckinDelivery,
+    Patient,
+    SessionChange,
+)
 from shared import events
 from shared.db import get_db
 from shared.delivery import HANDLED
@@ -17,6 +28,7 @@ from shared.queues import publish
 from tests.checkins.conftest import (
     FIRST,
     NOW,
+    PATIENT,
     SESSION,
     booking_event,
     checkins,
@@ -31,21 +43,50 @@ def _steps(app: Flask, **where: object) -> list[tuple[str, object]]:
     return [(c.plan_step, c.due_at) for c in checkins(app, **where)]
 
 
-def test_a_first_infusion_plans_questionnaires_before_and_after_and_ratings_the_day_after(
+def test_a_first_infusion_plans_questionnaires_before_and_after_and_ratings_for_three_days_after(
     app: Flask, clock: time_machine.Coordinates
 ) -> None:
     assert deliver(app, booking_event()) == "recorded"
     end = FIRST + SESSION
+    day = timedelta(days=1)
     assert sorted(_steps(app, status=PLANNED)) == sorted(
         [
             ("phq9-before-first", FIRST - timedelta(hours=48)),
             ("gad7-before-first", FIRST - timedelta(hours=48)),
-            ("mood-day-after", end + timedelta(days=1)),
-            ("pain-day-after", end + timedelta(days=1)),
+            ("mood-day-after", end + day),
+            ("pain-day-after", end + day),
+            ("mood-day-after-2", end + 2 * day),
+            ("pain-day-after-2", end + 2 * day),
+            ("mood-day-after-3", end + 3 * day),
+            ("pain-day-after-3", end + 3 * day),
             ("phq9-after-last", end + timedelta(days=7)),
             ("gad7-after-last", end + timedelta(days=7)),
         ]
     )
+    # A day's rating closes as the next day's opens: one open at a time.
+    (first,) = checkins(app, plan_step="mood-day-after")
+    assert first.expires_at == end + 2 * day
+
+
+def test_weekly_phq9_between_the_course_and_its_booster(app: Flask, clock: time_machine.Coordinates) -> None:
+    second = FIRST + timedelta(days=7)
+    deliver(app, booking_event(course=(1, 2)))
+    deliver(app, booking_event(start=second, course=(2, 2)))
+    assert not [c for c in checkins(app) if c.plan_step.startswith("phq9-weekly")]
+    # A booster four weeks after the course's last session: a PHQ-9 each week that closes before it.
+    booster = second + timedelta(days=28)
+    deliver(app, booking_event(start=booster, course=(3, 2)))
+    weekly = checkins(app, status=PLANNED, instrument="phq9")
+    end = second + SESSION
+    assert [(c.plan_step, c.due_at) for c in weekly if "weekly" in c.plan_step] == [
+        ("phq9-weekly-before-booster", end + timedelta(days=7)),
+        ("phq9-weekly-before-booster-2", end + timedelta(days=14)),
+        ("phq9-weekly-before-booster-3", end + timedelta(days=21)),
+    ]
+    assert all(c.expires_at <= booster for c in weekly if "weekly" in c.plan_step)
+    # "After the last" now follows the booster.
+    (after_last,) = [c for c in weekly if c.plan_step == "phq9-after-last"]
+    assert after_last.due_at == booster + SESSION + timedelta(days=7)
 
 
 def test_a_later_infusion_moves_the_after_last_questionnaires_and_adds_its_own_ratings(
@@ -77,7 +118,7 @@ def test_reschedule_moves_and_cancel_cancels_what_is_still_planned(
     assert [(c.due_at, c.booking_version) for c in mood] == [(moved + SESSION + timedelta(days=1), 2)]
     deliver(app, booking_event(events.BOOKING_CANCELLED, booking_id=booking_id, version=3, start=moved))
     assert checkins(app, status=PLANNED) == []
-    assert len(checkins(app, status=CANCELLED)) == 6
+    assert len(checkins(app, status=CANCELLED)) == 10
 
 
 def test_duplicate_and_stale_events_change_nothing(app: Flask, clock: time_machine.Coordinates) -> None:
@@ -152,15 +193,91 @@ def test_an_unanswered_check_in_gets_one_reminder_then_expires(
 ) -> None:
     deliver(app, booking_event())
     end = FIRST + SESSION
-    clock.move_to(end + timedelta(days=1, minutes=1))
+    clock.move_to(end + timedelta(days=7, minutes=1))
     schedule(app)
     clock.shift(timedelta(hours=25))
-    assert schedule(app)["reminded"] == 2  # mood and pain
+    assert schedule(app)["reminded"] == 2  # PHQ-9 and GAD-7 after the last session
     reminders = [p for p in queued(redis_client, event_type=events.CHECKIN_REQUESTED) if p["reminder"] == 1]
     assert len(reminders) == 2
-    clock.shift(timedelta(hours=12))
+    clock.shift(timedelta(days=6))
     schedule(app)
+    assert {c.status for c in checkins(app) if c.plan_step.endswith("after-last")} == {"expired"}
+
+
+def test_a_daily_rating_gets_no_reminder_the_next_day_asks_again(
+    app: Flask, clock: time_machine.Coordinates
+) -> None:
+    deliver(app, booking_event())
+    clock.move_to(FIRST + SESSION + timedelta(days=1, minutes=1))
+    schedule(app)
+    clock.shift(timedelta(hours=23))
+    assert schedule(app)["reminded"] == 0
+    clock.shift(timedelta(hours=1))
+    assert schedule(app)["due"] == 2  # the second day's mood and pain
     assert {c.status for c in checkins(app) if c.plan_step.endswith("day-after")} == {"expired"}
+
+
+def test_booking_events_build_the_session_history_and_the_patients_language(
+    app: Flask, clock: time_machine.Coordinates
+) -> None:
+    booking_id = uuid.uuid4()
+    deliver(app, booking_event(booking_id=booking_id, language="es"))
+    moved = FIRST + timedelta(days=1)
+    escort = events.EscortRef(
+        id=uuid.uuid4(),
+        first_name="Sam",
+        phone="+14155550123",
+        patient_first_name="Jordan",
+        agreed_at=NOW,
+        pickup_at=moved + timedelta(hours=2),
+    )
+    deliver(
+        app,
+        booking_event(
+            events.BOOKING_RESCHEDULED,
+            booking_id=booking_id,
+            version=2,
+            start=moved,
+            previous=FIRST,
+            escort=escort,
+            language="es",
+        ),
+    )
+    confirmed = dataclasses.replace(escort, confirmed_at=NOW, confirmed_how="sms")
+    escort_event = booking_event(
+        events.BOOKING_ESCORT_CHANGED,
+        booking_id=booking_id,
+        version=3,
+        start=moved,
+        escort=confirmed,
+        language="es",
+    )
+    assert deliver(app, escort_event) == "recorded"
+    assert deliver(app, escort_event) == "duplicate"
+    cancelled = booking_event(
+        events.BOOKING_CANCELLED,
+        booking_id=booking_id,
+        version=4,
+        start=moved,
+        escort=confirmed,
+        language="es",
+    )
+    deliver(app, cancelled)
+    with app.app_context(), get_db().transaction() as session:
+        assert session.get(Patient, PATIENT).language == "es"
+        rows = session.scalars(select(SessionChange).order_by(SessionChange.version)).all()
+        assert [(r.kind, r.version, r.previous_start, r.escort, r.escort_confirmed_how) for r in rows] == [
+            ("booked", 1, None, "none", None),
+            ("rescheduled", 2, FIRST, "given", None),
+            ("escort", 3, None, "confirmed", "sms"),
+            ("cancelled", 4, None, "confirmed", "sms"),
+        ]
+        assert rows[-1].cancelled_by == "patient"
+    # Only whether there is an escort: never who they are.
+    with app.app_context(), get_db().engine.connect() as connection:
+        dumped = str(connection.exec_driver_sql("SELECT * FROM session_changes").fetchall())
+    assert "Sam" not in dumped
+    assert "4155550123" not in dumped
 
 
 def test_a_rating_reply_arrives_as_an_event_through_the_queue(

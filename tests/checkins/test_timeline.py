@@ -9,8 +9,10 @@ from datetime import timedelta
 import time_machine
 from flask import Flask
 
+from shared import events
 from tests.checkins.conftest import (
     FIRST,
+    NOW,
     PATIENT,
     SESSION,
     STAFF,
@@ -122,3 +124,57 @@ def test_timeline_links_and_ids_that_name_nothing(app: Flask, clock: time_machin
     bad = client.post(f"/api/v1/alerts/{uuid.uuid4()}/acks", headers=STAFF, json={"by": ""})
     assert bad.status_code == 422
     assert "by" in str(bad.json["invalid_params"])
+
+
+def test_the_timeline_lists_attendance_and_escort_history_from_booking_events(
+    app: Flask, clock: time_machine.Coordinates
+) -> None:
+    booking_id = uuid.uuid4()
+    deliver(app, booking_event(booking_id=booking_id))
+    moved = FIRST + timedelta(days=1)
+    escort = events.EscortRef(
+        id=uuid.uuid4(),
+        first_name="Sam",
+        phone="+14155550123",
+        patient_first_name="Jordan",
+        agreed_at=NOW,
+        pickup_at=moved + timedelta(hours=2),
+        confirmed_at=NOW,
+        confirmed_how="sms",
+    )
+    deliver(
+        app,
+        booking_event(
+            events.BOOKING_RESCHEDULED,
+            booking_id=booking_id,
+            version=2,
+            start=moved,
+            previous=FIRST,
+            escort=escort,
+        ),
+    )
+    other = uuid.uuid4()
+    deliver(app, booking_event(booking_id=other, start=FIRST + timedelta(days=14)))
+    deliver(
+        app,
+        booking_event(
+            events.BOOKING_CANCELLED, booking_id=other, version=2, start=FIRST + timedelta(days=14)
+        ),
+    )
+    client = app.test_client()
+    data = client.get(f"/api/v1/patients/{PATIENT}/timeline", headers=STAFF).json
+    assert sorted((h["kind"], h["escort"], h["escort_confirmed_how"]) for h in data["history"]) == [
+        ("booked", "none", None),
+        ("booked", "none", None),
+        ("cancelled", "none", None),
+        ("rescheduled", "confirmed", "sms"),
+    ]
+    page = client.get("/timeline/" + data["timeline_url"].rsplit("/", 1)[1])
+    assert "Attendance and escort history" in page.text
+    assert "Moved from Thu 5 Mar 2026, 10:00 AM EST to Fri 6 Mar 2026, 10:00 AM EST" in page.text
+    assert "confirmed (by SMS)" in page.text
+    assert "Cancelled by the patient" in page.text
+    # Whether there is an escort, never who.
+    assert "Sam" not in page.text
+    assert "4155550123" not in page.text
+    assert "Sam" not in str(data)

@@ -63,6 +63,7 @@ class Booking:
     status: str = "confirmed"
     patient_id: uuid.UUID = field(default_factory=uuid.uuid4)
     patient_name: str = "Alex Demo"
+    language: str = "en"
     provider: events.ProviderRef = PROVIDER
     course: events.CourseRef | None = None
     # Set while a whole-course change is being made: the course event whose one notice covers this change.
@@ -89,6 +90,7 @@ class Booking:
                 phone=self.phone,
                 time_zone=self.time_zone,
                 sms_consent=self.sms_consent,
+                language=self.language,
             ),
             course=self.course,
         )

@@ -13,6 +13,9 @@ from services.notify import jobs
 from shared import events
 from tests.notify.conftest import MONDAY_NOON, messages, tick
 from tests.notify.factories import CLINIC, Booking
+from tests.notify.test_languages import ENGLISH, FORBIDDEN_IN_SPANISH_SMS
+from tests.notify.test_protocols import FORBIDDEN_IN_SMS, GSM_7
+from tests.notify.test_sms_segments import segments
 
 URL = "http://checkins.test/c/token-1"
 
@@ -122,3 +125,35 @@ def test_an_event_for_a_booking_notify_has_not_seen_is_retried(
     # Nothing was recorded, so the retry applies it once the booking has arrived.
     _handle(app, "handle_booking_event", unknown.confirmed(at=MONDAY_NOON - timedelta(days=3)))
     assert _handle(app, "handle_checkin_requested", _requested(unknown)) == "handled"
+
+
+def test_a_spanish_patients_check_in_messages_are_in_spanish_and_the_sms_stays_gsm_7(
+    app: Flask, clock: time_machine.Coordinates
+) -> None:
+    booking = Booking(start=MONDAY_NOON - timedelta(days=1), language="es", time_zone="America/New_York")
+    _handle(app, "handle_booking_event", booking.confirmed(at=MONDAY_NOON - timedelta(days=3)))
+    for reminder in (0, 1):
+        _handle(app, "handle_checkin_requested", _requested(booking, reminder=reminder))
+    tick(app)
+    sent = [m for m in messages(app, booking_id=booking.id) if m.protocol == "checkins"]
+    texts = {(m.channel, m.step.rsplit(":", 1)[1]): (m.subject, m.body or "") for m in sent}
+    sms, reminder_sms = texts[("sms", "0")][1], texts[("sms", "1")][1]
+    # The clinic's SMS name leaves its treatment out (lock screens).
+    assert sms == (
+        f"Demo Clinic: su equipo de cuidado le pide un breve seguimiento: {URL}\nResponda STOP para darse de baja."
+    )
+    assert reminder_sms.startswith("Recordatorio de Demo Clinic: su equipo")
+    subject, body = texts[("email", "0")]
+    assert subject == f"Un breve seguimiento de {CLINIC.name}"
+    assert texts[("email", "1")][0] == f"Recordatorio: un breve seguimiento de {CLINIC.name}"
+    assert body.startswith("Hola:\n\nSu equipo de atención")
+    # 36 hours after Monday noon UTC (Wednesday 00:00), in the patient's zone, as Spanish words a time.
+    assert "El enlace funciona hasta el 3 de marzo, 7:00 p. m. EST." in body
+    assert "oprima 2" in body
+    for text in (sms, reminder_sms, subject, body):
+        assert not ENGLISH.search(text.replace(CLINIC.name, "").replace("Demo Clinic", "")), text
+    for text in (sms, reminder_sms):
+        assert not FORBIDDEN_IN_SMS.search(text)
+        assert not FORBIDDEN_IN_SPANISH_SMS.search(text)
+        assert set(text) <= GSM_7
+        assert segments(text)[0] <= 2
