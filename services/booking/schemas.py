@@ -298,3 +298,9 @@ class ManagedSlotQuery(Strict):
     start = aware(required=True)
     end = aware(required=True)
     tz = TimeZone(load_default=None)
+
+
+class LinkSentOut(Schema):
+    """The one answer to a request for the current link: the same whether or not a message goes."""
+
+    detail = fields.String(required=True)

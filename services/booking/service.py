@@ -576,8 +576,9 @@ def cancel_booking(
     return booking, True
 
 
-def booking_for_link(*, session: Session, signer: links.LinkSigner, token: str) -> Booking:
-    """The booking a patient's manage token opens: 404 if forged, 410 if expired, 409 if superseded."""
+def booking_behind_link(*, session: Session, signer: links.LinkSigner, token: str) -> tuple[Booking, int]:
+    """The booking a manage token names and the version it was signed for, whatever the booking's version
+    now: 404 if forged, 410 if expired."""
     try:
         claims = signer.verify(token, purpose=links.MANAGE)
     except links.LinkError as exc:
@@ -591,7 +592,13 @@ def booking_for_link(*, session: Session, signer: links.LinkSigner, token: str) 
     booking = session.get(Booking, booking_id)
     if booking is None:
         raise NotFound("This link is not valid.", slug="link-invalid")
-    if claims.version != booking.version:
+    return booking, claims.version
+
+
+def booking_for_link(*, session: Session, signer: links.LinkSigner, token: str) -> Booking:
+    """The booking a patient's manage token opens: 404 if forged, 410 if expired, 409 if superseded."""
+    booking, version = booking_behind_link(session=session, signer=signer, token=token)
+    if version != booking.version:
         raise Conflict(
             "This booking has changed since this link was sent; use the link in your latest message.",
             slug="link-outdated",

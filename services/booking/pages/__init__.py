@@ -35,6 +35,7 @@ SUBMISSIONS = (
     "pages.invite_details",
     "pages.manage_reschedule_confirm",
     "pages.manage_cancel",
+    "pages.manage_send_link",
 )
 # Forms that re-render with the patient's input kept when their CSRF token has gone stale.
 KEEPS_INPUT_ON_STALE_FORM = {"pages.book_details", "pages.invite_details"}
