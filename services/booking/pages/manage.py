@@ -10,7 +10,7 @@ from flask import Response, abort, g, make_response, redirect, render_template, 
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
-from services.booking import calendar, relink, search, service
+from services.booking import calendar, relink, sameday, search, service
 from services.booking.models import Booking
 from services.booking.pages import forms
 from services.booking.pages.common import (
@@ -122,6 +122,10 @@ def _context(booking: Booking, token: str) -> dict[str, Any]:
         "can_change": booking.status == service.CONFIRMED and now < deadline,
         "upcoming": booking.status == service.CONFIRMED and booking.end_at > now,
         "link_sent_now": booking.start_at - now <= JOIN_LINK_LEAD,
+        # A type that allows two visits a day says so when the patient has another (issue 17 point 8).
+        "same_day": booking.status == service.CONFIRMED
+        and booking.end_at > now
+        and sameday.others_that_day(get_session(), booking) > 0,
     }
 
 
