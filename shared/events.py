@@ -27,6 +27,8 @@ CHECKIN_REQUESTED = "checkin.requested"
 CHECKIN_ALERT = "checkin.alert"
 REPLY_RATING = "reply.rating"
 NOTIFY_SMS_REPLY = "notify.sms_reply"
+# A patient asked, from an older or cancelled booking's link, for the booking's current link again (ids only).
+BOOKING_LINK_REQUESTED = "booking.link_requested"
 
 # What a whole-course change was (``course.changed``): one notice to the patient for all its sessions.
 COURSE_BOOKED = "booked"
@@ -436,6 +438,22 @@ class SmsReplyEventSchema(_Base):
 
 
 @dataclass(frozen=True)
+class LinkRequestedEvent:
+    """``booking.link_requested``: send the booking's current manage link to the patient's phone and email.
+
+    Ids only: notify knows the contact details from the booking events, and signs the current link itself.
+    """
+
+    booking_id: uuid.UUID
+    booking_version: int  # the version when it was asked for (notify sends the newest it holds)
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    occurred_at: datetime = field(default_factory=utcnow)
+    correlation_id: str = ""
+    schema_version: int = 1
+    type: str = BOOKING_LINK_REQUESTED
+
+
+@dataclass(frozen=True)
 class CheckinRequestedEvent:
     """``checkin.requested``: a check-in is due; notify sends its link to the patient of the booking.
 
@@ -491,6 +509,18 @@ class _EventHead(_Base):
     correlation_id = fields.String(load_default="")
 
 
+class LinkRequestedEventSchema(_EventHead):
+    """Version 1 of ``booking.link_requested``."""
+
+    type = fields.String(required=True, validate=validate.Equal(BOOKING_LINK_REQUESTED))
+    booking_id = fields.UUID(required=True)
+    booking_version = fields.Integer(required=True, validate=validate.Range(min=1))
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> LinkRequestedEvent:
+        return LinkRequestedEvent(**data)
+
+
 class CheckinRequestedEventSchema(_EventHead):
     """Version 1 of ``checkin.requested``."""
 
@@ -543,6 +573,7 @@ _SCHEMAS: dict[type, Schema] = {
     CourseEvent: _COURSE_EVENT_SCHEMA,
     LinksReadyEvent: _LINKS_READY_SCHEMA,
     SmsReplyEvent: _SMS_REPLY_SCHEMA,
+    LinkRequestedEvent: LinkRequestedEventSchema(),
     CheckinRequestedEvent: CheckinRequestedEventSchema(),
     CheckinAlertEvent: CheckinAlertEventSchema(),
     ReplyRatingEvent: ReplyRatingEventSchema(),
@@ -552,6 +583,7 @@ AnyEvent = (
     | CourseEvent
     | LinksReadyEvent
     | SmsReplyEvent
+    | LinkRequestedEvent
     | CheckinRequestedEvent
     | CheckinAlertEvent
     | ReplyRatingEvent
@@ -591,6 +623,12 @@ def load_links_ready(payload: dict[str, Any]) -> LinksReadyEvent:
 def load_sms_reply(payload: dict[str, Any]) -> SmsReplyEvent:
     """Load a ``notify.sms_reply`` payload; raise ``ValidationError`` if it breaks the contract."""
     event: SmsReplyEvent = _SMS_REPLY_SCHEMA.load(payload)
+    return event
+
+
+def load_link_requested(payload: dict[str, Any]) -> LinkRequestedEvent:
+    """Load a ``booking.link_requested`` payload; raise ``ValidationError`` if it breaks the contract."""
+    event: LinkRequestedEvent = _SCHEMAS[LinkRequestedEvent].load(payload)
     return event
 
 

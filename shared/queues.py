@@ -54,6 +54,9 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     events.BOOKING_ESCORT_CHANGED: (_NOTIFY_BOOKING, _CHECKINS_BOOKING),
     # One notice for a whole-course change; only notify tells patients (consult and checkins follow sessions).
     events.COURSE_CHANGED: (Route("notify", NOTIFY_QUEUE, "services.notify.jobs.handle_course_event"),),
+    events.BOOKING_LINK_REQUESTED: (
+        Route("notify", NOTIFY_QUEUE, "services.notify.jobs.handle_link_requested"),
+    ),
     events.CONSULT_LINKS_READY: (Route("notify", NOTIFY_QUEUE, "services.notify.jobs.handle_links_ready"),),
     events.NOTIFY_SMS_REPLY: (Route("booking", BOOKING_QUEUE, "services.booking.jobs.handle_sms_reply"),),
     events.CHECKIN_REQUESTED: (

@@ -71,6 +71,14 @@ class BookingConfig(CommonConfig):
         default="10 per minute;40 per hour",
         doc="limit on booking, reschedule and cancel submissions per client address (Flask-Limiter syntax)",
     )
+    link_resend_per_hour: int = setting(
+        "LINK_RESEND_PER_HOUR",
+        default=3,
+        parse=int,
+        check=at_least(0),
+        doc="times per hour a booking's current manage link is sent again when asked for from an older or "
+        "cancelled link (0: never); further asks get the same answer and send nothing",
+    )
     rate_limit_storage_url: str = setting(
         "RATE_LIMIT_STORAGE_URL",
         default="",

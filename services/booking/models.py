@@ -96,6 +96,9 @@ class AppointmentType(Base):
     change_cutoff_hours: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Whether booking this type asks the short first-consultation intake.
     asks_intake: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A patient may hold one visit of this type a day (the clinic's day); false: a second is booked with a
+    # warning on the pages (issue 17 point 8).
+    one_per_day: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # A resource (chair, room) of this kind is held from the start for the visit plus recovery; null: none.
     resource_kind: Mapped[str | None] = mapped_column(String(64))
     recovery_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -411,6 +414,19 @@ class DayClaim(Base):
     appointment_type_id: Mapped[int] = mapped_column(ForeignKey("appointment_types.id"), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     ordinal: Mapped[int] = mapped_column(Integer, primary_key=True)
+    booking_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("bookings.id", ondelete="CASCADE"), index=True
+    )
+
+
+class PatientDayClaim(Base):
+    """A patient's visit of a one-per-day type on a day (the clinic's): the key refuses a second."""
+
+    __tablename__ = "patient_day_claims"
+
+    patient_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("patients.id"), primary_key=True)
+    appointment_type_id: Mapped[int] = mapped_column(ForeignKey("appointment_types.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
     booking_id: Mapped[uuid.UUID] = mapped_column(
         GUID, ForeignKey("bookings.id", ondelete="CASCADE"), index=True
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -153,6 +154,27 @@ def record_course_event(
             "event_type": events.COURSE_CHANGED,
             "booking_id": course_id,
             "payload": events.dump_event(event),
+        },
+    )
+    return event.event_id
+
+
+def record_link_request(session: Session, booking: Booking, *, now: datetime) -> uuid.UUID:
+    """Write ``booking.link_requested`` (ids only) to the outbox, in the caller's transaction."""
+    event = events.LinkRequestedEvent(
+        booking_id=booking.id,
+        booking_version=booking.version,
+        occurred_at=now,
+        correlation_id=get_correlation_id(),
+    )
+    session.connection().execute(
+        _INSERT,
+        {
+            "event_id": event.event_id,
+            "event_type": event.type,
+            "booking_id": booking.id,
+            "payload": events.dump_event(event),
+            "created_at": now,
         },
     )
     return event.event_id

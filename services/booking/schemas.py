@@ -266,9 +266,14 @@ class BookingEventOut(Schema):
 
     event_id = fields.UUID()
     type = fields.String(attribute="event_type")
-    version = fields.Function(lambda row: row.payload["booking"]["version"])
-    start = fields.Function(lambda row: row.payload["booking"]["start"])
-    end = fields.Function(lambda row: row.payload["booking"]["end"])
+    # An ids-only event (``booking.link_requested``) names the version it was asked at and no times.
+    version = fields.Function(
+        lambda row: (
+            row.payload["booking"]["version"] if "booking" in row.payload else row.payload["booking_version"]
+        )
+    )
+    start = fields.Function(lambda row: row.payload.get("booking", {}).get("start"), allow_none=True)
+    end = fields.Function(lambda row: row.payload.get("booking", {}).get("end"), allow_none=True)
     occurred_at = fields.Function(lambda row: row.payload["occurred_at"])
     correlation_id = fields.Function(lambda row: row.payload.get("correlation_id", ""))
     published_at = fields.AwareDateTime(allow_none=True, default_timezone=UTC)
@@ -298,3 +303,9 @@ class ManagedSlotQuery(Strict):
     start = aware(required=True)
     end = aware(required=True)
     tz = TimeZone(load_default=None)
+
+
+class LinkSentOut(Schema):
+    """The one answer to a request for the current link: the same whether or not a message goes."""
+
+    detail = fields.String(required=True)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from services.booking import invitations, outbox
+from services.booking import invitations, outbox, sameday
 from services.booking.catalog import service as catalog
 from services.booking.courses import rules as course_rules
 from services.booking.models import (
@@ -187,6 +187,7 @@ def _release(session: Session, booking: Booking) -> int | None:
     """Give back the booking's claims; the resource staff pinned it to, if any."""
     session.execute(delete(SlotClaim).where(SlotClaim.booking_id == booking.id))
     session.execute(delete(DayClaim).where(DayClaim.booking_id == booking.id))
+    sameday.release(session, booking)
     return resources.release(session, booking.id)
 
 
@@ -343,6 +344,7 @@ def _hold(session: Session, booking: Booking, resource_id: int | None) -> None:
             session, (booking.provider_id, booking.appointment_type_id, booking.start_at), booking.id
         )
     _claim_day(session, booking, booking.appointment_type.daily_limit)
+    sameday.claim(session, booking)
     _hold_resource(session, booking, resource_id)
 
 
@@ -544,6 +546,7 @@ def reschedule_booking(
         # Another booking holds part of the new time; the caller's rollback undoes the move.
         raise _slot_taken(session, (provider.id, appointment_type.id, start), booking.id)
     _claim_day(session, booking, appointment_type.daily_limit)
+    sameday.claim(session, booking)
     _hold_resource(session, booking, pinned, kept=pinned is not None)  # a staff pin moves with the visit
     outbox.record_event(session, booking, events.BOOKING_RESCHEDULED, previous=previous)
     session.flush()
@@ -576,8 +579,9 @@ def cancel_booking(
     return booking, True
 
 
-def booking_for_link(*, session: Session, signer: links.LinkSigner, token: str) -> Booking:
-    """The booking a patient's manage token opens: 404 if forged, 410 if expired, 409 if superseded."""
+def booking_behind_link(*, session: Session, signer: links.LinkSigner, token: str) -> tuple[Booking, int]:
+    """The booking a manage token names and the version it was signed for, whatever the booking's version
+    now: 404 if forged, 410 if expired."""
     try:
         claims = signer.verify(token, purpose=links.MANAGE)
     except links.LinkError as exc:
@@ -591,7 +595,13 @@ def booking_for_link(*, session: Session, signer: links.LinkSigner, token: str) 
     booking = session.get(Booking, booking_id)
     if booking is None:
         raise NotFound("This link is not valid.", slug="link-invalid")
-    if claims.version != booking.version:
+    return booking, claims.version
+
+
+def booking_for_link(*, session: Session, signer: links.LinkSigner, token: str) -> Booking:
+    """The booking a patient's manage token opens: 404 if forged, 410 if expired, 409 if superseded."""
+    booking, version = booking_behind_link(session=session, signer=signer, token=token)
+    if version != booking.version:
         raise Conflict(
             "This booking has changed since this link was sent; use the link in your latest message.",
             slug="link-outdated",

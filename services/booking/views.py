@@ -11,7 +11,7 @@ from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from services.booking import attendance, search, service
+from services.booking import attendance, relink, search, service
 from services.booking import schemas as s
 from services.booking.catalog import service as catalog
 from services.booking.catalog import views as catalog_views
@@ -310,3 +310,24 @@ class ManagedCancel(MethodView):
             booking = service.booking_for_link(session=session, signer=current_signer(), token=token)
             booking, _ = service.cancel_booking(session=session, booking_id=booking.id, by="patient", **data)
             return _Presented(booking)
+
+
+LINK_SENT = "If we have a way to reach you, a new link is on its way."
+
+
+@manage.route("/<string:token>/send-link")
+class ManagedSendLink(MethodView):
+    @manage.response(202, s.LinkSentOut)
+    @manage.alt_response(404, schema=ProblemSchema, description="Not a valid link")
+    @manage.alt_response(410, schema=ProblemSchema, description="The link has expired")
+    def post(self, token: str) -> Any:
+        """Send this booking's current link to the patient's phone and email on file (any of its links,
+        older or cancelled ones too; LINK_RESEND_PER_HOUR times an hour); the same answer either way."""
+        with unit_of_work() as session:
+            relink.request_current_link(
+                session=session,
+                signer=current_signer(),
+                token=token,
+                per_hour=get_runtime().config.link_resend_per_hour,
+            )
+        return {"detail": LINK_SENT}

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from services.notify import checkin_messages, course_messages, dispatch, planning, sending
+from services.notify import checkin_messages, course_messages, dispatch, link_messages, planning, sending
 from services.notify.models import ProcessedEvent
 from services.notify.runtime import get_runtime
 from shared.events import (
@@ -18,6 +18,7 @@ from shared.events import (
     load_checkin_requested,
     load_course_event,
     load_event,
+    load_link_requested,
     load_links_ready,
 )
 from shared.inbox import first_delivery
@@ -108,6 +109,19 @@ def handle_links_ready(payload: dict[str, Any]) -> str:
             batches = dispatch.mark_queued(session=session, runtime=runtime, rows=due, now=now)
         dispatch.dispatch_now(runtime, batches)
         return "handled"
+
+
+def handle_link_requested(payload: dict[str, Any]) -> str:
+    """Plan the SMS and email carrying the booking's current manage link, and send them at once."""
+    event = load_link_requested(payload)
+    runtime = get_runtime()
+    return _plan_and_queue(
+        event.event_id,
+        event.type,
+        event.correlation_id,
+        event.booking_id,
+        lambda session, now: link_messages.plan(session=session, book=runtime.book, event=event, now=now),
+    )
 
 
 def handle_checkin_requested(payload: dict[str, Any]) -> str:

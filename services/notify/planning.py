@@ -32,6 +32,7 @@ from services.notify.protocols import (
     COURSE_STEP_PREFIX,
     END,
     EVENT_ANCHORS,
+    LINK_STEP_PREFIX,
     RESCHEDULED,
     START,
     Protocol,
@@ -202,8 +203,10 @@ def _cancel_older(session: Session, snap: events.BookingSnapshot, now: datetime)
                 Message.booking_id == snap.id,
                 Message.booking_version < snap.version,
                 Message.status.in_(PENDING),
-                # A whole-course message tells of every session as it is when it goes (course_messages.py).
+                # A whole-course message tells of every session as it is when it goes (course_messages.py),
+                # and a link sent again carries the newest link (link_messages.py).
                 Message.step.not_like(f"{COURSE_STEP_PREFIX}%"),
+                Message.step.not_like(f"{LINK_STEP_PREFIX}%"),
             )
             .values(status=CANCELLED, reason=reason, blocked_on=None, updated_at=now)
         )

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.notify.course_messages import session_entry
+from services.notify.link_messages import BUILT_IN_STEPS
 from services.notify.models import EMAIL, SMS
 from services.notify.protocols import COURSE_ANCHORS, DEFAULT_PROTOCOL, REPLY_TEMPLATES, Protocol, Step
 from services.notify.rendering import MessageContext
@@ -154,13 +155,21 @@ def _reply_previews(runtime: Runtime, protocol: Protocol, context: dict[str, Any
     return out
 
 
-def preview_all(runtime: Runtime, language: str = "en") -> Iterator[tuple[Protocol, Step, str, str]]:
-    """(protocol, step, channel, text) for every step of every protocol, in each visit mode it applies to."""
+def all_steps(runtime: Runtime) -> Iterator[tuple[Protocol, Step]]:
+    """Every step of every protocol, then the built-in steps (under the default protocol)."""
     for protocol in runtime.book.protocols.values():
         for step in protocol.steps:
-            for mode in step.modes:
-                for channel, text in preview(runtime, protocol, step, mode, language=language).items():
-                    yield protocol, step, f"{channel}" if len(step.modes) == 1 else f"{channel}/{mode}", text
-                course = preview(runtime, protocol, step, mode, SAMPLE_COURSE, language=language)
-                for channel, text in course.items():
-                    yield protocol, step, f"{channel}/course-session", text
+            yield protocol, step
+    for step in BUILT_IN_STEPS:
+        yield runtime.book.get(DEFAULT_PROTOCOL), step
+
+
+def preview_all(runtime: Runtime, language: str = "en") -> Iterator[tuple[Protocol, Step, str, str]]:
+    """(protocol, step, channel, text) for every step, in each visit mode it applies to."""
+    for protocol, step in all_steps(runtime):
+        for mode in step.modes:
+            for channel, text in preview(runtime, protocol, step, mode, language=language).items():
+                yield protocol, step, f"{channel}" if len(step.modes) == 1 else f"{channel}/{mode}", text
+            course = preview(runtime, protocol, step, mode, SAMPLE_COURSE, language=language)
+            for channel, text in course.items():
+                yield protocol, step, f"{channel}/course-session", text

@@ -32,6 +32,9 @@ COURSE_CANCELLED = "course-cancelled"
 COURSE_RESCHEDULED = "course-rescheduled"
 COURSE_ANCHORS = (COURSE_BOOKED, COURSE_CANCELLED, COURSE_RESCHEDULED)
 COURSE_STEP_PREFIX = "course-"
+# Plan rows of a manage link sent again on request, one pair per request (link_messages.py); no protocol
+# step can take it (keys have no colon).
+LINK_STEP_PREFIX = "link-again:"
 TIME_ANCHORS = (START, END)
 DEFAULT_PROTOCOL = "default"
 CLINICS_FILE = "clinics.toml"

@@ -231,6 +231,7 @@ class Renderer:
             "end": end,
             "when": formats.when(start, tz),
             "previous_when": formats.when(message.previous_start, tz) if message.previous_start else None,
+            "cancelled": snap.get("status") == "cancelled",
             "cancelled_by": message.cancelled_by,
             "manage_url": message.manage_url,
             "sms_manage_url": message.short_manage_url or message.manage_url,
@@ -249,8 +250,9 @@ class Renderer:
         return sms_text(self._env(context).get_template(f"{template}.sms.txt").render(context))
 
     def _subject(self, step: Step, env: Environment) -> str:
-        """The step's subject: the language's ``<template>.subject.txt``, else the protocol's own."""
-        if env is self.env or env.loader is None:
+        """The step's subject: the language's ``<template>.subject.txt``, else the protocol's own (a built-in
+        step has none: its English subject is a ``.subject.txt`` file too)."""
+        if (step.subject and env is self.env) or env.loader is None:
             return step.subject
         try:
             return env.loader.get_source(env, f"{step.template}.subject.txt")[0]

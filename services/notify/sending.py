@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.notify import checkin_messages, course_messages, optouts
+from services.notify import checkin_messages, course_messages, link_messages, optouts
 from services.notify.calendar import invites
 from services.notify.calendar.planning import bump_feeds
 from services.notify.metrics import MESSAGES, error_label
@@ -36,6 +36,7 @@ from services.notify.models import (
     Message,
 )
 from services.notify.planning import quiet_deadline, respect_quiet_hours
+from services.notify.protocols import Step
 from services.notify.rendering import MessageContext, compose_email, message_id_for, message_key
 from services.notify.runtime import Runtime
 from services.notify.senders import Outcome, OutgoingSms, SendResult
@@ -78,7 +79,9 @@ def _lock_rows(session: Session, ids: list[int], statuses: tuple[str, ...]) -> l
 
 def _why_not(row: Message, booking: BookingCopy, now: datetime) -> tuple[str, str] | None:
     """(final status, reason) when this message must not go now, else None."""
-    if row.booking_version != booking.version and not course_messages.is_course_step(row.step):
+    # A whole-course message and a link sent again tell of the booking as it is when they go.
+    current = course_messages.is_course_step(row.step) or link_messages.is_link_step(row.step)
+    if row.booking_version != booking.version and not current:
         if booking.status == CANCELLED:
             return CANCELLED, "the booking was cancelled"
         return CANCELLED, f"the booking was moved (now version {booking.version})"
@@ -214,6 +217,8 @@ def _prepare(
     if course_messages.is_course_step(row.step):
         extra = course_messages.render_extra(session, row)
         return _render(runtime=runtime, row=row, booking=booking, join=None, extra=extra)
+    if link_messages.is_link_step(row.step):
+        return _render(runtime=runtime, row=row, booking=booking, join=None, step=link_messages.LINK_AGAIN)
     return _render(runtime=runtime, row=row, booking=booking, join=join)
 
 
@@ -249,9 +254,11 @@ def _render(
     booking: BookingCopy,
     join: JoinLink | None,
     extra: dict[str, Any] | None = None,
+    step: Step | None = None,
 ) -> Prepared:
+    """Render a message from its templates (``step``: a built-in one, else the row's protocol step)."""
     protocol = runtime.book.get(row.protocol)
-    step = protocol.step(row.step)
+    step = step or protocol.step(row.step)
     if step is None:
         raise LookupError(f"step {row.step} is no longer in protocol {row.protocol}")
     snap = booking.snapshot

@@ -261,6 +261,49 @@ def test_an_old_link_says_what_happened_and_a_cancelled_one_offers_booking_again
     assert_accessible(page)
 
 
+SEND_AGAIN = {
+    "en": ("en-US", "Send my current link again", "If we have a way to reach you, a new link is on its way."),
+    "es": (
+        "es-MX",
+        "Enviarme de nuevo el enlace vigente",
+        "Si tenemos cómo comunicarnos con usted, le llegará un enlace nuevo.",
+    ),
+}
+
+
+@pytest.mark.parametrize("language", sorted(SEND_AGAIN))
+def test_an_old_link_sends_the_current_one_again_and_says_nothing_of_the_booking(
+    clinic: tuple[Site, Setup], new_page: Callable[..., Any], language: str
+) -> None:
+    site, _ = clinic
+    locale, button, answer = SEND_AGAIN[language]
+    start = _first_slot(site, site.setup, timedelta(days=3), timedelta(days=4))
+    created = site.api("POST", "/api/v1/bookings", json=booking_body(site.setup, start)).json()
+    old = created["manage_url"].replace("http://127.0.0.1:8001", site.base)
+    later = _first_slot(site, site.setup, timedelta(days=5), timedelta(days=6))
+    moved = site.api("POST", f"/api/v1/bookings/{created['id']}/reschedule", json={"start": later})
+    assert moved.status_code == 200, moved.text
+    for width in WIDTHS:
+        page = new_page(width=width, locale=locale)
+        assert page.goto(old).status == 409
+        assert_accessible(page)
+        no_horizontal_scroll(page)
+        if width == WIDTHS[0]:
+            shoot(page, f"17-old-link-send-again-{language}")
+        page.get_by_role("button", name=button).click()
+        page.wait_for_url(re.compile("/link-sent$"))
+        expect(page.get_by_role("status")).to_have_text(answer)
+        assert page.locator("html").get_attribute("lang") == language
+        assert_accessible(page)
+        no_horizontal_scroll(page)
+        shown = page.locator("main").inner_text()
+        for secret in ("Jordan", "jordan@", "+1415", "Dr. Test", start[11:16], later[11:16]):
+            assert secret not in shown
+    shoot(page, f"17-link-again-{language}")
+    events = site.api("GET", f"/api/v1/bookings/{created['id']}/events").json()
+    assert [e["type"] for e in events].count("booking.link_requested") == len(WIDTHS)
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_zone_chooser_puts_likely_zones_first_and_is_searchable(
     clinic: tuple[Site, Setup], new_page: Callable[..., Any], width: int

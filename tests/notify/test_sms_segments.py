@@ -8,7 +8,7 @@ import math
 from datetime import timedelta
 
 from services.notify.models import SMS
-from services.notify.preview import SAMPLE_START, sample_course_extra, sample_snapshot
+from services.notify.preview import SAMPLE_START, all_steps, sample_course_extra, sample_snapshot
 from services.notify.rendering import MessageContext
 from services.notify.runtime import Runtime
 from shared import links
@@ -41,45 +41,42 @@ def _texts(runtime: Runtime) -> list[tuple[str, str]]:
 
 def _texts_in(runtime: Runtime, language: str) -> list[tuple[str, str]]:
     out = []
-    for protocol in runtime.book.protocols.values():
-        for step in protocol.steps:
-            if SMS not in step.channels:
-                continue
-            for mode in step.modes:
-                snap = sample_snapshot(mode=mode, protocol=protocol.slug, language=language)
-                join = links.join_token(
-                    runtime.signer,
+    for protocol, step in all_steps(runtime):  # the built-in ones (a link sent again) too
+        if SMS not in step.channels:
+            continue
+        for mode in step.modes:
+            snap = sample_snapshot(mode=mode, protocol=protocol.slug, language=language)
+            join = links.join_token(
+                runtime.signer,
+                booking_id=snap["id"],
+                version=2,
+                participant=links.PATIENT,
+                ends_at=SAMPLE_START + timedelta(hours=1),
+                secret=links.new_secret(),
+            )
+            message = MessageContext(
+                snapshot=snap,
+                manage_url="unused in SMS",
+                short_manage_url=links.short_manage_url(
+                    runtime.signer.keys,
+                    runtime.config.booking_public_url,
                     booking_id=snap["id"],
                     version=2,
-                    participant=links.PATIENT,
                     ends_at=SAMPLE_START + timedelta(hours=1),
-                    secret=links.new_secret(),
+                ),
+                join_url=links.join_url(runtime.config.consult_public_url, join) if step.join_link else None,
+                previous_start=SAMPLE_START - timedelta(days=1),
+                extra=sample_course_extra(step),
+            )
+            context = runtime.renderer.context(
+                protocol=protocol, step=step, message=message, sms_name="Demo Clinic"
+            )
+            out.append(
+                (
+                    f"{language} {step.template}.sms.txt ({protocol.slug}, {mode})",
+                    runtime.renderer.sms(step, context),
                 )
-                message = MessageContext(
-                    snapshot=snap,
-                    manage_url="unused in SMS",
-                    short_manage_url=links.short_manage_url(
-                        runtime.signer.keys,
-                        runtime.config.booking_public_url,
-                        booking_id=snap["id"],
-                        version=2,
-                        ends_at=SAMPLE_START + timedelta(hours=1),
-                    ),
-                    join_url=links.join_url(runtime.config.consult_public_url, join)
-                    if step.join_link
-                    else None,
-                    previous_start=SAMPLE_START - timedelta(days=1),
-                    extra=sample_course_extra(step),
-                )
-                context = runtime.renderer.context(
-                    protocol=protocol, step=step, message=message, sms_name="Demo Clinic"
-                )
-                out.append(
-                    (
-                        f"{language} {step.template}.sms.txt ({protocol.slug}, {mode})",
-                        runtime.renderer.sms(step, context),
-                    )
-                )
+            )
     return out
 
 

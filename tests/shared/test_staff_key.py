@@ -43,6 +43,7 @@ PUBLIC: dict[str, set[str]] = {
         "/api/v1/manage/<string:token>",  # a patient's manage link
         "/api/v1/manage/<string:token>/cancel",
         "/api/v1/manage/<string:token>/reschedule",
+        "/api/v1/manage/<string:token>/send-link",
         "/api/v1/manage/<string:token>/slots",
         "/book/<clinic_slug>",  # the clinic's public booking pages
         "/book/<clinic_slug>/<type_slug>",
@@ -56,8 +57,10 @@ PUBLIC: dict[str, set[str]] = {
         "/manage/<token>",  # a patient's manage pages
         "/manage/<token>/calendar.ics",
         "/manage/<token>/cancel",
+        "/manage/<token>/link-sent",
         "/manage/<token>/reschedule",
         "/manage/<token>/reschedule/confirm",
+        "/manage/<token>/send-link",
         "/pages/static/<path:filename>",
     },
     "notify": COMMON

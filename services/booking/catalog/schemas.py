@@ -105,6 +105,13 @@ class AppointmentTypeIn(Strict):
     asks_intake = Flag(
         load_default=False, metadata={"description": "ask the first-consultation intake when booking"}
     )
+    one_per_day = Flag(
+        load_default=False,
+        metadata={
+            "description": "a patient may book this type once a day (the clinic's day): a second is a 409 "
+            "(same-day); false: it is booked and the pages warn"
+        },
+    )
     resource_kind = fields.String(
         load_default=None,
         allow_none=True,
@@ -151,6 +158,7 @@ class AppointmentTypePatch(Patch):
     reminder_protocol = fields.String(validate=Slug)
     change_cutoff_hours = bounded(0, 720)
     asks_intake = Flag()
+    one_per_day = Flag()
     resource_kind = fields.String(allow_none=True, validate=Slug)
     recovery_minutes = minutes(0, 480)
     provider_minutes = minutes(5, 480, allow_none=True)
@@ -175,6 +183,7 @@ class AppointmentTypeOut(Schema):
     reminder_protocol = fields.String()
     change_cutoff_hours = fields.Integer()
     asks_intake = fields.Boolean()
+    one_per_day = fields.Boolean()
     resource_kind = fields.String(allow_none=True)
     recovery_minutes = fields.Integer()
     provider_minutes = fields.Integer(allow_none=True)

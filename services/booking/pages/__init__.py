@@ -23,7 +23,7 @@ from werkzeug.wrappers import Response
 from services.booking.config import BookingConfig
 from services.booking.pages import book, manage
 from services.booking.pages.common import bp
-from services.booking.pages.i18n import current_language, init_i18n, remember_language
+from services.booking.pages.i18n import N_, current_language, init_i18n, remember_language
 from shared.problems import Problem
 
 csrf = CSRFProtect()
@@ -35,6 +35,7 @@ SUBMISSIONS = (
     "pages.invite_details",
     "pages.manage_reschedule_confirm",
     "pages.manage_cancel",
+    "pages.manage_send_link",
 )
 # Forms that re-render with the patient's input kept when their CSRF token has gone stale.
 KEEPS_INPUT_ON_STALE_FORM = {"pages.book_details", "pages.invite_details"}
@@ -47,7 +48,10 @@ _PROBLEM_HEADLINES = {
     "change-window-closed": lazy_gettext("This appointment can no longer be changed online"),
     "not-found": lazy_gettext("We could not find that page"),
     "not-bookable": lazy_gettext("This appointment is not taking bookings"),
+    "same-day": lazy_gettext("You already have this kind of appointment that day"),
 }
+# API details the pages show as they are (gettext(exc.detail)), so the catalogue has them.
+_DETAILS = (N_("You already have this kind of appointment on that day; please choose another day."),)
 
 
 def init_pages(app: Flask, config: BookingConfig) -> None:

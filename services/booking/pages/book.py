@@ -11,7 +11,7 @@ from flask import abort, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
-from services.booking import invitations, search, service
+from services.booking import invitations, sameday, search, service
 from services.booking.catalog import service as catalog
 from services.booking.models import AppointmentType, Provider
 from services.booking.pages import forms
@@ -284,6 +284,9 @@ def _submit_details(
     try:
         manage_token = _book(entry, kind, details, intake)
     except Conflict as exc:
+        if exc.slug == sameday.SLUG:
+            notice = N_("You already have this kind of appointment on that day; please choose another day.")
+            return _details_page(entry, kind, who, notice=notice, status=409, **page)
         if exc.slug not in SLOT_TAKEN:
             raise
         alternatives = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -11,7 +10,7 @@ from flask import Response, abort, g, make_response, redirect, render_template, 
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
-from services.booking import calendar, search, service
+from services.booking import calendar, relink, sameday, search, service
 from services.booking.models import Booking
 from services.booking.pages import forms
 from services.booking.pages.common import (
@@ -50,18 +49,35 @@ def _booking(token: str) -> Booking:
 
 def _superseded(token: str) -> Response:
     """An older version's link: whether the visit moved or was cancelled (nothing more), and the way on."""
-    claims = current_signer().verify(token, purpose=links.MANAGE)  # booking_for_link has checked it already
-    booking = get_session().get(Booking, uuid.UUID(claims.subject))
-    assert booking is not None
+    booking, _ = service.booking_behind_link(session=get_session(), signer=current_signer(), token=token)
     page = render_template(
         "pages/superseded.html",
         booking=booking,
+        token=token,
         clinic=booking.clinic,
         book_again=_book_again_url(booking),
         tz=booking.clinic.time_zone,
         tz_chosen=False,
     )
     return make_response(page, 409)
+
+
+@bp.post("/manage/<token>/send-link")
+def manage_send_link(token: str) -> ResponseReturnValue:
+    """Send the booking's current link to the phone and email on file; the same answer whether or not."""
+    with unit_of_work() as session:
+        relink.request_current_link(
+            session=session, signer=current_signer(), token=token, per_hour=config().link_resend_per_hour
+        )
+    return redirect(url_for("pages.manage_link_sent", token=token), code=303)
+
+
+@bp.get("/manage/<token>/link-sent")
+def manage_link_sent(token: str) -> ResponseReturnValue:
+    """The one answer to "send my current link again" (a page of its own, so the language switch works)."""
+    booking, _ = service.booking_behind_link(session=get_session(), signer=current_signer(), token=token)
+    clinic = booking.clinic
+    return render_template("pages/link_sent.html", clinic=clinic, tz=clinic.time_zone, tz_chosen=False)
 
 
 def _book_again_url(booking: Booking) -> str:
@@ -106,6 +122,10 @@ def _context(booking: Booking, token: str) -> dict[str, Any]:
         "can_change": booking.status == service.CONFIRMED and now < deadline,
         "upcoming": booking.status == service.CONFIRMED and booking.end_at > now,
         "link_sent_now": booking.start_at - now <= JOIN_LINK_LEAD,
+        # A type that allows two visits a day says so when the patient has another (issue 17 point 8).
+        "same_day": booking.status == service.CONFIRMED
+        and booking.end_at > now
+        and sameday.others_that_day(get_session(), booking) > 0,
     }
 
 

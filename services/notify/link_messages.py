@@ -1,0 +1,87 @@
+"""The patient's current manage link, sent again when they ask for it from an older or cancelled link."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from services.notify.models import EMAIL, PLANNED, SKIPPED, SMS, insert_messages
+from services.notify.planning import lock_booking
+from services.notify.protocols import BOOKED, LINK_STEP_PREFIX, ProtocolBook, Step
+from shared import events, links
+
+log = logging.getLogger(__name__)
+
+# A built-in step (no protocol file lists it): its texts are templates/common/link-again.* in each language.
+# Urgent: the patient is waiting on the page for it, so it goes at once, in quiet hours too.
+LINK_AGAIN = Step(
+    key="link-again",
+    on=BOOKED,  # unused: planned from booking.link_requested, never from a protocol
+    channels=(SMS, EMAIL),
+    template="common/link-again",
+    urgent=True,
+    calendar=False,
+)
+BUILT_IN_STEPS = (LINK_AGAIN,)
+# Asked for now: a link that could not go within a day is no longer what the patient is waiting for.
+LIFETIME = timedelta(days=1)
+
+
+def is_link_step(step: str) -> bool:
+    """Whether a plan row is a link sent again (rendered from the newest booking copy, any version)."""
+    return step.startswith(LINK_STEP_PREFIX)
+
+
+def plan(*, session: Session, book: ProtocolBook, event: events.LinkRequestedEvent, now: datetime) -> int:
+    """Plan the SMS and email carrying the booking's current link; the rows added."""
+    copy = lock_booking(session, event.booking_id)
+    if copy is None:
+        # The booking's own events have not reached notify yet: retried (the event job's retries) until then.
+        raise LookupError(f"booking {event.booking_id} is not known to notify yet")
+    patient = copy.snapshot["patient"]
+    protocol = book.get(copy.protocol)
+    expires_at = min(now + LIFETIME, copy.end_at + links.MANAGE_LINK_GRACE)
+    rows = []
+    for channel in LINK_AGAIN.channels:
+        status, reason = PLANNED, ""
+        if now >= expires_at:
+            status, reason = SKIPPED, "too late: even the current link has expired"
+        elif channel == SMS and not patient.get("phone"):
+            status, reason = SKIPPED, "the patient gave no mobile number"
+        elif channel == SMS and not patient.get("sms_consent"):
+            status, reason = SKIPPED, "the patient did not consent to SMS"
+        rows.append(_row(copy.id, copy.version, event, protocol.slug, protocol.version, channel, now))
+        rows[-1].update(status=status, reason=reason, expires_at=max(expires_at, now))
+    added = insert_messages(session, rows)
+    log.info("planned the current link again", extra={"booking_id": str(copy.id), "rows": len(added)})
+    return len(added)
+
+
+def _row(
+    booking_id: Any,
+    version: int,
+    event: events.LinkRequestedEvent,
+    protocol: str,
+    protocol_version: int,
+    channel: str,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "booking_id": booking_id,
+        "booking_version": version,
+        "step": f"{LINK_STEP_PREFIX}{event.event_id}",
+        "channel": channel,
+        "protocol": protocol,
+        "protocol_version": protocol_version,
+        "urgent": LINK_AGAIN.urgent,
+        "due_at": now,
+        "status": PLANNED,
+        "reason": "",
+        "blocked_on": None,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
