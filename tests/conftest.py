@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import HealthCheck, settings
 
 from shared.logging import configure_logging
 from tests.support.browser import launch as launch_browser
@@ -18,6 +19,11 @@ from tests.support.servers import PostgresServer, RedisServer
 from tests.support.twilio_mock import API_SPEC, VIDEO_SPEC, PrismServer
 
 BACKENDS = ("sqlite", "postgresql")
+
+# Property tests check behaviour, never speed: Hypothesis's 200 ms deadline and its "too slow" health check
+# failed a slot-search property once on a loaded machine. Speed is measured in `make bench`.
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 _skipped: list[str] = []
 
 
