@@ -57,14 +57,15 @@ def _superseded(token: str) -> Response:
         "pages/superseded.html",
         booking=booking,
         clinic=booking.clinic,
-        book_again=_book_again_url(booking),
+        book_again=book_again_url(booking),
         tz=booking.clinic.time_zone,
         tz_chosen=False,
     )
     return make_response(page, 409)
 
 
-def _book_again_url(booking: Booking) -> str:
+def book_again_url(booking: Booking) -> str:
+    """Where to book this kind of visit again (the type, if it still takes bookings; else the clinic)."""
     kind = booking.appointment_type
     if kind.active:
         return url_for("pages.book_providers", clinic_slug=booking.clinic.slug, type_slug=kind.slug)
@@ -117,7 +118,7 @@ def manage_booking(token: str) -> ResponseReturnValue:
         "pages/manage.html",
         done=request.args.get("done"),
         join_url=_join_url(booking, token),
-        book_again=_book_again_url(booking),
+        book_again=book_again_url(booking),
         calendar_links=ical.add_to_calendar_links(_visit(booking, token)),
         **_context(booking, token),
     )
