@@ -240,7 +240,7 @@ def _check_channel_fields(data: dict[str, Any]) -> None:
     if SMS not in channels and data["asks_reply"]:
         raise ValidationError("true needs the sms channel", "asks_reply")
     if data["safety_check"] and data["on"] != START:
-        raise ValidationError("true needs a step timed from the start (a reminder before the visit)", "safety_check")
+        raise ValidationError("true needs a reminder timed from the start", "safety_check")
 
 
 def _positive_duration(raw: str) -> bool:
