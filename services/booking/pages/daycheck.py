@@ -75,7 +75,6 @@ def _page(
         "values": values,
         "errors": errors,
         "flag": service.check_flag(booking, row, link.checklist) if not errors else None,
-        "done": request.args.get("done") == "1",
         "tz": booking.clinic.time_zone,
         "tz_chosen": False,
     }
@@ -115,4 +114,4 @@ def day_check_answer(code: str) -> ResponseReturnValue:
         if exc.slug != "link-outdated":
             raise
         return _superseded(_open(code))
-    return redirect(url_for("pages.day_check", code=code, done="1"), code=303)
+    return redirect(url_for("pages.day_check", code=code), code=303)

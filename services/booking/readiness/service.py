@@ -144,9 +144,7 @@ def readiness(
     provider_id: int | None = None,
 ) -> list[ReadinessRow]:
     """The clinic's confirmed sessions on ``day`` (its own zone), newest change first (404: no clinic)."""
-    clinic = session.get(Clinic, clinic_id)
-    if clinic is None:
-        raise NotFound(f"No clinic {clinic_id}.", slug="no-clinic")
+    clinic = get_clinic(session=session, clinic_id=clinic_id)
     start, end = day_bounds_utc(day, clinic.time_zone)
     query = (
         select(Booking, Attendance, DayCheck, Resource.name)
@@ -215,9 +213,7 @@ def day_sheet_link(
     now: datetime | None = None,
 ) -> DaySheetLink:
     """A link to ``day``'s sheet that works until that day ends in the clinic's zone (404: no clinic)."""
-    clinic = session.get(Clinic, clinic_id)
-    if clinic is None:
-        raise NotFound(f"No clinic {clinic_id}.", slug="no-clinic")
+    clinic = get_clinic(session=session, clinic_id=clinic_id)
     if provider_id is not None:
         provider = session.get(Provider, provider_id)
         if provider is None or provider.clinic_id != clinic_id:
@@ -246,15 +242,16 @@ def open_day_sheet(*, session: Session, signer: links.LinkSigner, token: str) ->
         claims = signer.verify(token, purpose=links.DAY_SHEET)
         day = date.fromisoformat(str(claims.extra["d"]))
         provider = claims.extra.get("p")
+        provider_id = int(provider) if provider is not None else None
         clinic_id = int(claims.subject)
     except links.LinkError as exc:
         raise _link_problem(exc) from exc
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError) as exc:
         raise NotFound("This link is not valid.", slug="link-invalid") from exc
     clinic = session.get(Clinic, clinic_id)
     if clinic is None:
         raise NotFound("This link is not valid.", slug="link-invalid")
-    return DaySheetScope(clinic, day, int(provider) if provider is not None else None)
+    return DaySheetScope(clinic, day, provider_id)
 
 
 def get_clinic(*, session: Session, clinic_id: int) -> Clinic:

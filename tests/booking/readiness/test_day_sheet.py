@@ -177,12 +177,20 @@ def test_bad_expired_and_wrong_purpose_day_sheet_links_get_the_link_pages(
     bad_day = signer.sign(
         purpose=links.DAY_SHEET, subject="1", version=1, expires_at=utcnow() + timedelta(1), extra={"d": "x"}
     )
+    bad_provider = signer.sign(
+        purpose=links.DAY_SHEET,
+        subject=str(setup.clinic_id),
+        version=1,
+        expires_at=utcnow() + timedelta(1),
+        extra={"d": "2026-03-03", "p": "x"},
+    )
     for bad in (
         path[:-3] + "abc",
         "/staff/day/nonsense",
         f"/staff/day/{manage}",
         f"/staff/day/{no_clinic}",
         f"/staff/day/{bad_day}",
+        f"/staff/day/{bad_provider}",
     ):
         page = pages_client.get(bad)
         assert page.status_code == 404, bad
