@@ -27,7 +27,9 @@ FEED = "feed"  # a provider's private calendar feed
 CHECKIN = "checkin"  # a patient answers one check-in (a questionnaire or a rating)
 ALERT = "alert"  # on-call staff open and acknowledge one safety alert
 TIMELINE = "timeline"  # a provider sees one patient's check-in timeline
-PURPOSES = frozenset({MANAGE, JOIN, INVITE, FEED, CHECKIN, ALERT, TIMELINE})
+DAY_CHECK = "day_check"  # a patient answers the day-before safety checklist of one booking version
+DAY_SHEET = "day_sheet"  # staff see who is ready on one clinic's day (optionally one provider's)
+PURPOSES = frozenset({MANAGE, JOIN, INVITE, FEED, CHECKIN, ALERT, TIMELINE, DAY_CHECK, DAY_SHEET})
 # The extra claim holding a subject's stored secret (feed and join tokens).
 SECRET_CLAIM = "k"  # noqa: S105 (the name of a claim, not a secret)
 
@@ -193,6 +195,27 @@ def short_manage_url(
         keys, purpose=MANAGE, subject=booking_id, version=version, expires_at=ends_at + MANAGE_LINK_GRACE
     )
     return link_url(base_url, "m", code)
+
+
+def short_day_check_url(
+    keys: Sequence[str], base_url: str, *, booking_id: str, version: int, ends_at: datetime
+) -> str:
+    """The day-before safety check of one booking version: ``/d/<short token>`` on the booking host."""
+    code = sign_short(keys, purpose=DAY_CHECK, subject=booking_id, version=version, expires_at=ends_at)
+    return link_url(base_url, "d", code)
+
+
+def day_sheet_token(
+    signer: LinkSigner, *, clinic_id: int, day: str, provider_id: int | None, expires_at: datetime
+) -> str:
+    """Staff's token for one clinic's day sheet (``day`` as ``YYYY-MM-DD``; one provider's, if given)."""
+    return signer.sign(
+        purpose=DAY_SHEET,
+        subject=str(clinic_id),
+        version=1,
+        expires_at=expires_at,
+        extra={"d": day, "p": provider_id},
+    )
 
 
 def manage_url(base_url: str, token: str) -> str:

@@ -8,6 +8,7 @@ from services.booking import cli, relay, views
 from services.booking.config import BookingConfig
 from services.booking.courses import views as course_views
 from services.booking.pages import init_pages
+from services.booking.readiness.checklists import load_checklists
 from services.booking.runtime import Runtime
 from shared.app import add_metrics_collector, common_parts, create_service_app
 from shared.config import load
@@ -27,7 +28,7 @@ def create_app(config: BookingConfig | None = None) -> Flask:
         description="Providers, appointment types, availability, free slots and bookings of the clinic.",
         import_name=__name__,
     )
-    app.extensions["booking"] = Runtime(**common_parts(app))
+    app.extensions["booking"] = Runtime(**common_parts(app), checklists=load_checklists())
     for blueprint in (*views.BLUEPRINTS, course_views.blueprint):
         api.register_blueprint(blueprint)
     init_pages(app, config)

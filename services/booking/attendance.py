@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.booking.models import CONFIRMED, DECLINED, UNCONFIRMED, Attendance, Booking, Clinic
+from services.booking.models import CONFIRMED, DECLINED, UNCONFIRMED, Attendance, Booking
 from services.booking.service import get_booking
 from shared.events import ATTENDANCE_CONFIRMED, SmsReplyEvent
-from shared.problems import Conflict, NotFound
-from shared.timeutil import day_bounds_utc, utcnow
+from shared.problems import Conflict
+from shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -96,58 +96,3 @@ def apply_sms_reply(*, session: Session, event: SmsReplyEvent) -> str:
     _write(session, booking, row, state=CONFIRMED, source=SMS, at=event.replied_at)
     log.info("attendance confirmed by sms", extra={"booking_id": str(booking.id)})
     return "applied"
-
-
-@dataclass(frozen=True)
-class ReadinessRow:
-    """One session of a day as staff see it: who, when, with whom, and whether the patient will come."""
-
-    booking_id: uuid.UUID
-    start: datetime
-    end: datetime
-    provider_id: int
-    provider_name: str
-    appointment_type: str
-    patient_first_name: str
-    attendance: AttendanceView
-    changed_at: datetime
-
-
-def readiness(
-    *, session: Session, clinic_id: int, day: date, provider_id: int | None = None
-) -> list[ReadinessRow]:
-    """The clinic's confirmed sessions on ``day`` (its own zone), newest change first (404: no clinic)."""
-    clinic = session.get(Clinic, clinic_id)
-    if clinic is None:
-        raise NotFound(f"No clinic {clinic_id}.", slug="no-clinic")
-    start, end = day_bounds_utc(day, clinic.time_zone)
-    query = (
-        select(Booking, Attendance)
-        .outerjoin(Attendance, Attendance.booking_id == Booking.id)
-        .where(
-            Booking.clinic_id == clinic_id,
-            Booking.status == "confirmed",
-            Booking.start_at >= start,
-            Booking.start_at < end,
-        )
-    )
-    if provider_id is not None:
-        query = query.where(Booking.provider_id == provider_id)
-    rows = [_readiness_row(booking, row) for booking, row in session.execute(query).all()]
-    return sorted(rows, key=lambda r: (r.changed_at, r.start), reverse=True)
-
-
-def _readiness_row(booking: Booking, row: Attendance | None) -> ReadinessRow:
-    view = current(booking, row)
-    changed = max(booking.updated_at, row.updated_at) if row is not None else booking.updated_at
-    return ReadinessRow(
-        booking_id=booking.id,
-        start=booking.start_at,
-        end=booking.end_at,
-        provider_id=booking.provider_id,
-        provider_name=booking.provider.name,
-        appointment_type=booking.appointment_type.name,
-        patient_first_name=(booking.patient.name.split() or [""])[0],
-        attendance=view,
-        changed_at=changed,
-    )

@@ -327,6 +327,36 @@ class Attendance(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+# The day-before safety check's flag, the only part of it anyone but the patient sees.
+CHECK_CLEAR = "clear"
+CHECK_CALL = "call"
+CHECK_UNANSWERED = "unanswered"
+
+
+class DayCheck(Base):
+    """A patient's answers to the day-before safety checklist of one version of a booking.
+
+    Health details (substance use, medication): shown back to the patient only; staff, events, messages,
+    logs and calendars see the ``flag`` at most. Its own table for the reason attendance has one: answering
+    must not raise the booking's version. Answers recorded for an older version read as unanswered.
+    """
+
+    __tablename__ = "day_checks"
+    __table_args__ = (CheckConstraint("flag IN ('clear', 'call')", name="flag"),)
+
+    booking_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("bookings.id", ondelete="CASCADE"), primary_key=True
+    )
+    booking_version: Mapped[int] = mapped_column(Integer)
+    # Which checklist (the type's reminder protocol) and its version the answers are to.
+    checklist: Mapped[str] = mapped_column(String(64))
+    checklist_version: Mapped[int] = mapped_column(Integer)
+    answers: Mapped[dict[str, bool]] = mapped_column(JSONDocument)
+    flag: Mapped[str] = mapped_column(String(16))
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class ProcessedEvent(ProcessedEventMixin, Base):
     """Events this service has handled (notify's SMS replies), so a redelivered job changes nothing."""
 

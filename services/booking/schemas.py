@@ -10,7 +10,6 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from services.booking.languages import supported_languages
 from shared.fields import (
     INT32_MAX,
-    Day,
     Email,
     Flag,
     Id,
@@ -201,30 +200,6 @@ class AttendanceOut(Schema):
     state = fields.String()
     source = fields.String(allow_none=True, metadata={"description": "sms, phone or staff"})
     at = fields.AwareDateTime(allow_none=True, metadata={"description": "when the patient said so"})
-
-
-class ReadinessFilter(Strict):
-    """Which day's sessions (in the clinic's zone), of which clinic, optionally of one provider."""
-
-    clinic_id = Id(required=True, strict=False)
-    day = Day(required=True)
-    provider_id = Id(strict=False)
-
-
-class ReadinessOut(Schema):
-    """One session of the day with its attendance (no health details: staff open the booking for those)."""
-
-    booking_id = fields.UUID()
-    start = fields.AwareDateTime()
-    end = fields.AwareDateTime()
-    provider_id = fields.Integer()
-    provider_name = fields.String()
-    appointment_type = fields.String()
-    patient_first_name = fields.String()
-    attendance = fields.Nested(AttendanceOut)
-    changed_at = fields.AwareDateTime(
-        metadata={"description": "the booking's or its attendance's last change"}
-    )
 
 
 class IntakeOut(Schema):

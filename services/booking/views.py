@@ -16,6 +16,7 @@ from services.booking import schemas as s
 from services.booking.catalog import service as catalog
 from services.booking.catalog import views as catalog_views
 from services.booking.models import Booking
+from services.booking.readiness import views as readiness_views
 from services.booking.resources import schemas as resource_schemas
 from services.booking.resources import service as resources
 from services.booking.resources import views as resource_views
@@ -41,10 +42,14 @@ manage = public(
         description="A patient's own booking, by signed link",
     )
 )
-readiness = Blueprint(
-    "readiness", __name__, url_prefix=f"{API_PREFIX}/readiness", description="Who is ready, by day (staff)"
+BLUEPRINTS = (
+    *catalog_views.BLUEPRINTS,
+    resource_views.blueprint,
+    slots,
+    bookings,
+    manage,
+    readiness_views.blueprint,
 )
-BLUEPRINTS = (*catalog_views.BLUEPRINTS, resource_views.blueprint, slots, bookings, manage, readiness)
 # (The course API's blueprint imports helpers from this module; app.py registers it after these.)
 _BOOKING = f"{API_PREFIX}/bookings/{{booking_id}}"
 BOOKING_LINKS = {
@@ -236,16 +241,6 @@ class BookingAttendance(MethodView):
         """Record attendance: a confirmation taken by phone, an arrival, a no-show."""
         with unit_of_work() as session:
             return attendance.set_attendance(session=session, booking_id=booking_id, **data)
-
-
-@readiness.route("")
-class Readiness(MethodView):
-    @readiness.arguments(s.ReadinessFilter(), location="query")
-    @readiness.response(200, s.ReadinessOut(many=True))
-    @readiness.alt_response(404, schema=ProblemSchema, description="No such clinic")
-    def get(self, args: dict[str, Any]) -> Any:
-        """A day's sessions (the clinic's zone) with their attendance, newest change first."""
-        return attendance.readiness(session=get_session(), **args)
 
 
 # --- a patient's own booking, by signed link -------------------------------------------------------------

@@ -118,6 +118,15 @@ def preview(
                 version=2,
                 ends_at=SAMPLE_START + timedelta(hours=1),
             ),
+            safety_check_url=links.short_day_check_url(
+                runtime.signer.keys,
+                runtime.config.booking_public_url,
+                booking_id=snap["id"],
+                version=2,
+                ends_at=SAMPLE_START + timedelta(hours=1),
+            )
+            if step.safety_check
+            else None,
             join_url=f"{runtime.config.consult_public_url}/join/sample-token" if step.join_link else None,
             previous_start=SAMPLE_START - timedelta(days=1),
             cancelled_by="patient",

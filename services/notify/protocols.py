@@ -90,6 +90,8 @@ class Step:
     attachments: tuple[Attachment, ...] = ()
     calendar: bool = False
     asks_reply: bool = False
+    # Carries the link to the day-before safety check of the booking version (booking's ``/d/<code>`` page).
+    safety_check: bool = False
 
     @property
     def on_event(self) -> bool:
@@ -199,6 +201,7 @@ class StepSchema(Schema):
     attachments = fields.List(fields.Nested(_AttachmentSchema), load_default=list)
     calendar = fields.Boolean()
     asks_reply = fields.Boolean(load_default=False)
+    safety_check = fields.Boolean(load_default=False)
 
     @validates_schema
     def _check(self, data: dict[str, Any], **_: Any) -> None:
@@ -239,6 +242,8 @@ def _check_channel_fields(data: dict[str, Any]) -> None:
         raise ValidationError("true needs the email channel", "calendar")
     if SMS not in channels and data["asks_reply"]:
         raise ValidationError("true needs the sms channel", "asks_reply")
+    if data["safety_check"] and data["on"] != START:
+        raise ValidationError("true needs a reminder timed from the start", "safety_check")
 
 
 def _positive_duration(raw: str) -> bool:

@@ -59,6 +59,7 @@ class MessageContext:
     manage_url: str
     join_url: str | None = None
     short_manage_url: str | None = None  # the same page through the booking host's short path, for SMS
+    safety_check_url: str | None = None  # the day-before safety check (steps with ``safety_check``)
     previous_start: datetime | None = None
     cancelled_by: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -236,6 +237,7 @@ class Renderer:
             "manage_url": message.manage_url,
             "sms_manage_url": message.short_manage_url or message.manage_url,
             "join_url": message.join_url,
+            "safety_check_url": message.safety_check_url,
             "opt_out_hint": self.opt_out_hint,
             "protocol": dict(protocol.vars),
             **message.extra,

@@ -281,6 +281,15 @@ def _render(
                 version=booking.version,
                 ends_at=booking.end_at,
             ),
+            safety_check_url=links.short_day_check_url(
+                runtime.signer.keys,
+                runtime.config.booking_public_url,
+                booking_id=str(booking.id),
+                version=booking.version,
+                ends_at=booking.end_at,
+            )
+            if step.safety_check
+            else None,
             join_url=join.patient_url if join else None,
             previous_start=datetime.fromisoformat(previous) if previous else None,
             cancelled_by=snap.get("cancelled_by"),

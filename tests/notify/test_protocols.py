@@ -152,6 +152,10 @@ def test_html_is_escaped(runtime: Runtime) -> None:
             "needs a subject",
         ),
         (lambda s: s.replace('key = "reminder-24h"', 'key = "confirmation"'), "step keys must be unique"),
+        (
+            lambda s: s.replace("urgent = true", "urgent = true\nsafety_check = true", 1),
+            "confirmation.safety_check: true needs a reminder timed from the start",
+        ),
         (lambda s: s + "\n[[steps", "follow-up.toml"),
     ],
 )

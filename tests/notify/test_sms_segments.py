@@ -64,6 +64,15 @@ def _texts_in(runtime: Runtime, language: str) -> list[tuple[str, str]]:
                     version=2,
                     ends_at=SAMPLE_START + timedelta(hours=1),
                 ),
+                safety_check_url=links.short_day_check_url(
+                    runtime.signer.keys,
+                    runtime.config.booking_public_url,
+                    booking_id=snap["id"],
+                    version=2,
+                    ends_at=SAMPLE_START + timedelta(hours=1),
+                )
+                if step.safety_check
+                else None,
                 join_url=links.join_url(runtime.config.consult_public_url, join) if step.join_link else None,
                 previous_start=SAMPLE_START - timedelta(days=1),
                 extra=sample_course_extra(step),

@@ -54,6 +54,8 @@ PUBLIC: dict[str, set[str]] = {
         "/invite/<token>/<type_slug>/<who>",
         "/invite/<token>/<type_slug>/<who>/details",
         "/m/<code>",  # a short signed manage link, as SMS carry it
+        "/d/<code>",  # a short signed day-before safety check link, as the reminder carries it
+        "/staff/day/<token>",  # a signed day-sheet link (staff without the API key)
         "/manage/<token>",  # a patient's manage pages
         "/manage/<token>/calendar.ics",
         "/manage/<token>/cancel",

@@ -2,7 +2,8 @@
 
 ``/book/<clinic>`` (public) and ``/invite/<token>`` (private invitation) lead through type, provider, time and
 details to a booking; ``/manage/<token>`` shows it and lets the patient reschedule, cancel or add it to their
-calendar. Views stay thin: they call the same business operations as the JSON API.
+calendar; ``/d/<code>`` is the day-before safety check; ``/staff/day`` the staff day sheet. Views stay thin:
+they call the same business operations as the JSON API.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from services.booking.config import BookingConfig
-from services.booking.pages import book, manage
-from services.booking.pages.common import bp
+from services.booking.pages import book, daycheck, manage
+from services.booking.pages.common import bp, helpers
+from services.booking.pages.daysheet import staff_bp
 from services.booking.pages.i18n import N_, current_language, init_i18n, remember_language
 from shared.problems import Problem
 
@@ -36,6 +38,7 @@ SUBMISSIONS = (
     "pages.manage_reschedule_confirm",
     "pages.manage_cancel",
     "pages.manage_send_link",
+    "pages.day_check_answer",
 )
 # Forms that re-render with the patient's input kept when their CSRF token has gone stale.
 KEEPS_INPUT_ON_STALE_FORM = {"pages.book_details", "pages.invite_details"}
@@ -71,6 +74,7 @@ def init_pages(app: Flask, config: BookingConfig) -> None:
     csrf.init_app(app)
     init_i18n(app, secure_cookie=config.booking_public_url.startswith("https://"))
     app.register_blueprint(bp)
+    app.register_blueprint(staff_bp)
 
     limiter = Limiter(
         get_remote_address,
@@ -111,7 +115,12 @@ def _check_csrf() -> None:
         raise
 
 
+# The staff key's day sheet shares the pages' templates, headers and helpers, but not their public mark.
+staff_bp.context_processor(helpers)
+
+
 @bp.after_request
+@staff_bp.after_request
 def _page_headers(response: Response) -> Response:
     # Manage and invitation URLs carry signed tokens: never send them on as a Referer, never cache the pages.
     response.headers.setdefault("Referrer-Policy", "no-referrer")
@@ -166,4 +175,4 @@ def _too_many(_exc: TooManyRequests) -> ResponseReturnValue:
     )
 
 
-__all__ = ["book", "init_pages", "manage"]
+__all__ = ["book", "daycheck", "init_pages", "manage"]

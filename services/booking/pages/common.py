@@ -204,6 +204,11 @@ def build_picker(find: Finder, tz: str, *, horizon_days: int) -> Picker:
     )
 
 
+def clock_in(moment: datetime, tz: str) -> str:
+    """``10:00 AM`` in ``tz``, in the page's language."""
+    return clock(to_zone(moment, tz))
+
+
 def when(moment: datetime, tz: str) -> str:
     """``Tuesday 3 March 2026, 10:00 AM`` in ``tz``, in the page's language."""
     return long_when(to_zone(moment, tz))
@@ -260,9 +265,11 @@ def zone_options(selected: str, *first: str) -> Markup:
 
 
 @bp.context_processor
-def _helpers() -> dict[str, Any]:
+def helpers() -> dict[str, Any]:
+    """What every page template may call."""
     return {
         "when": when,
+        "clock_in": clock_in,
         "day_label": day_label,
         "weekday": weekday,
         "day_month": day_month,

@@ -55,7 +55,7 @@ def _superseded(token: str) -> Response:
         booking=booking,
         token=token,
         clinic=booking.clinic,
-        book_again=_book_again_url(booking),
+        book_again=book_again_url(booking),
         tz=booking.clinic.time_zone,
         tz_chosen=False,
     )
@@ -80,7 +80,8 @@ def manage_link_sent(token: str) -> ResponseReturnValue:
     return render_template("pages/link_sent.html", clinic=clinic, tz=clinic.time_zone, tz_chosen=False)
 
 
-def _book_again_url(booking: Booking) -> str:
+def book_again_url(booking: Booking) -> str:
+    """Where to book this kind of visit again (the type, if it still takes bookings; else the clinic)."""
     kind = booking.appointment_type
     if kind.active:
         return url_for("pages.book_providers", clinic_slug=booking.clinic.slug, type_slug=kind.slug)
@@ -137,7 +138,7 @@ def manage_booking(token: str) -> ResponseReturnValue:
         "pages/manage.html",
         done=request.args.get("done"),
         join_url=_join_url(booking, token),
-        book_again=_book_again_url(booking),
+        book_again=book_again_url(booking),
         calendar_links=ical.add_to_calendar_links(_visit(booking, token)),
         **_context(booking, token),
     )

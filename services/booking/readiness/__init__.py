@@ -1,0 +1,1 @@
+"""Who is ready for their visit: the day-before safety check and the staff day sheet."""
