@@ -28,9 +28,9 @@ from services.booking.models import (
     Provider,
 )
 from services.booking.models import ProviderAppointmentType as Offered
-from shared import events
+from shared import events, links
 from shared.db import is_unique_violation
-from shared.problems import Conflict, NotFound, Unprocessable, field_error
+from shared.problems import Conflict, Gone, NotFound, Unprocessable, field_error
 from shared.timeutil import ensure_utc, local_to_utc, to_zone, utcnow
 
 CONFIRMED = "confirmed"
@@ -265,6 +265,33 @@ def get_course(*, session: Session, course_id: uuid.UUID) -> Course:
     if course is None:
         raise NotFound(f"No course {course_id}.")
     return course
+
+
+def course_for_link(*, session: Session, signer: links.LinkSigner, token: str) -> Course:
+    """The course a patient's course token opens: 404 if forged or unknown, 410 if expired."""
+    try:
+        claims = signer.verify(token, purpose=links.COURSE)
+        course_id = uuid.UUID(claims.subject)
+    except links.LinkError as exc:
+        if exc.reason == "expired":
+            raise Gone("This link has expired.", slug="link-expired") from exc
+        raise NotFound("This link is not valid.", slug="link-invalid") from exc
+    except ValueError as exc:
+        raise NotFound("This link is not valid.", slug="link-invalid") from exc
+    course = session.get(Course, course_id)
+    if course is None:
+        raise NotFound("This link is not valid.", slug="link-invalid")
+    return course
+
+
+def course_token(signer: links.LinkSigner, course: Course) -> str:
+    """The patient's token for ``course``'s page, valid until a while after its last session."""
+    return links.course_token(signer, course_id=str(course.id), ends_at=last_end(course))
+
+
+def last_end(course: Course) -> datetime:
+    """When the course's last session (booster included) ends."""
+    return max(b.end_at for b in course.sessions)
 
 
 def status_of(course: Course, now: datetime | None = None) -> str:

@@ -2,7 +2,8 @@
 
 ``/book/<clinic>`` (public) and ``/invite/<token>`` (private invitation) lead through type, provider, time and
 details to a booking; ``/manage/<token>`` shows it and lets the patient reschedule, cancel or add it to their
-calendar. Views stay thin: they call the same business operations as the JSON API.
+calendar; ``/course/<token>`` lists a treatment course's sessions and cancels some or all. Views stay thin:
+they call the same business operations as the JSON API.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from services.booking.config import BookingConfig
-from services.booking.pages import book, manage
+from services.booking.pages import book, course, manage
 from services.booking.pages.common import bp
 from services.booking.pages.i18n import current_language, init_i18n, remember_language
 from shared.problems import Problem
@@ -35,6 +36,7 @@ SUBMISSIONS = (
     "pages.invite_details",
     "pages.manage_reschedule_confirm",
     "pages.manage_cancel",
+    "pages.course_cancel",
 )
 # Forms that re-render with the patient's input kept when their CSRF token has gone stale.
 KEEPS_INPUT_ON_STALE_FORM = {"pages.book_details", "pages.invite_details"}
@@ -162,4 +164,4 @@ def _too_many(_exc: TooManyRequests) -> ResponseReturnValue:
     )
 
 
-__all__ = ["book", "init_pages", "manage"]
+__all__ = ["book", "course", "init_pages", "manage"]
