@@ -53,6 +53,9 @@ PUBLIC: dict[str, set[str]] = {
         "/invite/<token>/<type_slug>/<who>",
         "/invite/<token>/<type_slug>/<who>/details",
         "/m/<code>",  # a short signed manage link, as SMS carry it
+        "/c/<code>",  # a short signed course link, as SMS carry it
+        "/course/<token>",  # a patient's course page (signed course link)
+        "/course/<token>/cancel",
         "/manage/<token>",  # a patient's manage pages
         "/manage/<token>/calendar.ics",
         "/manage/<token>/cancel",

@@ -124,7 +124,7 @@ def test_cancel_this_and_the_following_cancels_exactly_those(
     assert done.status_code == 303
     assert _statuses(pages_client, course) == ["confirmed"] * 3 + ["cancelled"] * 3
     answer = text(pages_client.get(done.headers["Location"]).text)
-    assert "4, 5, 6: we have cancelled these 3 sessions" in answer
+    assert "We have cancelled these 3 sessions (4, 5, 6)" in answer
     assert "Stopped" in answer
     (change,) = [e for e in _course_events(pages_app) if e["change"] == "cancelled"]
     assert change["cancelled_by"] == "patient"
@@ -144,7 +144,9 @@ def test_cancel_the_whole_course_and_a_replayed_form_changes_nothing_more(
     done = pages_client.post(path + "/cancel", data=form)
     assert done.status_code == 303
     assert _statuses(pages_client, course) == ["cancelled"] * 6
-    assert "we have cancelled these 6 sessions" in text(pages_client.get(done.headers["Location"]).text)
+    assert "We have cancelled these 6 sessions (1, 2, 3, 4, 5, 6)" in text(
+        pages_client.get(done.headers["Location"]).text
+    )
     events = len(_course_events(pages_app))
     again = pages_client.post(path + "/cancel", data=form)  # the form sent twice
     assert again.status_code == 303
