@@ -17,7 +17,8 @@ from shared import links
 SAMPLE_START = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
 
 
-SAMPLE_COURSE = {"id": str(uuid.UUID(int=3)), "index": 3, "sessions": 6}
+SAMPLE_COURSE_ID = str(uuid.UUID(int=3))
+SAMPLE_COURSE = {"id": SAMPLE_COURSE_ID, "index": 3, "sessions": 6}
 
 
 def sample_course_extra(step: Step) -> dict[str, Any]:
@@ -44,8 +45,8 @@ def sample_course_links(runtime: Runtime, step: Step) -> tuple[str | None, str |
     if step.on not in COURSE_ANCHORS:
         return None, None
     base, ends_at = runtime.config.booking_public_url, SAMPLE_START + timedelta(days=1, hours=1)
-    token = links.course_token(runtime.signer, course_id=SAMPLE_COURSE["id"], ends_at=ends_at)
-    short = links.short_course_url(runtime.signer.keys, base, course_id=SAMPLE_COURSE["id"], ends_at=ends_at)
+    token = links.course_token(runtime.signer, course_id=SAMPLE_COURSE_ID, ends_at=ends_at)
+    short = links.short_course_url(runtime.signer.keys, base, course_id=SAMPLE_COURSE_ID, ends_at=ends_at)
     return links.course_url(base, token), short
 
 

@@ -189,6 +189,22 @@ def plan_course(
     return Plan(template, chosen, planner.alternatives(spacing, chosen, candidates, tz))
 
 
+def replan(*, session: Session, template_id: int, sessions: Sequence[Candidate]) -> Plan:
+    """The schedule ``sessions`` as adjusted (422 naming a broken rule), with alternatives for each one."""
+    template = get_template(session=session, template_id=template_id)
+    if not template.active:
+        raise Conflict("This course template is not taking bookings.", slug="not-bookable")
+    _check_sessions(template, [{"start": c.start, "provider_id": c.provider_id} for c in sessions])
+    spacing = spacing_of(template)
+    providers = sorted({c.provider_id for c in sessions})
+    if template.same_provider != "required":
+        providers = _providers(session, template, None)
+    end = ensure_utc(sessions[0].start) + (spacing.within or OPEN_WINDOW) + timedelta(days=1)
+    candidates = _candidates(session, template, providers, utcnow(), end, Preferences())
+    tz = template.clinic.time_zone
+    return Plan(template, list(sessions), planner.alternatives(spacing, sessions, candidates, tz))
+
+
 def _best_plan(
     template: CourseTemplate,
     spacing: Spacing,
@@ -332,8 +348,11 @@ def book_course(
     patient_id: uuid.UUID | None = None,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
+    invitation_id: uuid.UUID | None = None,
 ) -> tuple[Course, bool]:
     """Book every session of a course in the caller's transaction, or raise and book none.
+
+    ``invitation_id``: booked through a private invitation, which the first session spends (and checks).
 
     Returns the course and whether it was created now (False: an idempotent replay). A session whose time
     another booking holds raises the booking's 409; the caller rolls everything back.
@@ -368,6 +387,7 @@ def book_course(
                     start=wanted["start"],
                     patient_id=person.id,
                     course=(course.id, index),
+                    invitation_id=invitation_id if index == 1 else None,
                 )[0]
                 for index, wanted in enumerate(sessions, start=1)
             ]

@@ -91,7 +91,9 @@ def course_page(token: str) -> ResponseReturnValue:
     course = _course(token)
     raw = request.args.get("cancelled")
     cancelled = None if raw is None else [int(n) for n in raw.split(",") if n.isdigit()]
-    return render_template("pages/course.html", cancelled=cancelled, **_context(course, token))
+    return render_template(
+        "pages/course.html", cancelled=cancelled, done=request.args.get("done"), **_context(course, token)
+    )
 
 
 @bp.get("/c/<code>")

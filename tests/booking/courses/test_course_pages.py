@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +19,9 @@ from shared.links import current_signer
 from tests.booking.conftest import STAFF
 from tests.booking.courses.test_courses import EXPECTED, _book, _template
 from tests.booking.factories import make_chair_setup
-from tests.booking.pages_support import hidden, text
+from tests.booking.factories import table_counts as _counts
+from tests.booking.pages_support import form_action, hidden, text
+from tests.booking.pages_support import links as page_links
 
 BASE = "http://127.0.0.1:8001"
 
@@ -178,3 +182,128 @@ def test_cancel_refuses_bad_input_and_sessions_past_their_deadline(
     assert refused.status_code == 409
     assert "can no longer be changed online" in text(refused.text)
     assert _statuses(pages_client, course) == ["confirmed"] * 6
+
+
+# --- booking a whole course from the clinic's link ------------------------------------------------------------
+
+FORM = {
+    "name": "Jordan Example",
+    "email": "jordan@example.com",
+    "phone": "+14155552671",
+    "sms_consent": "yes",
+}
+
+
+def _schedule(page: str) -> list[str]:
+    return [html.unescape(v) for v in re.findall(r'<input type="hidden" name="s" value="([^"]+)"', page)]
+
+
+def _post(client: FlaskClient, page: str, **fields: Any) -> Any:
+    data: dict[str, Any] = {
+        "csrf_token": hidden(page, "csrf_token"),
+        "idempotency_key": hidden(page, "idempotency_key"),
+        "s": _schedule(page),
+        **FORM,
+        **fields,
+    }
+    return client.post(form_action(page), data=data)
+
+
+def test_book_a_whole_course_with_one_session_swapped_in_one_request(
+    pages_app: Flask, pages_client: FlaskClient, clock: object
+) -> None:
+    setup = make_chair_setup(pages_app, providers=1, chairs=1)
+    template = _template(pages_client, setup)
+    staff_plan = pages_client.post(
+        "/api/v1/courses/plan", json={"template_id": template["id"]}, headers=STAFF
+    ).json
+    page = pages_client.get("/book/clinic-infusion/course/induction?tz=Europe/London")
+    assert page.status_code == 200
+    body = text(page.text)
+    assert "Book your course: Induction" in body
+    assert "Session 6 of 6" in body
+    proposed = _schedule(page.text)
+    # The page proposes the planner's earliest schedule (times in the clinic's zone).
+    assert [s.split("@")[0] for s in proposed] == [
+        datetime.fromisoformat(s["start"]).astimezone(UTC).isoformat() for s in staff_plan["sessions"]
+    ]
+    assert "Monday 9 March 2026, 9:00 AM" in body  # New York wall-clock time after the DST change
+    # Swap the last session for its first alternative: the page now proposes that schedule.
+    swap = next(link for link in page_links(page.text, "alt") if link.endswith("#session-6"))
+    swapped = pages_client.get(swap)
+    assert swapped.status_code == 200
+    chosen = _schedule(swapped.text)
+    assert chosen[:5] == proposed[:5]
+    assert chosen[5] != proposed[5]
+    assert _counts(pages_app)["courses"] == 0  # looking books nothing
+
+    done = _post(pages_client, swapped.text)
+    assert done.status_code == 303, text(done.text)
+    assert "/course/" in done.headers["Location"]
+    landed = pages_client.get(done.headers["Location"])
+    assert "Your 6 sessions are booked" in text(landed.text)
+    counts = _counts(pages_app)
+    assert counts["courses"] == 1
+    assert counts["bookings"] == 6
+    # The same form sent twice (a double tap, a retry): the same course, nothing more.
+    again = _post(pages_client, swapped.text)
+    assert again.status_code == 303
+    assert again.headers["Location"] == done.headers["Location"]
+    assert _counts(pages_app) == counts
+    token = done.headers["Location"].split("/course/")[1].split("?")[0]
+    with pages_app.test_request_context():
+        course_id = current_signer().verify(token, purpose=links.COURSE).subject
+    staff = pages_client.get(f"/api/v1/courses/{course_id}", headers=STAFF).json
+    booked = [(datetime.fromisoformat(s["start"]), str(s["provider"]["id"])) for s in staff["sessions"]]
+    assert booked == [(datetime.fromisoformat(c.split("@")[0]), c.split("@")[1]) for c in chosen]
+    assert staff["patient"]["language"] == "en"
+
+
+def test_course_booking_refuses_bad_input_and_books_nothing(
+    pages_app: Flask, pages_client: FlaskClient, clock: object
+) -> None:
+    setup = make_chair_setup(pages_app, providers=1, chairs=1)
+    _template(pages_client, setup)
+    assert pages_client.get("/book/clinic-infusion/course/nothing-here").status_code == 404
+    assert pages_client.get("/book/no-clinic/course/induction").status_code == 404
+    page = pages_client.get("/book/clinic-infusion/course/induction?tz=Europe/London")
+    before = _counts(pages_app)
+    missing = _post(pages_client, page.text, email="")
+    assert missing.status_code == 422
+    assert "Email address: enter your email address" in text(missing.text)
+    assert _schedule(missing.text) == _schedule(page.text)  # the schedule and the answers are kept
+    assert 'value="Jordan Example"' in missing.text
+    # A hand-made schedule that breaks the spacing rules: a new schedule is shown, nothing is booked.
+    crammed = _schedule(page.text)
+    first, provider = crammed[0].split("@")
+    crammed[1] = f"{(datetime.fromisoformat(first) + timedelta(hours=2)).isoformat()}@{provider}"
+    refused = _post(pages_client, page.text, s=crammed)
+    assert refused.status_code == 409
+    assert "Here is a new schedule" in text(refused.text)
+    assert (
+        pages_client.post(form_action(page.text), data={"s": _schedule(page.text), **FORM}).status_code == 400
+    )
+    garbled = _post(pages_client, page.text, s=["not-a-time@x"])
+    assert garbled.status_code == 409
+    assert _counts(pages_app) == before
+
+
+def test_an_invitation_books_a_course_and_is_spent(
+    pages_app: Flask, pages_client: FlaskClient, clock: object
+) -> None:
+    setup = make_chair_setup(pages_app, providers=1, chairs=1)
+    _template(pages_client, setup)
+    invitation = pages_client.post(
+        "/api/v1/invitations",
+        json={"clinic_id": setup.clinic_id, "appointment_type_id": setup.type_id},
+        headers=STAFF,
+    )
+    assert invitation.status_code == 201, invitation.json
+    path = invitation.json["url"].removeprefix(BASE) + "/course/induction?tz=Europe/London"
+    page = pages_client.get(path)
+    assert page.status_code == 200, text(page.text)
+    done = _post(pages_client, page.text)
+    assert done.status_code == 303, text(done.text)
+    spent = pages_client.get(path)
+    assert spent.status_code in (409, 410)
+    assert "This invitation has already been used" in text(spent.text)
