@@ -29,7 +29,8 @@ ALERT = "alert"  # on-call staff open and acknowledge one safety alert
 TIMELINE = "timeline"  # a provider sees one patient's check-in timeline
 DAY_CHECK = "day_check"  # a patient answers the day-before safety checklist of one booking version
 DAY_SHEET = "day_sheet"  # staff see who is ready on one clinic's day (optionally one provider's)
-PURPOSES = frozenset({MANAGE, JOIN, INVITE, FEED, CHECKIN, ALERT, TIMELINE, DAY_CHECK, DAY_SHEET})
+COURSE = "course"  # a patient sees one treatment course and cancels some or all of its sessions
+PURPOSES = frozenset({MANAGE, JOIN, INVITE, FEED, CHECKIN, ALERT, TIMELINE, DAY_CHECK, DAY_SHEET, COURSE})
 # The extra claim holding a subject's stored secret (feed and join tokens).
 SECRET_CLAIM = "k"  # noqa: S105 (the name of a claim, not a secret)
 
@@ -221,6 +222,34 @@ def day_sheet_token(
 def manage_url(base_url: str, token: str) -> str:
     """The patient-facing manage page for ``token`` on the booking service."""
     return link_url(base_url, "manage", token)
+
+
+# The course page shows the course as it is now, so one link serves every change: its version stays 1.
+COURSE_LINK_VERSION = 1
+
+
+def course_token(signer: LinkSigner, *, course_id: str, ends_at: datetime) -> str:
+    """The token of a course's page; it works until the manage grace after its last session ends."""
+    return signer.sign(
+        purpose=COURSE, subject=course_id, version=COURSE_LINK_VERSION, expires_at=ends_at + MANAGE_LINK_GRACE
+    )
+
+
+def course_url(base_url: str, token: str) -> str:
+    """The patient-facing course page for ``token`` on the booking service."""
+    return link_url(base_url, "course", token)
+
+
+def short_course_url(keys: Sequence[str], base_url: str, *, course_id: str, ends_at: datetime) -> str:
+    """The course link for SMS: ``/c/<short token>`` on the booking host, which leads to the course page."""
+    code = sign_short(
+        keys,
+        purpose=COURSE,
+        subject=course_id,
+        version=COURSE_LINK_VERSION,
+        expires_at=ends_at + MANAGE_LINK_GRACE,
+    )
+    return link_url(base_url, "c", code)
 
 
 # A join link is usable from shortly before the visit until shortly after it; the consult service decides the

@@ -18,7 +18,8 @@ from shared import links
 SAMPLE_START = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
 
 
-SAMPLE_COURSE = {"id": str(uuid.UUID(int=3)), "index": 3, "sessions": 6}
+SAMPLE_COURSE_ID = str(uuid.UUID(int=3))
+SAMPLE_COURSE = {"id": SAMPLE_COURSE_ID, "index": 3, "sessions": 6}
 
 
 def sample_course_extra(step: Step) -> dict[str, Any]:
@@ -38,6 +39,16 @@ def sample_course_extra(step: Step) -> dict[str, Any]:
         for n, at in enumerate(starts, start=1)
     ]
     return {"course_change": step.on.removeprefix("course-"), "course_sessions": sessions}
+
+
+def sample_course_links(runtime: Runtime, step: Step) -> tuple[str | None, str | None]:
+    """The sample course's page link and its short SMS form, for a whole-course step (else None, None)."""
+    if step.on not in COURSE_ANCHORS:
+        return None, None
+    base, ends_at = runtime.config.booking_public_url, SAMPLE_START + timedelta(days=1, hours=1)
+    token = links.course_token(runtime.signer, course_id=SAMPLE_COURSE_ID, ends_at=ends_at)
+    short = links.short_course_url(runtime.signer.keys, base, course_id=SAMPLE_COURSE_ID, ends_at=ends_at)
+    return links.course_url(base, token), short
 
 
 def sample_snapshot(
@@ -105,11 +116,14 @@ def preview(
     token = links.manage_token(
         runtime.signer, booking_id=snap["id"], version=2, ends_at=SAMPLE_START + timedelta(hours=1)
     )
+    course_url, short_course_url = sample_course_links(runtime, step)
     context = runtime.renderer.context(
         protocol=protocol,
         step=step,
         message=MessageContext(
             snapshot=snap,
+            course_url=course_url,
+            short_course_url=short_course_url,
             manage_url=links.manage_url(runtime.config.booking_public_url, token),
             short_manage_url=links.short_manage_url(
                 runtime.signer.keys,

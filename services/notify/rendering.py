@@ -60,6 +60,8 @@ class MessageContext:
     join_url: str | None = None
     short_manage_url: str | None = None  # the same page through the booking host's short path, for SMS
     safety_check_url: str | None = None  # the day-before safety check (steps with ``safety_check``)
+    course_url: str | None = None  # a course session's course page (whole-course messages)
+    short_course_url: str | None = None  # the same through the booking host's short path, for SMS
     previous_start: datetime | None = None
     cancelled_by: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -238,6 +240,8 @@ class Renderer:
             "sms_manage_url": message.short_manage_url or message.manage_url,
             "join_url": message.join_url,
             "safety_check_url": message.safety_check_url,
+            "course_url": message.course_url,
+            "sms_course_url": message.short_course_url or message.course_url,
             "opt_out_hint": self.opt_out_hint,
             "protocol": dict(protocol.vars),
             **message.extra,

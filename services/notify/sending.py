@@ -216,7 +216,8 @@ def _prepare(
         return Prepared(message_id=row.id, channel=row.channel, key=message_key(row.id), sms=sms, email=email)
     if course_messages.is_course_step(row.step):
         extra = course_messages.render_extra(session, row)
-        return _render(runtime=runtime, row=row, booking=booking, join=None, extra=extra)
+        course = _course_links(runtime, booking, extra)
+        return _render(runtime=runtime, row=row, booking=booking, join=None, extra=extra, course=course)
     if link_messages.is_link_step(row.step):
         return _render(runtime=runtime, row=row, booking=booking, join=None, step=link_messages.LINK_AGAIN)
     return _render(runtime=runtime, row=row, booking=booking, join=join)
@@ -247,6 +248,18 @@ def _after_quiet_hours(
     return later if later > now else None
 
 
+def _course_links(runtime: Runtime, booking: BookingCopy, extra: dict[str, Any]) -> tuple[str, str]:
+    """The course page's link and its short form, valid until a week after the last session listed."""
+    course_id = str(booking.snapshot["course"]["id"])
+    # A whole-course change lists the course's last session; the sessions share the anchor's length.
+    last_start = max(line["start"] for line in extra["course_sessions"])
+    ends_at = last_start + (booking.end_at - booking.start_at)
+    base = runtime.config.booking_public_url
+    token = links.course_token(runtime.signer, course_id=course_id, ends_at=ends_at)
+    short = links.short_course_url(runtime.signer.keys, base, course_id=course_id, ends_at=ends_at)
+    return links.course_url(base, token), short
+
+
 def _render(
     *,
     runtime: Runtime,
@@ -255,6 +268,7 @@ def _render(
     join: JoinLink | None,
     extra: dict[str, Any] | None = None,
     step: Step | None = None,
+    course: tuple[str, str] | None = None,
 ) -> Prepared:
     """Render a message from its templates (``step``: a built-in one, else the row's protocol step)."""
     protocol = runtime.book.get(row.protocol)
@@ -291,6 +305,8 @@ def _render(
             if step.safety_check
             else None,
             join_url=join.patient_url if join else None,
+            course_url=course[0] if course else None,
+            short_course_url=course[1] if course else None,
             previous_start=datetime.fromisoformat(previous) if previous else None,
             cancelled_by=snap.get("cancelled_by"),
             extra=extra or {},

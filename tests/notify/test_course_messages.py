@@ -4,6 +4,7 @@ whatever order the course event and its sessions' events arrive in, however ofte
 from __future__ import annotations
 
 import random
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from flask import Flask
 
 from services.notify.models import CANCELLED, PLANNED, SENT, SKIPPED, CourseNotice
 from services.notify.senders.smtp_email import SmtpEmailSender
-from shared import events
+from shared import events, links
 from tests.booking.factories import PATIENT, make_chair_setup
 from tests.notify.conftest import (
     MONDAY_NOON,
@@ -48,6 +49,18 @@ def _booked(app: Flask, order: list[int] | None = None) -> tuple[list[Booking], 
     return sessions, course
 
 
+def _course_link(app: Flask, text: str, course_id: str) -> None:
+    """``text`` leads to the course's page: its short link by SMS, its full link by email (issue 18)."""
+    signer = app.extensions["link_signer"]
+    if short := re.search(r"/c/([A-Za-z0-9_-]+)", text):
+        claims = links.verify_short(signer.keys, short.group(1), purpose=links.COURSE)
+    else:
+        full = re.search(r"/course/([A-Za-z0-9_.-]+)", text)
+        assert full, text
+        claims = signer.verify(full.group(1), purpose=links.COURSE)
+    assert claims.subject == course_id
+
+
 def _sent(app: Flask, step: str) -> list[Any]:
     return [m for m in messages(app, step=step) if m.status == SENT]
 
@@ -73,6 +86,8 @@ def test_one_confirmation_lists_every_session_whatever_the_order(
         local = booking.start.astimezone(ZoneInfo("America/New_York"))
         assert f"Session {n} of 6: {local:%a} {local.day} {local:%b %Y}" in email.text
     assert "preparation-checklist.txt" in {a.filename for a in email.attachments}
+    _course_link(app, sms.text, str(course["course_id"]))
+    _course_link(app, email.text, str(course["course_id"]))
     # The per-session preparation reminders stay, each session its own.
     prep = messages(app, step="prep-72h", channel="email")
     assert sorted(m.booking_id for m in prep) == sorted(b.id for b in sessions)
@@ -100,6 +115,8 @@ def test_a_cancelled_course_gets_one_notice(app: Flask, clock: time_machine.Coor
     assert "Session 6 of 6" in email.text
     assert "Session 2 of 6" not in email.text
     assert "by the clinic" in email.text
+    _course_link(app, sms.text, str(notice["course_id"]))
+    _course_link(app, email.text, str(notice["course_id"]))
     # The cancelled sessions' reminders are stopped; the first two keep theirs.
     for booking in sessions:
         prep = messages(app, booking_id=booking.id, step="prep-24h", channel="email")

@@ -1,6 +1,6 @@
 """Every SMS template fits in one or two segments (issue 17), with the links it really carries: the short manage
-link on the booking host and a join link as consult mints it, in every language the messages are written in
-(English and Spanish). The test prints the count per template and language."""
+link on the booking host, a course message's short course link and a join link as consult mints it, in every
+language the messages are written in (English and Spanish). The test prints the count per template and language."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import math
 from datetime import timedelta
 
 from services.notify.models import SMS
-from services.notify.preview import SAMPLE_START, all_steps, sample_course_extra, sample_snapshot
+from services.notify.preview import (
+    SAMPLE_START,
+    all_steps,
+    sample_course_extra,
+    sample_course_links,
+    sample_snapshot,
+)
 from services.notify.rendering import MessageContext
 from services.notify.runtime import Runtime
 from shared import links
@@ -54,8 +60,11 @@ def _texts_in(runtime: Runtime, language: str) -> list[tuple[str, str]]:
                 ends_at=SAMPLE_START + timedelta(hours=1),
                 secret=links.new_secret(),
             )
+            course_url, short_course_url = sample_course_links(runtime, step)
             message = MessageContext(
                 snapshot=snap,
+                course_url=course_url,
+                short_course_url=short_course_url,
                 manage_url="unused in SMS",
                 short_manage_url=links.short_manage_url(
                     runtime.signer.keys,
@@ -97,4 +106,8 @@ def test_every_sms_fits_in_two_segments(runtime: Runtime) -> None:
     print("\nSMS segments per template\n" + report)
     assert rows
     assert "unused in SMS" not in "".join(text for _, text in _texts(runtime))
+    # Every whole-course SMS leads to the course page by its short link (issue 18).
+    course_texts = [text for name, text in _texts(runtime) if " course-" in name or "/course-" in name]
+    assert len(course_texts) == 16
+    assert all("/c/" in text for text in course_texts), course_texts
     assert all(count <= 2 for _, count, _, _ in rows), report

@@ -49,13 +49,18 @@ PUBLIC: dict[str, set[str]] = {
         "/book/<clinic_slug>/<type_slug>",
         "/book/<clinic_slug>/<type_slug>/<who>",
         "/book/<clinic_slug>/<type_slug>/<who>/details",
+        "/book/<clinic_slug>/course/<template_slug>",  # a whole treatment course, from the public link
         "/invite/<token>",  # a signed private invitation
         "/invite/<token>/<type_slug>",
         "/invite/<token>/<type_slug>/<who>",
         "/invite/<token>/<type_slug>/<who>/details",
+        "/invite/<token>/course/<template_slug>",
         "/m/<code>",  # a short signed manage link, as SMS carry it
         "/d/<code>",  # a short signed day-before safety check link, as the reminder carries it
         "/staff/day/<token>",  # a signed day-sheet link (staff without the API key)
+        "/c/<code>",  # a short signed course link, as SMS carry it
+        "/course/<token>",  # a patient's course page (signed course link)
+        "/course/<token>/cancel",
         "/manage/<token>",  # a patient's manage pages
         "/manage/<token>/calendar.ics",
         "/manage/<token>/cancel",

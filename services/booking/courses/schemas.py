@@ -153,6 +153,7 @@ class CourseOut(Schema):
     stop_reason = fields.String(allow_none=True)
     patient = fields.Nested(PatientOut)
     sessions = fields.List(fields.Nested(CourseSessionOut))
+    course_url = fields.String(metadata={"description": "the patient's signed link to the course's page"})
     created_at = fields.AwareDateTime(default_timezone=UTC)
 
 

@@ -28,9 +28,9 @@ from services.booking.models import (
     Provider,
 )
 from services.booking.models import ProviderAppointmentType as Offered
-from shared import events
+from shared import events, links
 from shared.db import is_unique_violation
-from shared.problems import Conflict, NotFound, Unprocessable, field_error
+from shared.problems import Conflict, Gone, NotFound, Unprocessable, field_error
 from shared.timeutil import ensure_utc, local_to_utc, to_zone, utcnow
 
 CONFIRMED = "confirmed"
@@ -189,6 +189,22 @@ def plan_course(
     return Plan(template, chosen, planner.alternatives(spacing, chosen, candidates, tz))
 
 
+def replan(*, session: Session, template_id: int, sessions: Sequence[Candidate]) -> Plan:
+    """The schedule ``sessions`` as adjusted (422 naming a broken rule), with alternatives for each one."""
+    template = get_template(session=session, template_id=template_id)
+    if not template.active:
+        raise Conflict("This course template is not taking bookings.", slug="not-bookable")
+    _check_sessions(template, [{"start": c.start, "provider_id": c.provider_id} for c in sessions])
+    spacing = spacing_of(template)
+    providers = sorted({c.provider_id for c in sessions})
+    if template.same_provider != "required":
+        providers = _providers(session, template, None)
+    end = ensure_utc(sessions[0].start) + (spacing.within or OPEN_WINDOW) + timedelta(days=1)
+    candidates = _candidates(session, template, providers, utcnow(), end, Preferences())
+    tz = template.clinic.time_zone
+    return Plan(template, list(sessions), planner.alternatives(spacing, sessions, candidates, tz))
+
+
 def _best_plan(
     template: CourseTemplate,
     spacing: Spacing,
@@ -267,6 +283,33 @@ def get_course(*, session: Session, course_id: uuid.UUID) -> Course:
     return course
 
 
+def course_for_link(*, session: Session, signer: links.LinkSigner, token: str) -> Course:
+    """The course a patient's course token opens: 404 if forged or unknown, 410 if expired."""
+    try:
+        claims = signer.verify(token, purpose=links.COURSE)
+        course_id = uuid.UUID(claims.subject)
+    except links.LinkError as exc:
+        if exc.reason == "expired":
+            raise Gone("This link has expired.", slug="link-expired") from exc
+        raise NotFound("This link is not valid.", slug="link-invalid") from exc
+    except ValueError as exc:
+        raise NotFound("This link is not valid.", slug="link-invalid") from exc
+    course = session.get(Course, course_id)
+    if course is None:
+        raise NotFound("This link is not valid.", slug="link-invalid")
+    return course
+
+
+def course_token(signer: links.LinkSigner, course: Course) -> str:
+    """The patient's token for ``course``'s page, valid until a while after its last session."""
+    return links.course_token(signer, course_id=str(course.id), ends_at=last_end(course))
+
+
+def last_end(course: Course) -> datetime:
+    """When the course's last session (booster included) ends."""
+    return max(b.end_at for b in course.sessions)
+
+
 def status_of(course: Course, now: datetime | None = None) -> str:
     """``stopped`` (ended early), ``completed`` (every session held), ``active`` (begun) or ``planned``."""
     if course.stopped_at is not None:
@@ -305,8 +348,11 @@ def book_course(
     patient_id: uuid.UUID | None = None,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
+    invitation_id: uuid.UUID | None = None,
 ) -> tuple[Course, bool]:
     """Book every session of a course in the caller's transaction, or raise and book none.
+
+    ``invitation_id``: booked through a private invitation, which the first session spends (and checks).
 
     Returns the course and whether it was created now (False: an idempotent replay). A session whose time
     another booking holds raises the booking's 409; the caller rolls everything back.
@@ -341,6 +387,7 @@ def book_course(
                     start=wanted["start"],
                     patient_id=person.id,
                     course=(course.id, index),
+                    invitation_id=invitation_id if index == 1 else None,
                 )[0]
                 for index, wanted in enumerate(sessions, start=1)
             ]

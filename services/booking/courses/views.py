@@ -22,7 +22,7 @@ from services.booking.models import Booking, Course
 from services.booking.views import idempotency_key, request_fingerprint
 from shared.api import API_PREFIX, ProblemSchema, links
 from shared.db import get_session, is_transient, unit_of_work
-from shared.links import current_signer, manage_url
+from shared.links import course_url, current_signer, manage_url
 from shared.problems import Conflict, Problem
 from shared.timeutil import to_zone
 
@@ -65,6 +65,8 @@ class _Course:
         self._course = course
         self.status = service.status_of(course)
         self.sessions = [_Session(b) for b in course.sessions]
+        public_url = current_app.extensions["suite_config"].booking_public_url
+        self.course_url = course_url(public_url, service.course_token(current_signer(), course))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._course, name)

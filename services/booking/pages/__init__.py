@@ -1,9 +1,10 @@
 """The patient-facing booking pages: server-rendered, small, accessible, with no asset from outside.
 
 ``/book/<clinic>`` (public) and ``/invite/<token>`` (private invitation) lead through type, provider, time and
-details to a booking; ``/manage/<token>`` shows it and lets the patient reschedule, cancel or add it to their
-calendar; ``/d/<code>`` is the day-before safety check; ``/staff/day`` the staff day sheet. Views stay thin:
-they call the same business operations as the JSON API.
+details to a booking, and ``.../course/<template>`` to a whole treatment course; ``/manage/<token>`` shows
+a booking and lets the patient reschedule, cancel or add it to their calendar; ``/course/<token>`` lists a
+course's sessions and cancels some or all; ``/d/<code>`` is the day-before safety check; ``/staff/day`` the
+staff day sheet. Views stay thin: they call the same business operations as the JSON API.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from services.booking.config import BookingConfig
-from services.booking.pages import book, daycheck, manage
+from services.booking.pages import book, course, course_book, daycheck, manage
 from services.booking.pages.common import bp, helpers
 from services.booking.pages.daysheet import staff_bp
 from services.booking.pages.i18n import N_, current_language, init_i18n, remember_language
@@ -39,9 +40,17 @@ SUBMISSIONS = (
     "pages.manage_cancel",
     "pages.manage_send_link",
     "pages.day_check_answer",
+    "pages.course_cancel",
+    "pages.book_course",
+    "pages.invite_course",
 )
 # Forms that re-render with the patient's input kept when their CSRF token has gone stale.
-KEEPS_INPUT_ON_STALE_FORM = {"pages.book_details", "pages.invite_details"}
+KEEPS_INPUT_ON_STALE_FORM = {
+    "pages.book_details",
+    "pages.invite_details",
+    "pages.book_course",
+    "pages.invite_course",
+}
 
 _PROBLEM_HEADLINES = {
     "link-expired": lazy_gettext("This link has expired"),
@@ -175,4 +184,4 @@ def _too_many(_exc: TooManyRequests) -> ResponseReturnValue:
     )
 
 
-__all__ = ["book", "daycheck", "init_pages", "manage"]
+__all__ = ["book", "course", "course_book", "daycheck", "init_pages", "manage"]

@@ -47,7 +47,8 @@ def _route(rule: str, step: str, methods: tuple[str, ...] = ("GET",)) -> Any:
     return decorator
 
 
-def _entry(clinic_slug: str | None, token: str | None, *, usable: bool = True) -> Entry:
+def entry_of(clinic_slug: str | None, token: str | None, *, usable: bool = True) -> Entry:
+    """How the patient arrived: the clinic's public link (``clinic_slug``) or an invitation (``token``)."""
     session = get_session()
     if token is not None:
         invitation = invitations.invitation_for_link(
@@ -88,7 +89,7 @@ def _who(entry: Entry, kind: AppointmentType, who: str) -> Provider | None:
 @_route("", "types")
 def types_step(clinic_slug: str | None = None, token: str | None = None) -> ResponseReturnValue:
     """Step 1: what kind of appointment."""
-    entry = _entry(clinic_slug, token)
+    entry = entry_of(clinic_slug, token)
     kinds = entry.offered_types()
     tz, chosen = chosen_zone(entry.clinic.time_zone)
     if len(kinds) == 1 and (entry.invitation is not None or entry.provider_id is not None):
@@ -109,7 +110,7 @@ def providers_step(
     type_slug: str, clinic_slug: str | None = None, token: str | None = None
 ) -> ResponseReturnValue:
     """Step 2: with whom (or whoever is free first)."""
-    entry = _entry(clinic_slug, token)
+    entry = entry_of(clinic_slug, token)
     kind = _kind(entry, type_slug)
     providers = entry.providers_for(kind)
     tz, chosen = chosen_zone(entry.clinic.time_zone)
@@ -134,7 +135,7 @@ def slots_step(
     type_slug: str, who: str, clinic_slug: str | None = None, token: str | None = None
 ) -> ResponseReturnValue:
     """Step 3: a day and a time, from real free slots, in the patient's zone."""
-    entry = _entry(clinic_slug, token)
+    entry = entry_of(clinic_slug, token)
     kind = _kind(entry, type_slug)
     provider = _who(entry, kind, who)
     tz, chosen = chosen_zone(entry.clinic.time_zone)
@@ -250,7 +251,7 @@ def details_step(
     """Step 4: the patient's details (and the intake for a first consultation); POST books."""
     # A repeated submission of a spent single-use invitation must still find its booking (idempotent replay),
     # so the POST lets the booking operation judge whether the invitation may be used.
-    entry = _entry(clinic_slug, token, usable=request.method == "GET")
+    entry = entry_of(clinic_slug, token, usable=request.method == "GET")
     kind = _kind(entry, type_slug)
     _who(entry, kind, who)
     tz, _ = chosen_zone(entry.clinic.time_zone)
