@@ -64,7 +64,7 @@ def test_the_api_lists_chair_attendance_and_the_checklist_flag_newest_change_fir
     assert [r["checklist"] for r in rows] == ["call", "clear", "unanswered"]
     assert {r["chair"] for r in rows} <= {"Chair 1", "Chair 2"}
     assert all(r["chair"] for r in rows)
-    assert all(r["escort"] is None for r in rows)
+    assert all(r["escort"]["state"] == "not_needed" for r in rows)  # these infusions require no escort
     assert rows[0]["patient_first_name"] == "Pat11"
     # A visit whose type has no checklist says so (null), rather than "unanswered".
     other = pages_client.get(
