@@ -373,6 +373,8 @@ class ManagedSendLink(MethodView):
 class ManagedEscort(MethodView):
     @manage.arguments(s.EscortIn())
     @manage.response(200, s.EscortOut)
+    @manage.alt_response(404, schema=ProblemSchema, description="Not a valid link")
+    @manage.alt_response(410, schema=ProblemSchema, description="The link has expired")
     @manage.alt_response(409, schema=ProblemSchema, description="Cancelled, past, or a newer link exists")
     def put(self, data: dict[str, Any], token: str) -> Any:
         """Give or change who takes the patient home."""
@@ -381,6 +383,9 @@ class ManagedEscort(MethodView):
             return escorts.set_escort(session=session, booking_id=booking.id, details=data)
 
     @manage.response(200, s.EscortOut)
+    @manage.alt_response(404, schema=ProblemSchema, description="Not a valid link")
+    @manage.alt_response(410, schema=ProblemSchema, description="The link has expired")
+    @manage.alt_response(409, schema=ProblemSchema, description="Cancelled, past, or a newer link exists")
     def delete(self, token: str) -> Any:
         """Remove the escort."""
         with unit_of_work() as session:

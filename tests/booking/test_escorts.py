@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 
 from services.booking import jobs
 from services.booking.outbox import events_of
+from services.booking.seed import seed_demo
 from shared import events
 from shared.db import get_db
 from tests.booking.conftest import STAFF
@@ -318,3 +319,22 @@ def test_escort_changes_log_no_names_or_numbers(
     assert "escort removed" in output
     for secret in ("Sam", "Riley", "Jordan", SAM, RILEY, "4155552672", "4155552673", "not a phone"):
         assert secret not in output
+
+
+def test_requires_escort_is_a_staff_catalog_field_and_the_demo_infusion_has_it(
+    app: Flask, client: FlaskClient, clock: object
+) -> None:
+    setup = make_setup(app)
+    url = f"/api/v1/appointment-types/{setup.type_id}"
+    assert client.get(url, headers=STAFF).json["requires_escort"] is False
+    changed = client.patch(url, json={"requires_escort": True}, headers=STAFF)
+    assert changed.status_code == 200, changed.json
+    assert changed.json["requires_escort"] is True
+    assert_refused(app, client, [("PATCH", url, {"requires_escort": "yes"}, 422, "requires_escort")])
+    plain = client.post("/api/v1/bookings", json=booking_body(setup, TUESDAY_10), headers=STAFF).json
+    assert plain["escort"]["state"] == "missing"
+    with app.app_context(), get_db().transaction() as session:
+        seed_demo(session=session)
+    listed = client.get("/api/v1/appointment-types", headers=STAFF).json
+    requiring = {t["slug"] for t in listed if t["requires_escort"]}
+    assert requiring == {"consult", "infusion-session"}
