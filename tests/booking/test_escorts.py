@@ -26,6 +26,7 @@ from tests.booking.factories import (
     make_setup,
     table_counts,
 )
+from tests.booking.pages_support import text
 
 TUESDAY_10 = "2026-03-03T10:00:00-05:00"
 ESCORT = {"first_name": "Sam", "phone": "+1 415 555 2672", "agreed": True}
@@ -299,6 +300,14 @@ def test_readiness_shows_each_sessions_escort_state(app: Flask, client: FlaskCli
     assert listed.json[0]["booking_id"] == ids[2]  # the newest change first
     assert "phone" not in str(listed.json)
     assert SAM not in str(listed.json)
+    # The day sheet page shows the same states, and counts the sessions still needing an escort.
+    sheet = client.get(f"/staff/day?clinic_id={setup.clinic_id}&day=2026-03-03", headers=STAFF)
+    assert sheet.status_code == 200
+    shown = text(sheet.text)
+    assert "1 needs an escort" in shown
+    assert "Escort needed" in shown
+    assert "Sam" not in shown
+    assert SAM not in sheet.text
     other = make_setup(app, slug="video")
     client.post("/api/v1/bookings", json=booking_body(other, TUESDAY_10), headers=STAFF)
     listed = client.get(f"/api/v1/readiness?clinic_id={other.clinic_id}&day=2026-03-03", headers=STAFF)
