@@ -10,9 +10,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.booking import escorts
 from services.booking.models import CONFIRMED, DECLINED, UNCONFIRMED, Attendance, Booking
 from services.booking.service import get_booking
-from shared.events import ATTENDANCE_CONFIRMED, SmsReplyEvent
+from shared.events import ATTENDANCE_CONFIRMED, ESCORT_CONFIRMED, SmsReplyEvent
 from shared.problems import Conflict
 from shared.timeutil import utcnow
 
@@ -75,7 +76,10 @@ def set_attendance(
 
 
 def apply_sms_reply(*, session: Session, event: SmsReplyEvent) -> str:
-    """Apply what a patient's SMS reply meant; the outcome (``applied``, ``stale``, ``kept``, ``unknown``)."""
+    """Apply what an SMS reply (the patient's, or the escort's YES) meant; the outcome.
+
+    ``applied``, ``stale`` (the booking moved, was cancelled, or the escort changed), ``kept`` or ``unknown``.
+    """
     # The booking row's lock orders this against a concurrent reschedule or cancel (columns only: no joins).
     locked = session.execute(
         select(Booking.id).where(Booking.id == event.booking_id).with_for_update()
@@ -87,6 +91,8 @@ def apply_sms_reply(*, session: Session, event: SmsReplyEvent) -> str:
         # The visit the reply was about moved or was cancelled since: notify already told the patient.
         log.info("sms reply for an outdated booking version", extra={"booking_id": str(booking.id)})
         return "stale"
+    if event.meaning == ESCORT_CONFIRMED:
+        return escorts.apply_reply(session, booking, event)
     if event.meaning != ATTENDANCE_CONFIRMED:
         return "unknown"
     row = session.get(Attendance, booking.id, with_for_update=True)

@@ -105,6 +105,9 @@ class AppointmentType(Base):
     # The provider is held only for the first N minutes (null: the whole visit), so one provider can
     # stagger patients across chairs.
     provider_minutes: Mapped[int | None] = mapped_column(Integer)
+    # The patient must not drive home: a support person (escort) picks them up after recovery. A booking may
+    # be made without one (patients often arrange it later); staff see "escort missing" until one is given.
+    requires_escort: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -231,6 +234,8 @@ class Booking(Base):
     resource: Mapped[Resource | None] = relationship(
         secondary="booking_resources", viewonly=True, lazy="select", uselist=False
     )
+    # The support person taking the patient home (escorts; never in its version). Written through escorts.py.
+    escort: Mapped[Escort | None] = relationship(viewonly=True, lazy="select", uselist=False)
 
     # Every UPDATE checks and raises the version, so two concurrent changes cannot both win.
     __mapper_args__ = {"version_id_col": version}
@@ -354,6 +359,34 @@ class DayCheck(Base):
     answers: Mapped[dict[str, bool]] = mapped_column(JSONDocument)
     flag: Mapped[str] = mapped_column(String(16))
     answered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Escort(Base):
+    """The support person who takes the patient home after a session, for one booking.
+
+    Its own table, like attendance: giving or changing an escort must not raise the booking's version. A
+    confirmation counts for the booking version it was given for (a moved visit needs a new one).
+    """
+
+    __tablename__ = "escorts"
+    __table_args__ = (CheckConstraint("confirmed_how IN ('sms', 'staff')", name="confirmed_how"),)
+
+    booking_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("bookings.id", ondelete="CASCADE"), primary_key=True
+    )
+    # A new id (and no confirmation) whenever the phone changes: another person, or another number to ask.
+    escort_id: Mapped[uuid.UUID] = mapped_column(GUID, default=uuid.uuid4)
+    first_name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str] = mapped_column(String(20))  # E.164
+    # What the escort should call the patient (default: the first word of the patient's name).
+    patient_first_name: Mapped[str] = mapped_column(String(100))
+    agreed_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the patient said the escort agreed
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirmed_how: Mapped[str | None] = mapped_column(String(8))  # sms (their reply) or staff (by phone)
+    confirmed_version: Mapped[int | None] = mapped_column(Integer)  # the booking version it was for
+    # When this escort (this escort_id) was given: an SMS reply from before it was about an earlier one.
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

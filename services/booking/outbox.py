@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -61,6 +61,7 @@ def snapshot(booking: Booking) -> events.BookingSnapshot:
             language=pt.language,
         ),
         course=_course(booking),
+        escort=escort_ref(booking),
     )
 
 
@@ -71,6 +72,25 @@ def _course(booking: Booking) -> events.CourseRef | None:
     assert booking.course is not None
     return events.CourseRef(
         id=booking.course_id, index=booking.course_index, sessions=booking.course.template.sessions
+    )
+
+
+def escort_ref(booking: Booking) -> events.EscortRef | None:
+    """The booking's escort as events carry it (a confirmation for an earlier version does not count)."""
+    row = booking.escort
+    if row is None:
+        return None
+    counts = row.confirmed_version == booking.version
+    return events.EscortRef(
+        id=row.escort_id,
+        first_name=row.first_name,
+        phone=row.phone,
+        patient_first_name=row.patient_first_name,
+        agreed_at=row.agreed_at,
+        # Picked up when the session and the type's recovery (the chair's hold, resources/service.py) end.
+        pickup_at=booking.end_at + timedelta(minutes=booking.appointment_type.recovery_minutes),
+        confirmed_at=row.confirmed_at if counts else None,
+        confirmed_how=row.confirmed_how if counts else None,
     )
 
 
@@ -105,7 +125,8 @@ def record_event(
             "payload": events.dump_event(event, check=False),
         },
     )
-    count_after_commit(session, BOOKINGS, change=_CHANGE_OF[event_type])
+    if event_type in _CHANGE_OF:  # an escort change is no change of the booking itself
+        count_after_commit(session, BOOKINGS, change=_CHANGE_OF[event_type])
     return event.event_id
 
 

@@ -119,6 +119,52 @@ class SlotsOut(Schema):
     slots = fields.List(fields.Nested(SlotOut))
 
 
+# --- escorts -------------------------------------------------------------------------------------------
+
+
+class EscortIn(Strict):
+    """Who takes the patient home after a session of a type that requires an escort."""
+
+    first_name = Line(required=True, min_length=1, max_length=100)
+    phone = MobileNumber(required=True, metadata={"description": "the escort's mobile number"})
+    patient_first_name = Line(
+        load_default=None,
+        min_length=1,
+        max_length=100,
+        metadata={"description": "what the escort calls the patient (default: the patient's first name)"},
+    )
+    agreed = Flag(
+        required=True,
+        validate=validate.Equal(True, error="the escort must have agreed to be contacted"),
+        metadata={"description": "the escort agreed to be contacted by text message (must be true)"},
+    )
+
+
+class EscortOut(Schema):
+    """A booking's escort state (not_needed, missing, unconfirmed, confirmed) and the escort, if given."""
+
+    booking_id = fields.UUID()
+    state = fields.String()
+    id = fields.UUID(attribute="escort.id")
+    first_name = fields.String(attribute="escort.first_name")
+    phone = fields.String(attribute="escort.phone")
+    patient_first_name = fields.String(attribute="escort.patient_first_name")
+    agreed_at = fields.AwareDateTime(attribute="escort.agreed_at")
+    pickup_at = fields.AwareDateTime(
+        attribute="escort.pickup_at", metadata={"description": "the session's end plus recovery"}
+    )
+    confirmed_at = fields.AwareDateTime(allow_none=True)
+    confirmed_how = fields.String(allow_none=True, metadata={"description": "sms or staff"})
+
+
+class EscortStateOut(Schema):
+    """Whether the escort is needed, missing, unconfirmed or confirmed (when, how): no contact details."""
+
+    state = fields.String()
+    confirmed_at = fields.AwareDateTime(allow_none=True)
+    confirmed_how = fields.String(allow_none=True)
+
+
 # --- bookings ------------------------------------------------------------------------------------------
 
 
@@ -132,6 +178,12 @@ class BookingIn(Strict):
         load_default=None,
         allow_none=True,
         metadata={"description": "pin this chair or room (default: the suite picks the least fragmenting)"},
+    )
+    escort = fields.Nested(
+        EscortIn,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "who takes the patient home (types that require one; may be given later)"},
     )
 
     @validates_schema
@@ -234,6 +286,7 @@ class BookingOut(Schema):
         allow_none=True,
         metadata={"description": "the chair or room held, if the type needs one"},
     )
+    escort = fields.Nested(EscortOut, attribute="escort_status")
 
 
 class BookingEventOut(Schema):
@@ -272,6 +325,7 @@ class ManagedBookingOut(Schema):
     provider = fields.Nested(ProviderBrief)
     manage_url = fields.String(metadata={"description": "the link to use from now on"})
     manage_token = fields.String()
+    escort = fields.Nested(EscortOut, attribute="escort_status")
 
 
 class ManagedSlotQuery(Strict):

@@ -62,6 +62,8 @@ TYPES: list[dict[str, Any]] = [
         "resource_kind": "infusion-chair",
         "recovery_minutes": 45,
         "provider_minutes": 20,
+        # No driving for the rest of the day: someone takes the patient home after recovery.
+        "requires_escort": True,
     },
     {
         "slug": "follow-up",

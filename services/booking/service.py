@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from services.booking import invitations, outbox, sameday
+from services.booking import escorts, invitations, outbox, sameday
 from services.booking.catalog import service as catalog
 from services.booking.courses import rules as course_rules
 from services.booking.models import (
@@ -382,6 +382,7 @@ def book_appointment(
     invitation_id: uuid.UUID | None = None,
     resource_id: int | None = None,
     course: tuple[uuid.UUID, int] | None = None,
+    escort: dict[str, Any] | None = None,
 ) -> tuple[Booking, bool]:
     """Book a slot; return the booking and whether it was created now (False: an idempotent replay).
 
@@ -389,7 +390,9 @@ def book_appointment(
     events. ``invitation_id`` books through a private invitation, which must allow this type and provider;
     a single-use invitation is spent in the same transaction. A type that needs a resource (a chair) holds
     ``resource_id`` or the least fragmenting free one, in the same transaction. ``course`` (course id,
-    session index) makes the booking a session of a treatment course.
+    session index) makes the booking a session of a treatment course. ``escort`` (first_name, phone,
+    patient_first_name) is who takes the patient home, for a type that requires one (which may be booked
+    without: the escort then reads as missing until given).
     """
     if idempotency_key and (existing := _by_key(session, idempotency_key)) is not None:
         return _replay(existing, request_hash)
@@ -414,6 +417,7 @@ def book_appointment(
         return booking, False
     _hold(session, booking, resource_id)
     _attach(session, booking, intake, request.invitation)
+    escorts.add_at_booking(session, booking, escort)
     outbox.record_event(session, booking, events.BOOKING_CONFIRMED)
     session.flush()
     bump_schedule(session, booking.provider_id)
@@ -461,7 +465,7 @@ def list_bookings(
     rows = session.scalars(
         select(Booking)
         .where(*conditions)
-        .options(selectinload(Booking.intake), selectinload(Booking.resource))
+        .options(selectinload(Booking.intake), selectinload(Booking.resource), selectinload(Booking.escort))
         .order_by(Booking.start_at, Booking.id)
         .limit(limit)
         .offset(offset)

@@ -11,7 +11,7 @@ from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from services.booking import attendance, relink, search, service
+from services.booking import attendance, escorts, relink, search, service
 from services.booking import schemas as s
 from services.booking.catalog import service as catalog
 from services.booking.catalog import views as catalog_views
@@ -68,6 +68,10 @@ class _Presented:
         self.manage_token = service.manage_token(current_signer(), booking)
         self.manage_url = manage_url(get_runtime().config.booking_public_url, self.manage_token)
         self.time_zone = booking.patient.time_zone
+
+    @property
+    def escort_status(self) -> escorts.EscortStatus:
+        return escorts.status(self._booking)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._booking, name)
@@ -243,6 +247,43 @@ class BookingAttendance(MethodView):
             return attendance.set_attendance(session=session, booking_id=booking_id, **data)
 
 
+@bookings.route("/<uuid:booking_id>/escort")
+class BookingEscort(MethodView):
+    @bookings.response(200, s.EscortOut)
+    @bookings.alt_response(404, schema=ProblemSchema, description="No such booking")
+    def get(self, booking_id: uuid.UUID) -> Any:
+        """Read the booking's escort state (not_needed, missing, unconfirmed, confirmed) and escort."""
+        return escorts.status(service.get_booking(session=get_session(), booking_id=booking_id))
+
+    @bookings.arguments(s.EscortIn())
+    @bookings.response(200, s.EscortOut)
+    @bookings.alt_response(404, schema=ProblemSchema, description="No such booking")
+    @bookings.alt_response(409, schema=ProblemSchema, description="The booking is cancelled or past")
+    def put(self, data: dict[str, Any], booking_id: uuid.UUID) -> Any:
+        """Give or change the escort (a new phone is a new escort, asked again to confirm)."""
+        with unit_of_work() as session:
+            return escorts.set_escort(session=session, booking_id=booking_id, details=data)
+
+    @bookings.response(200, s.EscortOut)
+    @bookings.alt_response(404, schema=ProblemSchema, description="No such booking")
+    @bookings.alt_response(409, schema=ProblemSchema, description="The booking is cancelled or past")
+    def delete(self, booking_id: uuid.UUID) -> Any:
+        """Remove the escort (removing none changes nothing)."""
+        with unit_of_work() as session:
+            return escorts.remove_escort(session=session, booking_id=booking_id)
+
+
+@bookings.route("/<uuid:booking_id>/escort/confirmation")
+class BookingEscortConfirmation(MethodView):
+    @bookings.response(200, s.EscortOut)
+    @bookings.alt_response(404, schema=ProblemSchema, description="No such booking")
+    @bookings.alt_response(409, schema=ProblemSchema, description="No escort, or the booking is cancelled")
+    def post(self, booking_id: uuid.UUID) -> Any:
+        """Record that the escort confirmed to staff by phone."""
+        with unit_of_work() as session:
+            return escorts.confirm_by_staff(session=session, booking_id=booking_id)
+
+
 # --- a patient's own booking, by signed link -------------------------------------------------------------
 
 
@@ -326,3 +367,27 @@ class ManagedSendLink(MethodView):
                 per_hour=get_runtime().config.link_resend_per_hour,
             )
         return {"detail": LINK_SENT}
+
+
+@manage.route("/<string:token>/escort")
+class ManagedEscort(MethodView):
+    @manage.arguments(s.EscortIn())
+    @manage.response(200, s.EscortOut)
+    @manage.alt_response(404, schema=ProblemSchema, description="Not a valid link")
+    @manage.alt_response(410, schema=ProblemSchema, description="The link has expired")
+    @manage.alt_response(409, schema=ProblemSchema, description="Cancelled, past, or a newer link exists")
+    def put(self, data: dict[str, Any], token: str) -> Any:
+        """Give or change who takes the patient home."""
+        with unit_of_work() as session:
+            booking = service.booking_for_link(session=session, signer=current_signer(), token=token)
+            return escorts.set_escort(session=session, booking_id=booking.id, details=data)
+
+    @manage.response(200, s.EscortOut)
+    @manage.alt_response(404, schema=ProblemSchema, description="Not a valid link")
+    @manage.alt_response(410, schema=ProblemSchema, description="The link has expired")
+    @manage.alt_response(409, schema=ProblemSchema, description="Cancelled, past, or a newer link exists")
+    def delete(self, token: str) -> Any:
+        """Remove the escort."""
+        with unit_of_work() as session:
+            booking = service.booking_for_link(session=session, signer=current_signer(), token=token)
+            return escorts.remove_escort(session=session, booking_id=booking.id)

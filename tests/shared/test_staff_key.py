@@ -42,6 +42,7 @@ PUBLIC: dict[str, set[str]] = {
         "/api/v1/slots",  # free times, the public booking page's own API
         "/api/v1/manage/<string:token>",  # a patient's manage link
         "/api/v1/manage/<string:token>/cancel",
+        "/api/v1/manage/<string:token>/escort",
         "/api/v1/manage/<string:token>/reschedule",
         "/api/v1/manage/<string:token>/send-link",
         "/api/v1/manage/<string:token>/slots",
@@ -63,6 +64,7 @@ PUBLIC: dict[str, set[str]] = {
         "/course/<token>/cancel",
         "/manage/<token>",  # a patient's manage pages
         "/manage/<token>/calendar.ics",
+        "/manage/<token>/escort",
         "/manage/<token>/cancel",
         "/manage/<token>/link-sent",
         "/manage/<token>/reschedule",

@@ -130,6 +130,12 @@ class AppointmentTypeIn(Strict):
             "description": "the provider is held only this long from the start (null: the whole visit)"
         },
     )
+    requires_escort = Flag(
+        load_default=False,
+        metadata={
+            "description": "the patient needs someone to take them home; bookings without one show it missing"
+        },
+    )
 
     @validates_schema
     def _location_for_visits(self, data: dict[str, Any], **_: Any) -> None:
@@ -162,6 +168,7 @@ class AppointmentTypePatch(Patch):
     resource_kind = fields.String(allow_none=True, validate=Slug)
     recovery_minutes = minutes(0, 480)
     provider_minutes = minutes(5, 480, allow_none=True)
+    requires_escort = Flag()
     active = Flag()
 
 
@@ -187,6 +194,7 @@ class AppointmentTypeOut(Schema):
     resource_kind = fields.String(allow_none=True)
     recovery_minutes = fields.Integer()
     provider_minutes = fields.Integer(allow_none=True)
+    requires_escort = fields.Boolean()
     active = fields.Boolean()
 
 

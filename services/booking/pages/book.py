@@ -280,10 +280,12 @@ def _submit_details(
         )
         return _details_page(entry, kind, who, notice=notice, status=400, **page)
     details, intake, errors = _load_details(kind, values)
+    escort, escort_errors = load_escort(values) if kind.requires_escort else (None, {})
+    errors.update(escort_errors)
     if errors:
         return _details_page(entry, kind, who, errors=errors, status=422, **page)
     try:
-        manage_token = _book(entry, kind, details, intake)
+        manage_token = _book(entry, kind, details, intake, escort)
     except Conflict as exc:
         if exc.slug == sameday.SLUG:
             notice = N_("You already have this kind of appointment on that day; please choose another day.")
@@ -324,7 +326,25 @@ def _load_details(
     return details, intake, errors
 
 
-def _book(entry: Entry, kind: AppointmentType, details: dict[str, Any], intake: dict[str, Any] | None) -> str:
+def load_escort(
+    values: dict[str, Any], *, required: bool = False
+) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """The escort the form gives (None if blank and not required: it may come later), or the errors."""
+    if not required and not forms.EscortForm.given(values):
+        return None, {}
+    try:
+        return forms.EscortForm.escort(forms.EscortForm().load(values)), {}
+    except ValidationError as exc:
+        return None, forms.flat_errors(exc.messages_dict)
+
+
+def _book(
+    entry: Entry,
+    kind: AppointmentType,
+    details: dict[str, Any],
+    intake: dict[str, Any] | None,
+    escort: dict[str, Any] | None,
+) -> str:
     """Book the checked details and return the booking's manage token."""
     key = details.get("idempotency_key")
     with unit_of_work() as session:
@@ -336,6 +356,7 @@ def _book(entry: Entry, kind: AppointmentType, details: dict[str, Any], intake: 
             patient={k: details[k] for k in ("name", "email", "phone", "time_zone", "sms_consent")}
             | {"language": current_language()},
             intake=intake,
+            escort=escort,
             invitation_id=entry.invitation.id if entry.invitation is not None else None,
             idempotency_key=f"page-{key}" if key else None,
         )

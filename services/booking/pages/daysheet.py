@@ -55,6 +55,7 @@ def _sheet(clinic: Clinic, day: date, provider_id: int | None) -> ResponseReturn
         "confirmed": sum(r.attendance.state in ("confirmed", "arrived") for r in rows),
         "call": sum(r.checklist == "call" for r in rows),
         "unanswered": sum(r.checklist == "unanswered" for r in rows),
+        "escort_missing": sum(r.escort.state == "missing" for r in rows),
     }
     return render_template(
         "pages/day_sheet.html",

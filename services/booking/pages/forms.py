@@ -96,6 +96,42 @@ class IntakeForm(_Form):
             raise ValidationError(N_("tell us briefly what brings you"), "reason_other")
 
 
+class EscortForm(_Form):
+    """Who takes the patient home (types that require an escort); the patient confirms they agreed."""
+
+    escort_first_name = Line(
+        required=True,
+        min_length=1,
+        max_length=100,
+        length_error=N_("enter their first name"),
+        error_messages={"required": N_("enter their first name")},
+    )
+    escort_phone = MobileNumber(required=True, error_messages={"required": N_("enter their mobile number")})
+    escort_patient_first_name = Line(load_default=None, max_length=100)
+    escort_agreed = fields.Boolean(
+        required=True,
+        validate=validate.Equal(True, error=N_("confirm they agreed to be contacted")),
+        error_messages={"required": N_("confirm they agreed to be contacted")},
+    )
+
+    FIELDS = ("escort_first_name", "escort_phone", "escort_patient_first_name", "escort_agreed")
+
+    @classmethod
+    def given(cls, values: dict[str, Any]) -> bool:
+        """Whether any escort field was filled in (none: the patient arranges it later)."""
+        return any(values.get(name) for name in cls.FIELDS)
+
+    @staticmethod
+    def escort(data: dict[str, Any]) -> dict[str, Any]:
+        """The loaded form as the booking operations take it."""
+        return {
+            "first_name": data["escort_first_name"],
+            "phone": data["escort_phone"],
+            "patient_first_name": data.get("escort_patient_first_name"),
+            "agreed": True,
+        }
+
+
 def form_values(form: MultiDict[str, str]) -> dict[str, Any]:
     """The submitted fields as plain values (checkbox groups as lists, blanks as missing)."""
     values: dict[str, Any] = {}

@@ -1,4 +1,5 @@
-"""A patient's own booking through its signed manage link: see it, add it to a calendar, move or cancel it."""
+"""A patient's own booking through its signed manage link: see it, add it to a calendar, move or cancel it,
+say who takes them home."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from flask import Response, abort, g, make_response, redirect, render_template, 
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
-from services.booking import calendar, relink, sameday, search, service
+from services.booking import calendar, escorts, relink, sameday, search, service
 from services.booking.models import Booking
 from services.booking.pages import forms
+from services.booking.pages.book import load_escort
 from services.booking.pages.common import (
     SlotOption,
     bp,
@@ -127,6 +129,7 @@ def _context(booking: Booking, token: str) -> dict[str, Any]:
         "same_day": booking.status == service.CONFIRMED
         and booking.end_at > now
         and sameday.others_that_day(get_session(), booking) > 0,
+        "escort": escorts.status(booking),
     }
 
 
@@ -262,3 +265,36 @@ def manage_cancel(token: str) -> ResponseReturnValue:
         )
         new_token = service.manage_token(current_signer(), cancelled)
     return redirect(url_for("pages.manage_booking", token=new_token, done="cancelled"), code=303)
+
+
+def _escort_values(status: escorts.EscortStatus) -> dict[str, Any]:
+    ref = status.escort
+    if ref is None:
+        return {}
+    return {
+        "escort_first_name": ref.first_name,
+        "escort_phone": ref.phone,
+        "escort_patient_first_name": ref.patient_first_name,
+    }
+
+
+@bp.route("/manage/<token>/escort", methods=["GET", "POST"])
+def manage_escort(token: str) -> ResponseReturnValue:
+    """Give, change (GET shows the form; POST saves) or remove who takes the patient home."""
+    booking = _booking(token)
+    context = _context(booking, token)
+    if not context["upcoming"] or not (booking.appointment_type.requires_escort or context["escort"].escort):
+        return redirect(url_for("pages.manage_booking", token=token))
+    if request.method == "GET":
+        values = _escort_values(context["escort"])
+        return render_template("pages/escort.html", values=values, errors={}, **context)
+    values = forms.form_values(request.form)
+    with unit_of_work() as session:
+        if values.get("remove"):
+            escorts.remove_escort(session=session, booking_id=booking.id)
+            return redirect(url_for("pages.manage_booking", token=token, done="escort"), code=303)
+        escort, errors = load_escort(values, required=True)
+        if escort is None:
+            return render_template("pages/escort.html", values=values, errors=errors, **context), 422
+        escorts.set_escort(session=session, booking_id=booking.id, details=escort)
+    return redirect(url_for("pages.manage_booking", token=token, done="escort"), code=303)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from services.booking.schemas import AttendanceOut, Strict
+from services.booking.schemas import AttendanceOut, EscortStateOut, Strict
 from shared.fields import Day, Id
 
 
@@ -35,11 +35,15 @@ class ReadinessOut(Schema):
             "unanswered; null when the visit has no checklist. Never the answers."
         },
     )
-    escort = fields.String(
-        allow_none=True, metadata={"description": "the escort's state (not tracked yet: always null)"}
+    escort = fields.Nested(
+        EscortStateOut,
+        metadata={
+            "description": "not_needed, missing, unconfirmed or confirmed (when, sms or staff); never the "
+            "escort's name or number"
+        },
     )
     changed_at = fields.AwareDateTime(
-        metadata={"description": "the last change of the booking, its attendance or its safety check"}
+        metadata={"description": "the last change of the booking, its attendance, safety check or escort"}
     )
 
 

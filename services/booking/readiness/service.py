@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
+from services.booking import escorts
 from services.booking.attendance import AttendanceView, current
 from services.booking.models import (
     CHECK_UNANSWERED,
@@ -130,9 +131,8 @@ class ReadinessRow:
     patient_first_name: str
     attendance: AttendanceView
     checklist: str | None
+    escort: escorts.EscortStatus
     changed_at: datetime
-    # The escort's state joins here when escorts are built (issue 19, "Escorts"); until then it is unknown.
-    escort: str | None = None
 
 
 def readiness(
@@ -152,6 +152,7 @@ def readiness(
         .outerjoin(DayCheck, DayCheck.booking_id == Booking.id)
         .outerjoin(BookingResource, BookingResource.booking_id == Booking.id)
         .outerjoin(Resource, Resource.id == BookingResource.resource_id)
+        .options(selectinload(Booking.escort))
         .where(
             Booking.clinic_id == clinic_id,
             Booking.status == "confirmed",
@@ -175,7 +176,10 @@ def _readiness_row(
     chair: str | None,
     checklists: Mapping[str, Checklist],
 ) -> ReadinessRow:
-    changes = [booking.updated_at, *(r.updated_at for r in (attendance, check) if r is not None)]
+    changes = [
+        booking.updated_at,
+        *(r.updated_at for r in (attendance, check, booking.escort) if r is not None),
+    ]
     return ReadinessRow(
         booking_id=booking.id,
         start=booking.start_at,
@@ -184,8 +188,9 @@ def _readiness_row(
         provider_name=booking.provider.name,
         chair=chair,
         appointment_type=booking.appointment_type.name,
-        patient_first_name=(booking.patient.name.split() or [""])[0],
+        patient_first_name=escorts.first_name(booking.patient.name),
         attendance=current(booking, attendance),
+        escort=escorts.status(booking),
         checklist=check_flag(booking, check, checklists.get(booking.appointment_type.reminder_protocol)),
         changed_at=max(changes),
     )

@@ -88,7 +88,7 @@ def test_all_clear_then_a_changed_answer_flags_the_booking_for_a_call(
     assert "You're all set" in text(done.text)
     assert 'value="yes" checked' in done.text  # the patient sees their own answers, to change one
     row = _readiness(pages_client, setup.clinic_id)[0]
-    assert (row["checklist"], row["chair"], row["escort"]) == ("clear", "Chair 1", None)
+    assert (row["checklist"], row["chair"], row["escort"]["state"]) == ("clear", "Chair 1", "not_needed")
 
     # Sending the same answers again changes nothing, not even the day sheet's order.
     assert _answer(pages_client, path, ALL_YES).status_code == 303

@@ -64,7 +64,7 @@ def test_the_api_lists_chair_attendance_and_the_checklist_flag_newest_change_fir
     assert [r["checklist"] for r in rows] == ["call", "clear", "unanswered"]
     assert {r["chair"] for r in rows} <= {"Chair 1", "Chair 2"}
     assert all(r["chair"] for r in rows)
-    assert all(r["escort"] is None for r in rows)
+    assert all(r["escort"]["state"] == "not_needed" for r in rows)  # these infusions require no escort
     assert rows[0]["patient_first_name"] == "Pat11"
     # A visit whose type has no checklist says so (null), rather than "unanswered".
     other = pages_client.get(
@@ -100,7 +100,7 @@ def test_a_signed_day_sheet_link_shows_the_day_per_provider_without_any_answer(
         "All clear",
         "Needs a call",
         "Not answered",
-        "Not tracked yet",
+        "0 need an escort",  # these infusions require none
     ):
         assert expected in shown, expected
     for private in (*QUESTIONS, "Example", "+1415", "jordan@example.com", "no-substances"):
