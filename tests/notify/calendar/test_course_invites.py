@@ -4,10 +4,15 @@ sessions' own invites are skipped with a reason, and the provider's calendar and
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -15,8 +20,9 @@ from flask import Flask
 from icalendar import Calendar
 
 from services.notify.calendar.planning import COVERED_BY_COURSE_INVITE
-from services.notify.models import COURSE_INVITE, INVITE, SENT, SKIPPED
+from services.notify.models import COURSE_INVITE, INVITE, SENDING, SENT, SKIPPED
 from shared import events
+from shared.timeutil import utcnow
 from tests.notify.calendar.support import (
     PROVIDER_EMAIL,
     Invite,
@@ -24,11 +30,13 @@ from tests.notify.calendar.support import (
     emails,
     invite_rows,
 )
-from tests.notify.conftest import MONDAY_NOON, STAFF, deliver, tick
+from tests.notify.conftest import MONDAY_NOON, STAFF, deliver, dispatch, messages, tick, work
+from tests.notify.doubles import MailServer, mail_server
 from tests.notify.factories import Booking, course_change, course_sessions
 
 FIRST = MONDAY_NOON + timedelta(days=1, hours=3)  # Tuesday 3 March, 10:00 in New York
 LATER = MONDAY_NOON + timedelta(hours=2)
+ROOT = Path(__file__).resolve().parents[3]
 OTHER = events.ProviderRef(id=2, name="Dr. Sam Okafor", email="sam@example.com", time_zone="America/Chicago")
 
 
@@ -198,3 +206,112 @@ def test_a_cancel_for_sessions_never_invited_sends_nothing(
     # The booking's invitation is rendered when claimed, from the sessions as they are by then: cancelled.
     assert [r.status for r in rows] == [SKIPPED, SKIPPED]
     assert all("nothing to cancel" in r.reason for r in rows)
+
+
+def _structure(message: EmailMessage) -> list[tuple[str, str | None, str | None]]:
+    """(content type, filename, method) of every leaf MIME part, in order."""
+    return [
+        (p.get_content_type(), p.get_filename(), p.get_param("method"))  # type: ignore[misc]
+        for p in message.walk()
+        if not p.is_multipart()
+    ]
+
+
+def _worker_env(app: Flask, mail: MailServer) -> dict[str, str]:
+    config = app.extensions["notify"].config
+    return {
+        **os.environ,
+        "NOTIFY_DATABASE_URL": config.database_url,
+        "REDIS_URL": config.redis_url,
+        "NOTIFY_EMAIL_BACKEND": "smtp",
+        "SMTP_HOST": mail.host,
+        "SMTP_PORT": str(mail.port),
+        "SMTP_SECURITY": "none",
+        "SMTP_FROM": "Demo Clinic <desk@clinic.example>",
+        "NOTIFY_PROVIDER_INVITES": "true",
+        "NOTIFY_QUIET_HOURS": "",
+        "NOTIFY_SENDING_STALE_SECONDS": "70",
+        "SMTP_TIMEOUT_SECONDS": "2",
+        "TWILIO_TIMEOUT_SECONDS": "2",
+        "NOTIFY_PUBLIC_URL": config.notify_public_url,
+        "BOOKING_PUBLIC_URL": config.booking_public_url,
+        "LOG_FORMAT": "text",
+        "LOG_LEVEL": "WARNING",
+        "SUITE_KILL_AT": "send.claimed",  # shared/killpoints.py: SIGKILL once a send is claimed and committed
+    }
+
+
+@pytest.mark.slow
+def test_a_worker_killed_after_claiming_the_course_cancel_loses_and_doubles_nothing(
+    make_invite_app: Callable[..., Flask], tmp_path: Path
+) -> None:
+    # Real SMTP (aiosmtpd) and a real `flask worker` process that SIGKILLs itself right after the claim that
+    # gave the four sessions their CANCEL SEQUENCE committed, before anything reached the SMTP server.
+    with mail_server(tmp_path) as mail:
+        app = make_invite_app(
+            email_backend="smtp",
+            smtp_host=mail.host,
+            smtp_port=mail.port,
+            smtp_security="none",
+            quiet_hours_raw="",
+            sending_stale_seconds=70,
+            smtp_timeout_seconds=2.0,
+            twilio_timeout_seconds=2.0,
+        )
+        now = utcnow()  # the worker process runs on the real clock
+        sessions = course_sessions(now + timedelta(days=3))
+        course, own = course_change(sessions, events.COURSE_BOOKED, at=now)
+        for payload in [*own, course]:
+            deliver(app, payload)
+        work(app)
+        (booked,) = [m for m in mail.handler.messages if m["To"] == PROVIDER_EMAIL]
+
+        notice, own = course_change(sessions[2:], events.COURSE_CANCELLED, at=now)
+        for payload in [notice, *own]:
+            deliver(app, payload)  # queues the patient's notice and the provider's invite in Redis
+        invite = None
+        for _ in range(4):  # one send job per run: the patient's may come first
+            worker = subprocess.Popen(
+                [str(Path(sys.executable).parent / "flask"), "--app", "services.notify", "worker", "--burst"],
+                cwd=ROOT,
+                env=_worker_env(app, mail),
+                start_new_session=True,
+            )
+            assert worker.wait(timeout=120) in (0, -signal.SIGKILL)
+            (invite,) = messages(app, step=COURSE_INVITE, booking_version=2)
+            if invite.status == SENDING:
+                break
+        assert invite is not None
+        assert (invite.status, invite.sequence) == (SENDING, 1)  # claimed, never reported
+        assert [m for m in mail.handler.messages if m["To"] == PROVIDER_EMAIL] == [booked]
+
+        # After the stale period the dispatcher reconciles it (SMTP cannot say: send again, same Message-ID).
+        with time_machine.travel(utcnow() + timedelta(seconds=90), tick=False):
+            assert dispatch(app).reconciling >= 1  # and the patient's notice, if a dead run had claimed it
+            work(app)
+            dispatch(app)
+            work(app)
+        app.extensions["notify"].senders.email.close()
+    to_provider = [m for m in mail.handler.messages if m["To"] == PROVIDER_EMAIL]
+    assert len(to_provider) == 2  # one invitation, one cancellation: nothing lost, nothing doubled
+    cancelled = to_provider[-1]
+    assert cancelled["Message-ID"].startswith(f"<notify-{invite.id}@")
+    calendars = course_calendars(cancelled)
+    # Each CANCEL names its session's UID with a SEQUENCE above the REQUEST's (1 went to the dead claim).
+    requests = {c.uid: c for c in course_calendars(booked)}
+    assert [(c.uid, c.method, c.sequence) for c in calendars] == [(uid(b), "CANCEL", 2) for b in sessions[2:]]
+    assert all(c.sequence > requests[c.uid].sequence for c in calendars)
+    # The layout (caught by the SMTP server): the first session as the invite it always was, each other
+    # session its own text/calendar part, every part's method parameter agreeing with its METHOD line.
+    assert _structure(cancelled) == [
+        ("text/plain", None, None),
+        ("text/html", None, None),
+        ("text/calendar", None, "CANCEL"),
+        ("application/ics", "invite.ics", None),
+        *[("text/calendar", f"session-{n}.ics", "CANCEL") for n in (4, 5, 6)],
+    ]
+    (row,) = messages(app, step=COURSE_INVITE, booking_version=2)
+    assert (row.status, row.sequence, row.attempts) == (SENT, 2, 2)
+    # The patient's one notice went too, once.
+    assert [m.status for m in messages(app, step="course-cancelled", channel="email")] == [SENT]
+    assert len([m for m in mail.handler.messages if m["To"] == "alex@example.com"]) == 2
