@@ -90,7 +90,6 @@ class Claimed:
     method: str
     sequence: int
     event: Event
-    join_url: str | None
 
 
 def _claim_event(
@@ -127,7 +126,7 @@ def _claim_event(
     record.method, record.updated_at = method, now
     event.sequence = sequence
     event.DTSTAMP = now
-    return Claimed(booking=booking, method=method, sequence=sequence, event=event, join_url=join_url)
+    return Claimed(booking=booking, method=method, sequence=sequence, event=event)
 
 
 def prepare(
@@ -177,16 +176,15 @@ def _course_sessions(session: Session, anchor: BookingCopy, version: int) -> lis
     notices = session.scalars(
         select(CourseNotice).where(CourseNotice.course_id == uuid.UUID(str(course.get("id"))))
     )
-    key = {"booking_id": str(anchor.id), "version": version}
     for notice in notices:
         listed = notice.sessions or []
-        if any(s["booking_id"] == key["booking_id"] and s["version"] == version for s in listed):
+        if {"booking_id": str(anchor.id), "version": version} in [
+            {"booking_id": s["booking_id"], "version": s["version"]} for s in listed
+        ]:
             ids = [uuid.UUID(s["booking_id"]) for s in listed]
             copies = session.scalars(select(BookingCopy).where(BookingCopy.id.in_(ids))).all()
             mine = [c for c in copies if c.provider_id == anchor.provider_id]
-            return sorted(
-                mine, key=lambda c: (int((c.snapshot.get("course") or {}).get("index", 0)), c.start_at)
-            )
+            return sorted(mine, key=lambda c: (_index(c), c.start_at))
     raise LookupError(f"no course change lists booking {anchor.id} at version {version}")
 
 
