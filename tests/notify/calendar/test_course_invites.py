@@ -21,8 +21,10 @@ from icalendar import Calendar
 
 from services.notify.calendar.planning import COVERED_BY_COURSE_INVITE
 from services.notify.models import COURSE_INVITE, INVITE, SENDING, SENT, SKIPPED
+from services.notify.senders.smtp_email import SmtpEmailSender
 from shared import events
 from shared.timeutil import utcnow
+from tests.booking.factories import PATIENT, make_chair_setup
 from tests.notify.calendar.support import (
     PROVIDER_EMAIL,
     Invite,
@@ -30,7 +32,17 @@ from tests.notify.calendar.support import (
     emails,
     invite_rows,
 )
-from tests.notify.conftest import MONDAY_NOON, STAFF, deliver, dispatch, messages, tick, work
+from tests.notify.conftest import (
+    MONDAY_NOON,
+    STAFF,
+    Upstream,
+    deliver,
+    dispatch,
+    messages,
+    tick,
+    use_senders,
+    work,
+)
 from tests.notify.doubles import MailServer, mail_server
 from tests.notify.factories import Booking, course_change, course_sessions
 
@@ -315,3 +327,66 @@ def test_a_worker_killed_after_claiming_the_course_cancel_loses_and_doubles_noth
     # The patient's one notice went too, once.
     assert [m.status for m in messages(app, step="course-cancelled", channel="email")] == [SENT]
     assert len([m for m in mail.handler.messages if m["To"] == "alex@example.com"]) == 2
+
+
+@pytest.mark.slow
+def test_course_booked_and_stopped_through_the_booking_api_reaches_the_provider_as_two_emails(
+    backend: str, make_invite_app: Callable[..., Flask], upstream: Upstream, tmp_path: Path
+) -> None:
+    # Booking API -> outbox relay -> Redis -> notify worker -> aiosmtpd: six sessions booked then stopped are
+    # one invitation and one cancellation to the provider, each carrying all six sessions.
+    notify = make_invite_app()
+    staff = upstream.staff
+    with time_machine.travel(MONDAY_NOON, tick=True), mail_server(tmp_path) as mail:
+        smtp = SmtpEmailSender(host=mail.host, port=mail.port, security="none", timeout=5)
+        use_senders(notify, email=smtp)
+        setup = make_chair_setup(upstream.app, providers=1, chairs=1)
+        template = staff.post(
+            "/api/v1/course-templates",
+            json={
+                "clinic_id": setup.clinic_id,
+                "slug": "induction",
+                "name": "Induction",
+                "session_type_id": setup.type_id,
+                "sessions": 6,
+                "min_hours_between": 24,
+                "max_per_week": 3,
+                "within_days": 16,
+                "same_provider": "required",
+            },
+            headers=STAFF,
+        ).json
+        plan = staff.post(
+            "/api/v1/courses/plan",
+            json={"template_id": template["id"], "start": "2026-03-03T10:00:00-05:00"},
+            headers=STAFF,
+        ).json
+        booked = staff.post(
+            "/api/v1/courses",
+            json={
+                "template_id": template["id"],
+                "sessions": [
+                    {"start": s["start"], "provider_id": s["provider_id"]} for s in plan["sessions"]
+                ],
+                "patient": PATIENT,
+            },
+            headers=STAFF,
+        )
+        assert booked.status_code == 201, booked.json
+        assert upstream.relay() == 7
+        work(notify)
+        stopped = staff.post(
+            f"/api/v1/courses/{booked.json['id']}/cancel", json={"reason": "feels better"}, headers=STAFF
+        )
+        assert stopped.status_code == 200, stopped.json
+        assert upstream.relay() == 7
+        work(notify)
+        smtp.close()
+    provider = {m["To"] for m in mail.handler.messages} - {PATIENT["email"]}
+    assert len(provider) == 1
+    invitation, cancellation = [m for m in mail.handler.messages if m["To"] in provider]
+    requests = course_calendars(invitation)
+    cancels = course_calendars(cancellation)
+    assert [c.method for c in requests] == ["REQUEST"] * 6
+    assert [(c.uid, c.sequence) for c in cancels] == [(r.uid, 1) for r in requests]
+    assert {c.method for c in cancels} == {"CANCEL"}
