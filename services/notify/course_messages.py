@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.notify.models import (
+    COURSE_INVITE,
     EMAIL,
     PLANNED,
     SKIPPED,
@@ -55,7 +56,7 @@ _ANCHOR_OF = {
 
 def is_course_step(step: str) -> bool:
     """Whether a plan row is a whole-course message (not bound to its anchor session's version)."""
-    return step.startswith(COURSE_STEP_PREFIX)
+    return step.startswith(COURSE_STEP_PREFIX) or step == COURSE_INVITE
 
 
 def hold(session: Session, event_id: uuid.UUID, now: datetime) -> CourseNotice:

@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from services.notify import checkin_messages, course_messages, dispatch, link_messages, planning, sending
-from services.notify.models import ProcessedEvent
+from services.notify.calendar.planning import plan_course_invites
+from services.notify.models import CourseNotice, ProcessedEvent
 from services.notify.runtime import get_runtime
 from shared.events import (
     load_checkin_alert,
@@ -59,9 +60,12 @@ def handle_booking_event(payload: dict[str, Any]) -> str:
                 )
             if applied.stale and anchor is None:
                 return "stale"
-            due = [] if applied.stale else planning.due_now(session, event.booking.id, now)
-            if anchor is not None and anchor != event.booking.id:
-                due += planning.due_now(session, anchor, now)
+            touched = set() if applied.stale else {event.booking.id}
+            if anchor is not None:
+                touched |= _course_planned(session, event.course_change, anchor, now)
+            due = [
+                row for booking_id in sorted(touched) for row in planning.due_now(session, booking_id, now)
+            ]
             batches = dispatch.mark_queued(session=session, runtime=runtime, rows=due, now=now)
         # What is due goes at once (urgent messages first in line) once its rows are committed and visible.
         dispatch.dispatch_now(runtime, batches)
@@ -83,10 +87,25 @@ def handle_course_event(payload: dict[str, Any]) -> str:
             )
             if anchor is None:
                 return "waiting for its sessions"  # the last session's event plans the message
-            due = planning.due_now(session, anchor, now)
+            touched = _course_planned(session, event.event_id, anchor, now)
+            due = [
+                row for booking_id in sorted(touched) for row in planning.due_now(session, booking_id, now)
+            ]
             batches = dispatch.mark_queued(session=session, runtime=runtime, rows=due, now=now)
         dispatch.dispatch_now(runtime, batches)
         return "handled"
+
+
+def _course_planned(
+    session: Session, event_id: uuid.UUID | None, anchor: uuid.UUID, now: datetime
+) -> set[uuid.UUID]:
+    """A course notice's rows were just planned: plan its invites to the providers too (if invites are on);
+    the sessions whose rows may be due now."""
+    runtime = get_runtime()
+    notice = session.get(CourseNotice, event_id)
+    if notice is None or not runtime.config.provider_invites:
+        return {anchor}
+    return {anchor, *plan_course_invites(session=session, book=runtime.book, notice=notice, now=now)}
 
 
 def handle_links_ready(payload: dict[str, Any]) -> str:

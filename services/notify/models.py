@@ -48,7 +48,10 @@ WAITING_FOR_JOIN_LINK = "join_link"
 # The provider's calendar invites (services/notify/calendar/invites.py): plan rows with these reserved steps.
 INVITE = "provider-invite"  # from every booking event: REQUEST (confirmed, rescheduled) or CANCEL
 INVITE_LINK = "provider-invite-link"  # from consult.links_ready: REQUEST carrying the provider's join link
-INVITE_STEPS = (INVITE, INVITE_LINK)
+# From a whole-course change: one email to each provider, an iTIP calendar per session (planned with the
+# course notice, on that provider's first listed session; not bound to its version, like course messages).
+COURSE_INVITE = "provider-course-invite"
+INVITE_STEPS = (INVITE, INVITE_LINK, COURSE_INVITE)
 
 
 class Base(DeclarativeBase):

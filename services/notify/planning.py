@@ -11,10 +11,16 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from services.notify.calendar.planning import bump_feeds, invite_row, plan_link_invite
+from services.notify.calendar.planning import (
+    COVERED_BY_COURSE_INVITE,
+    bump_feeds,
+    invite_row,
+    plan_link_invite,
+)
 from services.notify.dispatch import due_rows
 from services.notify.models import (
     CANCELLED,
+    COURSE_INVITE,
     EMAIL,
     INVITE,
     PENDING,
@@ -146,7 +152,11 @@ def apply_booking_event(
     if event.course_change is not None:
         cover_by_course(rows, protocol)
     if invites:
-        rows.append(invite_row(copy=copy, protocol=protocol, step=INVITE, due_at=copy.changed_at, now=now))
+        invite = invite_row(copy=copy, protocol=protocol, step=INVITE, due_at=copy.changed_at, now=now)
+        if event.course_change is not None and invite["status"] == PLANNED:
+            # The course's one email to the provider carries this session's calendar (calendar/planning.py).
+            invite["status"], invite["reason"] = SKIPPED, COVERED_BY_COURSE_INVITE
+        rows.append(invite)
     insert_messages(session, rows)
     bump_feeds(session, providers, now)
     log.info(
@@ -207,6 +217,7 @@ def _cancel_older(session: Session, snap: events.BookingSnapshot, now: datetime)
                 # and a link sent again carries the newest link (link_messages.py).
                 Message.step.not_like(f"{COURSE_STEP_PREFIX}%"),
                 Message.step.not_like(f"{LINK_STEP_PREFIX}%"),
+                Message.step != COURSE_INVITE,
             )
             .values(status=CANCELLED, reason=reason, blocked_on=None, updated_at=now)
         )

@@ -6,18 +6,22 @@ rows and ``calendar.service`` serves what they changed.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.notify.models import (
     CANCELLED,
+    COURSE_INVITE,
     EMAIL,
     INVITE_LINK,
     PLANNED,
     SKIPPED,
     BookingCopy,
+    CourseNotice,
     ProviderFeed,
     insert_messages,
 )
@@ -26,6 +30,8 @@ from shared import events
 from shared.db import dialect_insert
 from shared.events import VIDEO
 from shared.links import new_secret
+
+COVERED_BY_COURSE_INVITE = "covered by the course's one invite email to the provider"
 
 
 def bump_feeds(session: Session, provider_ids: set[int], now: datetime) -> None:
@@ -97,3 +103,41 @@ def plan_link_invite(
     row = invite_row(copy=copy, protocol=book.get(copy.protocol), step=INVITE_LINK, due_at=now, now=now)
     insert_messages(session, [row])
     return True
+
+
+def plan_course_invites(
+    *, session: Session, book: ProtocolBook, notice: CourseNotice, now: datetime
+) -> list[uuid.UUID]:
+    """Plan one invite email per provider of a whole-course change (its sessions' own invites are skipped);
+    the sessions they hang on: each provider's first listed session, at the version the change left it.
+
+    Called once, when the notice's message rows are planned (``course_messages.plan_if_ready``).
+    """
+    listed = notice.sessions or []
+    ids = [uuid.UUID(s["booking_id"]) for s in listed]
+    copies = {str(c.id): c for c in session.scalars(select(BookingCopy).where(BookingCopy.id.in_(ids)))}
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for entry in listed:
+        groups.setdefault(copies[entry["booking_id"]].provider_id, []).append(entry)
+    rows = []
+    for provider_id in sorted(groups):
+        first, *_ = groups[provider_id]
+        anchor = copies[first["booking_id"]]
+        row = invite_row(
+            copy=anchor,
+            protocol=book.get(anchor.protocol),
+            step=COURSE_INVITE,
+            due_at=notice.occurred_at or now,
+            now=now,
+        )
+        ends = max(copies[e["booking_id"]].end_at for e in groups[provider_id])
+        late = now >= ends
+        row.update(
+            booking_version=first["version"],
+            expires_at=ends,
+            status=SKIPPED if late else PLANNED,
+            reason="too late: every session is over" if late else "",
+        )
+        rows.append(row)
+    insert_messages(session, rows)
+    return [r["booking_id"] for r in rows]

@@ -66,7 +66,7 @@ def parse(raw: bytes, method: str = "") -> Invite:
 
 def calendar_part(message: EmailMessage) -> Invite:
     """The text/calendar alternative of an invite email, checked against its invite.ics attachment."""
-    parts = [p for p in message.walk() if p.get_content_type() == "text/calendar"]
+    parts = [p for p in message.walk() if p.get_content_type() == "text/calendar" and not p.is_attachment()]
     (inline,) = parts
     text = inline.get_payload(decode=True)
     (attached,) = [p for p in message.iter_attachments() if p.get_filename() == "invite.ics"]
@@ -120,3 +120,18 @@ def physical_lines(raw: bytes) -> list[bytes]:
     """The lines of iCalendar text as sent (before unfolding)."""
     assert raw.endswith(b"\r\n")
     return raw.split(b"\r\n")[:-1]
+
+
+def course_calendars(message: EmailMessage) -> list[Invite]:
+    """Every session's calendar in one whole-course invite email: the inline part (the first session, also in
+    invite.ics) and each other session's own ``text/calendar`` attachment, each with its method parameter."""
+    calendars = [calendar_part(message)]
+    for part in message.iter_attachments():
+        if part.get_content_type() == "text/calendar":
+            raw = part.get_payload(decode=True)
+            assert isinstance(raw, bytes)
+            invite = parse(raw, method=part.get_param("method"))
+            assert invite.method == str(invite.calendar["METHOD"])
+            calendars.append(invite)
+    assert len({c.uid for c in calendars}) == len(calendars)  # one UID per iTIP object, each once
+    return calendars
