@@ -140,17 +140,17 @@ def plan(
     for step in protocol.steps:
         if not step.about_escort or step.on not in anchors or mode not in step.modes:
             continue
-            rows.append(
-                _row(
-                    copy=copy,
-                    protocol=protocol,
-                    step=step,
-                    escort=escort,
-                    happened=happened,
-                    quiet=quiet,
-                    now=now,
-                )
+        rows.append(
+            _row(
+                copy=copy,
+                protocol=protocol,
+                step=step,
+                escort=escort,
+                happened=happened,
+                quiet=quiet,
+                now=now,
             )
+        )
     return rows
 
 
@@ -184,8 +184,8 @@ def _row(
         happened_at=happened,
     )
     row["step"] = step_key(escort["id"], step.key)
-    if step.to == ESCORT:
-        row["recipient"] = escort["phone"]
+    # The escort's number from the start (a cancel notice looks for what was sent to it); others at the send.
+    row["recipient"] = escort["phone"] if step.to == ESCORT else None
     return row
 
 
@@ -229,7 +229,7 @@ def apply_escort_event(
     if copy is None or copy.version < snap.version:
         raise LookupError(f"booking {snap.id} version {snap.version} is not known to notify yet")
     held_at = copy.snapshot.get("escort_at")
-    if copy.version > snap.version or (held_at and datetime.fromisoformat(held_at) >= event.occurred_at):
+    if copy.version > snap.version or (held_at and datetime.fromisoformat(held_at) > event.occurred_at):
         log.info("ignored an escort change older than the booking copy", extra={"booking_id": str(snap.id)})
         return "stale"
     old, new = copy.snapshot.get("escort"), dump(snap.escort)
