@@ -14,7 +14,9 @@ CHANGE = "change"
 OTHER = "other"
 
 _WORDS = {
-    **dict.fromkeys(("C", "Y", "YES", "CONFIRM", "CONFIRMED", "SI", "CONFIRMAR", "CONFIRMO", "CONFIRMADO"), CONFIRM),
+    **dict.fromkeys(
+        ("C", "Y", "YES", "CONFIRM", "CONFIRMED", "SI", "CONFIRMAR", "CONFIRMO", "CONFIRMADO"), CONFIRM
+    ),
     **dict.fromkeys(("R", "CHANGE", "RESCHEDULE", "CAMBIAR"), CHANGE),
 }
 _SHAPE = re.compile(r"^([A-Z]+)(?: ?(\d{1,2}))?$")
