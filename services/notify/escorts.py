@@ -211,6 +211,30 @@ def apply_booking_event(
     return len(insert_messages(session, rows))
 
 
+def replan(
+    *,
+    session: Session,
+    book: ProtocolBook,
+    booking_id: uuid.UUID,
+    quiet: tuple[time, time] | None,
+    now: datetime,
+) -> int:
+    """Plan the current escort's missing rows (``flask ... replan``); rows already there stay as they are."""
+    copy = planning.lock_booking(session, booking_id)
+    if copy is None or copy.status != "confirmed":
+        return 0
+    protocol = book.get(copy.protocol)
+    rows = plan(
+        session=session,
+        copy=copy,
+        protocol=protocol,
+        event_type=events.BOOKING_CONFIRMED,
+        quiet=quiet,
+        now=now,
+    )
+    return len(insert_messages(session, rows))
+
+
 def apply_escort_event(
     *,
     session: Session,

@@ -3,6 +3,7 @@ clinic's alert, from events built here (the booking side builds the same through
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import time_machine
 from flask import Flask
+from sqlalchemy import select
 
 from services.notify import jobs
 from services.notify.escorts import base_key, is_escort_step
@@ -274,3 +276,22 @@ def test_the_pickup_goes_through_twilio_and_the_alert_through_smtp(
         alerts = [m for m in mail.handler.messages if m["To"] == "frontdesk@clinic.example"]
         assert len(alerts) == 1
         assert "not confirmed" in alerts[0].get_body(preferencelist=("plain",)).get_content()
+
+
+def test_replan_restores_a_lost_escort_row(app: Flask, clock: time_machine.Coordinates) -> None:
+    booking = infusion()
+    deliver(app, booking.confirmed(at=MONDAY_NOON))
+    deliver(app, booking.give_escort(at=MONDAY_NOON))
+    with app.app_context():
+        runtime = app.extensions["notify"]
+        with runtime.db.transaction() as session:
+            lost = session.scalars(
+                select(Message).where(
+                    Message.booking_id == booking.id, Message.step.like("%:escort-nudge-24h")
+                )
+            ).one()
+            session.delete(lost)
+    result = app.test_cli_runner().invoke(args=["replan", str(booking.id)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["reminders_added"] == 1
+    assert escort_rows(app, booking)["escort-nudge-24h"].status == PLANNED
