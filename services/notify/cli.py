@@ -10,7 +10,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from services.notify import dispatch, planning
+from services.notify import dispatch, escorts, planning
 from services.notify.calendar import service as feeds
 from services.notify.preview import preview_all
 from services.notify.runtime import get_runtime
@@ -46,6 +46,14 @@ def _replan(booking_id: uuid.UUID) -> None:
             quiet=runtime.config.quiet_hours,
             now=utcnow(),
         )
+        if added is not None:
+            added += escorts.replan(
+                session=session,
+                book=runtime.book,
+                booking_id=booking_id,
+                quiet=runtime.config.quiet_hours,
+                now=utcnow(),
+            )
     if added is None:
         raise click.ClickException(f"notify has not seen booking {booking_id}")
     click.echo(json.dumps({"booking_id": str(booking_id), "reminders_added": added}))

@@ -10,11 +10,21 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from services.notify import checkin_messages, course_messages, dispatch, link_messages, planning, sending
+from services.notify import (
+    checkin_messages,
+    course_messages,
+    dispatch,
+    escorts,
+    link_messages,
+    planning,
+    sending,
+)
 from services.notify.calendar.planning import plan_course_invites
 from services.notify.models import CourseNotice, ProcessedEvent
-from services.notify.runtime import get_runtime
+from services.notify.runtime import Runtime, get_runtime
 from shared.events import (
+    BOOKING_ESCORT_CHANGED,
+    BookingEvent,
     load_checkin_alert,
     load_checkin_requested,
     load_course_event,
@@ -33,6 +43,8 @@ def handle_booking_event(payload: dict[str, Any]) -> str:
     """Update notify's copy of the booking, re-plan its messages, and queue what is due at once."""
     event = load_event(payload)
     runtime = get_runtime()
+    if event.type == BOOKING_ESCORT_CHANGED:
+        return _escort_changed(runtime, event)
     with correlation(event.correlation_id):
         with runtime.db.transaction() as session:
             if not first_delivery(session, ProcessedEvent, event_id=event.event_id, event_type=event.type):
@@ -60,6 +72,10 @@ def handle_booking_event(payload: dict[str, Any]) -> str:
                 )
             if applied.stale and anchor is None:
                 return "stale"
+            if not applied.stale:
+                escorts.apply_booking_event(
+                    session=session, book=runtime.book, event=event, quiet=runtime.config.quiet_hours, now=now
+                )
             touched = set() if applied.stale else {event.booking.id}
             if anchor is not None:
                 touched |= _course_planned(session, event.course_change, anchor, now)
@@ -70,6 +86,19 @@ def handle_booking_event(payload: dict[str, Any]) -> str:
         # What is due goes at once (urgent messages first in line) once its rows are committed and visible.
         dispatch.dispatch_now(runtime, batches)
         return "handled"
+
+
+def _escort_changed(runtime: Runtime, event: BookingEvent) -> str:
+    """Apply ``booking.escort_changed`` once: the escort's messages re-planned, what is due queued."""
+    return _plan_and_queue(
+        event.event_id,
+        event.type,
+        event.correlation_id,
+        event.booking.id,
+        lambda session, now: escorts.apply_escort_event(
+            session=session, book=runtime.book, event=event, quiet=runtime.config.quiet_hours, now=now
+        ),
+    )
 
 
 def handle_course_event(payload: dict[str, Any]) -> str:
@@ -175,7 +204,7 @@ def _plan_and_queue(
     event_type: str,
     correlation_id: str,
     booking_id: uuid.UUID,
-    plan: Callable[[Session, datetime], int],
+    plan: Callable[[Session, datetime], object],
 ) -> str:
     """Apply an event that plans messages for one booking, once, and queue those due now."""
     runtime = get_runtime()

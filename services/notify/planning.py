@@ -125,6 +125,7 @@ def _copy_fields(event: events.BookingEvent) -> dict[str, Any]:
             **_SNAPSHOT_SCHEMA.dump(snap),
             "previous_start": event.previous.start.isoformat() if event.previous else None,
             "cancelled_by": event.cancelled_by,
+            "escort_at": event.occurred_at.isoformat(),  # which escort change the copy holds (escorts.py)
         },
     }
 
@@ -283,11 +284,13 @@ def plan_rows(
     link_ready: bool | None = None
     rows = []
     for step in protocol.steps_on(anchors, mode):
+        if step.about_escort:
+            continue  # planned per escort (escorts.py)
         if step.join_link and link_ready is None:
             link_ready = has_join_link(session, copy.id, copy.version)
         for channel in step.channels:
             rows.append(
-                _row(
+                plan_row(
                     copy=copy,
                     protocol=protocol,
                     step=step,
@@ -301,7 +304,7 @@ def plan_rows(
     return rows
 
 
-def _row(
+def plan_row(
     *,
     copy: BookingCopy,
     protocol: Protocol,
@@ -311,8 +314,10 @@ def _row(
     link_ready: bool,
     quiet: tuple[time, time] | None,
     now: datetime,
+    happened_at: datetime | None = None,
 ) -> dict[str, Any]:
-    booked_at = copy.changed_at
+    """One plan row of ``step`` on ``channel``; a step due before ``happened_at`` (the booking) is skipped."""
+    booked_at = happened_at or copy.changed_at
     due_at = step.due_at(start=copy.start_at, end=copy.end_at, happened_at=booked_at)
     expires_at = step.expires_at(due_at=due_at, start=copy.start_at, end=copy.end_at)
     status, reason = PLANNED, ""

@@ -10,7 +10,15 @@ from typing import Any
 from services.notify.course_messages import session_entry
 from services.notify.link_messages import BUILT_IN_STEPS
 from services.notify.models import EMAIL, SMS
-from services.notify.protocols import COURSE_ANCHORS, DEFAULT_PROTOCOL, REPLY_TEMPLATES, Protocol, Step
+from services.notify.protocols import (
+    COURSE_ANCHORS,
+    DEFAULT_PROTOCOL,
+    ESCORT,
+    ESCORT_REPLY_TEMPLATES,
+    REPLY_TEMPLATES,
+    Protocol,
+    Step,
+)
 from services.notify.rendering import MessageContext
 from services.notify.runtime import Runtime
 from shared import links
@@ -98,6 +106,17 @@ def sample_snapshot(
             "sms_consent": True,
             "language": language,
         },
+        "escort": {
+            "id": str(uuid.UUID(int=4)),
+            "first_name": "Sam",
+            "phone": "+14155552672",
+            "patient_first_name": "Alex",
+            "agreed_at": (SAMPLE_START - timedelta(days=3)).isoformat(),
+            # The session's end plus an hour's recovery.
+            "pickup_at": (SAMPLE_START + timedelta(minutes=120)).isoformat(),
+            "confirmed_at": None,
+            "confirmed_how": None,
+        },
         "previous_start": (SAMPLE_START - timedelta(days=1)).isoformat(),
         "cancelled_by": "patient",
     }
@@ -158,21 +177,21 @@ def preview(
         for attachment in email.attachments:
             out[f"attachment:{attachment.filename}"] = attachment.data.decode()
     if step.asks_reply:
-        out.update(_reply_previews(runtime, protocol, context))
+        names = ESCORT_REPLY_TEMPLATES if step.to == ESCORT else REPLY_TEMPLATES
+        out.update(_reply_previews(runtime, protocol, context, names))
     return out
 
 
-def _reply_previews(runtime: Runtime, protocol: Protocol, context: dict[str, Any]) -> dict[str, str]:
+def _reply_previews(
+    runtime: Runtime, protocol: Protocol, context: dict[str, Any], names: tuple[str, ...]
+) -> dict[str, str]:
     """The answers to a reply to ``protocol``'s asking step (two visits to choose from for ``which``)."""
     context = {
         **context,
         "choices": [{"day": 10, "when": context["when"]}, {"day": 17, "when": context["when"]}],
         "reply_word": "C",
     }
-    out = {
-        f"reply:{name}": runtime.renderer.reply(f"{protocol.replies}/{name}", context)
-        for name in REPLY_TEMPLATES
-    }
+    out = {f"reply:{name}": runtime.renderer.reply(f"{protocol.replies}/{name}", context) for name in names}
     default = runtime.book.get(DEFAULT_PROTOCOL)
     out["reply:unmatched"] = runtime.renderer.reply(f"{default.replies}/unmatched", {})
     return out

@@ -36,6 +36,13 @@ COURSE_STEP_PREFIX = "course-"
 # step can take it (keys have no colon).
 LINK_STEP_PREFIX = "link-again:"
 TIME_ANCHORS = (START, END)
+# Escorts (issue 19): ESCORT anchors the escort's own pick-up message (when an escort is given); a step's
+# ``to`` says who gets it, and ``escort = "unconfirmed"`` holds it while the escort has not confirmed.
+ESCORT = "escort"
+PATIENT = "patient"
+CLINIC = "clinic"
+AUDIENCES = (PATIENT, ESCORT, CLINIC)
+UNCONFIRMED = "unconfirmed"
 DEFAULT_PROTOCOL = "default"
 CLINICS_FILE = "clinics.toml"
 TEMPLATE_SUFFIXES = {SMS: (".sms.txt",), EMAIL: (".email.txt", ".email.html")}
@@ -47,11 +54,13 @@ RESERVED_STEP_PREFIX = "provider-"  # the provider's calendar invites (services/
 INVITE_SUMMARY_DEFAULT = (
     "*"  # [invite_summaries] and [invite_patient_attendee] key for every clinic not listed
 )
-_TEXT_TABLES = ("sms_names", "invite_summaries")
+_TEXT_TABLES = ("sms_names", "invite_summaries", "staff_emails")
 _FLAG_TABLES = ("invite_patient_attendee",)
 _PROTOCOL_KEYS = {"slug", "version", "description", "sms_label", "vars", "steps", "replies"}
 DEFAULT_REPLIES = "common/replies"
 REPLY_TEMPLATES = ("confirmed", "change", "which", "moved", "cancelled", "help")
+# Answers to an escort's YES: thanks, or the truth (the visit cancelled, moved, or another escort now).
+ESCORT_REPLY_TEMPLATES = ("escort-confirmed", "escort-cancelled", "escort-moved", "escort-replaced")
 
 
 def parse_duration(raw: str) -> timedelta:
@@ -92,11 +101,18 @@ class Step:
     asks_reply: bool = False
     # Carries the link to the day-before safety check of the booking version (booking's ``/d/<code>`` page).
     safety_check: bool = False
+    to: str = PATIENT
+    escort: str = ""
 
     @property
     def on_event(self) -> bool:
-        """Whether the step goes when a booking or course event happens (not relative to the visit)."""
-        return self.on in EVENT_ANCHORS or self.on in COURSE_ANCHORS
+        """Whether the step goes when a booking, course or escort event happens (not at a visit time)."""
+        return self.on in EVENT_ANCHORS or self.on in COURSE_ANCHORS or self.on == ESCORT
+
+    @property
+    def about_escort(self) -> bool:
+        """Whether the step is planned per escort (services/notify/escorts.py), not by the booking's plan."""
+        return self.to == ESCORT or bool(self.escort) or self.on == ESCORT
 
     def due_at(self, *, start: datetime, end: datetime, happened_at: datetime) -> datetime:
         """When this step is due for a visit from ``start`` to ``end``."""
@@ -182,7 +198,9 @@ class StepSchema(Schema):
             _not_reserved,
         ],
     )
-    on = fields.String(required=True, validate=_one_of(EVENT_ANCHORS + TIME_ANCHORS + COURSE_ANCHORS))
+    on = fields.String(
+        required=True, validate=_one_of(EVENT_ANCHORS + TIME_ANCHORS + COURSE_ANCHORS + (ESCORT,))
+    )
     offset = _Duration(load_default=timedelta(0))
     channels = fields.List(
         fields.String(validate=_one_of(CHANNELS)),
@@ -202,6 +220,8 @@ class StepSchema(Schema):
     calendar = fields.Boolean()
     asks_reply = fields.Boolean(load_default=False)
     safety_check = fields.Boolean(load_default=False)
+    to = fields.String(load_default=PATIENT, validate=_one_of(AUDIENCES))
+    escort = fields.String(load_default="", validate=_one_of(("", UNCONFIRMED)))
 
     @validates_schema
     def _check(self, data: dict[str, Any], **_: Any) -> None:
@@ -210,7 +230,7 @@ class StepSchema(Schema):
             raise ValidationError(f"give one or more of {', '.join(CHANNELS)}, each once", "channels")
         if EMAIL in channels and not data["subject"]:
             raise ValidationError("an email step needs a subject", "subject")
-        if on in EVENT_ANCHORS + COURSE_ANCHORS and data["offset"]:
+        if on in EVENT_ANCHORS + COURSE_ANCHORS + (ESCORT,) and data["offset"]:
             raise ValidationError("a step sent when a booking event happens takes no offset", "offset")
         if (on in COURSE_ANCHORS) != data["key"].startswith(COURSE_STEP_PREFIX):
             raise ValidationError(f"keys start with {COURSE_STEP_PREFIX!r} exactly for course steps", "key")
@@ -218,13 +238,16 @@ class StepSchema(Schema):
         if until is not None and until not in (START, END) and not _positive_duration(until):
             raise ValidationError("start, end or a positive duration after the due moment", "until")
         _check_channel_fields(data)
+        _check_audience(data)
 
     @post_load
     def _build(self, data: dict[str, Any], **_: Any) -> Step:
         on, offset = data["on"], data["offset"]
         default_until = START if on == START and offset < timedelta(0) else (END if on != END else "24h")
         data["until"] = data.get("until", default_until)
-        data["calendar"] = data.get("calendar", on in EVENT_ANCHORS and EMAIL in data["channels"])
+        data["calendar"] = data.get(
+            "calendar", on in EVENT_ANCHORS and EMAIL in data["channels"] and data["to"] == PATIENT
+        )
         data["channels"] = tuple(data["channels"])
         data["modes"] = tuple(data["modes"])
         data["attachments"] = tuple(data["attachments"])
@@ -244,6 +267,21 @@ def _check_channel_fields(data: dict[str, Any]) -> None:
         raise ValidationError("true needs the sms channel", "asks_reply")
     if data["safety_check"] and data["on"] != START:
         raise ValidationError("true needs a reminder timed from the start", "safety_check")
+
+
+def _check_audience(data: dict[str, Any]) -> None:
+    """An escort gets SMS only, the clinic email only; the escort's own anchor is for the escort."""
+    to, channels = data["to"], data["channels"]
+    if to == ESCORT and channels != [SMS]:
+        raise ValidationError("an escort is sent SMS only", "channels")
+    if to == CLINIC and channels != [EMAIL]:
+        raise ValidationError("the clinic is sent email only", "channels")
+    if data["on"] == ESCORT and to != ESCORT:
+        raise ValidationError("the escort anchor is for steps to the escort", "on")
+    if to != PATIENT and data["on"] in COURSE_ANCHORS:
+        raise ValidationError("course messages go to the patient", "to")
+    if to != ESCORT and data["asks_reply"] and (data["escort"] or to == CLINIC):
+        raise ValidationError("only the patient's and the escort's SMS ask for a reply", "asks_reply")
 
 
 def _positive_duration(raw: str) -> bool:
@@ -355,6 +393,7 @@ class ProtocolBook:
         self.sms_names: dict[str, str] = clinics.get("sms_names", {})
         self.invite_summaries: dict[str, str] = clinics.get("invite_summaries", {})
         self.invite_patient_attendee: dict[str, bool] = clinics.get("invite_patient_attendee", {})
+        self.staff_emails: dict[str, str] = clinics.get("staff_emails", {})
 
     def get(self, slug: str) -> Protocol:
         """The protocol ``slug``, or the default one (logged) when no file has that slug."""
@@ -367,6 +406,10 @@ class ProtocolBook:
     def sms_name(self, clinic_slug: str, clinic_name: str) -> str:
         """How SMS names a clinic: its configured SMS name, else its name."""
         return self.sms_names.get(clinic_slug, clinic_name)
+
+    def staff_email(self, clinic_slug: str) -> str | None:
+        """Where the clinic's staff are emailed (escort alerts): its own address, else the ``"*"`` one."""
+        return self.staff_emails.get(clinic_slug, self.staff_emails.get(INVITE_SUMMARY_DEFAULT)) or None
 
     def invite_summary(self, clinic_slug: str) -> str | None:
         """The clinic's template for provider calendar titles (its own, else the ``"*"`` one), if set."""
@@ -385,6 +428,8 @@ class ProtocolBook:
                 for channel in step.channels:
                     names.update(step.template + suffix for suffix in TEMPLATE_SUFFIXES[channel])
                 names.update(a.template for a in step.attachments)
-            if any(step.asks_reply for step in protocol.steps):
+            if any(step.asks_reply and step.to == PATIENT for step in protocol.steps):
                 names.update(f"{protocol.replies}/{name}.sms.txt" for name in REPLY_TEMPLATES)
+            if any(step.asks_reply and step.to == ESCORT for step in protocol.steps):
+                names.update(f"{protocol.replies}/{name}.sms.txt" for name in ESCORT_REPLY_TEMPLATES)
         return names

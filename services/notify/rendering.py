@@ -229,6 +229,7 @@ class Renderer:
             },
             "provider": {"name": snap["provider"]["name"]},
             "course": _course(snap.get("course")),
+            "escort": _escort(snap.get("escort"), str(clinic["time_zone"]), formats),
             "patient": {"first_name": (snap["patient"]["name"].split() or [""])[0]},
             "start": start,
             "end": end,
@@ -346,6 +347,20 @@ def message_id_for(key: str, sender: str) -> str:
     """A stable Message-ID for planned message ``key``, so a resend is recognisably the same message."""
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
     return f"<{key}@{domain}>"
+
+
+def _escort(escort: dict[str, Any] | None, clinic_tz: str, formats: Formats) -> dict[str, Any] | None:
+    """What templates may say of the escort: first names and the pick-up time, in the clinic's zone."""
+    if not escort:
+        return None
+    pickup = to_zone(datetime.fromisoformat(escort["pickup_at"]), clinic_tz)
+    return {
+        "first_name": escort["first_name"],
+        "patient_first_name": escort["patient_first_name"],
+        "pickup_when": formats.when(pickup, clinic_tz),
+        "pickup_clock": formats.clock(pickup),
+        "confirmed": escort.get("confirmed_at") is not None,
+    }
 
 
 def _course(course: dict[str, Any] | None) -> dict[str, Any] | None:

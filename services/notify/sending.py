@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.notify import checkin_messages, course_messages, link_messages, optouts
+from services.notify import checkin_messages, course_messages, escorts, link_messages, optouts
 from services.notify.calendar import invites
 from services.notify.calendar.planning import bump_feeds
 from services.notify.metrics import MESSAGES, error_label
@@ -36,8 +36,14 @@ from services.notify.models import (
     Message,
 )
 from services.notify.planning import quiet_deadline, respect_quiet_hours
-from services.notify.protocols import Step
-from services.notify.rendering import MessageContext, compose_email, message_id_for, message_key
+from services.notify.protocols import CLINIC, ESCORT, Step
+from services.notify.rendering import (
+    DEFAULT_LANGUAGE,
+    MessageContext,
+    compose_email,
+    message_id_for,
+    message_key,
+)
 from services.notify.runtime import Runtime
 from services.notify.senders import Outcome, OutgoingSms, SendResult
 from shared import killpoints, links
@@ -98,6 +104,7 @@ def claim(*, session: Session, runtime: Runtime, ids: list[int], now: datetime) 
     bookings = {b.id: b for b in session.scalars(select(BookingCopy).where(BookingCopy.id.in_(booking_ids)))}
     # What the checks and the texts need, read once for the batch rather than once per message.
     phones = {b.snapshot["patient"].get("phone") for b in bookings.values()} - {None}
+    phones |= {b.snapshot["escort"]["phone"] for b in bookings.values() if b.snapshot.get("escort")}
     opted_out = optouts.opted_out_among(session, phones)
     join_links = {
         (j.booking_id, j.booking_version): j
@@ -167,10 +174,22 @@ def _held_back(
     verdict = (SKIPPED, "too late: the alert expired") if alert and now > row.expires_at else None
     if not alert:
         verdict = _why_not(row, booking, now)
+    about_escort = escorts.is_escort_step(row.step)
+    escort_step = _escort_step(runtime, row) if about_escort else None
+    if verdict is None and about_escort:
+        verdict = escorts.verdict(
+            row=row,
+            booking=booking,
+            step=escort_step,
+            opted_out=opted_out,
+            staff_email=_staff_email(runtime, booking),
+        )
     if verdict is None and row.channel == SMS and not alert:
-        verdict = _sms_verdict(booking=booking, opted_out=opted_out)
+        if not (escort_step is not None and escort_step.to == ESCORT):
+            verdict = _sms_verdict(booking=booking, opted_out=opted_out)
         if verdict is None and not row.urgent:
-            later = _after_quiet_hours(runtime=runtime, row=row, booking=booking, now=now)
+            tz = escorts.quiet_zone(booking, escort_step)
+            later = _after_quiet_hours(runtime=runtime, row=row, booking=booking, now=now, tz=tz)
             if later is not None:
                 row.status, row.due_at, row.reason = PLANNED, later, "waiting for the end of quiet hours"
                 row.updated_at = now
@@ -185,6 +204,15 @@ def _held_back(
         extra={"message_id": row.id, "booking_id": str(row.booking_id)},
     )
     return True
+
+
+def _escort_step(runtime: Runtime, row: Message) -> Step | None:
+    """The protocol step of an escort row (None: no longer in the protocol)."""
+    return runtime.book.get(row.protocol).step(escorts.base_key(row.step))
+
+
+def _staff_email(runtime: Runtime, booking: BookingCopy) -> str | None:
+    return runtime.book.staff_email(booking.snapshot["clinic"]["slug"])
 
 
 def _prepare(
@@ -220,6 +248,11 @@ def _prepare(
         return _render(runtime=runtime, row=row, booking=booking, join=None, extra=extra, course=course)
     if link_messages.is_link_step(row.step):
         return _render(runtime=runtime, row=row, booking=booking, join=None, step=link_messages.LINK_AGAIN)
+    if escorts.is_escort_step(row.step):
+        step = _escort_step(runtime, row)
+        assert step  # checked by escorts.verdict
+        to = escorts.recipient(row, booking, step, _staff_email(runtime, booking))
+        return _render(runtime=runtime, row=row, booking=booking, join=None, step=step, to=to)
     return _render(runtime=runtime, row=row, booking=booking, join=join)
 
 
@@ -236,12 +269,12 @@ def _sms_verdict(*, booking: BookingCopy, opted_out: set[str]) -> tuple[str, str
 
 
 def _after_quiet_hours(
-    *, runtime: Runtime, row: Message, booking: BookingCopy, now: datetime
+    *, runtime: Runtime, row: Message, booking: BookingCopy, now: datetime, tz: str
 ) -> datetime | None:
-    """When a non-urgent SMS due now should go instead, if it is quiet hours for the patient."""
+    """When a non-urgent SMS due now should go instead, if it is quiet hours in ``tz`` (its reader's)."""
     later = respect_quiet_hours(
         due_at=now,
-        tz=booking.snapshot["patient"]["time_zone"],
+        tz=tz,
         quiet=runtime.config.quiet_hours,
         deadline=quiet_deadline(due_at=now, expires_at=row.expires_at, start=booking.start_at),
     )
@@ -269,13 +302,17 @@ def _render(
     extra: dict[str, Any] | None = None,
     step: Step | None = None,
     course: tuple[str, str] | None = None,
+    to: str | None = None,
 ) -> Prepared:
-    """Render a message from its templates (``step``: a built-in one, else the row's protocol step)."""
+    """Render a message from its templates (``step``: a built-in one, else the row's protocol step), for the
+    patient or ``to`` (an escort's phone, the clinic's address)."""
     protocol = runtime.book.get(row.protocol)
     step = step or protocol.step(row.step)
     if step is None:
         raise LookupError(f"step {row.step} is no longer in protocol {row.protocol}")
     snap = booking.snapshot
+    if step.to == CLINIC:  # staff read the clinic's language (English), whatever the patient's
+        snap = {**snap, "patient": {**snap["patient"], "language": DEFAULT_LANGUAGE}}
     token = links.manage_token(
         runtime.signer, booking_id=str(booking.id), version=booking.version, ends_at=booking.end_at
     )
@@ -316,7 +353,7 @@ def _render(
     key = message_key(row.id)
     if row.channel == SMS:
         body = runtime.renderer.sms(step, context)
-        row.recipient, row.body, row.subject = snap["patient"]["phone"], body, None
+        row.recipient, row.body, row.subject = to or snap["patient"]["phone"], body, None
         sms = OutgoingSms(
             key=key, to=row.recipient, body=body, status_callback=status_callback_url(runtime, row.id)
         )
@@ -326,7 +363,7 @@ def _render(
         rendered = replace(
             rendered, attachments=(*rendered.attachments, invites.patient_calendar(runtime, booking, context))
         )
-    row.recipient, row.subject, row.body = snap["patient"]["email"], rendered.subject, None
+    row.recipient, row.subject, row.body = to or snap["patient"]["email"], rendered.subject, None
     email = compose_email(
         sender=runtime.config.smtp_from,
         to=row.recipient,

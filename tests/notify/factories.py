@@ -43,6 +43,8 @@ TYPES = {
         reminder_protocol="follow-up",
     ),
 }
+ESCORT_PHONE = "+14155550123"
+RECOVERY = timedelta(minutes=60)
 PROVIDER = events.ProviderRef(
     id=1, name="Dr. Maya Chen", email="maya@example.com", time_zone="America/New_York"
 )
@@ -68,6 +70,10 @@ class Booking:
     course: events.CourseRef | None = None
     # Set while a whole-course change is being made: the course event whose one notice covers this change.
     course_change: uuid.UUID | None = None
+    language: str = "en"
+    # The escort as the booking service keeps it; a confirmation counts for the version it was made at.
+    escort: events.EscortRef | None = None
+    escort_confirmed_version: int | None = None
 
     @property
     def end(self) -> datetime:
@@ -93,6 +99,49 @@ class Booking:
                 language=self.language,
             ),
             course=self.course,
+            escort=self.escort_ref(),
+        )
+
+    def escort_ref(self) -> events.EscortRef | None:
+        """The escort as events carry it: picked up after an hour's recovery, confirmed for this version."""
+        if self.escort is None:
+            return None
+        counts = self.escort_confirmed_version == self.version
+        return replace(
+            self.escort,
+            pickup_at=self.end + RECOVERY,
+            confirmed_at=self.escort.confirmed_at if counts else None,
+            confirmed_how=self.escort.confirmed_how if counts else None,
+        )
+
+    def give_escort(
+        self, *, at: datetime, first_name: str = "Sam", phone: str = ESCORT_PHONE
+    ) -> dict[str, Any]:
+        """A new escort (a new id, not confirmed), and its ``booking.escort_changed``."""
+        self.escort = events.EscortRef(
+            id=uuid.uuid4(),
+            first_name=first_name,
+            phone=phone,
+            patient_first_name=self.patient_name.split()[0],
+            agreed_at=at,
+            pickup_at=self.end + RECOVERY,
+        )
+        self.escort_confirmed_version = None
+        return self.escort_changed(at=at)
+
+    def remove_escort(self, *, at: datetime) -> dict[str, Any]:
+        self.escort = None
+        return self.escort_changed(at=at)
+
+    def confirm_escort(self, *, at: datetime, how: str = "staff") -> dict[str, Any]:
+        assert self.escort is not None
+        self.escort = replace(self.escort, confirmed_at=at, confirmed_how=how)
+        self.escort_confirmed_version = self.version
+        return self.escort_changed(at=at)
+
+    def escort_changed(self, *, at: datetime) -> dict[str, Any]:
+        return events.dump_event(
+            events.BookingEvent(type=events.BOOKING_ESCORT_CHANGED, booking=self.snapshot(), occurred_at=at)
         )
 
     def confirmed(self, *, at: datetime) -> dict[str, Any]:

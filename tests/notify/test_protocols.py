@@ -12,7 +12,7 @@ import pytest
 from services.notify.config import PROTOCOLS_DIR
 from services.notify.models import EMAIL, SMS
 from services.notify.preview import preview, preview_all
-from services.notify.protocols import ProtocolBook, parse_duration
+from services.notify.protocols import CLINIC, ProtocolBook, parse_duration
 from services.notify.runtime import Runtime
 from shared.config import ConfigError
 
@@ -75,7 +75,7 @@ def test_every_step_renders_and_no_sms_names_a_treatment(runtime: Runtime) -> No
             assert set(text) <= GSM_7, f"{where} has {set(text) - GSM_7}"
         if channel.startswith(EMAIL):
             assert text.startswith("Subject: "), where
-            assert "Hello Alex," in text, where
+            assert "Hello Alex," in text or step.to == CLINIC, where  # staff alerts greet no one
 
 
 def test_the_preparation_checklist_and_the_join_link(runtime: Runtime) -> None:

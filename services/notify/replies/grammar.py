@@ -1,4 +1,7 @@
-"""The reply keywords: C / YES / CONFIRM (and Spanish SÍ / CONFIRMAR) confirm, R / CHANGE change."""
+"""The reply keywords: C / YES / CONFIRM (and Spanish SÍ / CONFIRMAR) confirm, R / CHANGE change.
+
+An escort's YES / SÍ / CONFIRM is the same CONFIRM: which booking it is about decides what it confirms.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,9 @@ CHANGE = "change"
 OTHER = "other"
 
 _WORDS = {
-    **dict.fromkeys(("C", "Y", "YES", "CONFIRM", "CONFIRMED", "SI", "CONFIRMAR", "CONFIRMO"), CONFIRM),
+    **dict.fromkeys(
+        ("C", "Y", "YES", "CONFIRM", "CONFIRMED", "SI", "CONFIRMAR", "CONFIRMO", "CONFIRMADO"), CONFIRM
+    ),
     **dict.fromkeys(("R", "CHANGE", "RESCHEDULE", "CAMBIAR"), CHANGE),
 }
 _SHAPE = re.compile(r"^([A-Z]+)(?: ?(\d{1,2}))?$")

@@ -11,15 +11,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.notify import optouts
+from services.notify import escorts, optouts
 from services.notify.models import SENT, SMS, BookingCopy, Message, SmsReply
+from services.notify.planning import lock_booking
 from services.notify.protocols import DEFAULT_PROTOCOL, Protocol, Step
 from services.notify.rendering import MessageContext
 from services.notify.replies import grammar
 from services.notify.runtime import Runtime
 from shared import links
 from shared.db import dialect_insert
-from shared.events import ATTENDANCE_CONFIRMED
+from shared.events import ATTENDANCE_CONFIRMED, ESCORT_CONFIRMED
 from shared.logging import get_correlation_id
 from shared.timeutil import local_date, utcnow
 
@@ -81,6 +82,56 @@ def candidates(session: Session, runtime: Runtime, phone: str, now: datetime) ->
     )
 
 
+@dataclass(frozen=True)
+class EscortCandidate:
+    """A booking whose SMS to this number asked its escort to confirm: the version, escort and step."""
+
+    booking: BookingCopy
+    asked_version: int
+    escort: str  # the escort id's prefix in the row's step (escorts.step_key)
+    step: str
+
+    @property
+    def truth(self) -> str | None:
+        """None while still the pick-up that was asked about; else what became of it."""
+        booking = self.booking
+        if booking.status != "confirmed":
+            return "escort-cancelled"
+        current = booking.snapshot.get("escort")
+        if not current or uuid.UUID(current["id"]).hex[:16] != self.escort:
+            return "escort-replaced"
+        return None if booking.version == self.asked_version else "escort-moved"
+
+    def as_candidate(self) -> Candidate:
+        return Candidate(self.booking, self.asked_version, self.step)
+
+
+def escort_candidates(session: Session, runtime: Runtime, phone: str, now: datetime) -> list[EscortCandidate]:
+    """Upcoming bookings whose SMS to ``phone`` asked an escort to confirm lately, nearest first."""
+    rows = session.execute(
+        select(Message.booking_id, Message.booking_version, Message.step, Message.protocol).where(
+            Message.recipient == phone,
+            Message.channel == SMS,
+            Message.status == SENT,
+            Message.sent_at >= now - LOOKBACK,
+            Message.step.like(f"{escorts.PREFIX}%"),
+        )
+    ).all()
+    asked: dict[uuid.UUID, tuple[int, str, str]] = {}
+    for booking_id, version, row_step, protocol in rows:
+        short, key = escorts.split(row_step)
+        step = runtime.book.get(protocol).step(key)
+        if step is not None and step.asks_reply and version >= asked.get(booking_id, (0, "", ""))[0]:
+            asked[booking_id] = (version, short, key)
+    if not asked:
+        return []
+    found = session.scalars(select(BookingCopy).where(BookingCopy.id.in_(asked), BookingCopy.start_at > now))
+    return sorted(
+        (EscortCandidate(b, *asked[b.id]) for b in found),
+        key=lambda c: (c.booking.start_at, str(c.booking.id)),
+    )
+
+
 def _claim(session: Session, *, sid: str, phone: str, now: datetime) -> SmsReply | None:
     """The new row of MessageSid ``sid``, or None when it was handled before (Twilio retried)."""
     new_id = session.execute(
@@ -137,6 +188,10 @@ def _answer(
 ) -> Outcome:
     found = candidates(session, runtime, row.phone, now)
     open_ = [c for c in found if c.is_open]
+    if reply.intent == grammar.CONFIRM and reply.day is None:
+        escort = _escort_target(session, runtime, row.phone, now, found, open_)
+        if escort is not None:
+            return _escort_answer(session, runtime, row, escort, now)
     if reply.intent == grammar.OTHER:
         row.body = body  # kept for staff to read, never logged
         return _say(runtime, row, open_[0] if open_ else None, "help", "kept")
@@ -148,6 +203,45 @@ def _answer(
         return _say(runtime, row, target, "change", "manage-link")
     _confirm(row, target, now)
     outcome = _say(runtime, row, target, "confirmed", "confirmed")
+    outcome.publish_reply_id = row.id
+    return outcome
+
+
+def _escort_target(
+    session: Session,
+    runtime: Runtime,
+    phone: str,
+    now: datetime,
+    found: list[Candidate],
+    open_: list[Candidate],
+) -> EscortCandidate | None:
+    """The escort ask a YES answers: the nearest upcoming open one, unless the number's own visit is nearer;
+    with nothing open anywhere, the newest closed escort ask (to tell the truth)."""
+    asks = escort_candidates(session, runtime, phone, now)
+    open_asks = [a for a in asks if a.truth is None]
+    if open_asks and (not open_ or open_asks[0].booking.start_at <= open_[0].booking.start_at):
+        return open_asks[0]
+    if asks and not open_asks and not found:
+        return max(asks, key=lambda a: a.booking.changed_at)
+    return None
+
+
+def _escort_answer(
+    session: Session, runtime: Runtime, row: SmsReply, target: EscortCandidate, now: datetime
+) -> Outcome:
+    """Confirm the escort's pick-up (its event published after the commit), or tell what became of it."""
+    row.intent = "escort-confirm"
+    truth = target.truth
+    if truth is not None:
+        row.booking_id, row.booking_version = target.booking.id, target.booking.version
+        return _say(runtime, row, target.as_candidate(), truth, truth)
+    row.booking_id, row.booking_version = target.booking.id, target.asked_version
+    row.meaning, row.event_id = ESCORT_CONFIRMED, uuid.uuid4()
+    row.correlation_id = (get_correlation_id() or "")[:64]
+    # The booking first (the lock order of the event handler): its nudges and alerts are no longer needed.
+    lock_booking(session, target.booking.id)
+    escorts.cancel_on_confirmation(session, target.booking.id, target.escort, now)
+    outcome = _say(runtime, row, target.as_candidate(), "escort-confirmed", "escort-confirmed")
     outcome.publish_reply_id = row.id
     return outcome
 
@@ -207,7 +301,9 @@ def _context(runtime: Runtime, protocol: Protocol, target: Candidate) -> dict[st
     token = links.manage_token(
         runtime.signer, booking_id=str(booking.id), version=booking.version, ends_at=booking.end_at
     )
-    step = protocol.step(target.step) or Step(key=target.step, on="start", channels=(SMS,), template="")
+    step = protocol.step(escorts.base_key(target.step)) or Step(
+        key=target.step, on="start", channels=(SMS,), template=""
+    )
     snap = booking.snapshot
     return runtime.renderer.context(
         protocol=protocol,

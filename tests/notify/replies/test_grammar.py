@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from services.notify.replies.grammar import CHANGE, CONFIRM, OTHER, Reply, parse
 
-CONFIRM_WORDS = ["C", "YES", "Y", "CONFIRM", "SI", "SÍ", "CONFIRMAR"]
+CONFIRM_WORDS = ["C", "YES", "Y", "CONFIRM", "SI", "SÍ", "CONFIRMAR", "CONFIRMADO"]
 CHANGE_WORDS = ["R", "CHANGE", "CAMBIAR"]
 # What phones add around a word: spaces, line breaks, punctuation, emoji (with skin tones and joiners).
 NOISE = st.text(alphabet=" \t\n.,!?¡¿'\"👍✅🙏🏽\u200d😀", max_size=4)
@@ -63,3 +63,18 @@ def test_any_text_reads_as_one_intent_and_never_raises(body: str) -> None:
 )
 def test_sentences_and_near_misses_are_not_understood(body: str) -> None:
     assert parse(body) == Reply(OTHER)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("Sí", Reply(CONFIRM)),
+        ("sí, confirmo", Reply(OTHER)),  # a sentence is for staff to read
+        ("YES 👍🏽", Reply(CONFIRM)),
+        ("Confirmado.", Reply(CONFIRM)),
+        ("yes please", Reply(OTHER)),
+        ("S I", Reply(OTHER)),
+    ],
+)
+def test_an_escorts_answers(body: str, expected: Reply) -> None:
+    assert parse(body) == expected
