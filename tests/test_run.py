@@ -106,6 +106,9 @@ def test_run_script_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
             assert requests.get(docs, timeout=10).status_code == 200
         demo = next(url for label, url in links.items() if label.startswith("Demo patient"))
         assert requests.get(demo, timeout=10).status_code == 200
+        sheet = requests.get(links["Staff day sheet"], timeout=10)
+        assert sheet.status_code == 200
+        assert "Dr." in sheet.text  # the demo booking's provider, on the day of the demo booking
 
         # The seeded booking's event went through the relay and the queue to both consumers.
         def handled(service: str) -> bool:

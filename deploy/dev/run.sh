@@ -81,6 +81,7 @@ lines = [
 ]
 if seed.get("demo_manage_url"):
     lines.append(f"  Demo patient's booking (signed manage link)  {seed['demo_manage_url']}")
+lines.append(f"  Staff day sheet      {seed['day_sheet_url']}   (who is ready: attendance, safety check, escort)")
 lines.append(f"  Provider's calendar feed  {feed['url']}   (subscribe in a calendar app: {feed['webcal_url']})")
 if seed.get("demo_booking"):
     lines.append(f"  Demo video room (join links)  CONSULT_PUBLIC_URL={urls['consult']} .venv/bin/flask --app services.consult join-links {seed['demo_booking']} --open-now")

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from services.booking import relay, seed, service
+from services.booking.readiness import service as readiness
 from services.booking.runtime import get_runtime
 from shared.links import manage_url
+from shared.timeutil import utcnow
 from shared.worker import serve_process_metrics, since_option
 
 
@@ -51,6 +54,15 @@ def _seed(no_booking: bool) -> None:
     config = runtime.config
     with runtime.db.transaction() as session:
         demo = seed.seed_demo(session=session, with_booking=not no_booking)
+        # The staff day sheet of the demo booking's day (else today), in the clinic's zone.
+        when = demo.booking.start_at if demo.booking else utcnow()
+        sheet = readiness.day_sheet_link(
+            session=session,
+            signer=runtime.signer,
+            base_url=config.booking_public_url,
+            clinic_id=demo.clinic.id,
+            day=when.astimezone(ZoneInfo(demo.clinic.time_zone)).date(),
+        )
         summary = {
             "clinic": demo.clinic.slug,
             "booking_page": f"{config.booking_public_url.rstrip('/')}/book/{demo.clinic.slug}",
@@ -63,6 +75,7 @@ def _seed(no_booking: bool) -> None:
             )
             if demo.booking
             else None,
+            "day_sheet_url": sheet.url,
         }
     click.echo(json.dumps(summary))
 
