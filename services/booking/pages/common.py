@@ -22,8 +22,10 @@ from services.booking.pages.i18n import (
     long_when,
     weekday,
 )
+from shared import links
 from shared.api import public
 from shared.events import VIDEO
+from shared.problems import Gone, NotFound
 from shared.timeutil import day_bounds_utc, is_time_zone, local_date, time_zone_names, to_zone, utcnow
 
 # Patients' pages: the clinic's public booking page, and signed invitation and manage links.
@@ -91,6 +93,20 @@ class Entry:
 # The booking steps in order; a step an entry skips (one type through a private link, one provider) is not
 # counted.
 STEPS = ("types", "providers", "slots", "details")
+
+
+def long_token(code: str, purpose: str) -> str:
+    """The full signed token behind an SMS's short link of ``purpose`` (404 forged, 410 expired)."""
+    signer = links.current_signer()
+    try:
+        claims = links.verify_short(signer.keys, code, purpose=purpose)
+    except links.LinkError as exc:
+        if exc.reason == "expired":
+            raise Gone("This link has expired.", slug="link-expired") from exc
+        raise NotFound("This link is not valid.", slug="link-invalid") from exc
+    return signer.sign(
+        purpose=purpose, subject=claims.subject, version=claims.version, expires_at=claims.expires_at
+    )
 
 
 def step_plan(entry: Entry, kind: AppointmentType | None) -> tuple[str, ...] | None:

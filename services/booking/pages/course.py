@@ -12,11 +12,10 @@ from marshmallow import Schema, ValidationError, fields, validate
 from services.booking import service as bookings
 from services.booking.courses import service
 from services.booking.models import Booking, Course
-from services.booking.pages.common import bp, chosen_zone, config, visit_zone
+from services.booking.pages.common import bp, chosen_zone, config, long_token, visit_zone
 from shared import links
 from shared.db import get_session, unit_of_work
 from shared.links import current_signer
-from shared.problems import Gone, NotFound
 from shared.timeutil import utcnow
 
 
@@ -99,15 +98,7 @@ def course_page(token: str) -> ResponseReturnValue:
 @bp.get("/c/<code>")
 def course_short_link(code: str) -> ResponseReturnValue:
     """An SMS's short course link: to the course page."""
-    try:
-        claims = links.verify_short(current_signer().keys, code, purpose=links.COURSE)
-    except links.LinkError as exc:
-        if exc.reason == "expired":
-            raise Gone("This link has expired.", slug="link-expired") from exc
-        raise NotFound("This link is not valid.", slug="link-invalid") from exc
-    token = current_signer().sign(
-        purpose=links.COURSE, subject=claims.subject, version=claims.version, expires_at=claims.expires_at
-    )
+    token = long_token(code, links.COURSE)
     return redirect(url_for("pages.course_page", token=token))
 
 

@@ -22,13 +22,14 @@ from services.booking.pages.common import (
     chosen_zone,
     clock,
     config,
+    long_token,
     visit_zone,
 )
 from shared import ical, links
 from shared.db import get_session, unit_of_work
 from shared.events import VIDEO
 from shared.links import current_signer
-from shared.problems import Conflict, Gone, NotFound
+from shared.problems import Conflict
 from shared.timeutil import to_zone, utcnow
 
 SLOT_TAKEN = {"slot-unavailable", "daily-limit"}
@@ -150,15 +151,7 @@ def manage_booking(token: str) -> ResponseReturnValue:
 @bp.get("/m/<code>")
 def short_link(code: str) -> ResponseReturnValue:
     """An SMS's short manage link: to the manage page of the same booking and version."""
-    try:
-        claims = links.verify_short(current_signer().keys, code, purpose=links.MANAGE)
-    except links.LinkError as exc:
-        if exc.reason == "expired":
-            raise Gone("This link has expired.", slug="link-expired") from exc
-        raise NotFound("This link is not valid.", slug="link-invalid") from exc
-    token = current_signer().sign(
-        purpose=links.MANAGE, subject=claims.subject, version=claims.version, expires_at=claims.expires_at
-    )
+    token = long_token(code, links.MANAGE)
     return redirect(url_for("pages.manage_booking", token=token))
 
 
