@@ -79,6 +79,7 @@ class AppointmentTypeRef:
     reminder_protocol: str
     location: str = ""
     change_cutoff_hours: int = 0  # online changes close this long before the start (0: until it starts)
+    requires_escort: bool = False  # someone must take the patient home (issue 19); absent in older events
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ class AppointmentTypeSchema(_Base):
     reminder_protocol = fields.String(required=True)
     location = fields.String(load_default="")
     change_cutoff_hours = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    requires_escort = fields.Boolean(load_default=False)
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> AppointmentTypeRef:
