@@ -310,6 +310,9 @@ def test_readiness_shows_each_sessions_escort_state(app: Flask, client: FlaskCli
     shown = text(sheet.text)
     assert "1 needs an escort" in shown
     assert "Escort needed" in shown
+    # None on file for a type that requires one is flagged (counted in red, the row's state in red).
+    assert '<li class="flag-call">1 needs an escort</li>' in sheet.text
+    assert sheet.text.count('class="state escort-missing"') == 1
     assert "Sam" not in shown
     assert SAM not in sheet.text
     other = make_setup(app, slug="video")
