@@ -65,6 +65,7 @@ class ClinicRef:
     time_zone: str
     address: str = ""
     phone: str = ""
+    id: int | None = None  # booking's clinic id (a day-sheet link's subject); absent in older events
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ class ClinicSchema(_Base):
     time_zone = fields.String(required=True)
     address = fields.String(load_default="")
     phone = fields.String(load_default="")
+    id = fields.Integer(load_default=None, allow_none=True)
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> ClinicRef:

@@ -38,7 +38,7 @@ def snapshot(booking: Booking) -> events.BookingSnapshot:
         start=booking.start_at,
         end=booking.end_at,
         clinic=events.ClinicRef(
-            slug=c.slug, name=c.name, time_zone=c.time_zone, address=c.address, phone=c.phone
+            slug=c.slug, name=c.name, time_zone=c.time_zone, address=c.address, phone=c.phone, id=c.id
         ),
         appointment_type=events.AppointmentTypeRef(
             id=t.id,

@@ -15,6 +15,7 @@ CLINIC = events.ClinicRef(
     time_zone="America/New_York",
     address="200 Demo Avenue, Suite 3, Brooklyn, NY 11201",
     phone="+17185550100",
+    id=7,
 )
 TYPES = {
     "video-consultation": events.AppointmentTypeRef(
