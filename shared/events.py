@@ -65,6 +65,7 @@ class ClinicRef:
     time_zone: str
     address: str = ""
     phone: str = ""
+    id: int | None = None  # booking's clinic id (a day-sheet link's subject); absent in older events
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class AppointmentTypeRef:
     reminder_protocol: str
     location: str = ""
     change_cutoff_hours: int = 0  # online changes close this long before the start (0: until it starts)
+    requires_escort: bool = False  # someone must take the patient home (issue 19); absent in older events
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,7 @@ class ClinicSchema(_Base):
     time_zone = fields.String(required=True)
     address = fields.String(load_default="")
     phone = fields.String(load_default="")
+    id = fields.Integer(load_default=None, allow_none=True)
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> ClinicRef:
@@ -192,6 +195,7 @@ class AppointmentTypeSchema(_Base):
     reminder_protocol = fields.String(required=True)
     location = fields.String(load_default="")
     change_cutoff_hours = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    requires_escort = fields.Boolean(load_default=False)
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> AppointmentTypeRef:

@@ -219,6 +219,11 @@ def day_sheet_token(
     )
 
 
+def day_sheet_url(base_url: str, token: str) -> str:
+    """Staff's day sheet for ``token`` on the booking service."""
+    return link_url(base_url, "staff/day", token)
+
+
 def manage_url(base_url: str, token: str) -> str:
     """The patient-facing manage page for ``token`` on the booking service."""
     return link_url(base_url, "manage", token)

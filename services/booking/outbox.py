@@ -38,7 +38,7 @@ def snapshot(booking: Booking) -> events.BookingSnapshot:
         start=booking.start_at,
         end=booking.end_at,
         clinic=events.ClinicRef(
-            slug=c.slug, name=c.name, time_zone=c.time_zone, address=c.address, phone=c.phone
+            slug=c.slug, name=c.name, time_zone=c.time_zone, address=c.address, phone=c.phone, id=c.id
         ),
         appointment_type=events.AppointmentTypeRef(
             id=t.id,
@@ -49,6 +49,7 @@ def snapshot(booking: Booking) -> events.BookingSnapshot:
             reminder_protocol=t.reminder_protocol,
             location=t.location,
             change_cutoff_hours=t.change_cutoff_hours,
+            requires_escort=t.requires_escort,
         ),
         provider=events.ProviderRef(id=p.id, name=p.name, email=p.email, time_zone=p.time_zone),
         patient=events.PatientRef(

@@ -2,6 +2,8 @@
 
 A row of these steps is keyed ``escort:<escort id>:<step>``: each escort of a booking version has its own, and
 a changed escort's pending rows can be cancelled without touching anyone else's (docs/notify.md, Escorts).
+While a type that requires an escort has none on file, its ``escort = "missing"`` steps are keyed
+``escort:none:<step>``, cancelled when one is given.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from services.notify.protocols import CANCELLED as ON_CANCELLED
 from services.notify.protocols import (
     CLINIC,
     ESCORT,
+    MISSING,
     PATIENT,
     RESCHEDULED,
     START,
@@ -42,6 +45,8 @@ from shared.db import rowcount
 log = logging.getLogger(__name__)
 
 PREFIX = "escort:"
+NONE = "none"  # the escort id part of a missing escort's rows
+ESCORT_GIVEN = "an escort was given"
 _ESCORT_SCHEMA = events.EscortSchema()
 
 
@@ -68,6 +73,11 @@ def base_key(step: str) -> str:
 
 def _short(escort: dict[str, Any] | None) -> str | None:
     return uuid.UUID(escort["id"]).hex[:16] if escort else None
+
+
+def needs_escort(copy: BookingCopy) -> bool:
+    """Whether the booking's type requires an escort (events from before the field say no)."""
+    return bool(copy.snapshot["appointment_type"].get("requires_escort", False))
 
 
 def dump(escort: events.EscortRef | None) -> dict[str, Any] | None:
@@ -126,9 +136,12 @@ def plan(
     quiet: tuple[time, time] | None,
     now: datetime,
 ) -> list[dict[str, Any]]:
-    """The rows a booking event or escort change plans for ``copy``'s escort (none once confirmed)."""
+    """The rows a booking event or escort change plans for ``copy``'s escort (none once confirmed), or for
+    its absence when its type requires one."""
     escort = copy.snapshot.get("escort")
-    if not escort or not any(s.about_escort for s in protocol.steps):
+    if not escort:
+        return _plan_missing(copy=copy, protocol=protocol, event_type=event_type, quiet=quiet, now=now)
+    if not any(s.about_escort for s in protocol.steps):
         return []
     told = was_told(session, copy.id, escort)
     if escort.get("confirmed_at") is not None and event_type != events.BOOKING_CANCELLED:
@@ -138,7 +151,12 @@ def plan(
     happened = datetime.fromisoformat(copy.snapshot.get("escort_at") or copy.changed_at.isoformat())
     rows: list[dict[str, Any]] = []
     for step in protocol.steps:
-        if not step.about_escort or step.on not in anchors or mode not in step.modes:
+        if (
+            not step.about_escort
+            or step.escort == MISSING
+            or step.on not in anchors
+            or mode not in step.modes
+        ):
             continue
         rows.append(
             _row(
@@ -152,6 +170,68 @@ def plan(
             )
         )
     return rows
+
+
+def _plan_missing(
+    *,
+    copy: BookingCopy,
+    protocol: Protocol,
+    event_type: str,
+    quiet: tuple[time, time] | None,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The patient's nudge and the clinic's alert while a type that requires an escort has none on file."""
+    if event_type == events.BOOKING_CANCELLED or copy.status != "confirmed" or not needs_escort(copy):
+        return []
+    mode = copy.snapshot["appointment_type"]["mode"]
+    rows = []
+    for step in protocol.steps:
+        if step.escort != MISSING or mode not in step.modes:
+            continue
+        row = planning.plan_row(
+            copy=copy,
+            protocol=protocol,
+            step=step,
+            channel=step.channels[0],
+            patient=copy.snapshot["patient"],
+            link_ready=True,
+            quiet=quiet,
+            now=now,
+            happened_at=copy.changed_at,
+        )
+        row["step"] = f"{PREFIX}{NONE}:{step.key}"
+        rows.append(row)
+    return rows
+
+
+def _replan_missing(
+    *, session: Session, copy: BookingCopy, protocol: Protocol, quiet: tuple[time, time] | None, now: datetime
+) -> int:
+    """Plan the missing escort's rows again after an escort was removed (those cancelled for one reopen)."""
+    rows = _plan_missing(
+        copy=copy, protocol=protocol, event_type=events.BOOKING_CONFIRMED, quiet=quiet, now=now
+    )
+    inserted = len(insert_messages(session, rows))
+    for row in rows:
+        session.execute(
+            update(Message)
+            .where(
+                Message.booking_id == copy.id,
+                Message.step == row["step"],
+                Message.channel == row["channel"],
+                Message.booking_version == copy.version,
+                Message.status == CANCELLED,
+                Message.reason == ESCORT_GIVEN,
+            )
+            .values(
+                status=row["status"],
+                reason=row.get("reason"),
+                due_at=row["due_at"],
+                expires_at=row["expires_at"],
+                updated_at=now,
+            )
+        )
+    return inserted
 
 
 def _row(
@@ -264,8 +344,14 @@ def apply_escort_event(
         cancelled += cancel_pending(session, snap.id, old, "the escort was changed or removed", now)
     if new and new.get("confirmed_at"):
         cancelled += cancel_pending(session, snap.id, new, "the escort confirmed", now)
-    rows: list[dict[str, Any]] = []
-    if copy.status == "confirmed":
+    if new and not old:
+        cancelled += _cancel_missing(session, snap.id, now)
+    planned = 0
+    if copy.status == "confirmed" and new is None:
+        planned = _replan_missing(
+            session=session, copy=copy, protocol=book.get(copy.protocol), quiet=quiet, now=now
+        )
+    elif copy.status == "confirmed":
         rows = plan(
             session=session,
             copy=copy,
@@ -274,17 +360,28 @@ def apply_escort_event(
             quiet=quiet,
             now=now,
         )
-        insert_messages(session, rows)
+        planned = len(insert_messages(session, rows))
     log.info(
         "escort change applied",
         extra={
             "booking_id": str(snap.id),
             "version": snap.version,
-            "planned": len(rows),
+            "planned": planned,
             "cancelled": cancelled,
         },
     )
     return "handled"
+
+
+def _cancel_missing(session: Session, booking_id: uuid.UUID, now: datetime) -> int:
+    """Cancel the pending nudges and alerts about a missing escort once one is given; how many."""
+    return rowcount(
+        session.execute(
+            update(Message)
+            .where(*_rows_like(booking_id, NONE), Message.status.in_(PENDING))
+            .values(status=CANCELLED, reason=ESCORT_GIVEN, blocked_on=None, updated_at=now)
+        )
+    )
 
 
 def verdict(
@@ -294,12 +391,16 @@ def verdict(
     escort = booking.snapshot.get("escort")
     if step is None:
         return SKIPPED, "the step is no longer in the protocol"
-    if _short(escort) != split(row.step)[0]:
+    if split(row.step)[0] == NONE:
+        if escort is not None:
+            return CANCELLED, ESCORT_GIVEN
+        if not needs_escort(booking):
+            return SKIPPED, "the visit no longer requires an escort"
+    elif _short(escort) != split(row.step)[0]:
         return CANCELLED, "the escort was changed or removed"
-    assert escort is not None
-    if (step.asks_reply or step.escort) and escort.get("confirmed_at") is not None:
+    elif (step.asks_reply or step.escort) and escort and escort.get("confirmed_at") is not None:
         return SKIPPED, "the escort has confirmed"
-    if step.to == ESCORT and escort["phone"] in opted_out:
+    elif step.to == ESCORT and escort and escort["phone"] in opted_out:
         return SKIPPED, "the number opted out of SMS"
     if step.to == CLINIC and not staff_email:
         return SKIPPED, "no staff address for the clinic (clinics.toml [staff_emails])"

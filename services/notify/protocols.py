@@ -37,12 +37,14 @@ COURSE_STEP_PREFIX = "course-"
 LINK_STEP_PREFIX = "link-again:"
 TIME_ANCHORS = (START, END)
 # Escorts (issue 19): ESCORT anchors the escort's own pick-up message (when an escort is given); a step's
-# ``to`` says who gets it, and ``escort = "unconfirmed"`` holds it while the escort has not confirmed.
+# ``to`` says who gets it, and ``escort = "unconfirmed"`` holds it while the escort has not confirmed;
+# ``escort = "missing"`` while the type requires an escort and none is on file.
 ESCORT = "escort"
 PATIENT = "patient"
 CLINIC = "clinic"
 AUDIENCES = (PATIENT, ESCORT, CLINIC)
 UNCONFIRMED = "unconfirmed"
+MISSING = "missing"
 DEFAULT_PROTOCOL = "default"
 CLINICS_FILE = "clinics.toml"
 TEMPLATE_SUFFIXES = {SMS: (".sms.txt",), EMAIL: (".email.txt", ".email.html")}
@@ -221,7 +223,7 @@ class StepSchema(Schema):
     asks_reply = fields.Boolean(load_default=False)
     safety_check = fields.Boolean(load_default=False)
     to = fields.String(load_default=PATIENT, validate=_one_of(AUDIENCES))
-    escort = fields.String(load_default="", validate=_one_of(("", UNCONFIRMED)))
+    escort = fields.String(load_default="", validate=_one_of(("", UNCONFIRMED, MISSING)))
 
     @validates_schema
     def _check(self, data: dict[str, Any], **_: Any) -> None:
@@ -282,6 +284,10 @@ def _check_audience(data: dict[str, Any]) -> None:
         raise ValidationError("course messages go to the patient", "to")
     if to != ESCORT and data["asks_reply"] and (data["escort"] or to == CLINIC):
         raise ValidationError("only the patient's and the escort's SMS ask for a reply", "asks_reply")
+    if data["escort"] == MISSING and (to == ESCORT or data["on"] not in TIME_ANCHORS):
+        raise ValidationError(
+            "a step for a missing escort goes to the patient or the clinic at a time", "escort"
+        )
 
 
 def _positive_duration(raw: str) -> bool:

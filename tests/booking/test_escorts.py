@@ -95,9 +95,13 @@ def test_a_type_requiring_an_escort_may_be_booked_without_one_and_shows_it_missi
     assert "phone" not in booking["escort"]
     [confirmed] = _events(app, booking["id"])
     assert confirmed.booking.escort is None
+    # The event says the type needs one, so notify can nudge the patient and alert the clinic.
+    assert confirmed.booking.appointment_type.requires_escort is True
     other = make_setup(app, slug="video")
     plain = client.post("/api/v1/bookings", json=booking_body(other, TUESDAY_10), headers=STAFF)
     assert plain.json["escort"]["state"] == "not_needed"
+    [video] = _events(app, plain.json["id"])
+    assert video.booking.appointment_type.requires_escort is False
 
 
 def test_staff_give_change_confirm_and_remove_an_escort_each_an_event(
@@ -306,6 +310,9 @@ def test_readiness_shows_each_sessions_escort_state(app: Flask, client: FlaskCli
     shown = text(sheet.text)
     assert "1 needs an escort" in shown
     assert "Escort needed" in shown
+    # None on file for a type that requires one is flagged (counted in red, the row's state in red).
+    assert '<li class="flag-call">1 needs an escort</li>' in sheet.text
+    assert sheet.text.count('class="state escort-missing"') == 1
     assert "Sam" not in shown
     assert SAM not in sheet.text
     other = make_setup(app, slug="video")

@@ -15,6 +15,7 @@ CLINIC = events.ClinicRef(
     time_zone="America/New_York",
     address="200 Demo Avenue, Suite 3, Brooklyn, NY 11201",
     phone="+17185550100",
+    id=7,
 )
 TYPES = {
     "video-consultation": events.AppointmentTypeRef(
@@ -74,6 +75,9 @@ class Booking:
     # The escort as the booking service keeps it; a confirmation counts for the version it was made at.
     escort: events.EscortRef | None = None
     escort_confirmed_version: int | None = None
+    # Whether the type requires an escort (the demo infusion's does; off by default so other plans stay as
+    # they are).
+    requires_escort: bool = False
 
     @property
     def end(self) -> datetime:
@@ -87,7 +91,7 @@ class Booking:
             start=self.start,
             end=self.end,
             clinic=CLINIC,
-            appointment_type=TYPES[self.kind],
+            appointment_type=replace(TYPES[self.kind], requires_escort=self.requires_escort),
             provider=self.provider,
             patient=events.PatientRef(
                 id=self.patient_id,

@@ -15,7 +15,7 @@ from tests.notify.factories import Booking
 def test_protocols_command_renders_every_step(app: Flask) -> None:
     result = app.test_cli_runner().invoke(args=["protocols", "--show"])
     assert result.exit_code == 0, result.output
-    assert "infusion-session v5  prep-72h       sms/in_person ok" in result.output
+    assert "infusion-session v6  prep-72h       sms/in_person ok" in result.output
     assert "Demo Clinic: your appointment is in 3 days" in result.output
 
 

@@ -295,3 +295,133 @@ def test_replan_restores_a_lost_escort_row(app: Flask, clock: time_machine.Coord
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["reminders_added"] == 1
     assert escort_rows(app, booking)["escort-nudge-24h"].status == PLANNED
+
+
+# No escort on file although the type requires one: the patient is nudged, the clinic alerted.
+MISSING_KEYS = {"escort-missing-nudge-24h", "escort-missing-alert-2h"}
+
+
+def test_no_escort_on_file_nudges_the_patient_with_their_link_then_alerts_the_clinic(
+    app: Flask, clock: time_machine.Coordinates
+) -> None:
+    booking = infusion(requires_escort=True)
+    deliver(app, booking.confirmed(at=MONDAY_NOON))
+    plan = escort_rows(app, booking)
+    assert set(plan) == MISSING_KEYS  # nothing for an escort, since there is none
+    assert plan["escort-missing-nudge-24h"].due_at == START - timedelta(hours=24)
+    assert plan["escort-missing-alert-2h"].due_at == START - timedelta(hours=2)
+
+    clock.move_to(START - timedelta(hours=24))
+    tick(app)
+    nudge = escort_rows(app, booking)["escort-missing-nudge-24h"]
+    assert (nudge.status, nudge.recipient) == (SENT, booking.phone)
+    body = nudge.body or ""
+    assert "you still need to add who takes you home after your" in body
+    assert "booking.example.test/m/" in body  # the patient's own manage link, where the escort is added
+    clock.move_to(START - timedelta(hours=2))
+    tick(app)
+    alert = escort_rows(app, booking)["escort-missing-alert-2h"]
+    assert (alert.status, alert.recipient) == (SENT, "frontdesk@clinic.example")
+    (email,) = [m for m in outbox(app, "email") if m.recipient == "frontdesk@clinic.example"]
+    assert email.subject.startswith("No ride home on file: Alex, Thu 5 Mar 2026, 10:00 AM EST")
+    assert "No one is on file to take Alex home" in email.text
+    assert "Quillfeather" not in email.text + email.subject
+
+
+def test_no_escort_nudge_speaks_spanish_and_a_type_without_escorts_plans_none(
+    app: Flask, clock: time_machine.Coordinates
+) -> None:
+    booking = infusion(requires_escort=True, language="es")
+    deliver(app, booking.confirmed(at=MONDAY_NOON))
+    clock.move_to(START - timedelta(hours=24))
+    tick(app)
+    body = escort_rows(app, booking)["escort-missing-nudge-24h"].body or ""
+    assert "aun debe indicar quien le lleva a casa tras su cita del" in body
+    other = infusion()  # its type needs no escort
+    deliver(app, other.confirmed(at=START - timedelta(hours=24)))
+    assert escort_rows(app, other) == {}
+
+
+def test_an_escort_given_cancels_the_missing_escort_nudge_once_and_a_removal_brings_it_back(
+    app: Flask, clock: time_machine.Coordinates
+) -> None:
+    booking = infusion(requires_escort=True)
+    deliver(app, booking.confirmed(at=MONDAY_NOON))
+    given = booking.give_escort(at=MONDAY_NOON + timedelta(minutes=1))
+    assert deliver(app, given) == "handled"
+    assert deliver(app, given) == "duplicate"
+    rows = [m for m in messages(app, booking_id=booking.id) if is_escort_step(m.step)]
+    missing = [m for m in rows if base_key(m.step) in MISSING_KEYS]
+    assert {(m.status, m.reason) for m in missing} == {(CANCELLED, "an escort was given")}
+    assert len(missing) == 2
+    assert {base_key(m.step) for m in rows} - MISSING_KEYS == {
+        "escort-pickup",
+        "escort-nudge-24h",
+        "escort-alert-2h",
+    }
+    # The escort is removed again: the patient must still be asked, and only once.
+    removed = booking.remove_escort(at=MONDAY_NOON + timedelta(minutes=2))
+    assert deliver(app, removed) == "handled"
+    assert deliver(app, removed) == "duplicate"
+    plan = escort_rows(app, booking)
+    assert plan["escort-missing-nudge-24h"].status == PLANNED
+    assert len([m for m in messages(app, booking_id=booking.id) if base_key(m.step) in MISSING_KEYS]) == 2
+    clock.move_to(START - timedelta(hours=24))
+    tick(app)
+    tick(app)
+    assert len([m for m in outbox(app, "sms") if "still need to add" in m.text]) == 1
+
+
+def test_an_escort_given_after_the_nudge_is_due_stops_it_at_the_send(
+    app: Flask, clock: time_machine.Coordinates
+) -> None:
+    booking = infusion(requires_escort=True)
+    deliver(app, booking.confirmed(at=MONDAY_NOON))
+    clock.move_to(START - timedelta(hours=3))
+    tick(app)  # the nudge went; the alert is still to come
+    assert escort_rows(app, booking)["escort-missing-nudge-24h"].status == SENT
+    deliver(app, booking.give_escort(at=START - timedelta(hours=3)))
+    clock.move_to(START - timedelta(hours=2))
+    tick(app)
+    alert = escort_rows(app, booking)["escort-missing-alert-2h"]
+    assert (alert.status, alert.reason) == (CANCELLED, "an escort was given")
+    # Staff hear of the new escort's missing YES instead, not of a missing escort.
+    (email,) = [m for m in outbox(app, "email") if m.recipient == "frontdesk@clinic.example"]
+    assert email.subject.startswith("Ride home not confirmed")
+
+
+def test_a_moved_visit_without_an_escort_is_nudged_at_its_new_time_and_a_cancelled_one_not(
+    app: Flask, clock: time_machine.Coordinates
+) -> None:
+    booking = infusion(requires_escort=True)
+    deliver(app, booking.confirmed(at=MONDAY_NOON))
+    deliver(app, booking.reschedule(START + timedelta(days=1), at=MONDAY_NOON + timedelta(minutes=1)))
+    rows = [m for m in messages(app, booking_id=booking.id) if base_key(m.step) in MISSING_KEYS]
+    assert {(m.booking_version, m.status) for m in rows} == {(1, CANCELLED), (2, PLANNED)}
+    nudge = next(m for m in rows if m.booking_version == 2 and m.step.endswith("nudge-24h"))
+    assert nudge.due_at == START
+    deliver(app, booking.cancel(at=MONDAY_NOON + timedelta(minutes=2)))
+    clock.move_to(START + timedelta(days=1))
+    tick(app)
+    rows = [m for m in messages(app, booking_id=booking.id) if base_key(m.step) in MISSING_KEYS]
+    assert {m.status for m in rows} == {CANCELLED}
+    assert not [m for m in outbox(app, "sms") if "still need to add" in m.text]
+
+
+def test_a_cancel_tells_a_confirmed_escort_the_pickup_is_off(
+    app: Flask, clock: time_machine.Coordinates
+) -> None:
+    booking = infusion()
+    clock.move_to(QUIET_ENDS)
+    deliver(app, booking.confirmed(at=QUIET_ENDS))
+    deliver(app, booking.give_escort(at=QUIET_ENDS))
+    tick(app)
+    deliver(app, booking.confirm_escort(at=QUIET_ENDS, how="sms"))
+    clock.move_to(QUIET_ENDS + timedelta(minutes=1))
+    deliver(app, booking.cancel(at=QUIET_ENDS + timedelta(minutes=1)))
+    tick(app)
+    assert escort_rows(app, booking)["escort-cancelled"].status == SENT
+    text = to_escort(app)[-1]
+    assert "is cancelled: no pickup needed." in text
+    for secret in ("Quillfeather", "Ketamine", "infusion", "Maya", "http", "session"):
+        assert secret.lower() not in text.lower(), secret

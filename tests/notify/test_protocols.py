@@ -156,6 +156,10 @@ def test_html_is_escaped(runtime: Runtime) -> None:
             lambda s: s.replace("urgent = true", "urgent = true\nsafety_check = true", 1),
             "confirmation.safety_check: true needs a reminder timed from the start",
         ),
+        (
+            lambda s: s.replace("urgent = true", 'urgent = true\nescort = "missing"', 1),
+            "confirmation.escort: a step for a missing escort goes to the patient or the clinic at a time",
+        ),
         (lambda s: s + "\n[[steps", "follow-up.toml"),
     ],
 )

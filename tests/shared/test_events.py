@@ -80,6 +80,24 @@ def test_an_escort_travels_with_its_booking() -> None:
     assert events.load_event(payload).booking.escort is None
 
 
+def test_requires_escort_is_optional_so_older_events_load() -> None:
+    payload = events.dump_event(_event())
+    assert payload["booking"]["appointment_type"]["requires_escort"] is False
+    payload["booking"]["appointment_type"]["requires_escort"] = True
+    assert events.load_event(payload).booking.appointment_type.requires_escort is True
+    del payload["booking"]["appointment_type"]["requires_escort"]  # an event from before the field
+    assert events.load_event(payload).booking.appointment_type.requires_escort is False
+
+
+def test_the_clinic_id_is_optional_so_older_events_load() -> None:
+    payload = events.dump_event(_event())
+    assert payload["booking"]["clinic"]["id"] is None
+    payload["booking"]["clinic"]["id"] = 7
+    assert events.load_event(payload).booking.clinic.id == 7
+    del payload["booking"]["clinic"]["id"]
+    assert events.load_event(payload).booking.clinic.id is None
+
+
 def test_unknown_fields_are_ignored_so_producers_can_add_optional_ones() -> None:
     payload = events.dump_event(_event())
     payload["new_top_level"] = 1

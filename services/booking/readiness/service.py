@@ -229,7 +229,7 @@ def day_sheet_link(
     token = links.day_sheet_token(
         signer, clinic_id=clinic_id, day=day.isoformat(), provider_id=provider_id, expires_at=expires_at
     )
-    return DaySheetLink(links.link_url(base_url, "staff/day", token), expires_at, clinic_id, day, provider_id)
+    return DaySheetLink(links.day_sheet_url(base_url, token), expires_at, clinic_id, day, provider_id)
 
 
 @dataclass(frozen=True)

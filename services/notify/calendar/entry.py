@@ -14,10 +14,10 @@ from jinja2 import Environment, StrictUndefined, Template, TemplateError, select
 from services.notify.config import NotifyConfig
 from services.notify.models import CANCELLED, BookingCopy
 from services.notify.protocols import ProtocolBook
-from shared import ical
+from shared import ical, links
 from shared.config import ConfigError
 from shared.events import VIDEO
-from shared.timeutil import format_local
+from shared.timeutil import day_bounds_utc, format_local, local_date
 
 DEFAULT_SUMMARY = "{{ visit.mode_label }}: {{ patient.first_name }} {{ patient.last_initial }}"
 MODE_LABELS = {VIDEO: "Video appointment", "in_person": "In-clinic appointment"}
@@ -88,8 +88,34 @@ def location(copy: BookingCopy, join_url: str | None) -> str:
     return str(kind.get("location") or copy.snapshot["clinic"].get("address", ""))
 
 
-def description(copy: BookingCopy, *, config: NotifyConfig, book: ProtocolBook, join_url: str | None) -> str:
-    """The entry's notes: what, where, and the booking's staff link."""
+def day_sheet_url(copy: BookingCopy, *, signer: links.LinkSigner, base_url: str) -> str | None:
+    """The provider's day sheet of the visit's day (booking's ``/staff/day/<token>``), valid until that day
+    ends in the clinic's zone; None for a cancelled visit or an event from before the clinic's id."""
+    snap = copy.snapshot
+    clinic_id = snap["clinic"].get("id")
+    if clinic_id is None or copy.status == CANCELLED:
+        return None
+    tz = snap["clinic"]["time_zone"]
+    day = local_date(copy.start_at, tz)
+    token = links.day_sheet_token(
+        signer,
+        clinic_id=int(clinic_id),
+        day=day.isoformat(),
+        provider_id=int(snap["provider"]["id"]),
+        expires_at=day_bounds_utc(day, tz)[1],
+    )
+    return links.day_sheet_url(base_url, token)
+
+
+def description(
+    copy: BookingCopy,
+    *,
+    config: NotifyConfig,
+    book: ProtocolBook,
+    join_url: str | None,
+    day_sheet: str | None = None,
+) -> str:
+    """The entry's notes: what, where, the booking's staff link and (in an invite) the day sheet's."""
     snap = copy.snapshot
     first, initial = short_name(snap["patient"]["name"])
     clinic = book.sms_name(snap["clinic"]["slug"], snap["clinic"]["name"])
@@ -104,6 +130,7 @@ def description(copy: BookingCopy, *, config: NotifyConfig, book: ProtocolBook, 
         lines.append(f"Where: {location(copy, None)}.")
     lines += [
         f"Booking {copy.id} (staff): {config.staff_url(str(copy.id))}",
+        *([f"Who is ready that day (your day sheet): {day_sheet}"] if day_sheet else []),
         "This entry follows the booking: it moves when the booking moves and is removed if it is cancelled.",
     ]
     return "\n".join(lines)
@@ -118,6 +145,7 @@ def provider_event(
     sequence: int,
     stamp: datetime,
     scheduling: bool,
+    day_sheet: str | None = None,
 ) -> Event:
     """The provider's VEVENT of ``copy``'s current version.
 
@@ -141,7 +169,7 @@ def provider_event(
         end=ical.local(copy.end_at, tz),
         summary=title,
         location=location(copy, join_url),
-        description=description(copy, config=config, book=book, join_url=join_url),
+        description=description(copy, config=config, book=book, join_url=join_url, day_sheet=day_sheet),
         status=STATUS.CANCELLED if cancelled else STATUS.CONFIRMED,
         classification=CLASS.PRIVATE,
         transparency=TRANSP.TRANSPARENT if cancelled and not scheduling else TRANSP.OPAQUE,

@@ -16,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.notify.calendar.entry import provider_event, short_name, summary
+from services.notify.calendar.entry import day_sheet_url, provider_event, short_name, summary
 from services.notify.models import (
     CANCELLED,
     COURSE_INVITE,
@@ -115,6 +115,9 @@ def _claim_event(
         sequence=0,
         stamp=_STAMP_PLACEHOLDER,
         scheduling=True,
+        # Only in the invite: the sheet lists the provider's whole day, more than a feed that calendar
+        # services fetch and store should carry.
+        day_sheet=day_sheet_url(booking, signer=runtime.signer, base_url=runtime.config.booking_public_url),
     )
     said = fingerprint(method, recipient, event)
     if record.fingerprint == said and record.message_id not in (None, row.id):

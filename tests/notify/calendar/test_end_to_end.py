@@ -122,6 +122,15 @@ def test_booking_to_the_providers_calendar_and_the_patients(
         assert str(invite.event["SUMMARY"]) == "Video appointment: Jordan E."
         assert str(invite.event["ORGANIZER"]) == "mailto:appointments@localhost"
 
+        # The invite's day-sheet link, signed by notify with the suite's link keys, opens booking's page.
+        (sheet,) = re.findall(
+            r"https://booking\.example\.test(/staff/day/\S+)", str(invite.event["DESCRIPTION"])
+        )
+        page = staff.get(sheet)  # no staff key: the link is the credential
+        assert page.status_code == 200, page.data
+        assert "Who is ready: Mon 9 Mar" in page.text
+        assert "Jordan" in page.text
+
         confirmation = last_to("jordan@example.com")
         emailed = patient_calendar(confirmation)
         manage_path = MANAGE.search(confirmation.get_body(preferencelist=("plain",)).get_content()).group(1)  # type: ignore[union-attr]

@@ -103,6 +103,9 @@ def test_the_feed_lists_recent_and_upcoming_bookings_as_the_invites_say_them(
         assert entry.end == invite.end
     live = by_uid[uid(upcoming.id)]
     assert str(live["SUMMARY"]) == "Video appointment: Alex D."
+    # The invite's day-sheet link (a bearer link to the provider's whole day) stays out of the feed.
+    assert "staff/day/" in str(latest[uid(upcoming.id)].event["DESCRIPTION"])
+    assert "staff/day/" not in response.data.decode()
     assert str(live["LOCATION"]).endswith(f"provider-{upcoming.id.hex[:8]}-v1")
     assert int(live["SEQUENCE"]) == 0  # the links came before the first invite went: it carried them
     gone = by_uid[uid(cancelled.id)]

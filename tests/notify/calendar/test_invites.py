@@ -3,8 +3,9 @@ one UID, SEQUENCE strictly rising for every invite that goes, whatever order eve
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import time_machine
 from flask import Flask
@@ -13,7 +14,9 @@ from services.notify import sending
 from services.notify.models import CANCELLED, INVITE, INVITE_LINK, SENT, SKIPPED
 from services.notify.senders import Outcome, SendResult
 from services.notify.senders.console import ConsoleEmailSender
-from shared import events
+from shared import events, links
+from shared.config import DEV_LINK_KEY
+from shared.links import LinkSigner
 from tests.notify.calendar.support import (
     PATIENT_EMAIL,
     PROVIDER_EMAIL,
@@ -61,6 +64,12 @@ def test_a_booking_sends_the_provider_a_request_with_everything_a_calendar_needs
     assert str(event["LOCATION"]) == "Video call: the join link follows in an updated invitation"
     description = str(event["DESCRIPTION"])
     assert f"https://booking.example.test/api/v1/bookings/{booking.id}" in description
+    # The provider's day sheet of that day: signed for day_sheet, scoped to this provider, until the day ends.
+    (sheet,) = re.findall(r"day sheet\): https://booking\.example\.test/staff/day/(\S+)", description)
+    claims = LinkSigner((DEV_LINK_KEY,)).verify(sheet, purpose=links.DAY_SHEET)
+    assert (claims.subject, claims.extra) == ("7", {"d": "2026-03-09", "p": PROVIDER.id})
+    assert claims.expires_at == datetime(2026, 3, 10, 4, tzinfo=UTC)  # midnight in New York (EDT)
+    assert "staff/day" not in str(event["SUMMARY"])
     assert "/manage/" not in invite.raw.decode()  # the patient's manage link never goes to a provider
     assert "consultation" not in invite.raw.decode().lower()
 
@@ -99,6 +108,15 @@ def test_book_reschedule_reschedule_cancel_keeps_the_uid_and_raises_the_sequence
     assert len({i.uid for i in sent}) == 1
     assert [i.event.start.astimezone(UTC) for i in sent] == [WEEK_AHEAD, first_move, second_move, second_move]
     assert str(sent[-1].event["STATUS"]) == "CANCELLED"
+    # Each update links the day sheet of the visit's new day; the cancel links none.
+    days = [re.findall(r"/staff/day/(\S+)", str(i.event["DESCRIPTION"])) for i in sent]
+    signer = LinkSigner((DEV_LINK_KEY,))
+    assert [signer.verify(t, purpose=links.DAY_SHEET).extra["d"] for (t,) in days[:3]] == [
+        "2026-03-09",
+        "2026-03-10",
+        "2026-03-11",
+    ]
+    assert days[3] == []
     assert [str(m["Subject"]).strip().split(":")[0] for m in emails(invite_app, PROVIDER_EMAIL)] == [
         "Invitation",
         "Updated invitation",
