@@ -189,8 +189,14 @@ def plan_course(
     return Plan(template, chosen, planner.alternatives(spacing, chosen, candidates, tz))
 
 
-def replan(*, session: Session, template_id: int, sessions: Sequence[Candidate]) -> Plan:
-    """The schedule ``sessions`` as adjusted (422 naming a broken rule), with alternatives for each one."""
+def replan(
+    *,
+    session: Session,
+    template_id: int,
+    sessions: Sequence[Candidate],
+    prefs: Preferences | None = None,
+) -> Plan:
+    """The schedule ``sessions`` as adjusted (422 naming a broken rule), with alternatives ``prefs`` allow."""
     template = get_template(session=session, template_id=template_id)
     if not template.active:
         raise Conflict("This course template is not taking bookings.", slug="not-bookable")
@@ -200,7 +206,7 @@ def replan(*, session: Session, template_id: int, sessions: Sequence[Candidate])
     if template.same_provider != "required":
         providers = _providers(session, template, None)
     end = ensure_utc(sessions[0].start) + (spacing.within or OPEN_WINDOW) + timedelta(days=1)
-    candidates = _candidates(session, template, providers, utcnow(), end, Preferences())
+    candidates = _candidates(session, template, providers, utcnow(), end, prefs or Preferences())
     tz = template.clinic.time_zone
     return Plan(template, list(sessions), planner.alternatives(spacing, sessions, candidates, tz))
 
