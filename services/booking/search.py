@@ -6,7 +6,8 @@ import bisect
 import json
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -67,6 +68,10 @@ def bump_schedule(session: Session, provider_ids: list[int] | int, *, hours: boo
     ids = [provider_ids] if isinstance(provider_ids, int) else provider_ids
     if not ids:
         return
+    deferred: set[int] | None = session.info.get(_DEFERRED)
+    if deferred is not None and not hours:
+        deferred.update(ids)
+        return
     if not hours:
         # On the path of every booking: a Core statement, without the ORM's bulk-update machinery.
         session.connection().execute(_BUMP, {"provider_ids": ids})
@@ -79,6 +84,26 @@ def bump_schedule(session: Session, provider_ids: list[int] | int, *, hours: boo
         # hours_version of a provider already loaded.
         .execution_options(synchronize_session="fetch")
     )
+
+
+# session.info key: providers whose bump waits for the end of several bookings (a course).
+_DEFERRED = "search.deferred_bumps"
+
+
+@contextmanager
+def bumps_deferred(session: Session) -> Iterator[None]:
+    """Within: bookings' bump_schedule calls are collected; at the end each provider is bumped once.
+
+    Still the last lock the bookings take, in one statement; on an error nothing is bumped (the caller rolls
+    back).
+    """
+    pending: set[int] = set()
+    session.info[_DEFERRED] = pending
+    try:
+        yield
+    finally:
+        session.info.pop(_DEFERRED, None)
+    bump_schedule(session, sorted(pending))
 
 
 _PROVIDERS = Provider.metadata.tables["providers"]

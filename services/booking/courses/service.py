@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +28,7 @@ from services.booking.models import (
     Provider,
 )
 from services.booking.models import ProviderAppointmentType as Offered
+from services.booking.resources import service as resources
 from shared import events, links
 from shared.db import is_unique_violation
 from shared.problems import Conflict, Gone, NotFound, Unprocessable, field_error
@@ -189,8 +190,14 @@ def plan_course(
     return Plan(template, chosen, planner.alternatives(spacing, chosen, candidates, tz))
 
 
-def replan(*, session: Session, template_id: int, sessions: Sequence[Candidate]) -> Plan:
-    """The schedule ``sessions`` as adjusted (422 naming a broken rule), with alternatives for each one."""
+def replan(
+    *,
+    session: Session,
+    template_id: int,
+    sessions: Sequence[Candidate],
+    prefs: Preferences | None = None,
+) -> Plan:
+    """The schedule ``sessions`` as adjusted (422 naming a broken rule), with alternatives ``prefs`` allow."""
     template = get_template(session=session, template_id=template_id)
     if not template.active:
         raise Conflict("This course template is not taking bookings.", slug="not-bookable")
@@ -200,7 +207,7 @@ def replan(*, session: Session, template_id: int, sessions: Sequence[Candidate])
     if template.same_provider != "required":
         providers = _providers(session, template, None)
     end = ensure_utc(sessions[0].start) + (spacing.within or OPEN_WINDOW) + timedelta(days=1)
-    candidates = _candidates(session, template, providers, utcnow(), end, Preferences())
+    candidates = _candidates(session, template, providers, utcnow(), end, prefs or Preferences())
     tz = template.clinic.time_zone
     return Plan(template, list(sessions), planner.alternatives(spacing, sessions, candidates, tz))
 
@@ -378,7 +385,11 @@ def book_course(
         )
         session.add(course)
         session.flush()
-        with outbox.course_change(session) as change_id:
+        with (
+            outbox.course_change(session) as change_id,
+            _one_calendar(session, template, sessions),
+            search.bumps_deferred(session),
+        ):
             booked = [
                 service.book_appointment(
                     session=session,
@@ -405,6 +416,15 @@ def book_course(
             raise
         return _replay(existing, request_hash)
     return course, True
+
+
+def _one_calendar(
+    session: Session, template: CourseTemplate, sessions: Sequence[dict[str, Any]]
+) -> AbstractContextManager[None]:
+    """The chair calendar over the whole course, loaded once for every session's hold."""
+    starts = [ensure_utc(s["start"]) for s in sessions]
+    kind = template.session_type
+    return resources.calendar_loaded(session, kind, min(starts), max(starts) + resources.hold_length(kind))
 
 
 def _patient(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
@@ -130,6 +131,40 @@ class EscortForm(_Form):
             "patient_first_name": data.get("escort_patient_first_name"),
             "agreed": True,
         }
+
+
+# The course page's times of day: value -> the starts each allows, in the clinic's zone (docs/courses.md).
+TIMES_OF_DAY = {
+    "any": (time(0), time(23, 59)),
+    "morning": (time(0), time(11, 59)),
+    "afternoon": (time(12), time(16, 59)),
+    "evening": (time(17), time(23, 59)),
+}
+
+
+class CourseWishesForm(_Form):
+    """When a patient can come to a course's sessions: weekdays (0 = Monday), a time of day, a first day."""
+
+    day = fields.List(
+        fields.Integer(
+            strict=False,
+            validate=validate.Range(0, 6, error=N_("choose days from the list")),
+            error_messages={"invalid": N_("choose days from the list")},
+        ),
+        required=True,
+        validate=validate.Length(min=1, error=N_("choose at least one day")),
+        error_messages={"required": N_("choose at least one day")},
+    )
+    time = fields.String(
+        required=True,
+        validate=validate.OneOf(tuple(TIMES_OF_DAY), error=N_("choose a time of day from the list")),
+        error_messages={"required": N_("choose a time of day from the list")},
+    )
+    start_from = fields.Date(
+        data_key="from",
+        load_default=None,
+        error_messages={"invalid": N_("enter a date like 2026-03-09")},
+    )
 
 
 def form_values(form: MultiDict[str, str]) -> dict[str, Any]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import bisect
 import functools
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -156,6 +157,12 @@ class _Calendar:
             lo = max(lo, held[j - 1][1])
         return hi - lo
 
+    def take(self, resource_id: int, start: datetime, end: datetime) -> None:
+        """Record ``[start, end)`` as held on this resource (a claim this transaction just made)."""
+        i = bisect.bisect_right(self.held_ends[resource_id], start)
+        self.held[resource_id].insert(i, (start, end))
+        self.held_ends[resource_id].insert(i, end)
+
     def best(self, start: datetime, end: datetime) -> list[int]:
         """The resources free over ``[start, end)``, least fragmenting first (the smallest gap it fits)."""
         scored = [(gap, rid) for rid in self.ids if (gap := self.gap(rid, start, end)) is not None]
@@ -197,6 +204,41 @@ def _calendar(
     return _Calendar(ids, windows, held)
 
 
+# session.info key: calendars loaded once for several holds in one transaction (a whole course).
+_LOADED = "resources.calendars"
+
+
+@contextmanager
+def calendar_loaded(
+    session: Session, appointment_type: AppointmentType, lower: datetime, upper: datetime
+) -> Iterator[None]:
+    """Within: holds of this type's kind in ``[lower, upper)`` choose from one calendar loaded now.
+
+    The calendar only orders the candidates; the claims still decide every hold in the database, so a chair
+    another transaction took since is skipped as it would be anyway.
+    """
+    kind = appointment_type.resource_kind
+    if kind is None:
+        yield
+        return
+    calendar = _calendar(session, appointment_type.clinic, kind, lower, upper)
+    loaded = session.info.setdefault(_LOADED, {})
+    loaded[(appointment_type.clinic_id, kind)] = (lower, upper, calendar)
+    try:
+        yield
+    finally:
+        loaded.pop((appointment_type.clinic_id, kind), None)
+
+
+def _loaded(session: Session, clinic_id: int, kind: str, start: datetime, end: datetime) -> _Calendar | None:
+    """The calendar ``calendar_loaded`` keeps for this kind, if it covers ``[start, end)``."""
+    found = session.info.get(_LOADED, {}).get((clinic_id, kind))
+    if found is None or not (found[0] <= start and end <= found[1]):
+        return None
+    calendar: _Calendar = found[2]
+    return calendar
+
+
 def _windows(resource: Resource, tz: str, first: date, last: date) -> list[Window]:
     weekly: dict[int, list[DayHours]] = {}
     for h in resource.hours:
@@ -236,6 +278,7 @@ def hold(
         set_committed_value(booking, "resource", None)
         return True
     start, end = booking.start_at, booking.start_at + hold_length(appointment_type)
+    loaded: _Calendar | None = None
     if pinned is not None:
         resource = _pinnable(session, booking, kind, pinned)
         candidates = [resource.id]
@@ -248,9 +291,13 @@ def hold(
             return False
     else:
         assert kind is not None
-        candidates = _calendar(session, booking.clinic, kind, start, end, [booking.id]).best(start, end)
+        loaded = _loaded(session, booking.clinic_id, kind, start, end)
+        calendar = loaded or _calendar(session, booking.clinic, kind, start, end, [booking.id])
+        candidates = calendar.best(start, end)
     for resource_id in candidates:
         if _claim(session, booking.id, resource_id, start, end):
+            if loaded is not None:
+                loaded.take(resource_id, start, end)
             session.add(
                 BookingResource(
                     booking_id=booking.id,

@@ -134,3 +134,61 @@ def test_book_a_course_then_cancel_this_and_the_following_on_a_phone(
     assert [s["status"] for s in staff["sessions"]] == ["confirmed"] * 3 + ["cancelled"] * 3
     assert staff["status"] == "stopped"
     assert staff["stopped_by"] == "patient"
+
+
+def test_days_and_times_replan_the_course_and_a_course_that_cannot_fit_says_why_on_a_phone(
+    site: Site, new_page: Callable[..., Any]
+) -> None:
+    _template(site)
+    page = new_page(width=360, locale="en-US")
+    page.goto(f"{site.base}/book/clinic-course/course/induction")
+    page.wait_for_url(re.compile(r"tz="))
+    page.get_by_role("heading", name="Book your course: Induction", level=1).wait_for()
+    assert_accessible(page)
+    page.get_by_text("Choose the days and times you can come").click()
+    for day in ("Monday", "Wednesday", "Friday", "Saturday", "Sunday"):
+        page.get_by_label(day, exact=True).uncheck()
+    page.get_by_label("Afternoon (starting 12:00 to 16:59)").check()
+    no_horizontal_scroll(page)
+    page.get_by_role("button", name="Show a schedule for these times").click()
+    page.wait_for_url(re.compile("time=afternoon"))
+    expect(page.get_by_role("heading", name="Session 6 of 6", exact=True)).to_be_visible()
+    whens = page.locator("li.session .when").all_inner_texts()
+    assert len(whens) == 6
+    for when in whens:
+        assert when.startswith(("Tuesday", "Thursday")), when
+        assert "PM" in when, when
+    expect(page.get_by_label("Tuesday", exact=True)).to_be_checked()
+    expect(page.get_by_label("Monday", exact=True)).not_to_be_checked()
+    assert_accessible(page)
+    no_horizontal_scroll(page)
+    shoot(page, "course-en-4-wishes")
+    # Adjusting one session keeps the days and times.
+    last = page.locator("#session-6")
+    last.get_by_text("Choose another time for this session").click()
+    last.locator("a.alt").first.click()
+    page.wait_for_url(re.compile("#session-6"))
+    expect(page.locator("#session-6 .when")).to_contain_text(re.compile(r"^(Tuesday|Thursday).*PM$"))
+    assert "time=afternoon" in page.url
+    assert_accessible(page)
+
+    # No day at all: the error summary names the field and leads to it.
+    for day in ("Tuesday", "Thursday"):
+        page.get_by_label(day, exact=True).uncheck()
+    page.get_by_role("button", name="Show a schedule for these times").click()
+    summary = page.locator("#error-summary")
+    expect(summary).to_be_visible()
+    expect(summary).to_contain_text("Days you can come: choose at least one day")
+    assert_accessible(page)
+
+    # Evenings only: nobody works then; the page says which rule blocks and what to try, and books nothing.
+    page.get_by_label("Wednesday", exact=True).check()
+    page.get_by_label("Evening (starting 17:00 or later)").check()
+    page.get_by_role("button", name="Show a schedule for these times").click()
+    alert = page.get_by_role("alert").filter(has_text="We could not fit every session")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("Try more days of the week or another time of day.")
+    expect(page.get_by_role("button", name=re.compile("Book all"))).to_have_count(0)
+    assert_accessible(page)
+    no_horizontal_scroll(page)
+    shoot(page, "course-en-5-blocked")

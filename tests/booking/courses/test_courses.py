@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
-from services.booking.models import Booking, OutboxEvent
+from services.booking.models import Booking, BookingResource, OutboxEvent, Provider
 from shared.db import get_db
 from tests.booking.conftest import STAFF
 from tests.booking.factories import (
@@ -527,3 +528,46 @@ def test_moving_this_and_following_keeps_the_chairs_staff_pinned(
     )
     assert moved.status_code == 200, moved.json
     assert [s["resource"]["id"] for s in moved.json["sessions"][3:]] == [other] * 3
+
+
+def test_a_course_reads_the_chair_calendar_once_and_bumps_each_provider_once(
+    app: Flask, client: FlaskClient, clock: object
+) -> None:
+    # Six sessions, two providers, two chairs: one read of the chairs (not one per session) and one bump of
+    # both providers' schedule versions at the end (not one per session); the claims still hold every chair.
+    setup = make_chair_setup(app, providers=2, chairs=2)
+    template = _template(client, setup, same_provider="preferred")
+    sessions = [{"start": s, "provider_id": setup.provider_ids[n % 2]} for n, s in enumerate(EXPECTED)]
+    sent: list[tuple[str, Any]] = []
+    with app.app_context():
+        engine = get_db().engine
+    versions = _schedule_versions(app)
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((" ".join(statement.split()), parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        created = _book(client, template, sessions)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert created.status_code == 201, created.json
+    chair_reads = [
+        s for s, _ in sent if re.search(r"^SELECT .* FROM resources\b.* resources.clinic_id = ", s)
+    ]
+    assert len(chair_reads) == 1, chair_reads
+    bumps = [s for s, _ in sent if s.startswith("UPDATE providers SET schedule_version")]
+    assert len(bumps) == 1, bumps
+    assert _schedule_versions(app) == {p: v + 1 for p, v in versions.items()}
+    with app.app_context(), get_db().transaction() as session:
+        held = session.execute(select(BookingResource.resource_id, BookingResource.start_at)).all()
+    assert len(held) == 6
+    assert {r for r, _ in held} <= set(setup.chair_ids)
+    # The database's claims still decide: the same schedule booked again is refused, whole.
+    again = _book(client, template, sessions)
+    assert again.status_code == 409
+
+
+def _schedule_versions(app: Flask) -> dict[int, int]:
+    with app.app_context(), get_db().transaction() as session:
+        return {p.id: p.schedule_version for p in session.scalars(select(Provider))}
