@@ -26,6 +26,8 @@ CONSULT_LINKS_READY = "consult.links_ready"
 CHECKIN_REQUESTED = "checkin.requested"
 CHECKIN_ALERT = "checkin.alert"
 REPLY_RATING = "reply.rating"
+# The single 0-10 ratings a check-in may ask by SMS (``checkin.requested``'s ``rating``): keys, never wording.
+RATINGS = ("mood", "pain")
 NOTIFY_SMS_REPLY = "notify.sms_reply"
 # A patient asked, from an older or cancelled booking's link, for the booking's current link again (ids only).
 BOOKING_LINK_REQUESTED = "booking.link_requested"
@@ -461,7 +463,8 @@ class LinkRequestedEvent:
 class CheckinRequestedEvent:
     """``checkin.requested``: a check-in is due; notify sends its link to the patient of the booking.
 
-    It carries no instrument, question, answer or score: only the booking's patient, the link and its expiry.
+    It carries no answer or score: the booking's patient, the link, its expiry and, for a single 0-10 rating,
+    which one (``rating``, a key of ``RATINGS``: notify asks it by SMS in its own neutral words).
     """
 
     booking_id: uuid.UUID
@@ -470,6 +473,7 @@ class CheckinRequestedEvent:
     checkin_url: str
     expires_at: datetime
     reminder: int = 0
+    rating: str | None = None
     event_id: uuid.UUID = field(default_factory=uuid.uuid4)
     occurred_at: datetime = field(default_factory=utcnow)
     correlation_id: str = ""
@@ -535,6 +539,8 @@ class CheckinRequestedEventSchema(_EventHead):
     checkin_url = fields.Url(required=True, require_tld=False)
     expires_at = _when()
     reminder = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10))
+    # Added within version 1 (optional): the check-in is this single 0-10 rating, answerable by SMS reply.
+    rating = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(RATINGS))
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> CheckinRequestedEvent:

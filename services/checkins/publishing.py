@@ -13,12 +13,12 @@ from redis.exceptions import RedisError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from services.checkins import links
+from services.checkins import instruments, links
 from services.checkins.config import CheckinsConfig
 from services.checkins.models import EXPIRED, OPEN, PLANNED, SENT, Alert, Checkin, CheckinDelivery
 from shared import delivery
 from shared.db import Database
-from shared.events import CheckinAlertEvent, CheckinRequestedEvent, dump_event
+from shared.events import RATINGS, CheckinAlertEvent, CheckinRequestedEvent, dump_event
 from shared.links import LinkSigner
 from shared.queues import publish
 from shared.timeutil import utcnow
@@ -53,8 +53,15 @@ def checkin_event(p: Publisher, c: Checkin) -> dict[str, Any]:
             checkin_url=links.checkin_url(p.signer, p.config.checkins_public_url, c),
             expires_at=c.expires_at,
             reminder=c.reminders,
+            rating=sms_rating(c),
         )
     )
+
+
+def sms_rating(c: Checkin) -> str | None:
+    """The rating key notify may ask by SMS reply: a one-item 0-10 instrument, else None (a link only)."""
+    one_item = len(instruments.INSTRUMENTS[c.instrument].items) == 1
+    return c.instrument if one_item and c.instrument in RATINGS else None
 
 
 def alert_event(p: Publisher, a: Alert) -> dict[str, Any]:

@@ -294,8 +294,8 @@ def test_a_rating_reply_arrives_as_an_event_through_the_queue(
     assert (mood.status, mood.score) == (COMPLETED, 7)
     with app.app_context(), get_db().transaction() as session:
         assert [(a.value, a.source) for a in session.query(Answer)] == [(7, "sms")]
-    # The worker acknowledged it to the reply's producer.
-    assert redis_client.lrange("suite:acks:reply", 0, -1) == [
+    # The worker acknowledged it to the reply's producer (notify publishes ``reply.*``).
+    assert redis_client.lrange("suite:acks:notify", 0, -1) == [
         f"checkins reply.rating {reply['event_id']}".encode()
     ]
     # A second reply to a completed check-in changes nothing.
