@@ -28,8 +28,7 @@ from tests.notify.test_languages import ENGLISH, FORBIDDEN_IN_SPANISH_SMS
 from tests.notify.test_protocols import FORBIDDEN_IN_SMS, GSM_7
 from tests.notify.test_sms_segments import segments
 
-# As long as a real check-in link (a signed token with a secret): the SMS must still fit in two segments.
-URL = "http://checkins.test/c/" + "t" * 110
+URL = "http://checkins.test/c/" + "t" * 160  # as long as a real signed check-in link
 EXPIRES = MONDAY_NOON + timedelta(hours=36)
 MOOD_QUESTION = "How have you been feeling today? Reply with a number from 0 (very low) to 10 (very good)."
 PAIN_QUESTION = "How much physical discomfort have you had today? Reply with a number from 0 (none) to 10"
@@ -76,7 +75,7 @@ def asks(app: Flask) -> list[RatingAsk]:
         return list(session.scalars(select(RatingAsk).order_by(RatingAsk.asked_at, RatingAsk.rating)))
 
 
-def test_a_rating_goes_as_a_neutral_sms_question_with_the_link_beside_it(
+def test_a_rating_goes_as_a_neutral_sms_question_and_its_link_by_email(
     app: Flask, clock: time_machine.Coordinates
 ) -> None:
     booking = booked(app)
@@ -84,12 +83,15 @@ def test_a_rating_goes_as_a_neutral_sms_question_with_the_link_beside_it(
     reminder = ask(app, booking, "pain", reminder=1)
     tick(app)
     texts = {name: sms_of(app, c) for name, c in [("mood", mood), ("pain", pain), ("reminder", reminder)]}
-    assert texts["mood"] == f"Demo Clinic: {MOOD_QUESTION} Or answer here: {URL}\nReply STOP to opt out."
+    assert texts["mood"] == f"Demo Clinic: {MOOD_QUESTION}\nReply STOP to opt out."
     assert texts["pain"].startswith(f"Demo Clinic: {PAIN_QUESTION} (the worst).")
     assert texts["reminder"].startswith("Demo Clinic: reminder: How much physical discomfort")
     assert "Reply with a number" not in sms_of(app, link)  # a questionnaire still goes as a link only
+    assert URL in sms_of(app, link)
+    emails = [m for m in messages(app, channel="email") if m.step.startswith(f"checkin:{mood}:")]
+    assert [URL in (m.body or "") for m in emails] == [True]  # the other way to answer
     for text in texts.values():
-        assert URL in text
+        assert "http" not in text  # a signed link would make it three segments
         assert not FORBIDDEN_IN_SMS.search(text), text
         assert set(text) <= GSM_7
         assert segments(text)[0] <= 2, segments(text)
@@ -222,8 +224,8 @@ def test_a_spanish_patient_is_asked_and_thanked_in_spanish(
     tick(app)
     mood_sms, pain_sms = sms_of(app, mood), sms_of(app, pain)
     assert mood_sms == (
-        "Demo Clinic: ¿Como se ha sentido hoy? Responda con un numero del 0 (muy mal) al 10 (muy bien). "
-        f"O responda aqui: {URL}\nResponda STOP para darse de baja."
+        "Demo Clinic: ¿Como se ha sentido hoy? Responda con un numero del 0 (muy mal) al 10 (muy bien).\n"
+        "Responda STOP para darse de baja."
     )
     assert pain_sms.startswith("Demo Clinic: ¿Cuanta molestia fisica ha tenido hoy?")
     thanks = reply(client, "9")
