@@ -199,7 +199,7 @@ def test_a_rating_asked_by_sms_is_answered_by_a_signed_reply_and_recorded_once(
     # The patient texts back "7": notify publishes reply.rating, the checkins worker records it.
     client = notify.test_client()
     sid = "SM" + "e" * 32
-    assert reply(client, "7", sid=sid) == "Demo Clinic: thanks, we've noted it. Next: " + (
+    assert reply(client, "7", sid=sid) == "Demo Clinic: thanks, we've received it. Next: " + (
         "How much physical discomfort have you had today? Reply with a number from 0 (none) to 10 (the worst)."
     )
     reply(client, "7", sid=sid)  # Twilio retried the webhook: handled once

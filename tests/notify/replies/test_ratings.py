@@ -112,7 +112,7 @@ def test_a_signed_number_answers_the_ask_once_and_publishes_only_the_id_and_the_
     clock.shift(timedelta(hours=1))
     sid = "SM" + "7" * 32
     answer = reply(client, " 7/10! ", sid=sid)
-    assert answer == "Demo Clinic: thanks, we've noted it."
+    assert answer == "Demo Clinic: thanks, we've received it."
     assert reply(client, "7", sid=sid) == answer  # Twilio retried: the same answer, nothing twice
     (row,) = reply_rows(app)
     assert (row.intent, row.outcome, row.checkin_id, row.rating, row.body) == (
@@ -150,9 +150,9 @@ def test_two_open_asks_are_answered_in_turn_and_the_thanks_asks_the_next(
     pain = ask(app, booking, "pain")
     tick(app)
     first = reply(client, "7")
-    assert first == f"Demo Clinic: thanks, we've noted it. Next: {PAIN_QUESTION} (the worst)."
+    assert first == f"Demo Clinic: thanks, we've received it. Next: {PAIN_QUESTION} (the worst)."
     assert segments(first)[0] <= 2
-    assert reply(client, "3.") == "Demo Clinic: thanks, we've noted it."
+    assert reply(client, "3.") == "Demo Clinic: thanks, we've received it."
     answered = [(e.checkin_id, e.value) for e in map(events.load_reply_rating, rating_jobs(redis_client))]
     assert sorted(answered) == sorted([(mood, 7), (pain, 3)])
     # A third number: both questions have closed, and the patient is told the number was not recorded.
@@ -229,7 +229,7 @@ def test_a_spanish_patient_is_asked_and_thanked_in_spanish(
     )
     assert pain_sms.startswith("Demo Clinic: ¿Cuanta molestia fisica ha tenido hoy?")
     thanks = reply(client, "9")
-    assert thanks.startswith("Demo Clinic: gracias, lo hemos anotado. Siguiente: ¿Cuanta molestia")
+    assert thanks.startswith("Demo Clinic: gracias, lo hemos recibido. Siguiente: ¿Cuanta molestia")
     clock.move_to(EXPIRES + timedelta(minutes=1))
     closed = reply(client, "4")
     assert closed == "Demo Clinic: esa pregunta ya esta cerrada y este numero no se registro. Gracias."
