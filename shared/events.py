@@ -25,6 +25,8 @@ COURSE_CHANGED = "course.changed"
 CONSULT_LINKS_READY = "consult.links_ready"
 CHECKIN_REQUESTED = "checkin.requested"
 CHECKIN_ALERT = "checkin.alert"
+# A rating check-in asked by SMS closed in checkins (answered by its link, or stopped): ids only.
+CHECKIN_CLOSED = "checkin.closed"
 REPLY_RATING = "reply.rating"
 # The single 0-10 ratings a check-in may ask by SMS (``checkin.requested``'s ``rating``): keys, never wording.
 RATINGS = ("mood", "pain")
@@ -498,6 +500,19 @@ class CheckinAlertEvent:
 
 
 @dataclass(frozen=True)
+class CheckinClosedEvent:
+    """``checkin.closed``: a rating notify asked by SMS closed in checkins; a number no longer answers it."""
+
+    booking_id: uuid.UUID
+    checkin_id: uuid.UUID
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    occurred_at: datetime = field(default_factory=utcnow)
+    correlation_id: str = ""
+    schema_version: int = 1
+    type: str = CHECKIN_CLOSED
+
+
+@dataclass(frozen=True)
 class ReplyRatingEvent:
     """``reply.rating``: the number a patient sent back by SMS to a rating check-in (notify publishes it)."""
 
@@ -562,6 +577,18 @@ class CheckinAlertEventSchema(_EventHead):
         return CheckinAlertEvent(**data)
 
 
+class CheckinClosedEventSchema(_EventHead):
+    """Version 1 of ``checkin.closed``."""
+
+    type = fields.String(required=True, validate=validate.Equal(CHECKIN_CLOSED))
+    booking_id = fields.UUID(required=True)
+    checkin_id = fields.UUID(required=True)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> CheckinClosedEvent:
+        return CheckinClosedEvent(**data)
+
+
 class ReplyRatingEventSchema(_EventHead):
     """Version 1 of ``reply.rating``."""
 
@@ -586,6 +613,7 @@ _SCHEMAS: dict[type, Schema] = {
     LinkRequestedEvent: LinkRequestedEventSchema(),
     CheckinRequestedEvent: CheckinRequestedEventSchema(),
     CheckinAlertEvent: CheckinAlertEventSchema(),
+    CheckinClosedEvent: CheckinClosedEventSchema(),
     ReplyRatingEvent: ReplyRatingEventSchema(),
 }
 AnyEvent = (
@@ -596,6 +624,7 @@ AnyEvent = (
     | LinkRequestedEvent
     | CheckinRequestedEvent
     | CheckinAlertEvent
+    | CheckinClosedEvent
     | ReplyRatingEvent
 )
 
@@ -651,6 +680,12 @@ def load_checkin_requested(payload: dict[str, Any]) -> CheckinRequestedEvent:
 def load_checkin_alert(payload: dict[str, Any]) -> CheckinAlertEvent:
     """Load a ``checkin.alert`` payload; raise ``ValidationError`` if it breaks the contract."""
     event: CheckinAlertEvent = _SCHEMAS[CheckinAlertEvent].load(payload)
+    return event
+
+
+def load_checkin_closed(payload: dict[str, Any]) -> CheckinClosedEvent:
+    """Load a ``checkin.closed`` payload; raise ``ValidationError`` if it breaks the contract."""
+    event: CheckinClosedEvent = _SCHEMAS[CheckinClosedEvent].load(payload)
     return event
 
 

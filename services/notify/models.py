@@ -263,8 +263,9 @@ class SmsReply(Base):
 class RatingAsk(Base):
     """A 0-10 rating check-in asked by SMS, open to a numeric reply from ``phone`` until it expires.
 
-    Planned with the check-in's SMS (checkin_messages.py); open once that SMS was sent; answered by the first
-    number that comes back (``reply_id``, the inbound SMS whose ``reply.rating`` carries it).
+    Planned with the check-in's SMS (checkin_messages.py); open once that SMS was sent; closed by the first
+    number that comes back (``reply_id``, the inbound SMS whose ``reply.rating`` carries it), or by checkins'
+    ``checkin.closed`` (``reply_id`` null: answered by the link, or stopped).
     """
 
     __tablename__ = "rating_asks"
@@ -276,7 +277,7 @@ class RatingAsk(Base):
     rating: Mapped[str] = mapped_column(String(16))  # shared.events.RATINGS: which question
     asked_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reply_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("sms_replies.id"))
 
 

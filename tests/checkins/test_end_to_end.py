@@ -23,7 +23,7 @@ from shared.db import get_db
 from shared.delivery import HANDLED
 from shared.queues import CHECKINS_QUEUE
 from shared.worker import make_worker
-from tests.checkins.conftest import FIRST, SESSION, STAFF, booking_event, checkins, schedule
+from tests.checkins.conftest import FIRST, SESSION, STAFF, booking_event, checkins, queued, schedule
 from tests.notify.conftest import notify_config, twilio_sender, use_senders
 from tests.notify.replies.test_replies import reply
 from tests.notify.test_sms_segments import segments
@@ -214,12 +214,24 @@ def test_a_rating_asked_by_sms_is_answered_by_a_signed_reply_and_recorded_once(
             (ledger,) = session.scalars(select(ReplyDelivery))
     assert (ledger.consumer, ledger.event_type, ledger.outcome) == ("checkins", "reply.rating", HANDLED)
 
-    # The patient stops check-ins from the emailed link, then texts a number: nothing is recorded.
+    # The patient stops check-ins from the emailed link: checkins tells notify (checkin.closed, ids only), so a
+    # number texted afterwards gets the truth, publishes nothing and records nothing.
     email = next(m for m in _outbox(notify) if m.channel == "email" and LINK.search(m.text))
     stop_path = _path(LINK.search(email.text).group(0)) + "/stop"  # type: ignore[union-attr]
     assert app.test_client().post(stop_path).status_code == 200
-    reply(client, "3")
-    _work_checkins(app)
+    closing = [p for p in queued(redis_client) if p["type"] == "checkin.closed"]
+    assert closing == []  # published by the scheduler's next round
+    schedule(app)
+    (closing,) = [p for p in queued(redis_client) if p["type"] == "checkin.closed"]
+    assert set(closing) - {"event_id", "type", "schema_version", "occurred_at", "correlation_id"} == {
+        "booking_id",
+        "checkin_id",
+    }
+    _work_notify(notify)
+    assert reply(client, "3") == (
+        "Demo Clinic: that question has closed, so this number was not recorded. Thank you."
+    )
+    assert queued(redis_client, CHECKINS_QUEUE) == []
     assert _answers(app) == [("mood", 7, "sms")]
     (pain,) = checkins(app, plan_step="pain-day-after")
     assert pain.status == CANCELLED

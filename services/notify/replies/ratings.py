@@ -9,10 +9,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from services.notify.models import SENT, SMS, BookingCopy, Message, RatingAsk, SmsReply
+from services.notify.models import CANCELLED, PLANNED, SENT, SMS, BookingCopy, Message, RatingAsk, SmsReply
 from services.notify.rendering import sms_text
 from services.notify.runtime import Runtime
 from shared.db import dialect_insert
@@ -50,6 +50,24 @@ def record_ask(
     )
 
 
+def close_ask(session: Session, *, booking_id: uuid.UUID, checkin_id: uuid.UUID, now: datetime) -> None:
+    """Close the ask of a check-in closed in checkins (answered by its link, stopped); drop its unsent SMS."""
+    session.execute(
+        update(RatingAsk)
+        .where(RatingAsk.checkin_id == checkin_id, RatingAsk.closed_at.is_(None))
+        .values(closed_at=now)
+    )
+    session.execute(
+        update(Message)
+        .where(
+            Message.booking_id == booking_id,
+            Message.step.like(f"{_CHECKIN_STEP}{checkin_id}:%"),
+            Message.status == PLANNED,
+        )
+        .values(status=CANCELLED, reason="the check-in closed", updated_at=now)
+    )
+
+
 def _sent_checkins(session: Session, phone: str, now: datetime) -> set[str]:
     """The check-in ids (hex) whose SMS went to ``phone`` lately: only a question seen can be answered."""
     steps = session.scalars(
@@ -68,7 +86,7 @@ def _asks(session: Session, phone: str, now: datetime, *, open_only: bool) -> li
     """The asks whose SMS reached ``phone`` (open ones locked), oldest first."""
     query = select(RatingAsk).where(RatingAsk.phone == phone, RatingAsk.asked_at >= now - LOOKBACK)
     if open_only:
-        query = query.where(RatingAsk.answered_at.is_(None), RatingAsk.expires_at > now).with_for_update()
+        query = query.where(RatingAsk.closed_at.is_(None), RatingAsk.expires_at > now).with_for_update()
     asks = list(session.scalars(query.order_by(RatingAsk.asked_at, RatingAsk.rating)))
     if not asks:
         return []
@@ -82,7 +100,7 @@ def answer(session: Session, runtime: Runtime, row: SmsReply, value: int, now: d
     open_ = _asks(session, row.phone, now, open_only=True)
     if open_:
         ask = open_[0]
-        ask.answered_at, ask.reply_id = now, row.id
+        ask.closed_at, ask.reply_id = now, row.id
         row.intent, row.outcome, row.booking_id = "rating", "rating-noted", ask.booking_id
         row.checkin_id, row.rating, row.event_id = ask.checkin_id, value, uuid.uuid4()
         row.correlation_id = (get_correlation_id() or "")[:64]

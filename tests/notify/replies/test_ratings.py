@@ -194,7 +194,7 @@ def test_a_number_with_no_ask_or_out_of_range_gets_the_ordinary_help(
     ]  # kept for staff, as any message not understood
     assert rating_jobs(redis_client) == []
     (open_ask,) = asks(app)
-    assert open_ask.answered_at is None
+    assert open_ask.closed_at is None
 
 
 def test_stop_wins_and_a_number_afterwards_is_neither_answered_nor_published(

@@ -30,7 +30,7 @@ def upgrade() -> None:
         sa.Column("rating", sa.String(length=16), nullable=False),
         sa.Column("asked_at", shared.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("expires_at", shared.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("answered_at", shared.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", shared.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("reply_id", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(
             ["reply_id"], ["sms_replies.id"], name=op.f("fk_rating_asks_reply_id_sms_replies")
