@@ -34,9 +34,16 @@ MOOD_QUESTION = "How have you been feeling today? Reply with a number from 0 (ve
 PAIN_QUESTION = "How much physical discomfort have you had today? Reply with a number from 0 (none) to 10"
 
 
-def ask(app: Flask, booking: Booking, rating: str | None, *, reminder: int = 0) -> uuid.UUID:
-    """Deliver a ``checkin.requested`` for a new check-in of ``rating``; its id."""
-    checkin_id = uuid.uuid4()
+def ask(
+    app: Flask,
+    booking: Booking,
+    rating: str | None,
+    *,
+    reminder: int = 0,
+    checkin_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Deliver a ``checkin.requested`` for a check-in of ``rating`` (a new one unless given); its id."""
+    checkin_id = checkin_id or uuid.uuid4()
     payload = events.dump_event(
         events.CheckinRequestedEvent(
             booking_id=booking.id,
@@ -261,3 +268,26 @@ def test_the_number_never_reaches_the_logs(
     for line in logged:  # ids are hex: a lone 8 would be the number
         assert not re.search(r"(?<![0-9a-f-])8(?![0-9a-f-])", line), line
         assert "Eight" not in line
+
+
+def test_a_rating_closed_in_checkins_closes_the_ask_and_its_unsent_sms(
+    app: Flask, client: FlaskClient, clock: time_machine.Coordinates, redis_client: Redis
+) -> None:
+    booking = booked(app)
+    mood = ask(app, booking, "mood")
+    tick(app)
+    clock.move_to(MONDAY_NOON + timedelta(hours=11))  # 23:00 in London: the reminder's SMS waits
+    ask(app, booking, "mood", reminder=1, checkin_id=mood)
+    tick(app)
+    closed = events.dump_event(events.CheckinClosedEvent(booking_id=booking.id, checkin_id=mood))
+    with app.app_context():
+        assert jobs.handle_checkin_closed(closed) == "handled"
+        assert jobs.handle_checkin_closed(closed) == "duplicate"
+    rows = {m.step: m.status for m in messages(app, channel="sms") if m.step.startswith(f"checkin:{mood}:")}
+    assert rows == {f"checkin:{mood}:0": "sent", f"checkin:{mood}:1": "cancelled"}
+    (closed_ask,) = asks(app)
+    assert (closed_ask.closed_at, closed_ask.reply_id) == (MONDAY_NOON + timedelta(hours=11), None)
+    assert reply(client, "6") == (
+        "Demo Clinic: that question has closed, so this number was not recorded. Thank you."
+    )
+    assert rating_jobs(redis_client) == []
