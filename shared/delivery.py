@@ -51,9 +51,14 @@ class DeliveryMixin:
         return (Index(f"ix_{cls.__tablename__}_unsettled", "outcome", "last_sent_at"),)  # type: ignore[attr-defined]
 
 
+# Prefixes that name what an event is about rather than who publishes it: notify publishes what a reply meant.
+_PUBLISHED_BY = {"reply": "notify"}
+
+
 def producer_of(event_type: str) -> str:
     """The service that publishes ``event_type`` (its prefix: ``booking.confirmed`` -> ``booking``)."""
-    return event_type.split(".", 1)[0]
+    prefix = event_type.split(".", 1)[0]
+    return _PUBLISHED_BY.get(prefix, prefix)
 
 
 def consumers_of(producer: str) -> tuple[str, ...]:

@@ -25,7 +25,11 @@ COURSE_CHANGED = "course.changed"
 CONSULT_LINKS_READY = "consult.links_ready"
 CHECKIN_REQUESTED = "checkin.requested"
 CHECKIN_ALERT = "checkin.alert"
+# A rating check-in asked by SMS closed in checkins (answered by its link, or stopped): ids only.
+CHECKIN_CLOSED = "checkin.closed"
 REPLY_RATING = "reply.rating"
+# The single 0-10 ratings a check-in may ask by SMS (``checkin.requested``'s ``rating``): keys, never wording.
+RATINGS = ("mood", "pain")
 NOTIFY_SMS_REPLY = "notify.sms_reply"
 # A patient asked, from an older or cancelled booking's link, for the booking's current link again (ids only).
 BOOKING_LINK_REQUESTED = "booking.link_requested"
@@ -461,7 +465,8 @@ class LinkRequestedEvent:
 class CheckinRequestedEvent:
     """``checkin.requested``: a check-in is due; notify sends its link to the patient of the booking.
 
-    It carries no instrument, question, answer or score: only the booking's patient, the link and its expiry.
+    It carries no answer or score: the booking's patient, the link, its expiry and, for a single 0-10 rating,
+    which one (``rating``, a key of ``RATINGS``: notify asks it by SMS in its own neutral words).
     """
 
     booking_id: uuid.UUID
@@ -470,6 +475,7 @@ class CheckinRequestedEvent:
     checkin_url: str
     expires_at: datetime
     reminder: int = 0
+    rating: str | None = None
     event_id: uuid.UUID = field(default_factory=uuid.uuid4)
     occurred_at: datetime = field(default_factory=utcnow)
     correlation_id: str = ""
@@ -491,6 +497,19 @@ class CheckinAlertEvent:
     correlation_id: str = ""
     schema_version: int = 1
     type: str = CHECKIN_ALERT
+
+
+@dataclass(frozen=True)
+class CheckinClosedEvent:
+    """``checkin.closed``: a rating notify asked by SMS closed in checkins; a number no longer answers it."""
+
+    booking_id: uuid.UUID
+    checkin_id: uuid.UUID
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    occurred_at: datetime = field(default_factory=utcnow)
+    correlation_id: str = ""
+    schema_version: int = 1
+    type: str = CHECKIN_CLOSED
 
 
 @dataclass(frozen=True)
@@ -535,6 +554,8 @@ class CheckinRequestedEventSchema(_EventHead):
     checkin_url = fields.Url(required=True, require_tld=False)
     expires_at = _when()
     reminder = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10))
+    # Added within version 1 (optional): the check-in is this single 0-10 rating, answerable by SMS reply.
+    rating = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(RATINGS))
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> CheckinRequestedEvent:
@@ -554,6 +575,18 @@ class CheckinAlertEventSchema(_EventHead):
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> CheckinAlertEvent:
         return CheckinAlertEvent(**data)
+
+
+class CheckinClosedEventSchema(_EventHead):
+    """Version 1 of ``checkin.closed``."""
+
+    type = fields.String(required=True, validate=validate.Equal(CHECKIN_CLOSED))
+    booking_id = fields.UUID(required=True)
+    checkin_id = fields.UUID(required=True)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> CheckinClosedEvent:
+        return CheckinClosedEvent(**data)
 
 
 class ReplyRatingEventSchema(_EventHead):
@@ -580,6 +613,7 @@ _SCHEMAS: dict[type, Schema] = {
     LinkRequestedEvent: LinkRequestedEventSchema(),
     CheckinRequestedEvent: CheckinRequestedEventSchema(),
     CheckinAlertEvent: CheckinAlertEventSchema(),
+    CheckinClosedEvent: CheckinClosedEventSchema(),
     ReplyRatingEvent: ReplyRatingEventSchema(),
 }
 AnyEvent = (
@@ -590,6 +624,7 @@ AnyEvent = (
     | LinkRequestedEvent
     | CheckinRequestedEvent
     | CheckinAlertEvent
+    | CheckinClosedEvent
     | ReplyRatingEvent
 )
 
@@ -645,6 +680,12 @@ def load_checkin_requested(payload: dict[str, Any]) -> CheckinRequestedEvent:
 def load_checkin_alert(payload: dict[str, Any]) -> CheckinAlertEvent:
     """Load a ``checkin.alert`` payload; raise ``ValidationError`` if it breaks the contract."""
     event: CheckinAlertEvent = _SCHEMAS[CheckinAlertEvent].load(payload)
+    return event
+
+
+def load_checkin_closed(payload: dict[str, Any]) -> CheckinClosedEvent:
+    """Load a ``checkin.closed`` payload; raise ``ValidationError`` if it breaks the contract."""
+    event: CheckinClosedEvent = _SCHEMAS[CheckinClosedEvent].load(payload)
     return event
 
 

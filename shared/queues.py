@@ -63,6 +63,7 @@ ROUTES: dict[str, tuple[Route, ...]] = {
         Route("notify", NOTIFY_QUEUE, "services.notify.jobs.handle_checkin_requested"),
     ),
     events.CHECKIN_ALERT: (Route("notify", NOTIFY_QUEUE, "services.notify.jobs.handle_checkin_alert"),),
+    events.CHECKIN_CLOSED: (Route("notify", NOTIFY_QUEUE, "services.notify.jobs.handle_checkin_closed"),),
     events.REPLY_RATING: (Route("checkins", CHECKINS_QUEUE, "services.checkins.jobs.handle_reply_rating"),),
 }
 

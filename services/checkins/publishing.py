@@ -10,15 +10,25 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from services.checkins import links
+from services.checkins import instruments, links
 from services.checkins.config import CheckinsConfig
-from services.checkins.models import EXPIRED, OPEN, PLANNED, SENT, Alert, Checkin, CheckinDelivery
+from services.checkins.models import (
+    CANCELLED,
+    COMPLETED,
+    EXPIRED,
+    OPEN,
+    PLANNED,
+    SENT,
+    Alert,
+    Checkin,
+    CheckinDelivery,
+)
 from shared import delivery
 from shared.db import Database
-from shared.events import CheckinAlertEvent, CheckinRequestedEvent, dump_event
+from shared.events import RATINGS, CheckinAlertEvent, CheckinClosedEvent, CheckinRequestedEvent, dump_event
 from shared.links import LinkSigner
 from shared.queues import publish
 from shared.timeutil import utcnow
@@ -27,6 +37,8 @@ log = logging.getLogger(__name__)
 # A reminder is pointless when the link is about to stop working.
 REMINDER_MARGIN = timedelta(hours=2)
 MAX_REMINDERS = 1
+# How a rating asked by SMS may close in this service (an expiry notify knows itself).
+CLOSED_HERE = (COMPLETED, CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -40,9 +52,16 @@ class Publisher:
 
 
 def checkin_event(p: Publisher, c: Checkin) -> dict[str, Any]:
-    """The ``checkin.requested`` payload of the check-in's current send (the same on every re-send)."""
+    """The payload of the check-in's current send (the same on every re-send): ``checkin.requested``, or
+    ``checkin.closed`` once a rating asked by SMS closed here."""
     assert c.event_id is not None
     assert c.event_at is not None
+    if _is_closing(c):
+        return dump_event(
+            CheckinClosedEvent(
+                event_id=c.event_id, occurred_at=c.event_at, booking_id=c.booking_id, checkin_id=c.id
+            )
+        )
     return dump_event(
         CheckinRequestedEvent(
             event_id=c.event_id,
@@ -53,8 +72,43 @@ def checkin_event(p: Publisher, c: Checkin) -> dict[str, Any]:
             checkin_url=links.checkin_url(p.signer, p.config.checkins_public_url, c),
             expires_at=c.expires_at,
             reminder=c.reminders,
+            rating=sms_rating(c),
         )
     )
+
+
+def close_send(c: Checkin, now: datetime) -> None:
+    """A new send telling notify that this rating, asked by SMS, closed here (answered by its page, stopped):
+    a number the patient texts afterwards is then told the truth instead of thanked."""
+    if c.event_id is not None and sms_rating(c) is not None:
+        _new_send(c, now)
+
+
+def _is_closing(c: Checkin) -> bool:
+    """Whether the row's current send is its closing (made when it closed), not an older request."""
+    return c.status in CLOSED_HERE and c.event_at == c.updated_at
+
+
+def _current(now: datetime) -> Any:
+    """Check-ins whose current send is still worth delivering: a request still open, or a rating's closing."""
+    return and_(
+        Checkin.event_id.is_not(None),
+        Checkin.expires_at > now,
+        or_(
+            Checkin.status == SENT,
+            and_(
+                Checkin.status.in_(CLOSED_HERE),
+                Checkin.instrument.in_(RATINGS),
+                Checkin.event_at == Checkin.updated_at,
+            ),
+        ),
+    )
+
+
+def sms_rating(c: Checkin) -> str | None:
+    """The rating key notify may ask by SMS reply: a one-item 0-10 instrument, else None (a link only)."""
+    one_item = len(instruments.INSTRUMENTS[c.instrument].items) == 1
+    return c.instrument if one_item and c.instrument in RATINGS else None
 
 
 def alert_event(p: Publisher, a: Alert) -> dict[str, Any]:
@@ -122,9 +176,7 @@ def publish_pending(p: Publisher, *, checkin_id: uuid.UUID | None = None, limit:
     """
     now = utcnow()
     with p.db.transaction() as session:
-        checkins = select(Checkin).where(
-            Checkin.status == SENT, Checkin.published_at.is_(None), Checkin.expires_at > now
-        )
+        checkins = select(Checkin).where(Checkin.published_at.is_(None), _current(now))
         alerts = select(Alert).where(Alert.published_at.is_(None))
         if checkin_id is not None:
             checkins = checkins.where(Checkin.id == checkin_id)
@@ -166,17 +218,13 @@ def publish_soon(p: Publisher, checkin_id: uuid.UUID) -> None:
 
 
 def current_payloads(p: Publisher) -> delivery.PayloadLoader:
-    """A loader of the events still worth delivering: alerts always, check-ins still sent and unexpired."""
+    """A loader of the events still worth delivering: alerts always, check-ins' current sends."""
 
     def load(session: Session, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
         found: dict[uuid.UUID, dict[str, Any]] = {}
         for a in session.scalars(select(Alert).where(Alert.event_id.in_(event_ids))):
             found[a.event_id] = alert_event(p, a)
-        for c in session.scalars(
-            select(Checkin).where(
-                Checkin.event_id.in_(event_ids), Checkin.status == SENT, Checkin.expires_at > utcnow()
-            )
-        ):
+        for c in session.scalars(select(Checkin).where(Checkin.event_id.in_(event_ids), _current(utcnow()))):
             assert c.event_id is not None
             found[c.event_id] = checkin_event(p, c)
         return found

@@ -7,10 +7,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.checkins import instruments
+from services.checkins import instruments, publishing
 from services.checkins.models import (
     CANCELLED,
     COMPLETED,
@@ -131,6 +131,8 @@ def record_answer(
     result = instruments.score(instrument, answered)
     checkin.score, checkin.band = result.total, result.band
     checkin.status, checkin.completed_at = COMPLETED, now
+    if source != "sms":  # notify's ask was answered by this SMS already
+        publishing.close_send(checkin, now)
     _flag_rise(session=session, checkin=checkin, rules=rules, now=now)
     log.info("check-in completed", extra={"checkin_id": str(checkin.id)})
     return Answered(completed=True, crisis=crisis)
@@ -199,13 +201,13 @@ def stop_checkins(*, session: Session, patient: Patient, now: datetime) -> int:
     """Stop the patient's check-ins (appointment messages, notify's, go on); count those cancelled."""
     if patient.stopped_at is None:
         patient.stopped_at = now
-    result = session.execute(
-        update(Checkin)
-        .where(Checkin.patient_id == patient.id, Checkin.status.in_(OPEN))
-        .values(status=CANCELLED, updated_at=now)
-    )
+    query = select(Checkin).where(Checkin.patient_id == patient.id, Checkin.status.in_(OPEN))
+    stopped = list(session.scalars(query.with_for_update()))
+    for checkin in stopped:
+        checkin.status, checkin.updated_at = CANCELLED, now
+        publishing.close_send(checkin, now)  # a rating asked by SMS: notify closes its ask
     log.info("check-ins stopped by the patient", extra={"patient_id": str(patient.id)})
-    return int(getattr(result, "rowcount", 0) or 0)
+    return len(stopped)
 
 
 def acknowledge_alert(

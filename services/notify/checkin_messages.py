@@ -1,4 +1,5 @@
-"""Messages the checkins service asks for: a patient's check-in link, and on-call staff's safety alerts."""
+"""Messages the checkins service asks for: a patient's check-in link (a 0-10 rating's SMS asks the question
+itself, answerable by reply: replies/ratings.py), and on-call staff's safety alerts."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 from services.notify.models import EMAIL, PLANNED, SKIPPED, SMS, BookingCopy, Message
 from services.notify.planning import lock_booking
 from services.notify.rendering import RenderedEmail, compose_email, message_id_for, message_key, sms_text
+from services.notify.replies import ratings
 from services.notify.runtime import Runtime
 from services.notify.senders import OutgoingSms
 from shared import events
@@ -57,7 +59,10 @@ def _base_row(copy: BookingCopy, version: int, step: str, channel: str, now: dat
 def plan_checkin(
     *, session: Session, runtime: Runtime, event: events.CheckinRequestedEvent, now: datetime
 ) -> int:
-    """Plan the SMS and email carrying a check-in link to the booking's patient; return rows added."""
+    """Plan the SMS and email carrying a check-in link to the booking's patient; return rows added.
+
+    A rating's SMS asks its question (in neutral words) and opens an ask a numeric reply answers.
+    """
     copy = lock_booking(session, event.booking_id)
     if copy is None:
         # The booking event has not reached notify yet: retried (the event job's own retries) until it has.
@@ -73,17 +78,29 @@ def plan_checkin(
         "checkin_url": event.checkin_url,
         "until": renderer.when(snap, event.expires_at, patient["time_zone"]),
         "opt_out_hint": runtime.config.sms_opt_out_hint,
+        "rating": event.rating,
     }
     rows = []
     sms = _base_row(copy, event.booking_version, step, SMS, now)
+    template = "rating" if event.rating else "request"
     sms.update(
         urgent=False,
         expires_at=event.expires_at,
         recipient=patient.get("phone"),
-        body=sms_text(env.get_template(f"{PROTOCOL}/request.sms.txt").render(context)),
+        body=sms_text(env.get_template(f"{PROTOCOL}/{template}.sms.txt").render(context)),
     )
     if not patient.get("phone") or not patient.get("sms_consent"):
         sms.update(status=SKIPPED, reason="no mobile number or no SMS consent")
+    elif event.rating:
+        ratings.record_ask(
+            session,
+            checkin_id=event.checkin_id,
+            booking_id=copy.id,
+            phone=patient["phone"],
+            rating=event.rating,
+            expires_at=event.expires_at,
+            now=now,
+        )
     rows.append(sms)
     email = _base_row(copy, event.booking_version, step, EMAIL, now)
     email.update(

@@ -21,11 +21,13 @@ from services.notify import (
 )
 from services.notify.calendar.planning import plan_course_invites
 from services.notify.models import CourseNotice, ProcessedEvent
+from services.notify.replies import ratings
 from services.notify.runtime import Runtime, get_runtime
 from shared.events import (
     BOOKING_ESCORT_CHANGED,
     BookingEvent,
     load_checkin_alert,
+    load_checkin_closed,
     load_checkin_requested,
     load_course_event,
     load_event,
@@ -196,6 +198,20 @@ def handle_checkin_alert(payload: dict[str, Any]) -> str:
         event.correlation_id,
         event.booking_id,
         lambda session, now: checkin_messages.plan_alert(session=session, event=event, now=now),
+    )
+
+
+def handle_checkin_closed(payload: dict[str, Any]) -> str:
+    """Close the SMS ask of a rating check-in closed in checkins, so a later number is told the truth."""
+    event = load_checkin_closed(payload)
+    return _plan_and_queue(
+        event.event_id,
+        event.type,
+        event.correlation_id,
+        event.booking_id,
+        lambda session, now: ratings.close_ask(
+            session, booking_id=event.booking_id, checkin_id=event.checkin_id, now=now
+        ),
     )
 
 

@@ -229,9 +229,10 @@ class OptOut(Base):
 class SmsReply(Base):
     """One inbound SMS, once per Twilio MessageSid: what it meant, what we answered, the event it made.
 
-    The row is the outbox of its ``notify.sms_reply`` event (``event_id``, ``published_at``). The text is kept
-    only when no keyword understood it (for staff to read); the number is kept so staff can call back. Neither
-    ever goes to logs or events.
+    The row is the outbox of its event (``event_id``, ``published_at``): ``notify.sms_reply``, or
+    ``reply.rating`` when it answered a rating ask (``checkin_id``, ``rating``). The text is kept only when no
+    keyword understood it (for staff to read); the number is kept so staff can call back. Neither ever goes to
+    logs or events.
     """
 
     __tablename__ = "sms_replies"
@@ -255,10 +256,33 @@ class SmsReply(Base):
     meaning: Mapped[str | None] = mapped_column(String(32))
     correlation_id: Mapped[str] = mapped_column(String(64), default="")
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    checkin_id: Mapped[uuid.UUID | None] = mapped_column(GUID)  # a ``reply.rating``: the check-in answered
+    rating: Mapped[int | None] = mapped_column(Integer)  # and the number (0-10); never logged
+
+
+class RatingAsk(Base):
+    """A 0-10 rating check-in asked by SMS, open to a numeric reply from ``phone`` until it expires.
+
+    Planned with the check-in's SMS (checkin_messages.py); open once that SMS was sent; closed by the first
+    number that comes back (``reply_id``, the inbound SMS whose ``reply.rating`` carries it), or by checkins'
+    ``checkin.closed`` (``reply_id`` null: answered by the link, or stopped).
+    """
+
+    __tablename__ = "rating_asks"
+    __table_args__ = (Index("ix_rating_asks_phone", "phone", "expires_at"),)
+
+    checkin_id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True)
+    booking_id: Mapped[uuid.UUID] = mapped_column(GUID)
+    phone: Mapped[str] = mapped_column(String(32))
+    rating: Mapped[str] = mapped_column(String(16))  # shared.events.RATINGS: which question
+    asked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reply_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("sms_replies.id"))
 
 
 class ReplyDelivery(DeliveryMixin, Base):
-    """Which consumer has acknowledged which ``notify.sms_reply`` event (shared/delivery.py)."""
+    """Which consumer has acknowledged which reply event (``notify.sms_reply``, ``reply.rating``)."""
 
     __tablename__ = "event_deliveries"
 

@@ -1,5 +1,6 @@
-"""End to end through real Redis and real workers: a check-in link reaches the patient through notify, and a
-self-harm answer reaches on-call staff at once, with an acknowledgement trail."""
+"""End to end through real Redis and real workers: a check-in link reaches the patient through notify, a
+self-harm answer reaches on-call staff at once, with an acknowledgement trail, and a rating asked by SMS is
+answered by a signed reply."""
 
 from __future__ import annotations
 
@@ -13,16 +14,21 @@ import time_machine
 from flask import Flask
 from sqlalchemy import select
 
-from services.checkins.models import CheckinDelivery
+from services.checkins.models import CANCELLED, COMPLETED, Answer, Checkin, CheckinDelivery
 from services.notify import create_app as create_notify
-from services.notify.models import OutboxMessage
+from services.notify.models import Message, OutboxMessage, ReplyDelivery
+from services.notify.replies import publishing
 from services.notify.runtime import worker_queues
 from shared.db import get_db
 from shared.delivery import HANDLED
+from shared.queues import CHECKINS_QUEUE
 from shared.worker import make_worker
-from tests.checkins.conftest import FIRST, STAFF, booking_event, schedule
-from tests.notify.conftest import notify_config
+from tests.checkins.conftest import FIRST, SESSION, STAFF, booking_event, checkins, queued, schedule
+from tests.notify.conftest import notify_config, twilio_sender, use_senders
+from tests.notify.replies.test_replies import reply
+from tests.notify.test_sms_segments import segments
 from tests.support.servers import RedisServer
+from tests.support.twilio_mock import PrismServer
 
 LINK = re.compile(r"http://checkins\.test/(c|alerts)/[^\s<\"]+")
 HEALTH_WORDS = ("PHQ", "GAD", "depress", "self-harm", "suicid", "mood", "pain", "score", "hurting")
@@ -131,3 +137,101 @@ def test_check_in_link_and_safety_alert_travel_through_notify_and_are_acknowledg
     assert second.status_code == 201
     (closed,) = staff.get("/api/v1/alerts?open=false", headers=STAFF).json
     assert [a["by"] for a in closed["acks"]] == ["Dr. Maya Chen", "Nurse Lee"]
+
+
+def _work_checkins(app: Flask) -> None:
+    """Run the checkins worker's queued jobs (notify's ``reply.rating``) in a burst; it acknowledges them."""
+    with app.app_context():
+        make_worker([CHECKINS_QUEUE]).work(burst=True, logging_level="WARNING")
+
+
+def _answers(app: Flask) -> list[tuple[str, int, str]]:
+    with app.app_context(), get_db().transaction() as session:
+        rows = session.execute(
+            select(Checkin.instrument, Answer.value, Answer.source).join(
+                Checkin, Checkin.id == Answer.checkin_id
+            )
+        )
+        return sorted((str(i), int(v), str(s)) for i, v, s in rows)
+
+
+@pytest.mark.slow
+def test_a_rating_asked_by_sms_is_answered_by_a_signed_reply_and_recorded_once(
+    app: Flask,
+    notify: Flask,
+    redis_client: redis.Redis,
+    clock: time_machine.Coordinates,
+    twilio_api_mock: PrismServer,
+) -> None:
+    use_senders(notify, sms=twilio_sender(base_url=twilio_api_mock.url))
+    booking = booking_event()
+    with notify.app_context():
+        from services.notify import jobs as notify_jobs
+
+        notify_jobs.handle_booking_event(booking)
+    from tests.checkins.conftest import deliver
+
+    deliver(app, booking)
+    _work_notify(notify)
+
+    # The day after the first infusion: the mood and pain ratings go as SMS questions (through Prism).
+    clock.move_to(FIRST + SESSION + timedelta(days=1, minutes=1))
+    schedule(app)
+    _work_notify(notify)
+    with notify.app_context(), get_db().transaction() as session:
+        asked = [
+            m
+            for m in session.scalars(select(Message).where(Message.channel == "sms").order_by(Message.id))
+            if m.step.startswith("checkin:")
+        ]
+    assert len(asked) == 2
+    for message in asked:
+        text = message.body or ""
+        assert (message.status, (message.provider_ref or "")[:2]) == (
+            "sent",
+            "SM",
+        )  # Prism answered as Twilio
+        assert "Reply with a number from 0" in text
+        assert not LINK.search(text), text  # the link goes by email
+        assert not any(word.lower() in text.lower() for word in HEALTH_WORDS), text
+        assert segments(text)[0] <= 2, text
+
+    # The patient texts back "7": notify publishes reply.rating, the checkins worker records it.
+    client = notify.test_client()
+    sid = "SM" + "e" * 32
+    assert reply(client, "7", sid=sid) == "Demo Clinic: thanks, we've received it. Next: " + (
+        "How much physical discomfort have you had today? Reply with a number from 0 (none) to 10 (the worst)."
+    )
+    reply(client, "7", sid=sid)  # Twilio retried the webhook: handled once
+    _work_checkins(app)
+    assert _answers(app) == [("mood", 7, "sms")]
+    (mood,) = checkins(app, plan_step="mood-day-after")
+    assert (mood.status, mood.score) == (COMPLETED, 7)
+    # checkins acknowledged it to notify, whose next pass settles its ledger.
+    with notify.app_context():
+        publishing.relay_once(notify.extensions["notify"])
+        with get_db().transaction() as session:
+            (ledger,) = session.scalars(select(ReplyDelivery))
+    assert (ledger.consumer, ledger.event_type, ledger.outcome) == ("checkins", "reply.rating", HANDLED)
+
+    # The patient stops check-ins from the emailed link: checkins tells notify (checkin.closed, ids only), so a
+    # number texted afterwards gets the truth, publishes nothing and records nothing.
+    email = next(m for m in _outbox(notify) if m.channel == "email" and LINK.search(m.text))
+    stop_path = _path(LINK.search(email.text).group(0)) + "/stop"  # type: ignore[union-attr]
+    assert app.test_client().post(stop_path).status_code == 200
+    closing = [p for p in queued(redis_client) if p["type"] == "checkin.closed"]
+    assert closing == []  # published by the scheduler's next round
+    schedule(app)
+    (closing,) = [p for p in queued(redis_client) if p["type"] == "checkin.closed"]
+    assert set(closing) - {"event_id", "type", "schema_version", "occurred_at", "correlation_id"} == {
+        "booking_id",
+        "checkin_id",
+    }
+    _work_notify(notify)
+    assert reply(client, "3") == (
+        "Demo Clinic: that question has closed, so this number was not recorded. Thank you."
+    )
+    assert queued(redis_client, CHECKINS_QUEUE) == []
+    assert _answers(app) == [("mood", 7, "sms")]
+    (pain,) = checkins(app, plan_step="pain-day-after")
+    assert pain.status == CANCELLED

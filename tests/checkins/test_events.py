@@ -160,15 +160,24 @@ def test_due_check_ins_go_to_notify_as_events_without_health_details(
     for payload in sent:
         event = events.load_checkin_requested(payload)
         assert event.checkin_url.startswith("http://checkins.test/c/")
-        # No instrument, question, answer or score travels: only ids, the link and its expiry.
+        # No question, answer or score travels: only ids, the link, its expiry and, for a 0-10 rating, its key.
         assert set(payload) == {
             "event_id", "type", "schema_version", "occurred_at", "correlation_id",
-            "booking_id", "booking_version", "checkin_id", "checkin_url", "expires_at", "reminder",
+            "booking_id", "booking_version", "checkin_id", "checkin_url", "expires_at", "reminder", "rating",
         }  # fmt: skip
+        assert event.rating is None  # a questionnaire goes as a link only
     assert {c.status for c in checkins(app) if c.plan_step.endswith("before-first")} == {SENT}
     # A second round sends nothing new.
     assert schedule(app)["published"] == 0
     assert len(queued(redis_client, event_type=events.CHECKIN_REQUESTED)) == 2
+    # The day after the session, the single ratings say which they are, so notify can ask them by SMS.
+    clock.move_to(FIRST + SESSION + timedelta(days=1, minutes=1))
+    schedule(app)
+    ratings = [events.load_checkin_requested(p).rating for p in queued(redis_client)]
+    assert sorted(r for r in ratings if r) == ["mood", "pain"]
+    # A payload from before the field still loads (optional within version 1).
+    old = {k: v for k, v in queued(redis_client)[0].items() if k != "rating"}
+    assert events.load_checkin_requested(old).rating is None
 
 
 def test_unacknowledged_check_in_events_are_redelivered_and_acknowledged_ones_settle(
@@ -294,8 +303,8 @@ def test_a_rating_reply_arrives_as_an_event_through_the_queue(
     assert (mood.status, mood.score) == (COMPLETED, 7)
     with app.app_context(), get_db().transaction() as session:
         assert [(a.value, a.source) for a in session.query(Answer)] == [(7, "sms")]
-    # The worker acknowledged it to the reply's producer.
-    assert redis_client.lrange("suite:acks:reply", 0, -1) == [
+    # The worker acknowledged it to the reply's producer (notify publishes ``reply.*``).
+    assert redis_client.lrange("suite:acks:notify", 0, -1) == [
         f"checkins reply.rating {reply['event_id']}".encode()
     ]
     # A second reply to a completed check-in changes nothing.

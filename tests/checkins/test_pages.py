@@ -261,3 +261,23 @@ def test_an_unknown_link_speaks_the_browsers_language(app: Flask) -> None:
     assert page.status_code == 404
     assert "Este enlace no se abre" in page.text
     assert "This link does not open" in app.test_client().get("/c/not-a-token").text
+
+
+def test_a_rating_answered_on_its_page_tells_notify_it_closed_and_a_questionnaire_does_not(
+    app: Flask, redis_client: redis.Redis, clock: time_machine.Coordinates
+) -> None:
+    _before_first(app, clock)
+    phq9 = next(c for c in checkins(app) if c.plan_step.startswith("phq9"))
+    for item in range(1, 10):
+        _answer(app, checkin_token(app, phq9), item, 0)
+    clock.move_to(FIRST + SESSION + timedelta(days=1, minutes=1))
+    schedule(app)
+    mood, token = _sent(app, "mood-day-after")
+    _answer(app, token, 1, 6)
+    schedule(app)
+    closed = [events.load_checkin_closed(p) for p in queued(redis_client, event_type=events.CHECKIN_CLOSED)]
+    assert [(e.checkin_id, e.booking_id) for e in closed] == [(mood.id, mood.booking_id)]
+    # Its send is settled like any other: a second round publishes nothing new.
+    assert schedule(app)["published"] == 0
+    (mood,) = checkins(app, plan_step="mood-day-after")
+    assert (mood.status, mood.score) == (COMPLETED, 6)

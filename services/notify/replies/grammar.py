@@ -1,4 +1,5 @@
-"""The reply keywords: C / YES / CONFIRM (and Spanish SÍ / CONFIRMAR) confirm, R / CHANGE change.
+"""The reply keywords: C / YES / CONFIRM (and Spanish SÍ / CONFIRMAR) confirm, R / CHANGE change; and a
+0-10 number answering a rating asked by SMS.
 
 An escort's YES / SÍ / CONFIRM is the same CONFIRM: which booking it is about decides what it confirms.
 """
@@ -20,6 +21,9 @@ _WORDS = {
     **dict.fromkeys(("R", "CHANGE", "RESCHEDULE", "CAMBIAR"), CHANGE),
 }
 _SHAPE = re.compile(r"^([A-Z]+)(?: ?(\d{1,2}))?$")
+# A rating: a number, maybe "out of 10" as "/10", with spaces and trailing punctuation ("7", " 7. ", "7/10!").
+_RATING = re.compile(r"^([0-9]{1,2})(?: ?/ ?10)?[.!?,;]*$")
+RATING_MAX = 10
 
 
 @dataclass(frozen=True)
@@ -51,3 +55,12 @@ def parse(body: str) -> Reply:
     if day is not None and not 1 <= day <= 31:
         return Reply(OTHER)
     return Reply(intent, day)
+
+
+def rating(body: str) -> int | None:
+    """The 0-10 number a reply is, or None (words, other numbers, out of range)."""
+    match = _RATING.match(" ".join(unicodedata.normalize("NFKC", body).split()))
+    if not match:
+        return None
+    value = int(match.group(1))
+    return value if value <= RATING_MAX else None

@@ -1,4 +1,5 @@
-"""Publishing ``notify.sms_reply``: the reply's row is the outbox, ``event_deliveries`` the ledger."""
+"""Publishing ``notify.sms_reply`` and ``reply.rating``: the reply's row is the outbox, ``event_deliveries``
+the ledger."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 from services.notify.models import ReplyDelivery, SmsReply
 from services.notify.runtime import Runtime
 from shared import delivery
-from shared.events import SmsReplyEvent, dump_event
+from shared.events import ReplyRatingEvent, SmsReplyEvent, dump_event
 from shared.queues import publish
 from shared.timeutil import utcnow
 
@@ -23,8 +24,19 @@ PRODUCER = "notify"
 
 
 def reply_event(row: SmsReply) -> dict[str, Any]:
-    """The ``notify.sms_reply`` event of a reply row (the same on every re-send)."""
+    """The event of a reply row (the same on every re-send): ``reply.rating`` or ``notify.sms_reply``."""
     assert row.event_id is not None
+    if row.checkin_id is not None:
+        assert row.rating is not None
+        return dump_event(
+            ReplyRatingEvent(
+                event_id=row.event_id,
+                occurred_at=row.received_at,
+                correlation_id=row.correlation_id,
+                checkin_id=row.checkin_id,
+                value=row.rating,
+            )
+        )
     assert row.booking_id is not None
     assert row.booking_version is not None
     return dump_event(
@@ -101,7 +113,7 @@ def relay_once(runtime: Runtime) -> delivery.ReconcileReport:
 
 
 def delivery_metrics(bound: float) -> Any:
-    """Gauges of reply events the booking service has not acknowledged within ``bound`` seconds."""
+    """Gauges of reply events a consumer (booking, checkins) has not acknowledged within ``bound`` seconds."""
     from shared.db import get_db
 
     return lambda: delivery.backlog_metrics(get_db(), ReplyDelivery, producer=PRODUCER, bound=bound)

@@ -1,4 +1,5 @@
-"""An inbound SMS, once per MessageSid: carrier keywords first, then the reply matched to a booking."""
+"""An inbound SMS, once per MessageSid: carrier keywords first, then a 0-10 number to an open rating ask
+(replies/ratings.py), then the reply matched to a booking."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from services.notify.models import SENT, SMS, BookingCopy, Message, SmsReply
 from services.notify.planning import lock_booking
 from services.notify.protocols import DEFAULT_PROTOCOL, Protocol, Step
 from services.notify.rendering import MessageContext
-from services.notify.replies import grammar
+from services.notify.replies import grammar, ratings
 from services.notify.runtime import Runtime
 from shared import links
 from shared.db import dialect_insert
@@ -180,6 +181,11 @@ def _handle(
         row.intent, row.outcome = reply.intent, "opted-out"
         return Outcome()  # no answer may go to a number that opted out
     row.intent = reply.intent
+    value = grammar.rating(body)
+    if value is not None:
+        answer = ratings.answer(session, runtime, row, value, now)
+        if answer is not None:
+            return Outcome(answer=answer, publish_reply_id=row.id if row.event_id else None)
     return _answer(session, runtime, row, reply, body, now)
 
 
