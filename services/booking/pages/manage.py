@@ -24,12 +24,13 @@ from services.booking.pages.common import (
     config,
     long_token,
     visit_zone,
+    wants_problem,
 )
 from shared import ical, links
 from shared.db import get_session, unit_of_work
 from shared.events import VIDEO
 from shared.links import current_signer
-from shared.problems import Conflict
+from shared.problems import Conflict, Gone
 from shared.timeutil import to_zone, utcnow
 
 SLOT_TAKEN = {"slot-unavailable", "daily-limit"}
@@ -45,9 +46,32 @@ def _booking(token: str) -> Booking:
         if exc.slug != "link-outdated":
             raise
         abort(_superseded(token))
+    except Gone as exc:
+        if exc.slug != "link-expired" or wants_problem():
+            raise
+        abort(_expired(token))
     # The page speaks the patient's language unless this browser chose another with the switch.
     g.patient_language = booking.patient.language
     return booking
+
+
+def _expired(token: str) -> Response:
+    """A genuine link past its life: say so (nothing more) and offer its current link and booking again."""
+    booking, _ = service.booking_behind_link(
+        session=get_session(), signer=current_signer(), token=token, allow_expired=True
+    )
+    g.patient_language = booking.patient.language
+    clinic = booking.clinic
+    page = render_template(
+        "pages/expired.html",
+        token=token,
+        clinic=clinic,
+        send_link=url_for("pages.manage_send_link", token=token),
+        book_again=book_again_url(booking),
+        tz=clinic.time_zone,
+        tz_chosen=False,
+    )
+    return make_response(page, 410)
 
 
 def _superseded(token: str) -> Response:
@@ -70,7 +94,11 @@ def manage_send_link(token: str) -> ResponseReturnValue:
     """Send the booking's current link to the phone and email on file; the same answer whether or not."""
     with unit_of_work() as session:
         relink.request_current_link(
-            session=session, signer=current_signer(), token=token, per_hour=config().link_resend_per_hour
+            session=session,
+            signer=current_signer(),
+            token=token,
+            per_hour=config().link_resend_per_hour,
+            allow_expired=True,
         )
     return redirect(url_for("pages.manage_link_sent", token=token), code=303)
 
@@ -78,7 +106,10 @@ def manage_send_link(token: str) -> ResponseReturnValue:
 @bp.get("/manage/<token>/link-sent")
 def manage_link_sent(token: str) -> ResponseReturnValue:
     """The one answer to "send my current link again" (a page of its own, so the language switch works)."""
-    booking, _ = service.booking_behind_link(session=get_session(), signer=current_signer(), token=token)
+    booking, _ = service.booking_behind_link(
+        session=get_session(), signer=current_signer(), token=token, allow_expired=True
+    )
+    g.patient_language = booking.patient.language
     clinic = booking.clinic
     return render_template("pages/link_sent.html", clinic=clinic, tz=clinic.time_zone, tz_chosen=False)
 
