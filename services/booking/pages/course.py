@@ -13,6 +13,7 @@ from services.booking import service as bookings
 from services.booking.courses import service
 from services.booking.models import Booking, Course
 from services.booking.pages.common import bp, chosen_zone, config, long_token, visit_zone, wants_problem
+from services.booking.pages.i18n import current_language
 from shared import links
 from shared.db import get_session, unit_of_work
 from shared.links import current_signer
@@ -64,7 +65,7 @@ def _expired(token: str) -> Response:
         "pages/expired.html",
         clinic=clinic,
         send_link=None,  # a course's link never changes, so there is no newer one to send
-        book_again=url_for("pages.book_types", clinic_slug=clinic.slug),
+        book_again=url_for("pages.book_types", clinic_slug=clinic.slug, lang=current_language()),
         tz=clinic.time_zone,
         tz_chosen=False,
     )

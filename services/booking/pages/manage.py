@@ -26,6 +26,7 @@ from services.booking.pages.common import (
     visit_zone,
     wants_problem,
 )
+from services.booking.pages.i18n import current_language
 from shared import ical, links
 from shared.db import get_session, unit_of_work
 from shared.events import VIDEO
@@ -117,9 +118,11 @@ def manage_link_sent(token: str) -> ResponseReturnValue:
 def book_again_url(booking: Booking) -> str:
     """Where to book this kind of visit again (the type, if it still takes bookings; else the clinic)."""
     kind = booking.appointment_type
+    # The page's language goes along, so a patient reading it in Spanish books again in Spanish.
+    slug, lang = booking.clinic.slug, current_language()
     if kind.active:
-        return url_for("pages.book_providers", clinic_slug=booking.clinic.slug, type_slug=kind.slug)
-    return url_for("pages.book_types", clinic_slug=booking.clinic.slug)
+        return url_for("pages.book_providers", clinic_slug=slug, type_slug=kind.slug, lang=lang)
+    return url_for("pages.book_types", clinic_slug=slug, lang=lang)
 
 
 def _join_url(booking: Booking, token: str) -> str | None:
