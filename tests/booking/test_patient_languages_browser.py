@@ -223,7 +223,7 @@ def test_an_expired_link_offers_the_current_link_and_booking_again(
     if width == WIDTHS[0]:
         shoot(page, f"17-expired-link-{language}")
     page.get_by_role("button", name=_t(language, "Send my current link again")).click()
-    page.wait_for_url(re.compile("/link-sent$"))
+    page.wait_for_url(re.compile(f"/link-sent\\?lang={language}$"))
     expect(page.get_by_role("status")).to_have_text(
         _t(language, "If we have a way to reach you, a new link is on its way.")
     )

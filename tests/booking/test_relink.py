@@ -212,7 +212,7 @@ def test_an_expired_link_says_so_and_sends_the_current_one(
         assert "Book again" in page
         _reveals_nothing(page)
     expired = pages_client.get(manage)
-    assert form_action(expired.text) == f"{manage}/send-link"
+    assert form_action(expired.text) == f"{manage}/send-link?lang=en"
     answer = submit(pages_client, expired.text)
     assert answer.status_code == 303
     sent = pages_client.get(answer.headers["Location"])

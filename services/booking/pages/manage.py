@@ -67,7 +67,7 @@ def _expired(token: str) -> Response:
         "pages/expired.html",
         token=token,
         clinic=clinic,
-        send_link=url_for("pages.manage_send_link", token=token),
+        send_link=url_for("pages.manage_send_link", token=token, lang=current_language()),
         book_again=book_again_url(booking),
         tz=clinic.time_zone,
         tz_chosen=False,
@@ -101,7 +101,8 @@ def manage_send_link(token: str) -> ResponseReturnValue:
             per_hour=config().link_resend_per_hour,
             allow_expired=True,
         )
-    return redirect(url_for("pages.manage_link_sent", token=token), code=303)
+    # The answer speaks the language the asking page was in (the expired page's form says which).
+    return redirect(url_for("pages.manage_link_sent", token=token, lang=request.args.get("lang")), code=303)
 
 
 @bp.get("/manage/<token>/link-sent")
@@ -110,7 +111,6 @@ def manage_link_sent(token: str) -> ResponseReturnValue:
     booking, _ = service.booking_behind_link(
         session=get_session(), signer=current_signer(), token=token, allow_expired=True
     )
-    g.patient_language = booking.patient.language
     clinic = booking.clinic
     return render_template("pages/link_sent.html", clinic=clinic, tz=clinic.time_zone, tz_chosen=False)
 
