@@ -36,11 +36,16 @@ SECRET_CLAIM = "k"  # noqa: S105 (the name of a claim, not a secret)
 
 
 class LinkError(Exception):
-    """A token that must not be honoured; ``reason`` is ``invalid`` or ``expired``."""
+    """A token that must not be honoured; ``reason`` is ``invalid`` or ``expired``.
 
-    def __init__(self, reason: str) -> None:
+    An expired token's signature was checked, so its ``claims`` say what it named (a page offers the way on);
+    an invalid one carries none.
+    """
+
+    def __init__(self, reason: str, claims: LinkClaims | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.claims = claims
 
 
 @dataclass(frozen=True)
@@ -98,16 +103,16 @@ class LinkSigner:
             raise LinkError("invalid") from exc
         if not isinstance(payload, dict) or not {"s", "v", "e"} <= payload.keys():
             raise LinkError("invalid")
-        expires_at = datetime.fromtimestamp(int(payload["e"]), UTC)
-        if (now or utcnow()) >= expires_at:
-            raise LinkError("expired")
-        return LinkClaims(
+        claims = LinkClaims(
             purpose=purpose,
             subject=str(payload["s"]),
             version=int(payload["v"]),
-            expires_at=expires_at,
+            expires_at=datetime.fromtimestamp(int(payload["e"]), UTC),
             extra=payload.get("x") or {},
         )
+        if (now or utcnow()) >= claims.expires_at:
+            raise LinkError("expired", claims)
+        return claims
 
 
 # A short token (issue 17: an SMS fits in one or two segments): a UUID subject, its version, the expiry day
@@ -144,12 +149,15 @@ def verify_short(keys: Sequence[str], code: str, *, purpose: str, now: datetime 
     ):
         raise LinkError("invalid")
     subject, version, day = _SHORT.unpack(body)
-    expires_at = datetime.fromtimestamp(day * _DAY, UTC)
-    if (now or utcnow()) >= expires_at:
-        raise LinkError("expired")
-    return LinkClaims(
-        purpose=purpose, subject=str(uuid.UUID(bytes=subject)), version=version, expires_at=expires_at
+    claims = LinkClaims(
+        purpose=purpose,
+        subject=str(uuid.UUID(bytes=subject)),
+        version=version,
+        expires_at=datetime.fromtimestamp(day * _DAY, UTC),
     )
+    if (now or utcnow()) >= claims.expires_at:
+        raise LinkError("expired", claims)
+    return claims
 
 
 def new_secret() -> str:

@@ -20,15 +20,22 @@ WINDOW = timedelta(hours=1)
 
 
 def request_current_link(
-    *, session: Session, signer: links.LinkSigner, token: str, per_hour: int, now: datetime | None = None
+    *,
+    session: Session,
+    signer: links.LinkSigner,
+    token: str,
+    per_hour: int,
+    allow_expired: bool = False,
+    now: datetime | None = None,
 ) -> tuple[Booking, bool]:
     """Ask notify to send the current link of the booking ``token`` names; the booking, and whether it was.
 
     Nothing is asked once ``per_hour`` asks for this booking were made in the last hour, nor when even the
     current link has expired. The caller answers the same either way: whoever holds an old link learns
-    nothing of the booking. 404 for a forged token, 410 for an expired one, as every manage link.
+    nothing of the booking. 404 for a forged token; 410 for an expired one, unless ``allow_expired`` (the
+    pages' expired-link form: the link is still genuine, and only the contacts on file hear of it).
     """
-    booking, _ = booking_behind_link(session=session, signer=signer, token=token)
+    booking, _ = booking_behind_link(session=session, signer=signer, token=token, allow_expired=allow_expired)
     now = now or utcnow()
     # The booking row's lock orders concurrent asks, so the count below cannot be passed twice.
     session.execute(select(Booking.id).where(Booking.id == booking.id).with_for_update())

@@ -583,15 +583,20 @@ def cancel_booking(
     return booking, True
 
 
-def booking_behind_link(*, session: Session, signer: links.LinkSigner, token: str) -> tuple[Booking, int]:
+def booking_behind_link(
+    *, session: Session, signer: links.LinkSigner, token: str, allow_expired: bool = False
+) -> tuple[Booking, int]:
     """The booking a manage token names and the version it was signed for, whatever the booking's version
-    now: 404 if forged, 410 if expired."""
+    now: 404 if forged, 410 if expired (unless ``allow_expired``: its signature still holds)."""
     try:
         claims = signer.verify(token, purpose=links.MANAGE)
     except links.LinkError as exc:
-        if exc.reason == "expired":
+        if exc.reason == "expired" and exc.claims is not None and allow_expired:
+            claims = exc.claims
+        elif exc.reason == "expired":
             raise Gone("This link has expired.", slug="link-expired") from exc
-        raise NotFound("This link is not valid.", slug="link-invalid") from exc
+        else:
+            raise NotFound("This link is not valid.", slug="link-invalid") from exc
     try:
         booking_id = uuid.UUID(claims.subject)
     except ValueError as exc:

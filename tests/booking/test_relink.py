@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,19 +19,22 @@ from sqlalchemy import select
 from services.booking import create_app
 from services.booking.config import BookingConfig
 from services.booking.models import OutboxEvent
-from shared import events
+from shared import events, links
+from shared.links import current_signer
 from tests.booking.conftest import STAFF
 from tests.booking.factories import PATIENT, booking_body, make_setup
 from tests.booking.pages_support import form_action, submit, text
 
 TUESDAY_10 = "2026-03-03T10:00:00-05:00"
 NEUTRAL = "If we have a way to reach you, a new link is on its way."
+LATER = "2026-03-24T10:00:00-04:00"  # three weeks on, past the first link's life
+BASE = "http://127.0.0.1:8001"
 
 
 def _book(client: FlaskClient, setup: Any) -> tuple[str, str]:
     created = client.post("/api/v1/bookings", json=booking_body(setup, TUESDAY_10), headers=STAFF)
     assert created.status_code == 201, created.json
-    return created.json["id"], created.json["manage_url"].removeprefix("http://127.0.0.1:8001")
+    return created.json["id"], created.json["manage_url"].removeprefix(BASE)
 
 
 def _requests(app: Flask, booking_id: str) -> list[dict[str, Any]]:
@@ -172,3 +175,108 @@ def test_zero_sends_nothing_and_still_answers_the_same(never_app: Flask, clock: 
     assert answer.status_code == 202
     assert answer.json["detail"] == NEUTRAL
     assert _requests(never_app, booking_id) == []
+
+
+# --- an expired link (past the end of its visit plus a week) --------------------------------------------------
+
+
+def _short(app: Flask, booking_id: str, version: int, ends_at: datetime) -> str:
+    with app.test_request_context():
+        url = links.short_manage_url(
+            current_signer().keys, BASE, booking_id=booking_id, version=version, ends_at=ends_at
+        )
+    return url.removeprefix(BASE)
+
+
+def test_an_expired_link_says_so_and_sends_the_current_one(
+    pages_app: Flask, pages_client: FlaskClient, clock: time_machine.Coordinates
+) -> None:
+    setup = make_setup(pages_app)
+    booking_id, manage = _book(pages_client, setup)
+    ends_at = datetime.fromisoformat(
+        pages_client.get(f"/api/v1/bookings/{booking_id}", headers=STAFF).json["end"]
+    )
+    short = _short(pages_app, booking_id, 1, ends_at)
+    moved = pages_client.post(
+        f"/api/v1/bookings/{booking_id}/reschedule", json={"start": LATER}, headers=STAFF
+    )
+    assert moved.status_code == 200
+    # A week after the first time's end, the first link has expired; the current one (a later visit) has not.
+    clock.move_to(ends_at + timedelta(days=8))
+    for path in (manage, pages_client.get(short).headers["Location"]):
+        expired = pages_client.get(path)
+        assert expired.status_code == 410
+        page = text(expired.text)
+        assert "This link has expired" in page
+        assert "Send my current link again" in page
+        assert "Book again" in page
+        _reveals_nothing(page)
+    expired = pages_client.get(manage)
+    assert form_action(expired.text) == f"{manage}/send-link?lang=en"
+    answer = submit(pages_client, expired.text)
+    assert answer.status_code == 303
+    sent = pages_client.get(answer.headers["Location"])
+    assert sent.status_code == 200
+    assert NEUTRAL in text(sent.text)
+    _reveals_nothing(text(sent.text))
+    (requested,) = _requests(pages_app, booking_id)
+    assert requested["booking_version"] == 2
+    # An API client keeps its problem+json 410, on the API and on the page's path alike.
+    for api in (
+        pages_client.get(f"/api/v1{manage}"),
+        pages_client.post(f"/api/v1{manage}/send-link"),
+        pages_client.get(manage, headers={"Accept": "application/problem+json"}),
+    ):
+        assert api.status_code == 410
+        assert api.mimetype == "application/problem+json"
+        assert api.json["type"].endswith("/link-expired")
+    assert len(_requests(pages_app, booking_id)) == 1
+
+
+def test_a_tampered_expired_link_gets_nothing(
+    pages_app: Flask, pages_client: FlaskClient, clock: time_machine.Coordinates
+) -> None:
+    setup = make_setup(pages_app)
+    booking_id, manage = _book(pages_client, setup)
+    ends_at = datetime.fromisoformat(
+        pages_client.get(f"/api/v1/bookings/{booking_id}", headers=STAFF).json["end"]
+    )
+    short = _short(pages_app, booking_id, 1, ends_at)
+    clock.move_to(ends_at + timedelta(days=8))
+    token = manage.removeprefix("/manage/")
+    flipped = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    for bad in (f"/manage/{flipped}", short[:-2] + ("A" if short[-2] != "A" else "B") + short[-1]):
+        refused = pages_client.get(bad)
+        assert refused.status_code == 404, bad
+        page = text(refused.text)
+        assert "This link does not work" in page
+        assert "Send my current link again" not in page
+        assert "Book again" not in page
+    assert pages_client.post(f"/manage/{flipped}/send-link", data={}).status_code in (400, 404)
+    assert _requests(pages_app, booking_id) == []
+
+
+def test_an_expired_link_speaks_the_patient_s_language_and_sends_nothing_dead(
+    pages_app: Flask, pages_client: FlaskClient, clock: time_machine.Coordinates
+) -> None:
+    setup = make_setup(pages_app)
+    created = pages_client.post(
+        "/api/v1/bookings", json=booking_body(setup, TUESDAY_10, language="es"), headers=STAFF
+    )
+    assert created.status_code == 201, created.json
+    booking_id, manage = created.json["id"], created.json["manage_url"].removeprefix(BASE)
+    clock.move_to(datetime.fromisoformat(created.json["end"]) + timedelta(days=8))
+    expired = pages_client.get(manage)
+    assert expired.status_code == 410
+    assert '<html lang="es">' in expired.text
+    page = text(expired.text)
+    assert "Este enlace ha caducado" in page
+    assert "Enviarme de nuevo el enlace vigente" in page
+    assert "Reservar otra cita" in page
+    _reveals_nothing(page)
+    answer = submit(pages_client, expired.text)
+    assert answer.status_code == 303
+    sent = pages_client.get(answer.headers["Location"])
+    assert "Si tenemos cómo comunicarnos con usted, le llegará un enlace nuevo." in text(sent.text)
+    # The visit is long over, so even its current link would not open: nothing is sent, the answer is the same.
+    assert _requests(pages_app, booking_id) == []

@@ -37,6 +37,17 @@ def test_expiry_is_checked_at_use() -> None:
     with pytest.raises(links.LinkError) as caught:
         signer.verify(token, purpose=links.MANAGE, now=LATER)
     assert caught.value.reason == "expired"
+    # A genuine expired token still says what it named (its page offers the way on); a tampered one says nothing.
+    assert caught.value.claims is not None
+    assert (caught.value.claims.subject, caught.value.claims.version) == ("b1", 1)
+    for bad in (
+        token[:-2] + ("AA" if token[-2:] != "AA" else "BB"),
+        links.LinkSigner([KEY_B]).sign(purpose=links.MANAGE, subject="b1", version=1, expires_at=LATER),
+    ):
+        with pytest.raises(links.LinkError) as caught:
+            signer.verify(bad, purpose=links.MANAGE, now=LATER)
+        assert caught.value.reason == "invalid"
+        assert caught.value.claims is None
 
 
 def test_rotation_verifies_old_and_signs_new() -> None:
@@ -101,6 +112,8 @@ def test_short_tokens_are_compact_signed_scoped_and_expiring() -> None:
         with pytest.raises(links.LinkError) as caught:
             links.verify_short(keys, tampered, purpose=purpose, now=now)
         assert caught.value.reason == reason
+        # Only a genuine (expired) code carries its claims.
+        assert (caught.value.claims is not None) == (reason == "expired")
     url = links.short_manage_url(
         [new], "https://book.example.test/", booking_id=subject, version=1, ends_at=ends
     )

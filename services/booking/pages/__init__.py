@@ -24,10 +24,10 @@ from werkzeug.wrappers import Response
 
 from services.booking.config import BookingConfig
 from services.booking.pages import book, course, course_book, daycheck, manage
-from services.booking.pages.common import bp, helpers
+from services.booking.pages.common import bp, helpers, wants_problem
 from services.booking.pages.daysheet import staff_bp
 from services.booking.pages.i18n import N_, current_language, init_i18n, remember_language
-from shared.problems import Problem
+from shared.problems import Problem, from_problem
 
 csrf = CSRFProtect()
 
@@ -157,6 +157,8 @@ def _problem_page(status: int, headline: str, detail: str, **context: Any) -> Re
 
 @bp.errorhandler(Problem)
 def _problem(exc: Problem) -> ResponseReturnValue:
+    if wants_problem():  # an API client holding a page's link gets the API's answer
+        return from_problem(exc)
     headline = _PROBLEM_HEADLINES.get(exc.slug) or gettext("Something needs your attention")
     # The detail is the API's English sentence; the catalogue has the ones the pages can meet.
     page = render_template("pages/problem.html", headline=headline, detail=gettext(exc.detail), slug=exc.slug)

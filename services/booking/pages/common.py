@@ -25,7 +25,7 @@ from services.booking.pages.i18n import (
 from shared import links
 from shared.api import public
 from shared.events import VIDEO
-from shared.problems import Gone, NotFound
+from shared.problems import PROBLEM_MIMETYPE, NotFound
 from shared.timeutil import day_bounds_utc, is_time_zone, local_date, time_zone_names, to_zone, utcnow
 
 # Patients' pages: the clinic's public booking page, and signed invitation and manage links.
@@ -96,17 +96,24 @@ STEPS = ("types", "providers", "slots", "details")
 
 
 def long_token(code: str, purpose: str) -> str:
-    """The full signed token behind an SMS's short link of ``purpose`` (404 forged, 410 expired)."""
+    """The full signed token behind an SMS's short link of ``purpose`` (404 forged); an expired code gives an
+    expired token, so its page says so and offers the way on."""
     signer = links.current_signer()
     try:
         claims = links.verify_short(signer.keys, code, purpose=purpose)
     except links.LinkError as exc:
-        if exc.reason == "expired":
-            raise Gone("This link has expired.", slug="link-expired") from exc
-        raise NotFound("This link is not valid.", slug="link-invalid") from exc
+        if exc.claims is None:
+            raise NotFound("This link is not valid.", slug="link-invalid") from exc
+        claims = exc.claims
     return signer.sign(
         purpose=purpose, subject=claims.subject, version=claims.version, expires_at=claims.expires_at
     )
+
+
+def wants_problem() -> bool:
+    """Whether the client asked for problem+json rather than a page (an API client holding a page link)."""
+    best = request.accept_mimetypes.best_match(["text/html", PROBLEM_MIMETYPE])
+    return best == PROBLEM_MIMETYPE
 
 
 def step_plan(entry: Entry, kind: AppointmentType | None) -> tuple[str, ...] | None:

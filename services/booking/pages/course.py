@@ -5,17 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import g, redirect, render_template, request, url_for
+from flask import Response, abort, g, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, ValidationError, fields, validate
 
 from services.booking import service as bookings
 from services.booking.courses import service
 from services.booking.models import Booking, Course
-from services.booking.pages.common import bp, chosen_zone, config, long_token, visit_zone
+from services.booking.pages.common import bp, chosen_zone, config, long_token, visit_zone, wants_problem
+from services.booking.pages.i18n import current_language
 from shared import links
 from shared.db import get_session, unit_of_work
 from shared.links import current_signer
+from shared.problems import Gone
 from shared.timeutil import utcnow
 
 
@@ -42,9 +44,32 @@ class CancelChoice(Schema):
 
 
 def _course(token: str) -> Course:
-    course = service.course_for_link(session=get_session(), signer=current_signer(), token=token)
+    try:
+        course = service.course_for_link(session=get_session(), signer=current_signer(), token=token)
+    except Gone:
+        if wants_problem():
+            raise
+        abort(_expired(token))
     g.patient_language = course.patient.language  # as the manage page: unless this browser chose another
     return course
+
+
+def _expired(token: str) -> Response:
+    """A genuine course link past its life (its last session ended a while ago): say so; offer to book."""
+    course = service.course_for_link(
+        session=get_session(), signer=current_signer(), token=token, allow_expired=True
+    )
+    g.patient_language = course.patient.language
+    clinic = course.template.clinic
+    page = render_template(
+        "pages/expired.html",
+        clinic=clinic,
+        send_link=None,  # a course's link never changes, so there is no newer one to send
+        book_again=url_for("pages.book_types", clinic_slug=clinic.slug, lang=current_language()),
+        tz=clinic.time_zone,
+        tz_chosen=False,
+    )
+    return make_response(page, 410)
 
 
 def _rows(course: Course) -> list[SessionRow]:

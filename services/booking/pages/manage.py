@@ -24,12 +24,14 @@ from services.booking.pages.common import (
     config,
     long_token,
     visit_zone,
+    wants_problem,
 )
+from services.booking.pages.i18n import current_language
 from shared import ical, links
 from shared.db import get_session, unit_of_work
 from shared.events import VIDEO
 from shared.links import current_signer
-from shared.problems import Conflict
+from shared.problems import Conflict, Gone
 from shared.timeutil import to_zone, utcnow
 
 SLOT_TAKEN = {"slot-unavailable", "daily-limit"}
@@ -45,9 +47,32 @@ def _booking(token: str) -> Booking:
         if exc.slug != "link-outdated":
             raise
         abort(_superseded(token))
+    except Gone as exc:
+        if exc.slug != "link-expired" or wants_problem():
+            raise
+        abort(_expired(token))
     # The page speaks the patient's language unless this browser chose another with the switch.
     g.patient_language = booking.patient.language
     return booking
+
+
+def _expired(token: str) -> Response:
+    """A genuine link past its life: say so (nothing more) and offer its current link and booking again."""
+    booking, _ = service.booking_behind_link(
+        session=get_session(), signer=current_signer(), token=token, allow_expired=True
+    )
+    g.patient_language = booking.patient.language
+    clinic = booking.clinic
+    page = render_template(
+        "pages/expired.html",
+        token=token,
+        clinic=clinic,
+        send_link=url_for("pages.manage_send_link", token=token, lang=current_language()),
+        book_again=book_again_url(booking),
+        tz=clinic.time_zone,
+        tz_chosen=False,
+    )
+    return make_response(page, 410)
 
 
 def _superseded(token: str) -> Response:
@@ -70,15 +95,22 @@ def manage_send_link(token: str) -> ResponseReturnValue:
     """Send the booking's current link to the phone and email on file; the same answer whether or not."""
     with unit_of_work() as session:
         relink.request_current_link(
-            session=session, signer=current_signer(), token=token, per_hour=config().link_resend_per_hour
+            session=session,
+            signer=current_signer(),
+            token=token,
+            per_hour=config().link_resend_per_hour,
+            allow_expired=True,
         )
-    return redirect(url_for("pages.manage_link_sent", token=token), code=303)
+    # The answer speaks the language the asking page was in (the expired page's form says which).
+    return redirect(url_for("pages.manage_link_sent", token=token, lang=request.args.get("lang")), code=303)
 
 
 @bp.get("/manage/<token>/link-sent")
 def manage_link_sent(token: str) -> ResponseReturnValue:
     """The one answer to "send my current link again" (a page of its own, so the language switch works)."""
-    booking, _ = service.booking_behind_link(session=get_session(), signer=current_signer(), token=token)
+    booking, _ = service.booking_behind_link(
+        session=get_session(), signer=current_signer(), token=token, allow_expired=True
+    )
     clinic = booking.clinic
     return render_template("pages/link_sent.html", clinic=clinic, tz=clinic.time_zone, tz_chosen=False)
 
@@ -86,9 +118,11 @@ def manage_link_sent(token: str) -> ResponseReturnValue:
 def book_again_url(booking: Booking) -> str:
     """Where to book this kind of visit again (the type, if it still takes bookings; else the clinic)."""
     kind = booking.appointment_type
+    # The page's language goes along, so a patient reading it in Spanish books again in Spanish.
+    slug, lang = booking.clinic.slug, current_language()
     if kind.active:
-        return url_for("pages.book_providers", clinic_slug=booking.clinic.slug, type_slug=kind.slug)
-    return url_for("pages.book_types", clinic_slug=booking.clinic.slug)
+        return url_for("pages.book_providers", clinic_slug=slug, type_slug=kind.slug, lang=lang)
+    return url_for("pages.book_types", clinic_slug=slug, lang=lang)
 
 
 def _join_url(booking: Booking, token: str) -> str | None:

@@ -99,8 +99,21 @@ def test_bad_expired_and_wrong_purpose_links_are_answered_not_crashed(
     clock.shift(timedelta(days=40))
     expired = pages_client.get("/course/" + token)
     assert expired.status_code == 410
-    assert "This link has expired" in text(expired.text)
-    assert pages_client.get(short).status_code == 410
+    page = text(expired.text)
+    assert "This link has expired" in page
+    # The way on: book again at the clinic; the course's link never changes, so there is none newer to send.
+    assert "Book again" in page
+    assert "Send my current link again" not in page
+    assert "Session 1" not in page
+    assert "10:00" not in page
+    again = pages_client.get(short)
+    assert again.status_code == 302
+    assert pages_client.get(again.headers["Location"]).status_code == 410
+    tampered = pages_client.get(short[:-2] + ("A" if short[-2] != "A" else "B") + short[-1])
+    assert tampered.status_code == 404
+    asked = pages_client.get("/course/" + token, headers={"Accept": "application/problem+json"})
+    assert asked.status_code == 410
+    assert asked.json["type"].endswith("/link-expired")
 
 
 def _cancel_page(client: FlaskClient, course: dict[str, Any], query: str = "") -> Any:
