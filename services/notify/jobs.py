@@ -98,8 +98,8 @@ def handle_booking_event(payload: dict[str, Any]) -> str:
 
 
 def _send_now(runtime: Runtime, batches: list[dispatch.Batch]) -> None:
-    """Send the event's just-committed urgent batch in this job when it takes one round of provider calls (a
-    confirmation: one job fewer to enqueue and take); push the rest as jobs."""
+    """Send a booking event's (or links_ready's) just-committed urgent batch in this job when it takes one
+    round of provider calls (a confirmation: one job fewer to enqueue and take); push the rest as jobs."""
     inline = next(
         (b for b in batches if b[0] == URGENT_QUEUE and len(b[2]) <= runtime.config.send_concurrency), None
     )
@@ -149,7 +149,7 @@ def handle_course_event(payload: dict[str, Any]) -> str:
                 row for booking_id in sorted(touched) for row in planning.due_now(session, booking_id, now)
             ]
             batches = dispatch.mark_queued(session=session, runtime=runtime, rows=due, now=now)
-        _send_now(runtime, batches)
+        dispatch.dispatch_now(runtime, batches)
         return "handled"
 
 
@@ -258,7 +258,7 @@ def _plan_and_queue(
             plan(session, now)
             due = planning.due_now(session, booking_id, now)
             batches = dispatch.mark_queued(session=session, runtime=runtime, rows=due, now=now)
-        _send_now(runtime, batches)
+        dispatch.dispatch_now(runtime, batches)
         return "handled"
 
 

@@ -131,7 +131,7 @@ def test_a_join_link_that_never_comes_is_a_recorded_failure(
 
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_concurrent_dispatchers_never_queue_a_message_twice(
-    app: Flask, redis_client: Redis, clock: time_machine.Coordinates
+    app: Flask, redis_client: Redis, clock: time_machine.Coordinates, no_send_at_once: None
 ) -> None:
     for n in range(120):
         deliver(app, Booking(start=START + timedelta(minutes=n)).confirmed(at=MONDAY_NOON))
