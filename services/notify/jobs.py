@@ -37,6 +37,7 @@ from shared.events import (
 )
 from shared.inbox import first_delivery
 from shared.logging import correlation
+from shared.queues import EVENT_JOB_TIMEOUT
 from shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,15 @@ def handle_booking_event(payload: dict[str, Any]) -> str:
 def _send_now(runtime: Runtime, batches: list[dispatch.Batch]) -> None:
     """Send a booking event's (or links_ready's) just-committed urgent batch in this job when it takes one
     round of provider calls (a confirmation: one job fewer to enqueue and take); push the rest as jobs."""
+    # One round of calls, well inside the event job's timeout (RQ would stop it mid-send, left to reconcile).
+    fits = 2 * runtime.config.call_budget_seconds <= EVENT_JOB_TIMEOUT
     inline = next(
-        (b for b in batches if b[0] == URGENT_QUEUE and len(b[2]) <= runtime.config.send_concurrency), None
+        (
+            b
+            for b in batches
+            if fits and b[0] == URGENT_QUEUE and len(b[2]) <= runtime.config.send_concurrency
+        ),
+        None,
     )
     dispatch.dispatch_now(runtime, [b for b in batches if b is not inline])
     if inline is None:
