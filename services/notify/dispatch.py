@@ -8,12 +8,12 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from redis.exceptions import RedisError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from services.notify.calendar import invites
@@ -36,6 +36,7 @@ SEND_RESULT_TTL = 3600
 SEND_FAILURE_TTL = 7 * 24 * 3600
 _GONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 PASS_LIMIT = 5000
+_MESSAGES = cast(Table, Message.__table__)
 
 
 @dataclass
@@ -80,13 +81,16 @@ def mark_queued(*, session: Session, runtime: Runtime, rows: list[Any], now: dat
     by_queue: dict[str, list[int]] = {}
     for row in rows:
         by_queue.setdefault(queue_for(step=row.step, urgent=row.urgent), []).append(row.id)
-    batches = []
+    batches: list[Batch] = []
+    if by_queue:
+        session.flush()  # the Core updates below must not be overwritten by a pending ORM change
     for queue_name in (URGENT_QUEUE, SEND_QUEUE):
         for chunk in _chunks(by_queue.get(queue_name, []), runtime.config.send_batch_size):
             job_id = f"{SEND_JOB_PREFIX}{uuid.uuid4().hex}"
+            # Core, not the ORM's bulk update: nothing loaded in the session is read again after it.
             session.execute(
-                update(Message)
-                .where(Message.id.in_(chunk))
+                update(_MESSAGES)
+                .where(_MESSAGES.c.id.in_(chunk))
                 .values(status=QUEUED, queued_at=now, job_id=job_id, updated_at=now)
             )
             batches.append((queue_name, job_id, chunk))
@@ -232,7 +236,7 @@ def dispatch_once(runtime: Runtime, *, now: datetime | None = None) -> PassRepor
 
 
 def dispatch_now(runtime: Runtime, batches: list[Batch]) -> None:
-    """Push one booking's just-committed due messages at once; if Redis fails, plan them again."""
+    """Push one event's just-committed due messages at once; if Redis fails, plan them again."""
     try:
         push_jobs(runtime, batches)
     except RedisError:

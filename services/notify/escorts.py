@@ -276,10 +276,10 @@ def apply_booking_event(
     event: events.BookingEvent,
     quiet: tuple[time, time] | None,
     now: datetime,
+    copy: BookingCopy,
 ) -> int:
-    """Plan the escort's rows for a booking event already applied to the copy (in the caller's session)."""
-    copy = planning.lock_booking(session, event.booking.id)
-    assert copy is not None
+    """Plan the escort's rows for a booking event already applied to ``copy`` (locked, in the caller's
+    session)."""
     rows = plan(
         session=session,
         copy=copy,

@@ -22,7 +22,8 @@ from services.notify import (
 from services.notify.calendar.planning import plan_course_invites
 from services.notify.models import CourseNotice, ProcessedEvent
 from services.notify.replies import ratings
-from services.notify.runtime import Runtime, get_runtime
+from services.notify.runtime import URGENT_QUEUE, Runtime, get_runtime
+from shared import killpoints
 from shared.events import (
     BOOKING_ESCORT_CHANGED,
     BookingEvent,
@@ -36,6 +37,7 @@ from shared.events import (
 )
 from shared.inbox import first_delivery
 from shared.logging import correlation
+from shared.queues import EVENT_JOB_TIMEOUT
 from shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -75,8 +77,14 @@ def handle_booking_event(payload: dict[str, Any]) -> str:
             if applied.stale and anchor is None:
                 return "stale"
             if not applied.stale:
+                assert applied.copy is not None
                 escorts.apply_booking_event(
-                    session=session, book=runtime.book, event=event, quiet=runtime.config.quiet_hours, now=now
+                    session=session,
+                    book=runtime.book,
+                    event=event,
+                    quiet=runtime.config.quiet_hours,
+                    now=now,
+                    copy=applied.copy,
                 )
             touched = set() if applied.stale else {event.booking.id}
             if anchor is not None:
@@ -85,9 +93,35 @@ def handle_booking_event(payload: dict[str, Any]) -> str:
                 row for booking_id in sorted(touched) for row in planning.due_now(session, booking_id, now)
             ]
             batches = dispatch.mark_queued(session=session, runtime=runtime, rows=due, now=now)
-        # What is due goes at once (urgent messages first in line) once its rows are committed and visible.
-        dispatch.dispatch_now(runtime, batches)
+        # What is due goes at once (the confirmation sent here) once its rows are committed and visible.
+        _send_now(runtime, batches)
         return "handled"
+
+
+def _send_now(runtime: Runtime, batches: list[dispatch.Batch]) -> None:
+    """Send a booking event's (or links_ready's) just-committed urgent batch in this job when it takes one
+    round of provider calls (a confirmation: one job fewer to enqueue and take); push the rest as jobs."""
+    # One round of calls, well inside the event job's timeout (RQ would stop it mid-send, left to reconcile).
+    fits = 2 * runtime.config.call_budget_seconds <= EVENT_JOB_TIMEOUT
+    inline = next(
+        (
+            b
+            for b in batches
+            if fits and b[0] == URGENT_QUEUE and len(b[2]) <= runtime.config.send_concurrency
+        ),
+        None,
+    )
+    dispatch.dispatch_now(runtime, [b for b in batches if b is not inline])
+    if inline is None:
+        return
+    # Killed from here on, the rows stay queued under a job Redis never had (requeue_lost plans them again
+    # after NOTIFY_QUEUED_STALE_SECONDS) or sending (reconciled): the claim keeps it to one send.
+    killpoints.reached("send.inline")
+    try:
+        sending.send_batch(runtime, inline[2])
+    except Exception:  # the claim re-checks every row: a job sends whatever is left
+        log.exception("sending at once failed; queued as a job", extra={"count": len(inline[2])})
+        dispatch.dispatch_now(runtime, [inline])
 
 
 def _escort_changed(runtime: Runtime, event: BookingEvent) -> str:
@@ -157,7 +191,7 @@ def handle_links_ready(payload: dict[str, Any]) -> str:
             )
             due = planning.due_now(session, event.booking_id, now)
             batches = dispatch.mark_queued(session=session, runtime=runtime, rows=due, now=now)
-        dispatch.dispatch_now(runtime, batches)
+        _send_now(runtime, batches)
         return "handled"
 
 

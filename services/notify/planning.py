@@ -68,6 +68,7 @@ class Applied:
     stale: bool
     planned: int = 0
     cancelled: int = 0
+    copy: BookingCopy | None = None  # the copy as applied, locked (None when stale)
 
 
 def lock_booking(session: Session, booking_id: uuid.UUID) -> BookingCopy | None:
@@ -145,7 +146,8 @@ def apply_booking_event(
     if stored is None:
         return Applied(booking_id=snap.id, stale=True)
     copy, providers = stored
-    cancelled = _cancel_older(session, snap, now)
+    # A first version has no older rows to cancel (most events: a new booking's confirmation).
+    cancelled = _cancel_older(session, snap, now) if snap.version > 1 else 0
     protocol = book.get(copy.protocol)
     rows = plan_rows(
         copy=copy, protocol=protocol, anchors=_ANCHORS[event.type], session=session, quiet=quiet, now=now
@@ -166,7 +168,7 @@ def apply_booking_event(
         event.type,
         extra={"booking_id": str(snap.id), "version": snap.version, "cancelled": cancelled},
     )
-    return Applied(booking_id=snap.id, stale=False, planned=len(rows), cancelled=cancelled)
+    return Applied(booking_id=snap.id, stale=False, planned=len(rows), cancelled=cancelled, copy=copy)
 
 
 def _store_copy(

@@ -20,7 +20,7 @@ from services.booking.config import BookingConfig
 from services.booking.relay import relay_once
 from services.notify import create_app, jobs
 from services.notify.config import NotifyConfig
-from services.notify.dispatch import PassReport, dispatch_once
+from services.notify.dispatch import PassReport, dispatch_now, dispatch_once
 from services.notify.models import Message, OutboxMessage
 from services.notify.runtime import Runtime, worker_queues
 from services.notify.senders import Senders
@@ -146,6 +146,13 @@ def twilio_sender(http_client: Any = None, base_url: str = "") -> Any:
         api_base_url=base_url,
         http_client=http_client,
     )
+
+
+@pytest.fixture
+def no_send_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Event jobs queue their urgent messages as send jobs instead of sending them (jobs._send_now): for a
+    test that needs a confirmation planned and not sent yet, as when its worker died before sending."""
+    monkeypatch.setattr(jobs, "_send_now", dispatch_now)
 
 
 def deliver(app: Flask, payload: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,11 +20,11 @@ from pathlib import Path
 import pytest
 import time_machine
 from flask import Flask
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
-from services.notify.models import SENDING, SENT, Message
+from services.notify.models import QUEUED, SENDING, SENT, Message, ProcessedEvent
 from services.notify.runtime import SEND_QUEUE, URGENT_QUEUE
-from shared.queues import queue
+from shared.queues import publish, queue
 from shared.timeutil import utcnow
 from tests.notify.conftest import AUTH_TOKEN, by_step, deliver, dispatch, messages, work
 from tests.notify.doubles import ACCOUNT_SID, MESSAGING_SERVICE_SID
@@ -60,7 +61,7 @@ def _settings(standin: StandIn) -> dict[str, object]:
     }
 
 
-def _worker(app: Flask, standin: StandIn) -> subprocess.Popen[bytes]:
+def _worker(app: Flask, standin: StandIn, kill_at: str = "") -> subprocess.Popen[bytes]:
     config = app.extensions["notify"].config
     env = {
         **os.environ,
@@ -81,6 +82,7 @@ def _worker(app: Flask, standin: StandIn) -> subprocess.Popen[bytes]:
         "BOOKING_PUBLIC_URL": config.booking_public_url,
         "LOG_FORMAT": "text",
         "LOG_LEVEL": "WARNING",
+        **({"SUITE_KILL_AT": kill_at} if kill_at else {}),
     }
     return subprocess.Popen(
         [
@@ -157,3 +159,67 @@ def test_worker_killed_mid_send_and_redis_restarted_lose_and_double_nothing(
     assert sorted(m["to"] for m in bodies) == sorted(PHONES)  # each reminder exactly once
     assert {m["sid"] for m in bodies} == {row.provider_ref for row in rows.values()}
     assert by_step(app, recipient=A)[("reminder-24h", "sms")].attempts == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["send.inline", "send.claimed"])
+def test_worker_killed_sending_a_confirmation_in_its_event_job_sends_it_once(
+    make_app: Callable[..., Flask],
+    standin: StandIn,
+    redis_server: RedisServer,
+    point: str,
+) -> None:
+    """The event job sends the confirmation itself (no send job): killed after its commit, or after the
+    claim, the confirmation still goes exactly once."""
+    app = make_app(**_settings(standin))
+    now = utcnow()
+    booking = Booking(start=now + timedelta(hours=25), phone=A, sms_consent=True)
+    event = booking.confirmed(at=now)
+    publish(redis_server.client(), event, only="notify")
+    worker = _worker(app, standin, kill_at=point)
+    try:
+        assert worker.wait(timeout=60) == -signal.SIGKILL  # it reached the point and died there
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)
+    confirmation = by_step(app, booking_id=booking.id)[("confirmation", "sms")]
+    assert confirmation.status == (QUEUED if point == "send.inline" else SENDING)
+    assert standin.messages() == []  # killed before the call
+    assert queue(URGENT_QUEUE, redis_server.client()).count == 0  # no send job was queued for it
+
+    with time_machine.travel(utcnow() + timedelta(seconds=90), tick=False):
+        report = dispatch(app)
+        # Queued under a job Redis never had: planned again and queued; sending: checked with Twilio.
+        assert (report.requeued, report.reconciling) == ((2, 0) if point == "send.inline" else (0, 2))
+        work(app)
+        dispatch(app)  # "sending" and absent at Twilio: planned again, queued now
+        work(app)
+    confirmation = by_step(app, booking_id=booking.id)[("confirmation", "sms")]
+    assert confirmation.status == SENT
+    sent = [m for m in standin.messages() if m["to"] == A]
+    assert len(sent) == 1  # exactly once
+    assert sent[0]["sid"] == confirmation.provider_ref
+    with app.app_context(), app.extensions["notify"].db.transaction() as session:
+        handled = session.scalar(
+            select(func.count())
+            .select_from(ProcessedEvent)
+            .where(ProcessedEvent.event_id == uuid.UUID(event["event_id"]))
+        )
+    assert handled == 1
+
+
+def test_confirmation_is_sent_by_its_event_job(
+    make_app: Callable[..., Flask], standin: StandIn, redis_server: RedisServer
+) -> None:
+    """No send job for a confirmation: the event job that planned it sends it; the provider's invite and
+    the rest still go through notify-send."""
+    app = make_app(**_settings(standin))
+    now = utcnow()
+    booking = Booking(start=now + timedelta(hours=25), phone=B, sms_consent=True)
+    deliver(app, booking.confirmed(at=now))
+    assert queue(URGENT_QUEUE, redis_server.client()).count == 0
+    rows = by_step(app, booking_id=booking.id)
+    assert rows[("confirmation", "sms")].status == SENT
+    assert rows[("confirmation", "email")].status == SENT
+    assert [m["to"] for m in standin.messages()] == [B]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -87,9 +88,23 @@ def test_redis_down_when_dispatching_leaves_everything_planned(
     assert by_step(app)[("reminder-24h", "sms")].status == SENT
 
 
-def test_redis_down_after_an_event_is_planned_loses_no_confirmation(
+def test_redis_down_does_not_hold_a_confirmation_its_event_job_sends(
     app: Flask, redis_server: RedisServer, clock: time_machine.Coordinates
 ) -> None:
+    redis_server.stop()
+    deliver(app, Booking(start=START).confirmed(at=MONDAY_NOON))  # sent by the event job: no Redis needed
+    assert by_step(app)[("confirmation", "sms")].status == SENT
+    assert len(outbox(app)) == 2
+    redis_server.start()
+    tick(app)
+    assert len(outbox(app)) == 2  # nothing twice
+
+
+def test_redis_down_after_an_event_is_planned_loses_no_confirmation(
+    make_app: Callable[..., Flask], redis_server: RedisServer, clock: time_machine.Coordinates
+) -> None:
+    # One call at a time: the confirmation's two rows are more than one round, so they go as a send job.
+    app = make_app(send_concurrency=1, send_batch_size=2)
     redis_server.stop()
     deliver(app, Booking(start=START).confirmed(at=MONDAY_NOON))  # planned; the fast path cannot queue
     assert by_step(app)[("confirmation", "sms")].status == PLANNED
@@ -116,7 +131,7 @@ def test_a_join_link_that_never_comes_is_a_recorded_failure(
 
 @pytest.mark.parametrize("backend", ["postgresql"])
 def test_concurrent_dispatchers_never_queue_a_message_twice(
-    app: Flask, redis_client: Redis, clock: time_machine.Coordinates
+    app: Flask, redis_client: Redis, clock: time_machine.Coordinates, no_send_at_once: None
 ) -> None:
     for n in range(120):
         deliver(app, Booking(start=START + timedelta(minutes=n)).confirmed(at=MONDAY_NOON))

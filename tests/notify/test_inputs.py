@@ -29,7 +29,7 @@ def _rows(app: Flask) -> dict[str, list[tuple[object, ...]]]:
 
 
 @pytest.fixture
-def message(app: Flask, clock: object) -> Message:
+def message(app: Flask, clock: object, no_send_at_once: None) -> Message:
     deliver(app, Booking(start=MONDAY_NOON + timedelta(days=3)).confirmed(at=MONDAY_NOON))
     return messages(app)[0]
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import time_machine
 from flask import Flask
 
-from services.notify.models import CANCELLED, PLANNED, QUEUED, SENT, SKIPPED
+from services.notify.models import CANCELLED, PLANNED, SENT, SKIPPED
 from tests.notify.conftest import MONDAY_NOON, by_step, deliver, dispatch, messages, outbox, tick, work
 from tests.notify.factories import Booking
 
@@ -26,7 +26,7 @@ def test_confirmation_goes_at_once_and_reminders_wait_for_their_moment(
         for step in ("confirmation", "reminder-24h", "join-1h")
         for channel in ("sms", "email")
     }
-    assert plan[("confirmation", "sms")].status == QUEUED  # the handler queued it on the fast queue
+    assert plan[("confirmation", "sms")].status == SENT  # the event job sent it: no send job to wait for
     assert plan[("reminder-24h", "sms")].status == PLANNED
     assert plan[("reminder-24h", "sms")].due_at == THURSDAY_3PM - timedelta(hours=24)
     assert plan[("reminder-24h", "email")].expires_at == THURSDAY_3PM

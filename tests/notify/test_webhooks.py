@@ -165,7 +165,7 @@ def test_failed_delivery_is_recorded_and_21610_opts_out(
 
 
 def test_a_status_callback_settles_a_send_whose_worker_died(
-    app: Flask, client: FlaskClient, clock: time_machine.Coordinates
+    app: Flask, client: FlaskClient, clock: time_machine.Coordinates, no_send_at_once: None
 ) -> None:
     deliver(app, Booking(start=START).confirmed(at=MONDAY_NOON))
     with app.app_context(), app.extensions["notify"].db.transaction() as session:

@@ -60,6 +60,7 @@ POINTS = (
     ("notify-worker", "worker.dequeued", 2),
     ("notify-worker", "handler.recorded", 1),
     ("notify-worker", "worker.before_done", 2),
+    ("notify-worker", "send.inline", 1),
     ("notify-worker", "send.claimed", 1),
     ("notify-worker", "send.recorded", 1),
     ("notify-dispatcher", "dispatch.pushed", 1),
