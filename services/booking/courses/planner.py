@@ -170,10 +170,18 @@ def alternatives(
 ) -> list[list[Candidate]]:
     """For each session, up to ``count`` other free starts it could move to with the others kept."""
     starts = [c.start for c in chosen]
+    free = [c.start for c in candidates]
     result: list[list[Candidate]] = []
     for index in range(len(chosen)):
         others: list[Candidate] = []
-        for candidate in candidates:
+        # Only starts a gap clear of both neighbours can keep the rules: look there alone.
+        lo = bisect.bisect_left(free, starts[index - 1] + spacing.min_gap) if index else 0
+        hi = (
+            len(free)
+            if index + 1 == len(starts)
+            else bisect.bisect_right(free, starts[index + 1] - spacing.min_gap)
+        )
+        for candidate in candidates[lo:hi]:
             if candidate.start == starts[index] or any(o.start == candidate.start for o in others):
                 continue
             trial = [*starts[:index], candidate.start, *starts[index + 1 :]]

@@ -31,6 +31,21 @@ def _one_by_one(spacing: Spacing, free: list[Candidate]) -> list[Candidate] | No
     return None
 
 
+def _alternatives(spacing: Spacing, chosen: list[Candidate], free: list[Candidate]) -> list[list[datetime]]:
+    """Every free start tried for every session: what the planner's narrowed look must find."""
+    starts = [c.start for c in chosen]
+    found: list[list[datetime]] = []
+    for index, at in enumerate(starts):
+        others: list[datetime] = []
+        for candidate in free:
+            trial = [*starts[:index], candidate.start, *starts[index + 1 :]]
+            kept = sorted(trial) == trial and planner.violation(spacing, trial, TZ, index) is None
+            if candidate.start != at and kept and len(others) < 3:
+                others.append(candidate.start)
+        found.append(others)
+    return found
+
+
 @pytest.mark.parametrize("seed", range(300))
 def test_the_earliest_full_schedule_matches_trying_every_first_start(seed: int) -> None:
     rng = random.Random(seed)
@@ -54,3 +69,5 @@ def test_the_earliest_full_schedule_matches_trying_every_first_start(seed: int) 
     else:
         found = planner.earliest(spacing, free, free, TZ, free[-1].start, tries=len(free))
         assert [c.start for c in found] == [c.start for c in expected]
+        alternatives = planner.alternatives(spacing, found, free, TZ)
+        assert [[c.start for c in a] for a in alternatives] == _alternatives(spacing, found, free)
