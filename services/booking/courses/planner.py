@@ -73,59 +73,84 @@ def violation(spacing: Spacing, starts: Sequence[datetime], tz: str, index: int)
     return None
 
 
-def _fits(spacing: Spacing, chosen: list[datetime], at: datetime, tz: str) -> bool:
-    if spacing.max_per_week is None:
-        return True
-    week = _week(at, tz)
-    return sum(1 for s in chosen if _week(s, tz) == week) < spacing.max_per_week
+def earliest(
+    spacing: Spacing,
+    firsts: Sequence[Candidate],
+    candidates: Sequence[Candidate],
+    tz: str,
+    searched_until: datetime,
+    tries: int,
+) -> list[Candidate]:
+    """The earliest full schedule whose first session is one of ``firsts`` (sorted, all in ``candidates``).
+
+    From each first start tried, the greedy runs on past the window. Any later first's greedy is, session by
+    session, no earlier (its plan with this first start put back keeps the gap and the weekly cap), so if
+    this greedy ends at L no first before L - within + length completes, and if it runs out of free starts,
+    no later first does either. At most ``tries`` firsts are tried; Blocked names the furthest attempt.
+    """
+    starts = [c.start for c in candidates]
+    weeks = [_week(at, tz) for at in starts]
+    firsts_at = [c.start for c in firsts]
+    best: Blocked | None = None
+    i = 0
+    for _ in range(tries):
+        if i >= len(firsts):
+            break
+        first = firsts[i]
+        deadline = first.start + spacing.within - spacing.length if spacing.within is not None else None
+        chosen, capped = _greedy(spacing, first, candidates, starts, weeks, tz)
+        late = next((n for n, c in enumerate(chosen, 1) if deadline is not None and c.start > deadline), None)
+        if late is None and len(chosen) == spacing.sessions:
+            return chosen
+        if late is not None:
+            blocked = Blocked(
+                late, "within_days", f"session {late} cannot be held within the course's window"
+            )
+        else:
+            blocked = _why(len(chosen) + 1, capped, deadline is not None and deadline < searched_until)
+        if best is None or blocked.index > best.index:
+            best = blocked
+        if len(chosen) < spacing.sessions or spacing.within is None:
+            break  # ran out of free starts: so would every later first
+        floor = chosen[-1].start - spacing.within + spacing.length
+        i = max(i + 1, bisect.bisect_left(firsts_at, floor))
+    raise best or no_first()
 
 
-def plan(
+def no_first() -> Blocked:
+    """Why a plan with no first start to try is blocked."""
+    return Blocked(
+        1, "availability", "No provider and chair are free for a first session in the course's window"
+    )
+
+
+def _greedy(
     spacing: Spacing,
     first: Candidate,
     candidates: Sequence[Candidate],
-    tz: str,
-    preferred: int | None,
-    searched_until: datetime,
-) -> list[Candidate]:
-    """The earliest schedule starting with ``first``; raises Blocked naming the rule that stops it.
-
-    ``candidates`` are every free start up to ``searched_until``, sorted (several providers may share one);
-    at equal starts the ``preferred`` provider is taken.
-    """
-    starts = [c.start for c in candidates]
-    deadline = first.start + spacing.within - spacing.length if spacing.within is not None else None
-    chosen = [first]
-    for index in range(2, spacing.sessions + 1):
-        pick, capped = _next(spacing, chosen, candidates, starts, tz, preferred, deadline)
-        if pick is None:
-            raise _why(index, capped, deadline is not None and deadline < searched_until)
-        chosen.append(pick)
-    return chosen
-
-
-def _next(
-    spacing: Spacing,
-    chosen: list[Candidate],
-    candidates: Sequence[Candidate],
     starts: list[datetime],
+    weeks: list[date],
     tz: str,
-    preferred: int | None,
-    deadline: datetime | None,
-) -> tuple[Candidate | None, bool]:
-    """The earliest candidate the rules allow after ``chosen``, and whether a weekly cap passed one over."""
-    i = bisect.bisect_left(starts, chosen[-1].start + spacing.min_gap)
+) -> tuple[list[Candidate], bool]:
+    """The greedy schedule from ``first`` with no window, as far as it goes; whether a weekly cap bit."""
+    chosen = [first]
+    held: dict[date, int] = {_week(first.start, tz): 1}
     capped = False
-    while i < len(candidates):
-        at = candidates[i].start
-        if deadline is not None and at > deadline:
+    while len(chosen) < spacing.sessions:
+        i = bisect.bisect_left(starts, chosen[-1].start + spacing.min_gap)
+        while (
+            i < len(starts)
+            and spacing.max_per_week is not None
+            and held.get(weeks[i], 0) >= spacing.max_per_week
+        ):
+            capped = True
+            i = bisect.bisect_right(weeks, weeks[i], lo=i)  # on to the next week's first start
+        if i >= len(starts):
             break
-        if _fits(spacing, [c.start for c in chosen], at, tz):
-            same = [c for c in candidates[i:] if c.start == at]
-            return next((c for c in same if c.provider_id == preferred), same[0]), capped
-        capped = True
-        i += 1
-    return None, capped
+        same = candidates[i : bisect.bisect_right(starts, starts[i], lo=i)]
+        chosen.append(next((c for c in same if c.provider_id == first.provider_id), same[0]))
+        held[weeks[i]] = held.get(weeks[i], 0) + 1
+    return chosen, capped
 
 
 def _why(index: int, capped: bool, past_window: bool) -> Blocked:
@@ -145,10 +170,18 @@ def alternatives(
 ) -> list[list[Candidate]]:
     """For each session, up to ``count`` other free starts it could move to with the others kept."""
     starts = [c.start for c in chosen]
+    free = [c.start for c in candidates]
     result: list[list[Candidate]] = []
     for index in range(len(chosen)):
         others: list[Candidate] = []
-        for candidate in candidates:
+        # Only starts a gap clear of both neighbours can keep the rules: look there alone.
+        lo = bisect.bisect_left(free, starts[index - 1] + spacing.min_gap) if index else 0
+        hi = (
+            len(free)
+            if index + 1 == len(starts)
+            else bisect.bisect_right(free, starts[index + 1] - spacing.min_gap)
+        )
+        for candidate in candidates[lo:hi]:
             if candidate.start == starts[index] or any(o.start == candidate.start for o in others):
                 continue
             trial = [*starts[:index], candidate.start, *starts[index + 1 :]]

@@ -37,7 +37,8 @@ from shared.timeutil import ensure_utc, local_to_utc, to_zone, utcnow
 CONFIRMED = "confirmed"
 # Planning looks this far ahead when a template sets no window (the type's horizon still applies).
 OPEN_WINDOW = timedelta(days=120)
-# How many first starts an unanchored plan tries before saying why none works.
+# How many first starts a plan tries (per provider) before saying why none works; each miss skips every
+# first start that provably cannot complete either (planner.earliest), so few are ever needed.
 FIRST_TRIES = 24
 
 # --- templates -----------------------------------------------------------------------------------------
@@ -181,12 +182,21 @@ def plan_course(
     providers = _providers(session, template, provider_id)
     begin = ensure_utc(first_start or not_before or utcnow())
     window = spacing.within or OPEN_WINDOW
-    # Unanchored, the first session may start a few days on: search a week past the window for it.
+    horizon = utcnow() + timedelta(days=template.session_type.horizon_days)
+    # Unanchored, the first session may start a few days on: search a week past the window for it, and
+    # a window further each time no first start found so far completes, up to the type's horizon.
     end = begin + window + timedelta(days=1 if first_start is not None else 8)
     candidates = _candidates(session, template, providers, begin, end, prefs)
-    # Searched for certain up to here: past the type's horizon there were no starts to find.
-    until = min(end, utcnow() + timedelta(days=template.session_type.horizon_days))
-    chosen = _best_plan(template, spacing, candidates, first_start, provider_id, until)
+    while True:
+        try:
+            # Searched for certain up to min(end, horizon): past the horizon there were no starts to find.
+            chosen = _best_plan(template, spacing, candidates, first_start, provider_id, min(end, horizon))
+            break
+        except Blocked as exc:
+            if first_start is not None or end >= horizon:
+                raise _unplannable(exc) from None
+        candidates += _candidates(session, template, providers, end, end + window, prefs)
+        end += window
     return Plan(template, chosen, planner.alternatives(spacing, chosen, candidates, tz))
 
 
@@ -231,7 +241,7 @@ def _best_plan(
     if not plans and template.same_provider == "preferred":
         _first_plan(spacing, firsts, candidates, (tz, until), plans, blocked)
     if not plans:
-        raise _unplannable(max(blocked, key=lambda b: b.index) if blocked else None)
+        raise max(blocked, key=lambda b: b.index) if blocked else planner.no_first()
     return min(plans, key=lambda p: (p[-1].start, p[0].start))
 
 
@@ -256,22 +266,14 @@ def _first_plan(
     plans: list[list[Candidate]],
     blocked: list[Blocked],
 ) -> None:
-    """Append the plan from the earliest of ``firsts`` that completes, or why the last one tried did not."""
-    for first in firsts[:FIRST_TRIES]:
-        try:
-            plans.append(planner.plan(spacing, first, pool, where[0], first.provider_id, where[1]))
-            return
-        except Blocked as exc:
-            blocked.append(exc)
+    """Append the earliest full plan from one of ``firsts``, or why none completes."""
+    try:
+        plans.append(planner.earliest(spacing, firsts, pool, where[0], where[1], FIRST_TRIES))
+    except Blocked as exc:
+        blocked.append(exc)
 
 
-def _unplannable(blocked: Blocked | None) -> Unprocessable:
-    if blocked is None:
-        return Unprocessable(
-            "No provider and chair are free for a first session in the course's window.",
-            slug="course-unplannable",
-            extra={"blocked_by": {"rule": "availability", "session": 1}},
-        )
+def _unplannable(blocked: Blocked) -> Unprocessable:
     return Unprocessable(
         blocked.detail + ".",
         slug="course-unplannable",

@@ -571,3 +571,39 @@ def test_a_course_reads_the_chair_calendar_once_and_bumps_each_provider_once(
 def _schedule_versions(app: Flask) -> dict[int, int]:
     with app.app_context(), get_db().transaction() as session:
         return {p.id: p.schedule_version for p in session.scalars(select(Provider))}
+
+
+def test_a_plan_moves_its_first_session_on_until_the_whole_course_fits(
+    app: Flask, client: FlaskClient, clock: object
+) -> None:
+    # The clinic's one chair is closed for the two weeks after the first: from any first session in the week
+    # of 2 March, sessions 4-6 fall past the 16-day window. The earliest full course starts on 23 March,
+    # beyond the first search (a week past the window): the planner searches on rather than giving up.
+    setup = make_chair_setup(app, providers=1, chairs=1)
+    template = _template(client, setup)
+    for day in [*range(9, 14), *range(16, 21)]:
+        closed = client.put(
+            f"/api/v1/resources/{setup.chair_ids[0]}/closures/2026-03-{day:02}", headers=STAFF
+        )
+        assert closed.status_code == 200
+    answer = _plan(client, template, earliest="10:00", latest="10:00")
+    assert answer.status_code == 200, answer.json
+    assert [s["start"] for s in answer.json["sessions"]] == [
+        "2026-03-23T10:00:00-04:00",
+        "2026-03-24T10:00:00-04:00",
+        "2026-03-25T10:00:00-04:00",
+        "2026-03-30T10:00:00-04:00",
+        "2026-03-31T10:00:00-04:00",
+        "2026-04-01T10:00:00-04:00",
+    ]
+    # The planned course books as it stands.
+    assert _book(client, template, _planned(answer.json)).status_code == 201
+    # Anchored on a first session in the closed-off stretch's week, the window still blocks it.
+    anchored = _plan(client, template, start="2026-03-03T10:00:00-05:00")
+    assert anchored.json["blocked_by"] == {"rule": "within_days", "session": 4}
+    # When the type's horizon ends before any first session could complete, the answer names the rule.
+    client.patch(f"/api/v1/appointment-types/{setup.type_id}", json={"horizon_days": 20}, headers=STAFF)
+    other = _template(client, setup, slug="other")
+    blocked = _plan(client, other)
+    assert blocked.status_code == 422
+    assert blocked.json["blocked_by"] == {"rule": "within_days", "session": 4}

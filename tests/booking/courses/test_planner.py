@@ -1,0 +1,73 @@
+"""The course planner alone: its skips never pass over a first session that would complete a course."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.booking.courses import planner
+from services.booking.courses.planner import Blocked, Candidate, Spacing
+
+TZ = "America/New_York"
+ZERO = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+
+
+def _one_by_one(spacing: Spacing, free: list[Candidate]) -> list[Candidate] | None:
+    """Every first start in turn, each greedy held to its window: the plan the planner must match."""
+    for first in free:
+        chosen = [first]
+        for candidate in free:
+            if len(chosen) == spacing.sessions:
+                break
+            trial = [*(c.start for c in chosen), candidate.start]
+            if candidate.start > chosen[-1].start and all(
+                planner.violation(spacing, trial, TZ, n) is None for n in range(len(trial))
+            ):
+                chosen.append(candidate)
+        if len(chosen) == spacing.sessions:
+            return chosen
+    return None
+
+
+def _alternatives(spacing: Spacing, chosen: list[Candidate], free: list[Candidate]) -> list[list[datetime]]:
+    """Every free start tried for every session: what the planner's narrowed look must find."""
+    starts = [c.start for c in chosen]
+    found: list[list[datetime]] = []
+    for index, at in enumerate(starts):
+        others: list[datetime] = []
+        for candidate in free:
+            trial = [*starts[:index], candidate.start, *starts[index + 1 :]]
+            kept = sorted(trial) == trial and planner.violation(spacing, trial, TZ, index) is None
+            if candidate.start != at and kept and len(others) < 3:
+                others.append(candidate.start)
+        found.append(others)
+    return found
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_the_earliest_full_schedule_matches_trying_every_first_start(seed: int) -> None:
+    rng = random.Random(seed)
+    spacing = Spacing(
+        sessions=rng.randint(2, 6),
+        min_gap=timedelta(hours=rng.choice([12, 24, 48])),
+        max_per_week=rng.choice([None, 1, 2, 3]),
+        within=rng.choice([None, timedelta(days=rng.randint(3, 21))]),
+        length=timedelta(hours=1),
+    )
+    # Free starts in bursts of a few days (a clinic with free spells between full ones) across 90 days.
+    hours: set[int] = set()
+    for _ in range(rng.randint(1, 8)):
+        day = rng.randrange(90)
+        hours.update(24 * (day + rng.randrange(4)) + rng.randrange(8, 18) for _ in range(rng.randint(1, 12)))
+    free = [Candidate(ZERO + timedelta(hours=h), 1) for h in sorted(hours)]
+    expected = _one_by_one(spacing, free)
+    if expected is None:
+        with pytest.raises(Blocked):
+            planner.earliest(spacing, free, free, TZ, free[-1].start, tries=len(free))
+    else:
+        found = planner.earliest(spacing, free, free, TZ, free[-1].start, tries=len(free))
+        assert [c.start for c in found] == [c.start for c in expected]
+        alternatives = planner.alternatives(spacing, found, free, TZ)
+        assert [[c.start for c in a] for a in alternatives] == _alternatives(spacing, found, free)
