@@ -29,16 +29,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import time as clock_time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import time as clock_time
 from pathlib import Path
 
 import requests
 from redis import Redis
 from rq import Queue
-from sqlalchemy import select
 from rq.registry import FinishedJobRegistry
+from sqlalchemy import select
 
 from services.booking.catalog import service as catalog
 from services.booking.courses import service as courses
