@@ -27,6 +27,7 @@ import random
 import tempfile
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -444,11 +445,15 @@ def _checkins_sent(suite: bench_suite.Suite) -> int:
     return int(rows[0][0])
 
 
-def _seed_due_checkins(suite: bench_suite.Suite) -> None:
-    """DUE_CHECKINS patients with a check-in due now, as bench_checkins seeds them: the scheduler sends them."""
-    db = Database(suite.database_urls["checkins"])
-    bench_checkins._seed_due(db, DUE_CHECKINS)
-    db.dispose()
+def _seed_due_checkins(suite: bench_suite.Suite, pool: list[str]) -> None:
+    """Check-ins due now on DUE_CHECKINS bookings of ``pool`` (bench_checkins' seeding): the scheduler
+    publishes them and notify, which knows those bookings, sends them during the phase."""
+    taken = [uuid.UUID(b) for b in pool[:DUE_CHECKINS]]
+    del pool[:DUE_CHECKINS]
+    if taken:
+        db = Database(suite.database_urls["checkins"])
+        bench_checkins._seed_due(db, len(taken), taken)
+        db.dispose()
 
 
 def _window_rows(mix: Mix, lags: dict[str, float], seconds: float) -> list[list[object]]:
@@ -528,11 +533,16 @@ class Phase:
 
 
 def _phase(
-    suite: bench_suite.Suite, redis: Redis, make_mix: Callable[[], Mix], fraction: float, cap: float
+    suite: bench_suite.Suite,
+    redis: Redis,
+    make_mix: Callable[[], Mix],
+    fraction: float,
+    cap: float,
+    pool: list[str],
 ) -> Phase:
     mix = make_mix()
     rate = fraction * cap
-    _seed_due_checkins(suite)
+    _seed_due_checkins(suite, pool)
     checkins_before = _checkins_sent(suite)
     with LagSampler(redis) as sampler:
         elapsed = open_loop(mix, rate, SECONDS)
@@ -646,7 +656,9 @@ def run() -> None:
             f"Capacity, {CLOSED_CLIENTS} closed-loop clients for {CAPACITY_SECONDS} s: {cap:.2f} bookings/s of the mix "
             f"({sum(len(v) for v in closed.latency.values()) / CAPACITY_SECONDS:.1f} req/s)"
         )
-        phases = [_phase(suite, redis, make_mix, f, cap) for f in FRACTIONS]
+        # Check-ins go on the capacity run's bookings (confirmed, so notify knows them).
+        pool = sorted(set(closed.booked) - closed.changed)
+        phases = [_phase(suite, redis, make_mix, f, cap, pool) for f in FRACTIONS]
         for phase in phases:
             _report_phase(phase)
         rates = _handler_rates(suite)
