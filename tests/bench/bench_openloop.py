@@ -425,7 +425,7 @@ def _course_confirmations(suite: bench_suite.Suite, mix: Mix) -> dict[str, float
     sent = bench_suite._rows(
         suite.database_urls["notify"],
         "SELECT booking_id::text, extract(epoch FROM min(sent_at)) FROM messages "
-        "WHERE channel = 'sms' AND status = 'sent' AND step NOT LIKE 'checkin:%' GROUP BY booking_id",
+        "WHERE channel = 'sms' AND status = 'sent' AND step = 'course-confirmation' GROUP BY booking_id",
     )
     first = {booking_id: float(at) for booking_id, at in sent}
     lags = {}
