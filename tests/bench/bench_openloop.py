@@ -421,7 +421,7 @@ def _confirmations(suite: bench_suite.Suite, mix: Mix) -> dict[str, float]:
 
 
 def _course_confirmations(suite: bench_suite.Suite, mix: Mix) -> dict[str, float]:
-    """Course id -> seconds from the course's answer to its one SMS sent (on any of its sessions' rows)."""
+    """Course id -> seconds from the course's answer to its one SMS sent (the course-confirmation row)."""
     sent = bench_suite._rows(
         suite.database_urls["notify"],
         "SELECT booking_id::text, extract(epoch FROM min(sent_at)) FROM messages "
@@ -440,12 +440,12 @@ def _checkins_sent(suite: bench_suite.Suite) -> int:
     """Check-in SMS notify has sent so far."""
     rows = bench_suite._rows(
         suite.database_urls["notify"],
-        "SELECT count(*) FROM messages WHERE step LIKE 'checkin:%' AND status = 'sent'",
+        "SELECT count(*) FROM messages WHERE step LIKE 'checkin:%' AND channel = 'sms' AND status = 'sent'",
     )
     return int(rows[0][0])
 
 
-def _seed_due_checkins(suite: bench_suite.Suite, pool: list[str]) -> None:
+def _seed_due_checkins(suite: bench_suite.Suite, pool: list[str]) -> int:
     """Check-ins due now on DUE_CHECKINS bookings of ``pool`` (bench_checkins' seeding): the scheduler
     publishes them and notify, which knows those bookings, sends them during the phase."""
     taken = [uuid.UUID(b) for b in pool[:DUE_CHECKINS]]
@@ -454,6 +454,7 @@ def _seed_due_checkins(suite: bench_suite.Suite, pool: list[str]) -> None:
         db = Database(suite.database_urls["checkins"])
         bench_checkins._seed_due(db, len(taken), taken)
         db.dispose()
+    return len(taken)
 
 
 def _window_rows(mix: Mix, lags: dict[str, float], seconds: float) -> list[list[object]]:
@@ -517,6 +518,7 @@ class Phase:
     lag_rows: list[list[object]]
     course_lags: dict[str, float] = field(default_factory=dict)
     checkins: int = 0
+    due: int = 0
 
     def windows(self) -> list[list[object]]:
         return _window_rows(self.mix, self.lags, SECONDS)
@@ -542,7 +544,7 @@ def _phase(
 ) -> Phase:
     mix = make_mix()
     rate = fraction * cap
-    _seed_due_checkins(suite, pool)
+    due = _seed_due_checkins(suite, pool)
     checkins_before = _checkins_sent(suite)
     with LagSampler(redis) as sampler:
         elapsed = open_loop(mix, rate, SECONDS)
@@ -559,6 +561,7 @@ def _phase(
         sampler.summary(),
         _course_confirmations(suite, mix),
         _checkins_sent(suite) - checkins_before,
+        due,
     )
 
 
@@ -594,7 +597,7 @@ def _report_phase(phase: Phase) -> None:
     )
     print(
         f"  missing course confirmations: {phase.course_missing()}; check-in SMS sent by notify during the "
-        f"phase: {phase.checkins} ({DUE_CHECKINS} due at its start)"
+        f"phase: {phase.checkins} ({phase.due} due at its start)"
     )
     if phase.lag_rows:
         table(
@@ -658,7 +661,10 @@ def run() -> None:
         )
         # Check-ins go on the capacity run's bookings (confirmed, so notify knows them).
         pool = sorted(set(closed.booked) - closed.changed)
-        phases = [_phase(suite, redis, make_mix, f, cap, pool) for f in FRACTIONS]
+        phases = []
+        for fraction in FRACTIONS:
+            phases.append(_phase(suite, redis, make_mix, fraction, cap, pool))
+            pool += sorted(set(phases[-1].mix.booked) - phases[-1].mix.changed)
         for phase in phases:
             _report_phase(phase)
         rates = _handler_rates(suite)
