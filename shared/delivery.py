@@ -52,7 +52,7 @@ class DeliveryMixin:
 
 
 # Prefixes that name what an event is about rather than who publishes it: notify publishes what a reply meant.
-_PUBLISHED_BY = {"reply": "notify"}
+_PUBLISHED_BY = {"reply": "notify", "course": "booking"}  # prefixes not named after their producer
 
 
 def producer_of(event_type: str) -> str:

@@ -46,12 +46,15 @@ def _insert(db: Database, model: Any, rows: list[dict[str, Any]]) -> None:
             session.execute(insert(model), rows[start : start + CHUNK])
 
 
-def _seed_due(db: Database, count: int) -> None:
-    """``count`` patients, each with one session yesterday and its mood check-in due now."""
+def _seed_due(db: Database, count: int, bookings: list[uuid.UUID] | None = None) -> None:
+    """``count`` patients, each with one session yesterday and its mood check-in due now.
+
+    ``bookings``: the sessions' booking ids (bookings notify knows, so it sends their check-ins); else new ids.
+    """
     now = utcnow()
     patients, sessions, checkins = [], [], []
-    for _ in range(count):
-        patient, booking = uuid.uuid4(), uuid.uuid4()
+    for n in range(count):
+        patient, booking = uuid.uuid4(), bookings[n] if bookings else uuid.uuid4()
         patients.append(
             {
                 "id": patient,

@@ -27,20 +27,28 @@ import random
 import tempfile
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import time as clock_time
 from pathlib import Path
 
 import requests
 from redis import Redis
 from rq import Queue
 from rq.registry import FinishedJobRegistry
+from sqlalchemy import select
 
+from services.booking.catalog import service as catalog
+from services.booking.courses import service as courses
+from services.booking.models import Clinic
+from services.booking.resources import service as resources
 from services.notify.runtime import SEND_QUEUE
+from shared.db import Database
 from shared.queues import CONSULT_QUEUE, NOTIFY_QUEUE, queue
-from tests.bench import bench_suite
+from tests.bench import bench_checkins, bench_suite
 from tests.bench.common import table, verdict
 from tests.support.servers import wait_until
 from tests.support.twilio_standin import running_standin
@@ -57,6 +65,9 @@ OPEN_THREADS = 96
 TARGETS = {0.5: 2.0, 0.75: 10.0}  # confirmation SMS p95 targets, seconds
 STAFF_KEY = bench_suite.STAFF_KEY
 SEARCH, BOOK, RESCHEDULE, CANCEL = "slot search", "booking", "reschedule", "cancel"
+COURSE = "course"  # plan a 6-session course and book it: one unit in COURSE_EVERY
+COURSE_EVERY = 20
+DUE_CHECKINS = int(os.environ.get("BENCH_DUE_CHECKINS", "200"))  # check-ins due at each phase's start
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -100,6 +111,9 @@ class Mix:
     changed: set[str] = field(
         default_factory=set
     )  # rescheduled or cancelled: not in the confirmation figures
+    template: int | None = None
+    # course id -> (scheduled offset s, answered at epoch s, its sessions' booking ids)
+    courses: dict[str, tuple[float, float, list[str]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     local: threading.local = field(default_factory=threading.local)
 
@@ -166,6 +180,34 @@ class Mix:
             self.booked[answer.json()["id"]] = (offset, time.time(), provider)
         return True
 
+    def _course(self, unit: int, offset: float) -> bool:
+        if self.template is None:
+            return False
+        plan = self._session().post(
+            f"{self.base_url}/api/v1/courses/plan", json={"template_id": self.template}, timeout=60
+        )
+        if plan.status_code != 200:
+            return False
+        sessions = [{"start": s["start"], "provider_id": s["provider_id"]} for s in plan.json()["sessions"]]
+        patient = {
+            "name": f"Open Loop Course {unit}",
+            "email": f"oc{unit}@bench.example",
+            "phone": f"+1415{2_000_000 + unit % 7_000_000:07d}",
+            "time_zone": "America/New_York",
+            "sms_consent": True,
+        }
+        answer = self._session().post(
+            f"{self.base_url}/api/v1/courses",
+            json={"template_id": self.template, "sessions": sessions, "patient": patient},
+            timeout=60,
+        )
+        if answer.status_code != 201:
+            return False
+        body = answer.json()
+        with self.lock:
+            self.courses[body["id"]] = (offset, time.time(), [s["id"] for s in body["sessions"]])
+        return True
+
     def _target(self, unit: int) -> tuple[str, int] | None:
         with self.lock:
             candidates = sorted(set(self.booked) - self.changed)
@@ -195,8 +237,66 @@ class Mix:
         return answer.status_code == 200
 
 
+def _seed_courses(booking_url: str, providers: list[int]) -> int:
+    """On the bench clinic: an infusion type for the providers, 4 chairs, a 6-session template (bench_courses')."""
+    db = Database(booking_url)
+    with db.transaction() as session:
+        clinic_id = session.execute(select(Clinic.id).where(Clinic.slug == "bench")).scalar_one()
+        infusion = catalog.create_appointment_type(
+            session=session,
+            clinic_id=clinic_id,
+            fields={
+                "slug": "infusion",
+                "name": "Infusion",
+                "duration_minutes": 60,
+                "slot_interval_minutes": 30,
+                "mode": "in_person",
+                "location": "1 Bench Road",
+                "reminder_protocol": "infusion-session",
+                "horizon_days": 120,
+                "resource_kind": "infusion-chair",
+                "recovery_minutes": 30,
+                "provider_minutes": 20,
+            },
+        )
+        for provider_id in providers:
+            offered = catalog.get_provider(session=session, provider_id=provider_id).appointment_types
+            catalog.update_provider(
+                session=session,
+                provider_id=provider_id,
+                changes={"appointment_type_ids": [t.id for t in offered] + [infusion.id]},
+            )
+        for n in range(4):
+            resources.create_resource(
+                session=session,
+                clinic_id=clinic_id,
+                name=f"Chair {n}",
+                kind="infusion-chair",
+                hours=[(d, clock_time(7), clock_time(22)) for d in range(7)],
+            )
+        template = courses.create_template(
+            session=session,
+            clinic_id=clinic_id,
+            fields={
+                "slug": "induction",
+                "name": "Induction",
+                "session_type_id": infusion.id,
+                "sessions": 6,
+                "min_hours_between": 24,
+                "max_per_week": 3,
+                "within_days": 28,
+                "same_provider": "preferred",
+            },
+        )
+        template_id = int(template.id)
+    db.dispose()
+    return template_id
+
+
 def _unit_ops(unit: int) -> list[str]:
     """One booking's requests in page order: the searches, the booking, and a later change for some."""
+    if unit % COURSE_EVERY == COURSE_EVERY - 1:
+        return [COURSE]
     ops = [SEARCH] * SEARCHES + [BOOK]
     if unit % 10 == 3:
         ops.append(RESCHEDULE)
@@ -320,6 +420,43 @@ def _confirmations(suite: bench_suite.Suite, mix: Mix) -> dict[str, float]:
     }
 
 
+def _course_confirmations(suite: bench_suite.Suite, mix: Mix) -> dict[str, float]:
+    """Course id -> seconds from the course's answer to its one SMS sent (the course-confirmation row)."""
+    sent = bench_suite._rows(
+        suite.database_urls["notify"],
+        "SELECT booking_id::text, extract(epoch FROM min(sent_at)) FROM messages "
+        "WHERE channel = 'sms' AND status = 'sent' AND step = 'course-confirmation' GROUP BY booking_id",
+    )
+    first = {booking_id: float(at) for booking_id, at in sent}
+    lags = {}
+    for course_id, (_offset, answered, sessions) in mix.courses.items():
+        times = [first[b] for b in sessions if b in first]
+        if times:
+            lags[course_id] = min(times) - answered
+    return lags
+
+
+def _checkins_sent(suite: bench_suite.Suite) -> int:
+    """Check-in SMS notify has sent so far."""
+    rows = bench_suite._rows(
+        suite.database_urls["notify"],
+        "SELECT count(*) FROM messages WHERE step LIKE 'checkin:%' AND channel = 'sms' AND status = 'sent'",
+    )
+    return int(rows[0][0])
+
+
+def _seed_due_checkins(suite: bench_suite.Suite, pool: list[str]) -> int:
+    """Check-ins due now on DUE_CHECKINS bookings of ``pool`` (bench_checkins' seeding): the scheduler
+    publishes them and notify, which knows those bookings, sends them during the phase."""
+    taken = [uuid.UUID(b) for b in pool[:DUE_CHECKINS]]
+    del pool[:DUE_CHECKINS]
+    if taken:
+        db = Database(suite.database_urls["checkins"])
+        bench_checkins._seed_due(db, len(taken), taken)
+        db.dispose()
+    return len(taken)
+
+
 def _window_rows(mix: Mix, lags: dict[str, float], seconds: float) -> list[list[object]]:
     rows = []
     for label, low, high in (
@@ -379,25 +516,53 @@ class Phase:
     drain: float
     lags: dict[str, float]
     lag_rows: list[list[object]]
+    course_lags: dict[str, float] = field(default_factory=dict)
+    checkins: int = 0
+    due: int = 0
 
     def windows(self) -> list[list[object]]:
         return _window_rows(self.mix, self.lags, SECONDS)
+
+    def course_windows(self) -> list[list[object]]:
+        courses = {c: (v[0], v[1], 0) for c, v in self.mix.courses.items()}
+        return _window_rows(Mix("", self.mix.slots, [], ("", ""), booked=courses), self.course_lags, SECONDS)
+
+    def course_missing(self) -> int:
+        return len(set(self.mix.courses) - set(self.course_lags))
 
     def missing(self) -> int:
         return len(set(self.mix.booked) - self.mix.changed - set(self.lags))
 
 
 def _phase(
-    suite: bench_suite.Suite, redis: Redis, make_mix: Callable[[], Mix], fraction: float, cap: float
+    suite: bench_suite.Suite,
+    redis: Redis,
+    make_mix: Callable[[], Mix],
+    fraction: float,
+    cap: float,
+    pool: list[str],
 ) -> Phase:
     mix = make_mix()
     rate = fraction * cap
+    due = _seed_due_checkins(suite, pool)
+    checkins_before = _checkins_sent(suite)
     with LagSampler(redis) as sampler:
         elapsed = open_loop(mix, rate, SECONDS)
         drain_started = time.monotonic()
         bench_suite._wait_drained(suite, timeout=bench_suite.DRAIN_TIMEOUT)
         drain = time.monotonic() - drain_started
-    return Phase(fraction, rate, mix, elapsed, drain, _confirmations(suite, mix), sampler.summary())
+    return Phase(
+        fraction,
+        rate,
+        mix,
+        elapsed,
+        drain,
+        _confirmations(suite, mix),
+        sampler.summary(),
+        _course_confirmations(suite, mix),
+        _checkins_sent(suite) - checkins_before,
+        due,
+    )
 
 
 def _report_phase(phase: Phase) -> None:
@@ -424,6 +589,15 @@ def _report_phase(phase: Phase) -> None:
         "Booking answered -> confirmation SMS sent, by when the booking was scheduled (seconds)",
         ["bookings", "SMS", "p50 s", "p95 s", "max s"],
         phase.windows(),
+    )
+    table(
+        "Course booked -> its confirmation SMS sent, by when the course was scheduled (seconds)",
+        ["courses", "SMS", "p50 s", "p95 s", "max s"],
+        phase.course_windows(),
+    )
+    print(
+        f"  missing course confirmations: {phase.course_missing()}; check-in SMS sent by notify during the "
+        f"phase: {phase.checkins} ({phase.due} due at its start)"
     )
     if phase.lag_rows:
         table(
@@ -465,10 +639,11 @@ def run() -> None:
     ):
         providers, types, free, window = bench_suite._seed(suite.database_urls["booking"])
         slots = Slots({p: deque(free[p]) for p in providers})
+        template = _seed_courses(suite.database_urls["booking"], providers)
         redis = Redis.from_url(suite.env["REDIS_URL"])
 
         def make_mix() -> Mix:
-            return Mix(suite.urls["booking"], slots, types, window)
+            return Mix(suite.urls["booking"], slots, types, window, template=template)
 
         # Per worker process, like the handler rates (notify's queue has NOTIFY_WORKERS of them).
         workers = {NOTIFY_QUEUE: NOTIFY_WORKERS, CONSULT_QUEUE: 1}
@@ -484,7 +659,12 @@ def run() -> None:
             f"Capacity, {CLOSED_CLIENTS} closed-loop clients for {CAPACITY_SECONDS} s: {cap:.2f} bookings/s of the mix "
             f"({sum(len(v) for v in closed.latency.values()) / CAPACITY_SECONDS:.1f} req/s)"
         )
-        phases = [_phase(suite, redis, make_mix, f, cap) for f in FRACTIONS]
+        # Check-ins go on the capacity run's bookings (confirmed, so notify knows them).
+        pool = sorted(set(closed.booked) - closed.changed)
+        phases = []
+        for fraction in FRACTIONS:
+            phases.append(_phase(suite, redis, make_mix, fraction, cap, pool))
+            pool += sorted(set(phases[-1].mix.booked) - phases[-1].mix.changed)
         for phase in phases:
             _report_phase(phase)
         rates = _handler_rates(suite)
