@@ -51,8 +51,8 @@ class DeliveryMixin:
         return (Index(f"ix_{cls.__tablename__}_unsettled", "outcome", "last_sent_at"),)  # type: ignore[attr-defined]
 
 
-# Prefixes that name what an event is about rather than who publishes it: notify publishes what a reply meant.
-_PUBLISHED_BY = {"reply": "notify", "course": "booking"}  # prefixes not named after their producer
+# Prefixes that name what an event is about rather than who publishes it (notify publishes what a reply meant).
+_PUBLISHED_BY = {"reply": "notify", "course": "booking"}
 
 
 def producer_of(event_type: str) -> str:

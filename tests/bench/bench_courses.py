@@ -41,27 +41,58 @@ KEY = {"Authorization": "Bearer bench-staff-key"}
 TZ = "America/New_York"
 
 
+def infusion_type(session: Any, clinic_id: int) -> Any:
+    """The bench clinic's infusion: 60 minutes, 30 of recovery in a chair, the provider for the first 20."""
+    return catalog.create_appointment_type(
+        session=session,
+        clinic_id=clinic_id,
+        fields={
+            "slug": "infusion",
+            "name": "Infusion",
+            "duration_minutes": 60,
+            "slot_interval_minutes": 30,
+            "mode": "in_person",
+            "location": "1 Bench Road",
+            "reminder_protocol": "infusion-session",
+            "horizon_days": 120,
+            "resource_kind": "infusion-chair",
+            "recovery_minutes": 30,
+            "provider_minutes": 20,
+        },
+    )
+
+
+def chairs_and_course(session: Any, clinic_id: int, infusion_id: int) -> Any:
+    """4 chairs open 7-22 every day and a six-session induction template (at most 3 a week, within 28 days)."""
+    for n in range(4):
+        resources.create_resource(
+            session=session,
+            clinic_id=clinic_id,
+            name=f"Chair {n}",
+            kind="infusion-chair",
+            hours=[(d, clock_time(7), clock_time(22)) for d in range(7)],
+        )
+    return courses.create_template(
+        session=session,
+        clinic_id=clinic_id,
+        fields={
+            "slug": "induction",
+            "name": "Induction",
+            "session_type_id": infusion_id,
+            "sessions": 6,
+            "min_hours_between": 24,
+            "max_per_week": 3,
+            "within_days": 28,
+            "same_provider": "preferred",
+        },
+    )
+
+
 def _seed(app: Any) -> dict[str, Any]:
     """3 providers and 4 chairs open every day, an infusion type, a six-session template, 500 bookings."""
     with app.app_context(), get_db().transaction() as session:
         clinic = catalog.create_clinic(session=session, slug="bench", name="Bench", time_zone=TZ)
-        infusion = catalog.create_appointment_type(
-            session=session,
-            clinic_id=clinic.id,
-            fields={
-                "slug": "infusion",
-                "name": "Infusion",
-                "duration_minutes": 60,
-                "slot_interval_minutes": 30,
-                "mode": "in_person",
-                "location": "1 Bench Road",
-                "reminder_protocol": "infusion-session",
-                "horizon_days": 120,
-                "resource_kind": "infusion-chair",
-                "recovery_minutes": 30,
-                "provider_minutes": 20,
-            },
-        )
+        infusion = infusion_type(session, clinic.id)
         providers = []
         for n in range(3):
             provider = catalog.create_provider(
@@ -78,28 +109,7 @@ def _seed(app: Any) -> dict[str, Any]:
                 rules=[(d, clock_time(8), clock_time(20)) for d in range(7)],
             )
             providers.append(provider.id)
-        for n in range(4):
-            resources.create_resource(
-                session=session,
-                clinic_id=clinic.id,
-                name=f"Chair {n}",
-                kind="infusion-chair",
-                hours=[(d, clock_time(7), clock_time(22)) for d in range(7)],
-            )
-        template = courses.create_template(
-            session=session,
-            clinic_id=clinic.id,
-            fields={
-                "slug": "induction",
-                "name": "Induction",
-                "session_type_id": infusion.id,
-                "sessions": 6,
-                "min_hours_between": 24,
-                "max_per_week": 3,
-                "within_days": 28,
-                "same_provider": "preferred",
-            },
-        )
+        template = chairs_and_course(session, clinic.id, infusion.id)
         ids = {"type_id": infusion.id, "providers": providers, "template_id": template.id}
     _existing(app, ids)
     return ids

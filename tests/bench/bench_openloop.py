@@ -32,7 +32,6 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import time as clock_time
 from pathlib import Path
 
 import requests
@@ -42,13 +41,11 @@ from rq.registry import FinishedJobRegistry
 from sqlalchemy import select
 
 from services.booking.catalog import service as catalog
-from services.booking.courses import service as courses
 from services.booking.models import Clinic
-from services.booking.resources import service as resources
 from services.notify.runtime import SEND_QUEUE
 from shared.db import Database
 from shared.queues import CONSULT_QUEUE, NOTIFY_QUEUE, queue
-from tests.bench import bench_checkins, bench_suite
+from tests.bench import bench_checkins, bench_courses, bench_suite
 from tests.bench.common import table, verdict
 from tests.support.servers import wait_until
 from tests.support.twilio_standin import running_standin
@@ -242,23 +239,7 @@ def _seed_courses(booking_url: str, providers: list[int]) -> int:
     db = Database(booking_url)
     with db.transaction() as session:
         clinic_id = session.execute(select(Clinic.id).where(Clinic.slug == "bench")).scalar_one()
-        infusion = catalog.create_appointment_type(
-            session=session,
-            clinic_id=clinic_id,
-            fields={
-                "slug": "infusion",
-                "name": "Infusion",
-                "duration_minutes": 60,
-                "slot_interval_minutes": 30,
-                "mode": "in_person",
-                "location": "1 Bench Road",
-                "reminder_protocol": "infusion-session",
-                "horizon_days": 120,
-                "resource_kind": "infusion-chair",
-                "recovery_minutes": 30,
-                "provider_minutes": 20,
-            },
-        )
+        infusion = bench_courses.infusion_type(session, clinic_id)
         for provider_id in providers:
             offered = catalog.get_provider(session=session, provider_id=provider_id).appointment_types
             catalog.update_provider(
@@ -266,28 +247,7 @@ def _seed_courses(booking_url: str, providers: list[int]) -> int:
                 provider_id=provider_id,
                 changes={"appointment_type_ids": [t.id for t in offered] + [infusion.id]},
             )
-        for n in range(4):
-            resources.create_resource(
-                session=session,
-                clinic_id=clinic_id,
-                name=f"Chair {n}",
-                kind="infusion-chair",
-                hours=[(d, clock_time(7), clock_time(22)) for d in range(7)],
-            )
-        template = courses.create_template(
-            session=session,
-            clinic_id=clinic_id,
-            fields={
-                "slug": "induction",
-                "name": "Induction",
-                "session_type_id": infusion.id,
-                "sessions": 6,
-                "min_hours_between": 24,
-                "max_per_week": 3,
-                "within_days": 28,
-                "same_provider": "preferred",
-            },
-        )
+        template = bench_courses.chairs_and_course(session, clinic_id, infusion.id)
         template_id = int(template.id)
     db.dispose()
     return template_id
