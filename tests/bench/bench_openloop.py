@@ -63,7 +63,7 @@ TARGETS = {0.5: 2.0, 0.75: 10.0}  # confirmation SMS p95 targets, seconds
 STAFF_KEY = bench_suite.STAFF_KEY
 SEARCH, BOOK, RESCHEDULE, CANCEL = "slot search", "booking", "reschedule", "cancel"
 COURSE = "course"  # plan a 6-session course and book it: one unit in COURSE_EVERY
-COURSE_EVERY = 20
+COURSE_EVERY = int(os.environ.get("BENCH_COURSE_EVERY", "20"))  # 0: no courses in the mix
 DUE_CHECKINS = int(os.environ.get("BENCH_DUE_CHECKINS", "200"))  # check-ins due at each phase's start
 
 
@@ -103,6 +103,7 @@ class Mix:
     window: tuple[str, str]
     latency: dict[str, list[float]] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    why: dict[str, int] = field(default_factory=dict)  # "op: reason" -> count (a 5xx is a defect)
     # booking id -> (scheduled offset s, answered at epoch s, provider)
     booked: dict[str, tuple[float, float, int]] = field(default_factory=dict)
     changed: set[str] = field(
@@ -122,21 +123,23 @@ class Mix:
             self.local.session = session
         return session
 
-    def _record(self, op: str, seconds: float, ok: bool) -> None:
+    def _record(self, op: str, seconds: float, ok: bool | str) -> None:
         with self.lock:
             self.latency.setdefault(op, []).append(seconds)
-            if not ok:
+            if ok is not True:
                 self.errors[op] = self.errors.get(op, 0) + 1
+                reason = f"{op}: {ok or 'no free slot or target'}"
+                self.why[reason] = self.why.get(reason, 0) + 1
 
     def do(self, op: str, unit: int, scheduled: float, clock_zero: float) -> None:
         """Send one request of the mix; latency counts from ``scheduled`` (monotonic), not from sending."""
         try:
             ok = getattr(self, "_" + op.replace(" ", "_"))(unit, scheduled - clock_zero)
-        except requests.RequestException:
-            ok = False
+        except requests.RequestException as exc:
+            ok = type(exc).__name__
         self._record(op, time.monotonic() - scheduled, ok)
 
-    def _slot_search(self, unit: int, _offset: float) -> bool:
+    def _slot_search(self, unit: int, _offset: float) -> bool | str:
         rng = random.Random(unit)
         answer = self._session().get(
             f"{self.base_url}/api/v1/slots",
@@ -148,9 +151,9 @@ class Mix:
             },
             timeout=60,
         )
-        return answer.status_code == 200
+        return answer.status_code == 200 or f"HTTP {answer.status_code}"
 
-    def _booking(self, unit: int, offset: float) -> bool:
+    def _booking(self, unit: int, offset: float) -> bool | str:
         taken = self.slots.take()
         if taken is None:
             return False
@@ -172,19 +175,19 @@ class Mix:
             timeout=60,
         )
         if answer.status_code != 201:
-            return False
+            return f"HTTP {answer.status_code}"
         with self.lock:
             self.booked[answer.json()["id"]] = (offset, time.time(), provider)
         return True
 
-    def _course(self, unit: int, offset: float) -> bool:
+    def _course(self, unit: int, offset: float) -> bool | str:
         if self.template is None:
             return False
         plan = self._session().post(
             f"{self.base_url}/api/v1/courses/plan", json={"template_id": self.template}, timeout=60
         )
         if plan.status_code != 200:
-            return False
+            return f"plan HTTP {plan.status_code}"
         sessions = [{"start": s["start"], "provider_id": s["provider_id"]} for s in plan.json()["sessions"]]
         patient = {
             "name": f"Open Loop Course {unit}",
@@ -199,7 +202,7 @@ class Mix:
             timeout=60,
         )
         if answer.status_code != 201:
-            return False
+            return f"HTTP {answer.status_code}"
         body = answer.json()
         with self.lock:
             self.courses[body["id"]] = (offset, time.time(), [s["id"] for s in body["sessions"]])
@@ -214,7 +217,7 @@ class Mix:
             self.changed.add(chosen)
             return chosen, self.booked[chosen][2]
 
-    def _reschedule(self, unit: int, _offset: float) -> bool:
+    def _reschedule(self, unit: int, _offset: float) -> bool | str:
         target = self._target(unit)
         taken = self.slots.take(target[1]) if target else None
         if target is None or taken is None:
@@ -222,16 +225,16 @@ class Mix:
         answer = self._session().post(
             f"{self.base_url}/api/v1/bookings/{target[0]}/reschedule", json={"start": taken[1]}, timeout=60
         )
-        return answer.status_code == 200
+        return answer.status_code == 200 or f"HTTP {answer.status_code}"
 
-    def _cancel(self, unit: int, _offset: float) -> bool:
+    def _cancel(self, unit: int, _offset: float) -> bool | str:
         target = self._target(unit)
         if target is None:
             return False
         answer = self._session().post(
             f"{self.base_url}/api/v1/bookings/{target[0]}/cancel", json={}, timeout=60
         )
-        return answer.status_code == 200
+        return answer.status_code == 200 or f"HTTP {answer.status_code}"
 
 
 def _seed_courses(booking_url: str, providers: list[int]) -> int:
@@ -255,7 +258,7 @@ def _seed_courses(booking_url: str, providers: list[int]) -> int:
 
 def _unit_ops(unit: int) -> list[str]:
     """One booking's requests in page order: the searches, the booking, and a later change for some."""
-    if unit % COURSE_EVERY == COURSE_EVERY - 1:
+    if COURSE_EVERY and unit % COURSE_EVERY == COURSE_EVERY - 1:
         return [COURSE]
     ops = [SEARCH] * SEARCHES + [BOOK]
     if unit % 10 == 3:
@@ -545,6 +548,8 @@ def _report_phase(phase: Phase) -> None:
         f"  achieved: {booked / phase.elapsed:.2f} bookings/s, {requests_done / phase.elapsed:.1f} req/s "
         f"(= {booked / phase.elapsed / phase.rate:.2f} of offered); last answer {phase.elapsed:.1f} s after start"
     )
+    if mix.why:
+        print("  errors: " + "; ".join(f"{reason} x{count}" for reason, count in sorted(mix.why.items())))
     table(
         "Booking answered -> confirmation SMS sent, by when the booking was scheduled (seconds)",
         ["bookings", "SMS", "p50 s", "p95 s", "max s"],
