@@ -51,7 +51,7 @@ class DeliveryMixin:
         return (Index(f"ix_{cls.__tablename__}_unsettled", "outcome", "last_sent_at"),)  # type: ignore[attr-defined]
 
 
-# Prefixes that name what an event is about rather than who publishes it (notify publishes what a reply meant).
+# Prefixes that name what an event is about, not who publishes it (notify publishes what a reply meant).
 _PUBLISHED_BY = {"reply": "notify", "course": "booking"}
 
 
