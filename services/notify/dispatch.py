@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from services.notify.calendar import invites
 from services.notify.metrics import DISPATCHED
 from services.notify.models import FAILED, PLANNED, QUEUED, SENDING, Message
+from services.notify.replies import ratings
 from services.notify.replies.publishing import relay_once as replies_relay_once
 from services.notify.runtime import SEND_QUEUE, URGENT_QUEUE, Runtime
 from shared import killpoints
@@ -36,6 +38,7 @@ SEND_RESULT_TTL = 3600
 SEND_FAILURE_TTL = 7 * 24 * 3600
 _GONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 PASS_LIMIT = 5000
+PRUNE_SECONDS = 600  # how often the dispatcher deletes what notify no longer needs (as booking's relay does)
 _MESSAGES = cast(Table, Message.__table__)
 
 
@@ -250,12 +253,31 @@ def dispatch_now(runtime: Runtime, batches: list[Batch]) -> None:
         log.warning("redis unreachable; the dispatcher will send these", extra={"count": len(ids)})
 
 
+def prune(runtime: Runtime, *, now: datetime | None = None) -> int:
+    """Delete the rating asks past their expiry and grace (replies/ratings.py), a bounded batch per
+    transaction so no pass holds many row locks; return how many."""
+    now = now or utcnow()
+    total = 0
+    while True:
+        with runtime.db.transaction() as session:
+            count = ratings.prune(session, now=now)
+        total += count
+        if count < ratings.PRUNE_BATCH:
+            return total
+
+
 def run_dispatcher(runtime: Runtime, *, interval: float, stop: threading.Event | None = None) -> None:
     """Dispatch every ``interval`` seconds until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
+    due = {"prune": 0.0}
 
     def step() -> float:
         report = dispatch_once(runtime)
         replies_relay_once(runtime)  # SMS reply events to the booking service (services/notify/replies)
+        if time.monotonic() >= due["prune"]:
+            pruned = prune(runtime)
+            if pruned:
+                log.info("pruned %d expired rating asks", pruned)
+            due["prune"] = time.monotonic() + PRUNE_SECONDS
         if report.enqueued or report.requeued or report.reconciling or report.expired:
             log.info(
                 "dispatched %d messages in %d jobs",

@@ -238,13 +238,14 @@ def handle_checkin_alert(payload: dict[str, Any]) -> str:
 def handle_checkin_closed(payload: dict[str, Any]) -> str:
     """Close the SMS ask of a rating check-in closed in checkins, so a later number is told the truth."""
     event = load_checkin_closed(payload)
+    runtime = get_runtime()
     return _plan_and_queue(
         event.event_id,
         event.type,
         event.correlation_id,
         event.booking_id,
         lambda session, now: ratings.close_ask(
-            session, booking_id=event.booking_id, checkin_id=event.checkin_id, now=now
+            session, runtime, booking_id=event.booking_id, checkin_id=event.checkin_id, now=now
         ),
     )
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from services.checkins.models import CANCELLED, COMPLETED, Answer, Checkin, CheckinDelivery
 from services.notify import create_app as create_notify
-from services.notify.models import Message, OutboxMessage, ReplyDelivery
+from services.notify.models import Message, OutboxMessage, ReplyDelivery, SmsReply
 from services.notify.replies import publishing
 from services.notify.runtime import worker_queues
 from shared.db import get_db
@@ -234,8 +234,26 @@ def test_a_rating_asked_by_sms_is_answered_by_a_signed_reply_and_recorded_once(
         "booking_id",
         "checkin_id",
     }
+    # Texted while checkin.closed is in flight (notify has not handled it): notify still holds the ask open and
+    # says "received"; checkins, already closed, records nothing. When notify handles the closing it sees the
+    # ask closed by that number, so the patient is told by SMS that the number was not recorded.
+    assert reply(client, "3", sid="SM" + "f" * 32) == "Demo Clinic: thanks, we've received it."
+    _work_checkins(app)
+    assert _answers(app) == [("mood", 7, "sms")]
     _work_notify(notify)
-    assert reply(client, "3") == (
+    with notify.app_context(), get_db().transaction() as session:
+        (told,) = session.scalars(select(Message).where(Message.step.like("checkin:%:not-recorded")))
+        replies = {r.message_sid: r.outcome for r in session.scalars(select(SmsReply))}
+    assert (told.status, told.channel, told.recipient, told.body) == (
+        "sent",
+        "sms",
+        asked[0].recipient,
+        "Demo Clinic: that question has closed, so this number was not recorded. Thank you.",
+    )
+    assert replies["SM" + "f" * 32] == "rating-not-recorded"
+    assert not _says_health(told.body or "")
+    # A number texted afterwards gets the truth at once, publishes nothing and records nothing.
+    assert reply(client, "4") == (
         "Demo Clinic: that question has closed, so this number was not recorded. Thank you."
     )
     assert queued(redis_client, CHECKINS_QUEUE) == []

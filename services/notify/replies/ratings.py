@@ -9,13 +9,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from services.notify.models import CANCELLED, PLANNED, SENT, SMS, BookingCopy, Message, RatingAsk, SmsReply
 from services.notify.rendering import sms_text
 from services.notify.runtime import Runtime
-from shared.db import dialect_insert
+from shared.db import dialect_insert, rowcount
 from shared.logging import get_correlation_id
 
 # The step of a check-in's plan rows (checkin_messages.CHECKIN_PREFIX), kept here to avoid an import cycle.
@@ -23,6 +23,14 @@ _CHECKIN_STEP = "checkin:"
 # A number weeks after a question is about nothing: the truth is told only about asks this recent.
 LOOKBACK = timedelta(days=14)
 TEMPLATES = "checkins"
+# The step of the SMS telling a patient their number was not recorded (the check-in closed in checkins first).
+NOT_RECORDED = "not-recorded"
+# That SMS answers a text the patient just sent: a day late it is about nothing.
+NOT_RECORDED_LIFETIME = timedelta(days=1)
+# An ask is deleted this long after it expired: a late number is told the truth about asks sent within
+# LOOKBACK (_asks), and every such ask expires after it was sent, so none of them is gone yet.
+PRUNE_GRACE = LOOKBACK
+PRUNE_BATCH = 1000
 
 
 def record_ask(
@@ -50,13 +58,19 @@ def record_ask(
     )
 
 
-def close_ask(session: Session, *, booking_id: uuid.UUID, checkin_id: uuid.UUID, now: datetime) -> None:
-    """Close the ask of a check-in closed in checkins (answered by its link, stopped); drop its unsent SMS."""
-    session.execute(
-        update(RatingAsk)
-        .where(RatingAsk.checkin_id == checkin_id, RatingAsk.closed_at.is_(None))
-        .values(closed_at=now)
-    )
+def close_ask(
+    session: Session, runtime: Runtime, *, booking_id: uuid.UUID, checkin_id: uuid.UUID, now: datetime
+) -> None:
+    """Close the ask of a check-in closed in checkins (answered by its link, stopped); drop its unsent SMS.
+
+    Checkins sends ``checkin.closed`` only when the check-in closed by something other than an SMS number
+    (services/checkins/service.py), so an ask a number already closed here means that number reached checkins
+    too late and was not recorded: the patient, thanked with "received", is now told so.
+    """
+    ask = session.scalar(select(RatingAsk).where(RatingAsk.checkin_id == checkin_id).with_for_update())
+    if ask is not None and ask.closed_at is None:
+        ask.closed_at = now
+    session.flush()
     session.execute(
         update(Message)
         .where(
@@ -66,6 +80,55 @@ def close_ask(session: Session, *, booking_id: uuid.UUID, checkin_id: uuid.UUID,
         )
         .values(status=CANCELLED, reason="the check-in closed", updated_at=now)
     )
+    if ask is not None and ask.reply_id is not None:
+        _not_recorded(session, runtime, ask, now)
+
+
+def _not_recorded(session: Session, runtime: Runtime, ask: RatingAsk, now: datetime) -> None:
+    """Plan the SMS telling the patient the number that closed ``ask`` was not recorded; mark its reply."""
+    reply = session.get(SmsReply, ask.reply_id)
+    if reply is None or reply.outcome != "rating-noted":
+        return  # told already (a redelivered checkin.closed finds the reply marked)
+    reply.outcome = "rating-not-recorded"
+    copy = session.get(BookingCopy, ask.booking_id)
+    assert copy is not None  # an ask is recorded under its booking's lock
+    session.execute(
+        dialect_insert(session, Message)
+        .values(
+            booking_id=copy.id,
+            booking_version=copy.version,
+            step=f"{_CHECKIN_STEP}{ask.checkin_id}:{NOT_RECORDED}",
+            channel=SMS,
+            protocol=TEMPLATES,
+            protocol_version=1,
+            due_at=now,
+            status=PLANNED,
+            reason="",
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+            urgent=False,
+            expires_at=now + NOT_RECORDED_LIFETIME,
+            recipient=ask.phone,
+            body=_render(session, runtime, ask, "rating-closed", None),
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+def prune(session: Session, *, now: datetime, limit: int = PRUNE_BATCH) -> int:
+    """Delete up to ``limit`` asks expired more than PRUNE_GRACE ago; return how many."""
+    ids = list(
+        session.scalars(
+            select(RatingAsk.checkin_id)
+            .where(RatingAsk.expires_at < now - PRUNE_GRACE)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not ids:
+        return 0
+    return rowcount(session.execute(delete(RatingAsk).where(RatingAsk.checkin_id.in_(ids))))
 
 
 def _sent_checkins(session: Session, phone: str, now: datetime) -> set[str]:

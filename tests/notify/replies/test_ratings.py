@@ -16,11 +16,12 @@ from flask.testing import FlaskClient
 from redis import Redis
 from sqlalchemy import select
 
-from services.notify import jobs
+from services.notify import dispatch, jobs
 from services.notify.models import SENT, RatingAsk, ReplyDelivery
-from services.notify.replies import publishing
+from services.notify.replies import publishing, ratings
 from shared import events
 from shared.queues import CHECKINS_QUEUE, queue
+from shared.timeutil import utcnow
 from tests.notify.conftest import MONDAY_NOON, deliver, messages, tick
 from tests.notify.factories import Booking
 from tests.notify.replies.test_replies import reply, reply_rows
@@ -291,3 +292,100 @@ def test_a_rating_closed_in_checkins_closes_the_ask_and_its_unsent_sms(
         "Demo Clinic: that question has closed, so this number was not recorded. Thank you."
     )
     assert rating_jobs(redis_client) == []
+
+
+def test_a_number_thanked_while_checkin_closed_was_in_flight_is_then_told_it_was_not_recorded(
+    app: Flask, client: FlaskClient, clock: time_machine.Coordinates, redis_client: Redis
+) -> None:
+    booking = booked(app)
+    mood = ask(app, booking, "mood")
+    tick(app)
+    clock.shift(timedelta(hours=1))
+    # The patient answered on the page (checkins published checkin.closed) and texts a number before notify
+    # handled the closing: notify can only say "received", and checkins will not record it.
+    assert reply(client, "5") == "Demo Clinic: thanks, we've received it."
+    (payload,) = rating_jobs(redis_client)
+    closed = events.dump_event(events.CheckinClosedEvent(booking_id=booking.id, checkin_id=mood))
+    with app.app_context():
+        assert jobs.handle_checkin_closed(closed) == "handled"
+    tick(app)
+    (told,) = [m for m in messages(app, channel="sms") if m.step == f"checkin:{mood}:not-recorded"]
+    assert (told.status, told.recipient, told.body) == (
+        SENT,
+        booking.phone,
+        "Demo Clinic: that question has closed, so this number was not recorded. Thank you.",
+    )
+    (row,) = reply_rows(app)
+    assert (row.outcome, row.event_id) == ("rating-not-recorded", events.load_reply_rating(payload).event_id)
+    (closed_ask,) = asks(app)
+    assert closed_ask.reply_id == row.id
+    # A redelivery of the closing (a new event id: a re-send after a lost acknowledgement) tells nothing twice.
+    again = events.dump_event(events.CheckinClosedEvent(booking_id=booking.id, checkin_id=mood))
+    with app.app_context():
+        assert jobs.handle_checkin_closed(again) == "handled"
+    tick(app)
+    assert [m.step for m in messages(app, channel="sms") if m.step.endswith(":not-recorded")] == [told.step]
+
+
+def test_a_check_in_closed_before_any_number_was_texted_sends_the_patient_nothing_more(
+    app: Flask, client: FlaskClient, clock: time_machine.Coordinates
+) -> None:
+    booking = booked(app)
+    mood = ask(app, booking, "mood")
+    tick(app)
+    closed = events.dump_event(events.CheckinClosedEvent(booking_id=booking.id, checkin_id=mood))
+    with app.app_context():
+        assert jobs.handle_checkin_closed(closed) == "handled"
+    tick(app)
+    steps = [m.step for m in messages(app, channel="sms") if m.step.startswith(f"checkin:{mood}:")]
+    assert steps == [f"checkin:{mood}:0"]
+
+
+def test_the_dispatcher_deletes_asks_past_expiry_and_grace_in_bounded_batches(
+    app: Flask, client: FlaskClient, clock: time_machine.Coordinates, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    booking = booked(app)
+    old = []
+    for rating in ("mood", "pain", "mood"):
+        old.append(ask(app, booking, rating))
+        clock.shift(timedelta(seconds=1))
+    tick(app)
+    assert (
+        reply(client, "8")
+        == "Demo Clinic: thanks, we've received it. Next: " + PAIN_QUESTION + " (the worst)."
+    )
+    # Past their expiry: a late number is still told the truth about asks sent within the lookback, so none of
+    # them may be gone (the grace is that lookback, counted from the expiry, which comes after the ask).
+    runtime = app.extensions["notify"]
+    clock.move_to(MONDAY_NOON + ratings.LOOKBACK - timedelta(minutes=1))
+    with app.app_context():
+        assert dispatch.prune(runtime) == 0
+    assert reply(client, "4") == (
+        "Demo Clinic: that question has closed, so this number was not recorded. Thank you."
+    )
+    clock.move_to(EXPIRES + ratings.PRUNE_GRACE - timedelta(minutes=1))
+    with app.app_context():
+        assert dispatch.prune(runtime) == 0
+    # A later check-in, still open, stays whatever happens to the old ones.
+    later = uuid.uuid4()
+    with app.app_context(), app.extensions["notify"].db.transaction() as session:
+        ratings.record_ask(
+            session,
+            checkin_id=later,
+            booking_id=booking.id,
+            phone="+14155552671",
+            rating="mood",
+            expires_at=utcnow() + timedelta(days=1),
+            now=utcnow(),
+        )
+    clock.move_to(EXPIRES + ratings.PRUNE_GRACE + timedelta(minutes=1))
+    monkeypatch.setattr(ratings, "PRUNE_BATCH", 2)
+    with app.app_context(), runtime.db.transaction() as session:
+        assert ratings.prune(session, now=utcnow(), limit=2) == 2  # one batch is bounded
+    with app.app_context():
+        assert dispatch.prune(runtime) == 1  # the pass takes batches until one is short
+        assert dispatch.prune(runtime) == 0
+    assert [a.checkin_id for a in asks(app)] == [later]
+    assert not set(old) & {a.checkin_id for a in asks(app)}
+    (row,) = [r for r in reply_rows(app) if r.outcome == "rating-noted"]  # the replies they pointed at stay
+    assert row.rating == 8
