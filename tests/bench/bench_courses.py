@@ -2,7 +2,9 @@
 
 A clinic with 3 providers, 4 chairs and 500 existing infusions on a private PostgreSQL. Each figure is taken
 through the staff API in-process (the Flask test client: the app, its queries and PostgreSQL, no network),
-the course figure beside its single-booking baseline from the same run. Then 50 course bookings race for the
+the course figure beside its single-booking baseline from the same run. Then a busy clinic shaped like the
+open loop's (48 providers who all give infusions, 4 chairs, 3,000 half-hour bookings over the next 45 days):
+an unanchored plan there asks every provider, the cost the 3-provider clinic hides. Then 50 course bookings race for the
 same chairs over real HTTP, and the database is checked: no chair or provider held twice, no partial course,
 every loser answered with a plan. Figures are printed, never asserted.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import statistics
 import threading
 import time
@@ -37,6 +40,9 @@ from tests.support.http import serve
 ROUNDS = int(os.environ.get("BENCH_COURSE_ROUNDS", "40"))
 RACERS = int(os.environ.get("BENCH_COURSE_RACERS", "50"))
 EXISTING = 500
+BUSY_PROVIDERS = int(os.environ.get("BENCH_COURSE_BUSY_PROVIDERS", "48"))  # bench_suite.PROVIDERS
+BUSY_BOOKINGS = int(os.environ.get("BENCH_COURSE_BUSY_BOOKINGS", "3000"))
+BUSY_ROUNDS = int(os.environ.get("BENCH_COURSE_BUSY_ROUNDS", "20"))
 KEY = {"Authorization": "Bearer bench-staff-key"}
 TZ = "America/New_York"
 
@@ -212,6 +218,119 @@ def _latencies(app: Any, ids: dict[str, Any]) -> list[list[object]]:
     ]
 
 
+def _seed_busy(app: Any) -> dict[str, Any]:
+    """The open loop's clinic: BUSY_PROVIDERS providers open 7-21 every day with a half-hour visit and the
+    infusion, 4 chairs, the template, and BUSY_BOOKINGS visits spread over the providers' next 45 days."""
+    with app.app_context(), get_db().transaction() as session:
+        clinic = catalog.create_clinic(session=session, slug="busy", name="Busy", time_zone=TZ)
+        visit = catalog.create_appointment_type(
+            session=session,
+            clinic_id=clinic.id,
+            fields={
+                "slug": "follow-up",
+                "name": "Follow-up",
+                "duration_minutes": 30,
+                "slot_interval_minutes": 30,
+                "mode": "in_person",
+                "location": "1 Bench Road",
+                "reminder_protocol": "follow-up",
+                "horizon_days": 60,
+            },
+        )
+        infusion = infusion_type(session, clinic.id)
+        providers = []
+        for n in range(BUSY_PROVIDERS):
+            provider = catalog.create_provider(
+                session=session,
+                clinic_id=clinic.id,
+                name=f"Dr. Busy {n}",
+                email=f"busy{n}@bench.example",
+                time_zone=TZ,
+                appointment_type_ids=[visit.id, infusion.id],
+            )
+            catalog.set_weekly_availability(
+                session=session,
+                provider_id=provider.id,
+                rules=[(d, clock_time(7), clock_time(21)) for d in range(7)],
+            )
+            providers.append(provider.id)
+        template = chairs_and_course(session, clinic.id, infusion.id)
+        ids = {"type_id": infusion.id, "providers": providers, "template_id": template.id}
+    now = datetime.now(UTC)
+    rng = random.Random(18)
+    with app.app_context(), get_db().transaction() as session:
+        for n, provider_id in enumerate(providers):
+            free = search.find_slots(
+                session=session,
+                provider_id=provider_id,
+                appointment_type_id=visit.id,
+                start=now + timedelta(days=1),
+                end=now + timedelta(days=45),
+            )
+            for m, start in enumerate(rng.sample(free, BUSY_BOOKINGS // len(providers))):
+                service.book_appointment(
+                    session=session,
+                    provider_id=provider_id,
+                    appointment_type_id=visit.id,
+                    start=start,
+                    patient={"name": "P", "email": f"b{n}-{m}@bench.example", "time_zone": TZ},
+                )
+    return ids
+
+
+def _busy_latencies(app: Any, ids: dict[str, Any]) -> list[list[object]]:
+    """In the busy clinic: a slot search, and a course planned for any provider (as the open loop does) and
+    booked, each course on a fresh plan so the chairs fill as they would."""
+    client = app.test_client()
+    day = datetime.now(UTC) + timedelta(days=2)
+    window = {"start": day.isoformat(), "end": (day + timedelta(days=21)).isoformat()}
+
+    def search_once(n: int) -> Any:
+        query = {
+            "provider_id": ids["providers"][n % len(ids["providers"])],
+            "appointment_type_id": ids["type_id"],
+            **window,
+        }
+        return _expect(200, client.get("/api/v1/slots", query_string=query))
+
+    searches = _time([lambda n=n: search_once(n) for n in range(BUSY_ROUNDS)])
+    plans: list[float] = []
+    course_books: list[float] = []
+    refused = 0
+    for n in range(BUSY_ROUNDS):
+        started = time.perf_counter()
+        plan = _expect(
+            200, client.post("/api/v1/courses/plan", json={"template_id": ids["template_id"]}, headers=KEY)
+        )
+        plans.append((time.perf_counter() - started) * 1000)
+        sessions = [{"start": s["start"], "provider_id": s["provider_id"]} for s in plan["sessions"]]
+        patient = {"name": "C", "email": f"bc{n}@bench.example", "time_zone": TZ}
+        body = {"template_id": ids["template_id"], "sessions": sessions, "patient": patient}
+        started = time.perf_counter()
+        refused += client.post("/api/v1/courses", json=body, headers=KEY).status_code != 201
+        course_books.append((time.perf_counter() - started) * 1000)
+    if refused:  # one client alone: a fresh plan refused is a finding, not load
+        print(f"  {refused} of {BUSY_ROUNDS} freshly planned courses refused")
+    med = statistics.median
+    return [
+        ["slot search, one provider, 21 days", BUSY_ROUNDS, med(searches), _p95(searches), 1.0],
+        [
+            f"plan a 6-session course, any of {len(ids['providers'])} providers",
+            BUSY_ROUNDS,
+            med(plans),
+            _p95(plans),
+            _p95(plans) / _p95(searches),
+        ],
+        [
+            "book the planned course",
+            BUSY_ROUNDS,
+            med(course_books),
+            _p95(course_books),
+            _p95(course_books) / _p95(searches),
+        ],
+    ]
+
+
 def _race(app: Any, ids: dict[str, Any]) -> tuple[Counter[int], list[str]]:
     """RACERS course bookings for the same first times at once; the database's state afterwards."""
     client = app.test_client()
@@ -290,6 +409,13 @@ def run() -> None:
         )
         verdict("course plan under 5x one slot search", rows[1][4] < 5, f"{rows[1][4]:.2f}x")  # type: ignore[operator]
         verdict("course booking under 3x one booking", rows[3][4] < 3, f"{rows[3][4]:.2f}x")  # type: ignore[operator]
+        busy = _busy_latencies(app, _seed_busy(app))
+        table(
+            f"Courses in a busy clinic (in-process, PostgreSQL, {BUSY_PROVIDERS} providers, 4 chairs, "
+            f"{BUSY_BOOKINGS} bookings)",
+            ["operation", "n", "p50 ms", "p95 ms", "p95 x slot search"],
+            busy,
+        )
         statuses, no_plan = _race(app, ids)
         overlaps, partial = _held_twice(app)
         table(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import NamedTuple
 
 from shared.timeutil import local_date, to_zone
 
@@ -35,9 +37,8 @@ class Preferences:
         return local.weekday() in self.weekdays and self.earliest <= local.time() <= self.latest
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """A free start and the provider who has it."""
+class Candidate(NamedTuple):
+    """A free start and the provider who has it (a tuple: a busy clinic's plan makes tens of thousands)."""
 
     start: datetime
     provider_id: int
@@ -51,7 +52,9 @@ class Blocked(Exception):
         self.index, self.rule, self.detail = index, rule, detail
 
 
+@functools.lru_cache(maxsize=16384)
 def _week(start: datetime, tz: str) -> date:
+    """The Monday of ``start``'s week in ``tz`` (cached: the providers of a clinic share their starts)."""
     day = local_date(start, tz)
     return day - timedelta(days=day.weekday())
 
@@ -181,9 +184,11 @@ def alternatives(
             if index + 1 == len(starts)
             else bisect.bisect_right(free, starts[index + 1] - spacing.min_gap)
         )
+        seen = {starts[index]}  # a start taken or refused once is so for every provider who has it
         for candidate in candidates[lo:hi]:
-            if candidate.start == starts[index] or any(o.start == candidate.start for o in others):
+            if candidate.start in seen:
                 continue
+            seen.add(candidate.start)
             trial = [*starts[:index], candidate.start, *starts[index + 1 :]]
             if sorted(trial) == trial and violation(spacing, trial, tz, index) is None:
                 others.append(candidate)

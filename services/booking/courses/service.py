@@ -129,26 +129,34 @@ def _candidates(
     end: datetime,
     prefs: Preferences,
 ) -> list[Candidate]:
-    """Free starts of the session type in ``[start, end)`` across ``provider_ids``, sorted by start."""
+    """Free starts of the session type in ``[start, end)`` across ``provider_ids``, sorted by start.
+
+    Each stretch is searched for every provider at once (the chair calendar read once); the preferences are
+    checked once per distinct start, which the providers share.
+    """
     tz = template.clinic.time_zone
     found: list[Candidate] = []
-    for provider_id in provider_ids:
-        lo = start
-        while lo < end:
-            hi = min(end, lo + timedelta(days=search.MAX_SEARCH_DAYS))
-            found.extend(
-                Candidate(at, provider_id)
-                for at in search.find_slots(
-                    session=session,
-                    provider_id=provider_id,
-                    appointment_type_id=template.session_type_id,
-                    start=lo,
-                    end=hi,
-                )
-                if prefs.allows(at, tz)
-            )
-            lo = hi
-    return sorted(found, key=lambda c: (c.start, c.provider_id))
+    allowed: dict[datetime, bool] = {}
+    lo = start
+    while lo < end:
+        hi = min(end, lo + timedelta(days=search.MAX_SEARCH_DAYS))
+        free = search.find_slots_of_providers(
+            session=session,
+            provider_ids=provider_ids,
+            appointment_type_id=template.session_type_id,
+            start=lo,
+            end=hi,
+        )
+        for provider_id, starts in free.items():
+            for at in starts:
+                ok = allowed.get(at)
+                if ok is None:
+                    ok = allowed[at] = prefs.allows(at, tz)
+                if ok:
+                    found.append(Candidate(at, provider_id))
+        lo = hi
+    found.sort()  # by start, then provider
+    return found
 
 
 @dataclass(frozen=True)
@@ -235,14 +243,23 @@ def _best_plan(
     firsts = _firsts(candidates, first_start, provider_id)
     plans: list[list[Candidate]] = []
     blocked: list[Blocked] = []
-    for only in sorted({c.provider_id for c in firsts}):
-        pool = [c for c in candidates if c.provider_id == only]
-        _first_plan(spacing, [c for c in firsts if c.provider_id == only], pool, (tz, until), plans, blocked)
+    pools = _by_provider(candidates)
+    firsts_of = _by_provider(firsts)
+    for only in sorted(firsts_of):
+        _first_plan(spacing, firsts_of[only], pools[only], (tz, until), plans, blocked)
     if not plans and template.same_provider == "preferred":
         _first_plan(spacing, firsts, candidates, (tz, until), plans, blocked)
     if not plans:
         raise max(blocked, key=lambda b: b.index) if blocked else planner.no_first()
     return min(plans, key=lambda p: (p[-1].start, p[0].start))
+
+
+def _by_provider(candidates: list[Candidate]) -> dict[int, list[Candidate]]:
+    """``candidates`` split by provider, each in the order given, in one pass."""
+    split: dict[int, list[Candidate]] = {}
+    for candidate in candidates:
+        split.setdefault(candidate.provider_id, []).append(candidate)
+    return split
 
 
 def _firsts(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import random
 import re
 from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
 from typing import Any
 
 import time_machine
@@ -11,8 +14,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, select
 
+from services.booking import search
+from services.booking.courses import planner
+from services.booking.courses import service as courses
+from services.booking.courses.planner import Candidate, Preferences
+from services.booking.courses.rules import spacing_of
 from services.booking.models import Booking, BookingResource, OutboxEvent, Provider
 from shared.db import get_db
+from shared.timeutil import utcnow
 from tests.booking.conftest import STAFF
 from tests.booking.factories import (
     PATIENT,
@@ -607,3 +616,98 @@ def test_a_plan_moves_its_first_session_on_until_the_whole_course_fits(
     blocked = _plan(client, other)
     assert blocked.status_code == 422
     assert blocked.json["blocked_by"] == {"rule": "within_days", "session": 4}
+
+
+def _plan_per_provider(
+    session: Any, template_id: int, provider_id: int | None, prefs: Preferences
+) -> tuple[list[Candidate], list[list[Candidate]]]:
+    """The plan as the planner made it before it searched the providers together: a slot search per
+    provider (each reading the chairs), every candidate's preferences checked, every pool filtered apart, and
+    every alternative tried start by start. Only the first search (no widening): the test's plans fit in it."""
+    template = courses.get_template(session=session, template_id=template_id)
+    spacing, tz = spacing_of(template), template.clinic.time_zone
+    begin = utcnow()
+    assert spacing.within is not None
+    end = begin + spacing.within + timedelta(days=8)
+    candidates = sorted(
+        (
+            Candidate(at, provider)
+            for provider in courses._providers(session, template, provider_id)
+            for at in search.find_slots(
+                session=session,
+                provider_id=provider,
+                appointment_type_id=template.session_type_id,
+                start=begin,
+                end=end,
+            )
+            if prefs.allows(at, tz)
+        ),
+        key=lambda c: (c.start, c.provider_id),
+    )
+    firsts = [c for c in candidates if provider_id in (None, c.provider_id)]
+    plans = []
+    for only in sorted({c.provider_id for c in firsts}):
+        pool = [c for c in candidates if c.provider_id == only]
+        mine = [c for c in firsts if c.provider_id == only]
+        with contextlib.suppress(planner.Blocked):
+            plans.append(planner.earliest(spacing, mine, pool, tz, end, courses.FIRST_TRIES))
+    if not plans:
+        plans.append(planner.earliest(spacing, firsts, candidates, tz, end, courses.FIRST_TRIES))
+    chosen = min(plans, key=lambda p: (p[-1].start, p[0].start))
+    starts = [c.start for c in chosen]
+    alternatives: list[list[Candidate]] = []
+    for index, at in enumerate(starts):
+        others: list[Candidate] = []
+        for candidate in candidates:
+            trial = [*starts[:index], candidate.start, *starts[index + 1 :]]
+            taken = candidate.start == at or any(o.start == candidate.start for o in others)
+            kept = sorted(trial) == trial and planner.violation(spacing, trial, tz, index) is None
+            if not taken and kept and len(others) < 3:
+                others.append(candidate)
+        alternatives.append(others)
+    return chosen, alternatives
+
+
+def test_a_busy_clinic_plans_as_a_slot_search_per_provider_would(app: Flask, client: FlaskClient) -> None:
+    # Six providers and two chairs, a tenth of every provider's free starts over four weeks booked: the plan
+    # that reads the chairs once for every provider proposes what a slot search per provider proposed, with
+    # the same alternatives, whether any provider, one provider or one time of day is asked for.
+    with time_machine.travel(datetime(2026, 3, 2, 12, 10, tzinfo=UTC), tick=False):
+        setup = make_chair_setup(app, providers=6, chairs=2)
+        template = _template(client, setup, same_provider="preferred", within_days=21)
+        rng = random.Random(18)
+        with app.app_context(), get_db().transaction() as session:
+            free = [
+                (provider, at.isoformat())
+                for provider in range(len(setup.provider_ids))
+                for at in search.find_slots(
+                    session=session,
+                    provider_id=setup.provider_ids[provider],
+                    appointment_type_id=setup.type_id,
+                    start=utcnow(),
+                    end=utcnow() + timedelta(days=28),
+                )
+            ]
+        booked = 0
+        for n, (provider, at) in enumerate(rng.sample(free, len(free) // 10)):
+            answer = client.post(
+                "/api/v1/bookings",
+                json=chair_body(setup, at, provider, email=f"busy{n}@example.com"),
+                headers=STAFF,
+            )
+            assert answer.status_code in (201, 409), answer.json
+            booked += answer.status_code == 201
+        assert booked > 50
+        asked = [
+            (None, Preferences()),
+            (setup.provider_ids[3], Preferences()),
+            (None, Preferences(weekdays=frozenset({0, 1, 3, 4}), earliest=clock_time(14))),
+        ]
+        with app.app_context(), get_db().transaction() as session:
+            for provider_id, prefs in asked:
+                plan = courses.plan_course(
+                    session=session, template_id=template["id"], provider_id=provider_id, prefs=prefs
+                )
+                expected = _plan_per_provider(session, template["id"], provider_id, prefs)
+                assert (plan.sessions, plan.alternatives) == expected
+                assert any(plan.alternatives)  # the comparison covers alternatives found
