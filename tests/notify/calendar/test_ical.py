@@ -162,3 +162,15 @@ def test_a_calendar_written_piece_by_piece_is_the_calendar_icalendar_writes(meth
     assert ical.vtimezone_ical("Europe/London", 2026, 2028) is ical.vtimezone_ical(
         "Europe/London", 2026, 2028
     )
+
+
+def test_ascii_lines_fold_where_icalendar_folds_them_escapes_kept_whole() -> None:
+    stamp = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    for pad in range(160):
+        # An escaped ; , or \ lands on every column once, and a line ends on every length around a fold.
+        where = "x" * pad + "Suite 3; Brooklyn, NY\\ 11201; " * 4
+        event = ical.patient_event(
+            visit(video=False, location=where), booking_public_url="https://b.test/", stamp=stamp
+        )
+        whole = ical.new_calendar(method="PUBLISH", events=[event]).to_ical()
+        assert ical.calendar_ical(method="PUBLISH", events=[event]) == bytes(whole)
