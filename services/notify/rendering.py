@@ -7,6 +7,8 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email import policy as email_policy
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from pathlib import Path
@@ -26,6 +28,7 @@ from jinja2 import (
 
 from services.notify.protocols import Protocol, Step
 from shared import ical
+from shared.cache import Lru
 from shared.config import ConfigError
 from shared.events import VIDEO
 from shared.timeutil import format_local, to_zone, utcnow
@@ -284,6 +287,37 @@ class Renderer:
         return RenderedEmail(subject=subject, text=text, html=html, attachments=tuple(attachments))
 
 
+class _HeaderFactory(HeaderRegistry):
+    """email's header factory, made cheaper: each header class made once (the standard one makes a class for
+    every header set) and the parsed MIME headers kept (the same few on every message, parsed at length)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, type[BaseHeader]] = {}
+        self._mime = Lru(256)
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        found = self._classes.get(key)
+        if found is None:
+            found = self._classes.setdefault(key, super().__getitem__(name))
+        return found
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        # Only the structure's headers (a type, a file name, an encoding), never a person's; parsed headers
+        # do not change. A multipart's boundary is new for every message: not worth keeping.
+        if not name.lower().startswith(("content-", "mime-")) or value.startswith("multipart/"):
+            return self[name](name, value)
+        found: BaseHeader | None = self._mime.get((name, value))
+        if found is None:
+            found = self[name](name, value)
+            self._mime.put((name, value), found)
+        return found
+
+
+EMAIL_POLICY = email_policy.default.clone(header_factory=_HeaderFactory())
+
+
 def compose_email(
     *,
     sender: str,
@@ -307,7 +341,7 @@ def compose_email(
 
     The ``method`` parameter is read from the calendar's own METHOD line, so the two always agree.
     """
-    message = EmailMessage()
+    message = EmailMessage(policy=EMAIL_POLICY)
     message["From"] = sender
     message["To"] = to
     message["Subject"] = rendered.subject

@@ -156,7 +156,7 @@ def prepare(
         return None
     method, sequence = claimed.method, claimed.sequence
     row.sequence = sequence
-    calendar = ical.new_calendar(method=method, events=[claimed.event]).to_ical()
+    calendar = ical.calendar_ical(method=method, events=[claimed.event])
     rendered = _email(runtime=runtime, booking=booking, method=method, sequence=sequence, join_url=join_url)
     row.recipient, row.subject, row.body = booking.snapshot["provider"]["email"], rendered.subject, None
     log.info(
@@ -232,7 +232,7 @@ def prepare_course(
         FileAttachment(
             f"session-{_index(p.booking)}.ics",
             ical.CONTENT_TYPE,
-            bytes(ical.new_calendar(method=p.method, events=[p.event]).to_ical()),
+            ical.calendar_ical(method=p.method, events=[p.event]),
             params=(("charset", "utf-8"), ("method", p.method)),
         )
         for p in others
@@ -247,7 +247,7 @@ def prepare_course(
         to=row.recipient,
         rendered=replace(rendered, attachments=attachments),
         message_id=message_id_for(message_key(row.id), runtime.config.smtp_from),
-        calendar=bytes(ical.new_calendar(method=first.method, events=[first.event]).to_ical()),
+        calendar=ical.calendar_ical(method=first.method, events=[first.event]),
     )
 
 

@@ -21,7 +21,6 @@ from services.notify.config import NotifyConfig
 from services.notify.models import CANCELLED, BookingCopy, CalendarInvite, JoinLink, ProviderFeed
 from services.notify.protocols import ProtocolBook
 from shared import ical, links
-from shared.cache import Lru
 from shared.db import dialect_insert
 from shared.timeutil import local_date
 
@@ -352,7 +351,7 @@ def _assemble(*, name: str, tz: str, zones: set[str], moments: list[datetime], e
     parts = [head]
     if moments:
         first, last = ical.timezone_span(moments)
-        parts += [_vtimezone(zone, first, last) for zone in sorted(zones - {"UTC"})]
+        parts += [ical.vtimezone_ical(zone, first, last) for zone in sorted(zones - {"UTC"})]
     parts += entries
     parts.append(b"END:VCALENDAR\r\n")
     return b"".join(parts)
@@ -363,15 +362,3 @@ def _without_end(calendar: Calendar) -> bytes:
     end = b"END:VCALENDAR\r\n"
     assert text.endswith(end)
     return text[: -len(end)]
-
-
-_VTIMEZONES = Lru(256)
-
-
-def _vtimezone(zone: str, first: int, last: int) -> bytes:
-    key = (zone, first, last)
-    found: bytes | None = _VTIMEZONES.get(key)
-    if found is None:
-        found = bytes(ical.vtimezone(zone, first, last).to_ical())
-        _VTIMEZONES.put(key, found)
-    return found

@@ -144,3 +144,33 @@ def test_web_calendar_links_compose_the_same_entry() -> None:
         fields = parse_qs(parts.query)
         assert fields["startdt"] == ["2026-03-09T14:00:00+00:00"]
         assert fields["location"] == ["https://consult.example.test/join/x"]
+
+
+@pytest.mark.parametrize("method", [None, "PUBLISH", "REQUEST", "CANCEL"])
+def test_a_calendar_written_piece_by_piece_is_the_calendar_icalendar_writes(method: str | None) -> None:
+    stamp = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    events = [
+        ical.patient_event(
+            visit(time_zone=tz, visit_name=AWKWARD * 3), booking_public_url="https://b.test/", stamp=stamp
+        )
+        for tz in ("Europe/London", "America/New_York", "Europe/London", "UTC")
+    ]
+    properties = [("x-wr-calname", AWKWARD), ("x-wr-timezone", "Europe/London")]
+    for some in (events[:1], events, events[3:], []):
+        whole = ical.new_calendar(method=method, events=some, properties=properties).to_ical()
+        assert ical.calendar_ical(method=method, events=some, properties=properties) == bytes(whole)
+    assert ical.vtimezone_ical("Europe/London", 2026, 2028) is ical.vtimezone_ical(
+        "Europe/London", 2026, 2028
+    )
+
+
+def test_ascii_lines_fold_where_icalendar_folds_them_escapes_kept_whole() -> None:
+    stamp = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    for pad in range(160):
+        # An escaped ; , or \ lands on every column once, and a line ends on every length around a fold.
+        where = "x" * pad + "Suite 3; Brooklyn, NY\\ 11201; " * 4
+        event = ical.patient_event(
+            visit(video=False, location=where), booking_public_url="https://b.test/", stamp=stamp
+        )
+        whole = ical.new_calendar(method="PUBLISH", events=[event]).to_ical()
+        assert ical.calendar_ical(method="PUBLISH", events=[event]) == bytes(whole)
