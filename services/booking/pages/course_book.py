@@ -77,8 +77,8 @@ def _wishes(tz: str, horizon_days: int) -> tuple[Wishes, dict[str, str]]:
     """The preferences in the query and the form's errors; none given (not the form, nor a link it made): any
     time."""
     args = request.args
-    # The form always sends its date field (empty or not); its links always carry a time of day.
-    if "time" not in args and "from" not in args:
+    # The form sends its date field (empty or not) and the days ticked; its links always carry a time of day.
+    if not any(name in args for name in ("time", "day", "from")):
         return Wishes(), {}
     raw: dict[str, Any] = {"day": args.getlist("day"), "time": [t.strip() for t in args.getlist("time")]}
     if args.get("from", "").strip():

@@ -186,6 +186,7 @@ def test_days_and_times_replan_the_course_and_a_course_that_cannot_fit_says_why_
 
     # Evenings only: nobody works then; the page says which rule blocks and what to try, and books nothing.
     page.get_by_label("Wednesday", exact=True).check()
+    page.get_by_label("Afternoon (starting 12:00 to 16:59)").uncheck()
     page.get_by_label("Evening (starting 17:00 or later)").check()
     page.get_by_role("button", name="Show a schedule for these times").click()
     alert = page.get_by_role("alert").filter(has_text="We could not fit every session")
