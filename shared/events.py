@@ -450,6 +450,8 @@ class LinkRequestedEvent:
     """``booking.link_requested``: send the booking's current manage link to the patient's phone and email.
 
     Ids only: notify knows the contact details from the booking events, and signs the current link itself.
+    With ``course_id`` it is the course's page link instead, asked for from an expired course link; the
+    booking is then the course's last session, so its end is the course's and the link's life follows it.
     """
 
     booking_id: uuid.UUID
@@ -458,6 +460,7 @@ class LinkRequestedEvent:
     occurred_at: datetime = field(default_factory=utcnow)
     correlation_id: str = ""
     schema_version: int = 1
+    course_id: uuid.UUID | None = None
     type: str = BOOKING_LINK_REQUESTED
 
 
@@ -538,6 +541,8 @@ class LinkRequestedEventSchema(_EventHead):
     type = fields.String(required=True, validate=validate.Equal(BOOKING_LINK_REQUESTED))
     booking_id = fields.UUID(required=True)
     booking_version = fields.Integer(required=True, validate=validate.Range(min=1))
+    # Added within version 1 (optional): the course whose page link is asked for, not the booking's own.
+    course_id = fields.UUID(allow_none=True, load_default=None)
 
     @post_load
     def _make(self, data: dict[str, Any], **_: Any) -> LinkRequestedEvent:

@@ -181,11 +181,15 @@ def record_course_event(
     return event.event_id
 
 
-def record_link_request(session: Session, booking: Booking, *, now: datetime) -> uuid.UUID:
-    """Write ``booking.link_requested`` (ids only) to the outbox, in the caller's transaction."""
+def record_link_request(
+    session: Session, booking: Booking, *, now: datetime, course_id: uuid.UUID | None = None
+) -> uuid.UUID:
+    """Write ``booking.link_requested`` (ids only) to the outbox, in the caller's transaction; with
+    ``course_id``, for that course's page link (``booking`` is its last session)."""
     event = events.LinkRequestedEvent(
         booking_id=booking.id,
         booking_version=booking.version,
+        course_id=course_id,
         occurred_at=now,
         correlation_id=get_correlation_id(),
     )

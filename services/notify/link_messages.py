@@ -1,7 +1,9 @@
-"""The patient's current manage link, sent again when they ask for it from an older or cancelled link."""
+"""The patient's current manage link, sent again when they ask for it from an older or cancelled link; or
+their course's page link, asked for from an expired one."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +27,13 @@ LINK_AGAIN = Step(
     urgent=True,
     calendar=False,
 )
-BUILT_IN_STEPS = (LINK_AGAIN,)
+# The same for a course's page link (the event names the course): the course's own wording and link.
+COURSE_LINK_AGAIN = dataclasses.replace(
+    LINK_AGAIN, key="course-link-again", template="common/course-link-again"
+)
+BUILT_IN_STEPS = (LINK_AGAIN, COURSE_LINK_AGAIN)
+# Its plan rows: still link rows (any version, never re-planned), told apart by this prefix.
+COURSE_LINK_PREFIX = f"{LINK_STEP_PREFIX}course:"
 # Asked for now: a link that could not go within a day is no longer what the patient is waiting for.
 LIFETIME = timedelta(days=1)
 
@@ -35,12 +43,23 @@ def is_link_step(step: str) -> bool:
     return step.startswith(LINK_STEP_PREFIX)
 
 
+def step_of(row_step: str) -> Step:
+    """The built-in step a link row is rendered from: a course's link or a booking's."""
+    return COURSE_LINK_AGAIN if row_step.startswith(COURSE_LINK_PREFIX) else LINK_AGAIN
+
+
 def plan(*, session: Session, book: ProtocolBook, event: events.LinkRequestedEvent, now: datetime) -> int:
     """Plan the SMS and email carrying the booking's current link; the rows added."""
     copy = lock_booking(session, event.booking_id)
     if copy is None:
         # The booking's own events have not reached notify yet: retried (the event job's retries) until then.
         raise LookupError(f"booking {event.booking_id} is not known to notify yet")
+    if event.course_id is not None and str((copy.snapshot.get("course") or {}).get("id")) != str(
+        event.course_id
+    ):
+        raise LookupError(
+            f"booking {event.booking_id} is not known to notify as a session of that course yet"
+        )
     patient = copy.snapshot["patient"]
     protocol = book.get(copy.protocol)
     expires_at = min(now + LIFETIME, copy.end_at + links.MANAGE_LINK_GRACE)
@@ -72,7 +91,7 @@ def _row(
     return {
         "booking_id": booking_id,
         "booking_version": version,
-        "step": f"{LINK_STEP_PREFIX}{event.event_id}",
+        "step": f"{COURSE_LINK_PREFIX if event.course_id else LINK_STEP_PREFIX}{event.event_id}",
         "channel": channel,
         "protocol": protocol,
         "protocol_version": protocol_version,

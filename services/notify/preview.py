@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.notify.course_messages import session_entry
-from services.notify.link_messages import BUILT_IN_STEPS
+from services.notify.link_messages import BUILT_IN_STEPS, COURSE_LINK_AGAIN
 from services.notify.models import EMAIL, SMS
 from services.notify.protocols import (
     COURSE_ANCHORS,
@@ -50,8 +50,9 @@ def sample_course_extra(step: Step) -> dict[str, Any]:
 
 
 def sample_course_links(runtime: Runtime, step: Step) -> tuple[str | None, str | None]:
-    """The sample course's page link and its short SMS form, for a whole-course step (else None, None)."""
-    if step.on not in COURSE_ANCHORS:
+    """The sample course's page link and its short SMS form, for a whole-course step or a course's link sent
+    again (else None, None)."""
+    if step.on not in COURSE_ANCHORS and step is not COURSE_LINK_AGAIN:
         return None, None
     base, ends_at = runtime.config.booking_public_url, SAMPLE_START + timedelta(days=1, hours=1)
     token = links.course_token(runtime.signer, course_id=SAMPLE_COURSE_ID, ends_at=ends_at)

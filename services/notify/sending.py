@@ -247,7 +247,9 @@ def _prepare(
         course = _course_links(runtime, booking, extra)
         return _render(runtime=runtime, row=row, booking=booking, join=None, extra=extra, course=course)
     if link_messages.is_link_step(row.step):
-        return _render(runtime=runtime, row=row, booking=booking, join=None, step=link_messages.LINK_AGAIN)
+        again = link_messages.step_of(row.step)
+        page = _current_course_links(runtime, booking) if again is link_messages.COURSE_LINK_AGAIN else None
+        return _render(runtime=runtime, row=row, booking=booking, join=None, step=again, course=page)
     if escorts.is_escort_step(row.step):
         step = _escort_step(runtime, row)
         assert step  # checked by escorts.verdict
@@ -290,6 +292,16 @@ def _course_links(runtime: Runtime, booking: BookingCopy, extra: dict[str, Any])
     base = runtime.config.booking_public_url
     token = links.course_token(runtime.signer, course_id=course_id, ends_at=ends_at)
     short = links.short_course_url(runtime.signer.keys, base, course_id=course_id, ends_at=ends_at)
+    return links.course_url(base, token), short
+
+
+def _current_course_links(runtime: Runtime, booking: BookingCopy) -> tuple[str, str]:
+    """The course page's current link and its short form, from its last session (the one a course's link
+    request names): valid until the grace after that session ends, as the booking service signs it."""
+    course_id = str(booking.snapshot["course"]["id"])
+    base = runtime.config.booking_public_url
+    token = links.course_token(runtime.signer, course_id=course_id, ends_at=booking.end_at)
+    short = links.short_course_url(runtime.signer.keys, base, course_id=course_id, ends_at=booking.end_at)
     return links.course_url(base, token), short
 
 

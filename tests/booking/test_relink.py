@@ -97,7 +97,9 @@ def test_a_moved_booking_s_old_link_sends_the_current_one_at_most_three_times_an
             "correlation_id",
             "booking_id",
             "booking_version",
+            "course_id",  # a manage link's request names no course
         }
+        assert event.course_id is None
     # An hour on, the patient may ask again.
     clock.shift(timedelta(hours=1, minutes=1))
     assert submit(pages_client, stale.text).status_code == 303

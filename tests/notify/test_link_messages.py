@@ -14,7 +14,7 @@ import time_machine
 from flask import Flask
 
 from services.notify import jobs, optouts
-from services.notify.models import CANCELLED, SENT, SKIPPED, Message
+from services.notify.models import CANCELLED, PLANNED, SENT, SKIPPED, Message
 from services.notify.runtime import Runtime
 from services.notify.senders.smtp_email import SmtpEmailSender
 from shared import events, links
@@ -25,13 +25,14 @@ from tests.notify.conftest import (
     Upstream,
     deliver,
     messages,
+    outbox,
     tick,
     twilio_sender,
     use_senders,
     work,
 )
 from tests.notify.doubles import mail_server
-from tests.notify.factories import Booking
+from tests.notify.factories import Booking, course_sessions
 from tests.support.twilio_mock import PrismServer
 
 MANAGE = re.compile(r"https://booking\.example\.test/manage/(\S+)")
@@ -182,3 +183,89 @@ def test_old_link_to_sms_and_email_end_to_end(
         assert staff.get(f"/api/v1/manage/{old_token}").status_code == 409
         smtp.close()
         sms.close()
+
+
+# --- a course's page link, asked for from an expired course link ----------------------------------------------
+
+
+def _course_requested(booking: Booking) -> dict[str, object]:
+    assert booking.course is not None
+    return events.dump_event(
+        events.LinkRequestedEvent(
+            booking_id=booking.id, booking_version=booking.version, course_id=booking.course.id
+        )
+    )
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_a_course_s_link_goes_with_the_course_s_words_valid_to_its_last_session(
+    app: Flask, clock: time_machine.Coordinates, language: str
+) -> None:
+    sessions = course_sessions(MONDAY_NOON + timedelta(days=1))
+    for booking in sessions:
+        booking.language = language
+        deliver(app, booking.confirmed(at=MONDAY_NOON - timedelta(days=1)))
+    last = sessions[-1]
+    assert last.course is not None
+    payload = _course_requested(last)
+    assert _handle(app, payload) == "handled"
+    assert _handle(app, payload) == "duplicate"
+    tick(app)
+    rows = _link_rows(app, last)
+    assert {m.step for m in rows} == {f"link-again:course:{payload['event_id']}"}
+    assert sorted((m.channel, m.status, m.urgent) for m in rows) == [
+        ("email", SENT, True),
+        ("sms", SENT, True),
+    ]
+    sms = next(m for m in rows if m.channel == "sms").body or ""
+    email = next(m for m in rows if m.channel == "email")
+    words = {
+        "en": (
+            "Demo Clinic: as you asked, the link to your sessions: ",
+            "The link to your sessions",
+        ),
+        "es": ("Demo Clinic: a su pedido, el enlace de sus sesiones: ", "El enlace de sus sesiones"),
+    }[language]
+    assert sms.startswith(words[0]), sms
+    assert email.subject == words[1]
+    assert "Alex" not in sms
+    assert "/manage/" not in sms  # the course's page, not one session's
+    assert "/m/" not in sms
+    runtime: Runtime = app.extensions["notify"]
+    code = re.search(r"https://booking\.example\.test/c/(\S+)", sms)
+    assert code, sms
+    short = links.verify_short(runtime.signer.keys, code.group(1), purpose=links.COURSE)
+    assert short.subject == str(last.course.id)
+    (sent,) = [m for m in outbox(app, "email") if m.subject == words[1]]
+    assert "Alex" in sent.text  # the email greets the patient, as every email does; the SMS does not
+    full = re.search(r"https://booking\.example\.test/course/(\S+)", sent.text)
+    assert full, sent.text
+    claims = runtime.signer.verify(full.group(1), purpose=links.COURSE)
+    assert claims.subject == str(last.course.id)
+    # It lives as the booking service's own course link does: until a week after the last session ends (the
+    # short form to the end of that day).
+    assert claims.expires_at == last.end + links.MANAGE_LINK_GRACE
+    assert short.expires_at >= claims.expires_at
+    # The session's own plan is untouched by it: its reminders are still planned.
+    assert {m.status for m in messages(app, booking_id=last.id, step="prep-24h")} == {PLANNED}
+
+
+def test_a_course_link_request_for_a_session_notify_does_not_know_as_the_course_s_is_retried(
+    app: Flask, clock: object
+) -> None:
+    sessions = course_sessions(MONDAY_NOON + timedelta(days=1))
+    alone = Booking(start=MONDAY_NOON + timedelta(days=3))
+    deliver(app, alone.confirmed(at=MONDAY_NOON - timedelta(days=1)))
+    assert sessions[0].course is not None
+    stray = events.dump_event(
+        events.LinkRequestedEvent(booking_id=alone.id, booking_version=1, course_id=sessions[0].course.id)
+    )
+    with pytest.raises(LookupError):
+        _handle(app, stray)
+    assert _link_rows(app, alone) == []
+    # An old payload without the field is a booking's own link, as before.
+    old = dict(_requested(alone))
+    old.pop("course_id")
+    assert events.load_link_requested(old).course_id is None
+    assert _handle(app, old) == "handled"
+    assert {m.step.startswith("link-again:course:") for m in _link_rows(app, alone)} == {False}

@@ -62,6 +62,8 @@ PUBLIC: dict[str, set[str]] = {
         "/c/<code>",  # a short signed course link, as SMS carry it
         "/course/<token>",  # a patient's course page (signed course link)
         "/course/<token>/cancel",
+        "/course/<token>/link-sent",
+        "/course/<token>/send-link",  # an expired course link's "send my course link again"
         "/manage/<token>",  # a patient's manage pages
         "/manage/<token>/calendar.ics",
         "/manage/<token>/escort",

@@ -23,18 +23,38 @@ class Spacing:
     length: timedelta  # one session's visit, for the window's end
 
 
+ALL_DAY = (time(0), time(23, 59))
+
+
+def merged(windows: Sequence[tuple[time, time]]) -> tuple[tuple[time, time], ...]:
+    """``windows`` (earliest, latest: start times, both included) sorted, with overlapping or touching ones
+    joined, so the same hours always read the same (morning, afternoon and evening are the whole day)."""
+    out: list[tuple[time, time]] = []
+    for earliest, latest in sorted(windows):
+        if out and _minute(earliest) <= _minute(out[-1][1]) + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], latest))
+        else:
+            out.append((earliest, latest))
+    return tuple(out)
+
+
+def _minute(at: time) -> int:
+    return at.hour * 60 + at.minute
+
+
 @dataclass(frozen=True)
 class Preferences:
-    """When the patient can come: weekdays (0 = Monday) and a time of day, in the clinic's zone."""
+    """When the patient can come: weekdays (0 = Monday) and times of day (start windows, each from its
+    earliest to its latest start, both included), in the clinic's zone. Build windows with ``merged``."""
 
     weekdays: frozenset[int] = frozenset(range(7))
-    earliest: time = time(0)
-    latest: time = time(23, 59)
+    windows: tuple[tuple[time, time], ...] = (ALL_DAY,)
 
     def allows(self, start: datetime, tz: str) -> bool:
-        """Whether ``start`` falls on a preferred weekday within the preferred hours."""
+        """Whether ``start`` falls on a preferred weekday within one of the preferred windows."""
         local = to_zone(start, tz)
-        return local.weekday() in self.weekdays and self.earliest <= local.time() <= self.latest
+        at = local.time()
+        return local.weekday() in self.weekdays and any(lo <= at <= hi for lo, hi in self.windows)
 
 
 class Candidate(NamedTuple):

@@ -73,6 +73,18 @@ class TemplateFilter(Strict):
     clinic_id = Id(strict=False)
 
 
+class TimeWindowIn(Strict):
+    """One time of day: sessions may start from ``earliest`` to ``latest`` (both included), clinic's zone."""
+
+    earliest = WallTime(required=True, metadata={"description": "no session in this window starts before"})
+    latest = WallTime(required=True, metadata={"description": "no session in this window starts after"})
+
+    @validates_schema
+    def _order(self, data: dict[str, Any], **_: Any) -> None:
+        if data["earliest"] > data["latest"]:
+            raise ValidationError("must not be before earliest", "latest")
+
+
 class PlanIn(Strict):
     template_id = Id(required=True)
     start = aware(
@@ -83,9 +95,22 @@ class PlanIn(Strict):
         bounded(0, 6), load_default=None, metadata={"description": "preferred weekdays, 0 = Monday"}
     )
     earliest = WallTime(
-        load_default=None, metadata={"description": "no session starts before (clinic's zone)"}
+        load_default=None,
+        metadata={"description": "no session starts before (clinic's zone); one window, as `times` with one"},
     )
-    latest = WallTime(load_default=None, metadata={"description": "no session starts after (clinic's zone)"})
+    latest = WallTime(
+        load_default=None,
+        metadata={"description": "no session starts after (clinic's zone); one window, as `times` with one"},
+    )
+    times = fields.List(
+        fields.Nested(TimeWindowIn),
+        load_default=None,
+        validate=validate.Length(min=1, max=24, error="give one to 24 windows"),
+        metadata={
+            "description": "times of day the patient can come (clinic's zone): every session starts within "
+            "one of them; windows may overlap. Instead of `earliest`/`latest`, not with them"
+        },
+    )
     tz = TimeZone(load_default=None, metadata={"description": "zone to express times in (default: clinic's)"})
 
     @validates_schema
@@ -94,6 +119,8 @@ class PlanIn(Strict):
             raise ValidationError("name at least one weekday", "weekdays")
         if data.get("earliest") and data.get("latest") and data["earliest"] > data["latest"]:
             raise ValidationError("must not be before earliest", "latest")
+        if data.get("times") is not None and (data.get("earliest") or data.get("latest")):
+            raise ValidationError("give times or earliest and latest, not both", "times")
 
 
 class PlannedStart(Schema):

@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from services.booking import service as bookings
 from services.booking.courses import schemas as c
 from services.booking.courses import service
-from services.booking.courses.planner import Preferences
+from services.booking.courses.planner import ALL_DAY, Preferences, merged
 from services.booking.models import Booking, Course
 from services.booking.views import idempotency_key, request_fingerprint
 from shared.api import API_PREFIX, ProblemSchema, links
@@ -136,10 +136,13 @@ class TemplateItem(MethodView):
 
 def _prefs(data: dict[str, Any]) -> Preferences:
     defaults = Preferences()
+    if data.get("times"):
+        windows = [(w["earliest"], w["latest"]) for w in data["times"]]
+    else:  # one window from the single pair (what callers before ``times`` send)
+        windows = [(data.get("earliest") or ALL_DAY[0], data.get("latest") or ALL_DAY[1])]
     return Preferences(
         weekdays=frozenset(data["weekdays"]) if data.get("weekdays") else defaults.weekdays,
-        earliest=data.get("earliest") or defaults.earliest,
-        latest=data.get("latest") or defaults.latest,
+        windows=merged(windows),
     )
 
 

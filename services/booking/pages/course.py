@@ -9,6 +9,7 @@ from flask import Response, abort, g, make_response, redirect, render_template, 
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, ValidationError, fields, validate
 
+from services.booking import relink
 from services.booking import service as bookings
 from services.booking.courses import service
 from services.booking.models import Booking, Course
@@ -61,15 +62,41 @@ def _expired(token: str) -> Response:
     )
     g.patient_language = course.patient.language
     clinic = course.template.clinic
+    stopped = course.stopped_at is not None
     page = render_template(
         "pages/expired.html",
         clinic=clinic,
-        send_link=None,  # a course's link never changes, so there is no newer one to send
+        for_course=True,
+        course_stopped=stopped,
+        # A course moved or given a booster later than this link knew has a current link that still opens.
+        send_link=None
+        if stopped
+        else url_for("pages.course_send_link", token=token, lang=current_language()),
         book_again=url_for("pages.book_types", clinic_slug=clinic.slug, lang=current_language()),
         tz=clinic.time_zone,
         tz_chosen=False,
     )
     return make_response(page, 410)
+
+
+@bp.post("/course/<token>/send-link")
+def course_send_link(token: str) -> ResponseReturnValue:
+    """Send the course's current link to the phone and email on file; the same answer whether or not."""
+    with unit_of_work() as session:
+        relink.request_course_link(
+            session=session, signer=current_signer(), token=token, per_hour=config().link_resend_per_hour
+        )
+    return redirect(url_for("pages.course_link_sent", token=token, lang=request.args.get("lang")), code=303)
+
+
+@bp.get("/course/<token>/link-sent")
+def course_link_sent(token: str) -> ResponseReturnValue:
+    """The one answer to "send my course link again", as the manage link's."""
+    course = service.course_for_link(
+        session=get_session(), signer=current_signer(), token=token, allow_expired=True
+    )
+    clinic = course.template.clinic
+    return render_template("pages/link_sent.html", clinic=clinic, tz=clinic.time_zone, tz_chosen=False)
 
 
 def _rows(course: Course) -> list[SessionRow]:

@@ -17,7 +17,7 @@ from flask_babel import get_locale, gettext
 from marshmallow import ValidationError
 
 from services.booking.courses import service
-from services.booking.courses.planner import Candidate, Preferences
+from services.booking.courses.planner import Candidate, Preferences, merged
 from services.booking.models import CourseTemplate
 from services.booking.pages import forms
 from services.booking.pages.book import SLOT_TAKEN, entry_of
@@ -62,7 +62,9 @@ class Wishes:
 
     prefs: Preferences = field(default_factory=Preferences)
     not_before: datetime | None = None
-    values: dict[str, Any] = field(default_factory=lambda: {"day": [str(d) for d in range(7)], "time": "any"})
+    values: dict[str, Any] = field(
+        default_factory=lambda: {"day": [str(d) for d in range(7)], "time": list(forms.PARTS_OF_DAY)}
+    )
     query: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -72,14 +74,18 @@ class Wishes:
 
 
 def _wishes(tz: str, horizon_days: int) -> tuple[Wishes, dict[str, str]]:
-    """The preferences in the query and the form's errors; none given (no time of day sent): any time."""
+    """The preferences in the query and the form's errors; none given (not the form, nor a link it made): any
+    time."""
     args = request.args
-    if "time" not in args:  # the form always sends its time of day
+    # The form sends its date field (empty or not) and the days ticked; its links always carry a time of day.
+    if not any(name in args for name in ("time", "day", "from")):
         return Wishes(), {}
-    raw: dict[str, Any] = {"day": args.getlist("day"), "time": args.get("time", "").strip()}
+    raw: dict[str, Any] = {"day": args.getlist("day"), "time": [t.strip() for t in args.getlist("time")]}
     if args.get("from", "").strip():
         raw["from"] = args["from"].strip()
-    values = {"day": raw["day"], "time": raw["time"], "from": raw.get("from", "")}
+    # A link from the single-choice page's "any" ticks every part of the day.
+    shown = list(forms.PARTS_OF_DAY) if "any" in raw["time"] else raw["time"]
+    values = {"day": raw["day"], "time": shown, "from": raw.get("from", "")}
     try:
         loaded = forms.CourseWishesForm().load(raw)
     except ValidationError as exc:
@@ -88,13 +94,13 @@ def _wishes(tz: str, horizon_days: int) -> tuple[Wishes, dict[str, str]]:
     if first is not None and not today <= first <= today + timedelta(days=horizon_days):
         message = gettext("choose a day from today to %(days)s days ahead", days=horizon_days)
         return Wishes(values=values), {"from": message}
-    earliest, latest = forms.TIMES_OF_DAY[loaded["time"]]
+    parts = sorted(set(loaded["time"]), key=list(forms.TIMES_OF_DAY).index)
     days = sorted(set(loaded["day"]))
-    query = (*(("day", str(d)) for d in days), ("time", loaded["time"]))
+    query = (*(("day", str(d)) for d in days), *(("time", t) for t in parts))
     if first is not None:
         query = (*query, ("from", first.isoformat()))
     return Wishes(
-        prefs=Preferences(weekdays=frozenset(days), earliest=earliest, latest=latest),
+        prefs=Preferences(weekdays=frozenset(days), windows=merged([forms.TIMES_OF_DAY[t] for t in parts])),
         not_before=local_to_utc(first, time(0), tz) if first is not None and first > today else None,
         values=values,
         query=query,
@@ -222,7 +228,7 @@ def _page(
             values=values,
             wishes=wishes,
             weekdays=_weekdays(),
-            times=forms.TIMES_OF_DAY,
+            times=forms.PARTS_OF_DAY,
             blocked=blocked,
             errors=errors or {},
             notice=notice,

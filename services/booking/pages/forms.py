@@ -134,16 +134,19 @@ class EscortForm(_Form):
 
 
 # The course page's times of day: value -> the starts each allows, in the clinic's zone (docs/courses.md).
+# The page offers the three parts of the day as checkboxes, all ticked at first (any time); "any" stays
+# accepted for links made when the page had a single choice.
 TIMES_OF_DAY = {
     "any": (time(0), time(23, 59)),
     "morning": (time(0), time(11, 59)),
     "afternoon": (time(12), time(16, 59)),
     "evening": (time(17), time(23, 59)),
 }
+PARTS_OF_DAY = ("morning", "afternoon", "evening")
 
 
 class CourseWishesForm(_Form):
-    """When a patient can come to a course's sessions: weekdays (0 = Monday), a time of day, a first day."""
+    """When a patient can come to a course's sessions: weekdays (0 = Monday), times of day, a first day."""
 
     day = fields.List(
         fields.Integer(
@@ -155,10 +158,13 @@ class CourseWishesForm(_Form):
         validate=validate.Length(min=1, error=N_("choose at least one day")),
         error_messages={"required": N_("choose at least one day")},
     )
-    time = fields.String(
+    time = fields.List(
+        fields.String(
+            validate=validate.OneOf(tuple(TIMES_OF_DAY), error=N_("choose a time of day from the list"))
+        ),
         required=True,
-        validate=validate.OneOf(tuple(TIMES_OF_DAY), error=N_("choose a time of day from the list")),
-        error_messages={"required": N_("choose a time of day from the list")},
+        validate=validate.Length(min=1, error=N_("choose at least one time of day")),
+        error_messages={"required": N_("choose at least one time of day")},
     )
     start_from = fields.Date(
         data_key="from",

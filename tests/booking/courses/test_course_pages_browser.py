@@ -148,7 +148,10 @@ def test_days_and_times_replan_the_course_and_a_course_that_cannot_fit_says_why_
     page.get_by_text("Choose the days and times you can come").click()
     for day in ("Monday", "Wednesday", "Friday", "Saturday", "Sunday"):
         page.get_by_label(day, exact=True).uncheck()
-    page.get_by_label("Afternoon (starting 12:00 to 16:59)").check()
+    # Every part of the day is ticked at first (any time): leave the afternoon alone.
+    expect(page.get_by_label("Afternoon (starting 12:00 to 16:59)")).to_be_checked()
+    page.get_by_label("Morning (starting before 12:00)").uncheck()
+    page.get_by_label("Evening (starting 17:00 or later)").uncheck()
     no_horizontal_scroll(page)
     page.get_by_role("button", name="Show a schedule for these times").click()
     page.wait_for_url(re.compile("time=afternoon"))
@@ -183,6 +186,7 @@ def test_days_and_times_replan_the_course_and_a_course_that_cannot_fit_says_why_
 
     # Evenings only: nobody works then; the page says which rule blocks and what to try, and books nothing.
     page.get_by_label("Wednesday", exact=True).check()
+    page.get_by_label("Afternoon (starting 12:00 to 16:59)").uncheck()
     page.get_by_label("Evening (starting 17:00 or later)").check()
     page.get_by_role("button", name="Show a schedule for these times").click()
     alert = page.get_by_role("alert").filter(has_text="We could not fit every session")

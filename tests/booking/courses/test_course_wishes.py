@@ -48,6 +48,7 @@ def test_days_and_time_of_day_replan_and_stay_through_a_swap_and_the_booking(
     assert 'id="day-1" name="day" value="1" checked' in page.text
     assert 'id="day-2" name="day" value="2">' in page.text
     assert 'value="afternoon" checked' in page.text
+    assert 'value="morning">' in page.text  # not ticked
     # Swapping a session keeps the wishes: its alternatives and the new schedule keep to them.
     swap = next(link for link in page_links(page.text, "alt") if link.endswith("#session-6"))
     query = parse_qs(urlsplit(swap).query)
@@ -80,8 +81,11 @@ def test_days_and_time_of_day_replan_and_stay_through_a_swap_and_the_booking(
         ("&time=morning", "Days you can come: choose at least one day"),
         ("&day=9&time=morning", "Days you can come: choose days from the list"),
         ("&day=x&time=morning", "Days you can come: choose days from the list"),
-        ("&day=1&time=night", "Time of day: choose a time of day from the list"),
-        ("&day=1&time=", "Time of day: choose a time of day from the list"),
+        ("&day=1&time=night", "Times of day you can come: choose a time of day from the list"),
+        ("&day=1&time=", "Times of day you can come: choose a time of day from the list"),
+        ("&day=1&time=morning&time=night", "Times of day you can come: choose a time of day from the list"),
+        # The form sent with no time of day ticked (its date field always comes, empty or not).
+        ("&day=1&from=", "Times of day you can come: choose at least one time of day"),
         ("&day=1&time=any&from=tuesday", "First session on or after: enter a date like 2026-03-09"),
         (
             "&day=1&time=any&from=2026-03-01",
@@ -105,7 +109,11 @@ def test_bad_days_and_times_are_named_in_the_error_summary(
     assert message in text(page.text), text(page.text)[:600]
     # The summary's link leads to the field at fault, and the page still proposes the earliest schedule.
     field = message.split(":")[0]
-    target = {"Days you can come": "day", "Time of day": "time", "First session on or after": "from"}[field]
+    target = {
+        "Days you can come": "day",
+        "Times of day you can come": "time",
+        "First session on or after": "from",
+    }[field]
     assert f'href="#{target}"' in page.text
     assert f'id="{target}"' in page.text
     assert len(_schedule(page.text)) == 6
@@ -177,3 +185,41 @@ def test_a_course_that_cannot_fit_says_which_rule_blocks_and_what_to_try(
     assert [after[t] for t in ("courses", "bookings", "patients")] == [
         before[t] for t in ("courses", "bookings", "patients")
     ]
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_mornings_or_evenings_tick_two_times_of_day_and_none_is_named(
+    pages_app: Flask, pages_client: FlaskClient, clock: object, language: str
+) -> None:
+    headers = {"Accept-Language": language}
+    setup = make_chair_setup(pages_app, providers=1, chairs=1)
+    _template(pages_client, setup, within_days=21)
+    first = pages_client.get(PAGE, headers=headers)
+    # At first every part of the day is ticked: any time.
+    for part in ("morning", "afternoon", "evening"):
+        assert f'value="{part}" checked' in first.text
+    label = {"en": "Morning (starting before 12:00)", "es": "Mañana (empezando antes de las 12:00)"}[language]
+    assert label in text(first.text)
+    page = pages_client.get(PAGE + "&day=1&day=3&time=morning&time=evening&from=", headers=headers)
+    assert page.status_code == 200, text(page.text)
+    starts = [_local(s) for s in _schedule(page.text)]
+    assert len(starts) == 6
+    assert all(s.hour < 12 or s.hour >= 17 for s in starts), starts
+    assert 'value="morning" checked' in page.text
+    assert 'value="evening" checked' in page.text
+    assert 'value="afternoon">' in page.text
+    swap = next(link for link in page_links(page.text, "alt") if link.endswith("#session-6"))
+    assert parse_qs(urlsplit(swap).query)["time"] == ["morning", "evening"]
+    # None ticked: the form names the field, in the page's language, and still proposes a schedule.
+    none = pages_client.get(PAGE + "&day=1", headers=headers)
+    assert none.status_code == 422
+    message = {
+        "en": "Times of day you can come: choose at least one time of day",
+        "es": "Momentos del día en que puede venir: elija al menos un momento del día",
+    }[language]
+    assert message in text(none.text)
+    assert len(_schedule(none.text)) == 6
+    # A link from the single-choice page ("any") still opens, every part of the day ticked.
+    old = pages_client.get(PAGE + "&day=1&day=2&day=3&time=any", headers=headers)
+    assert old.status_code == 200
+    assert 'value="afternoon" checked' in old.text

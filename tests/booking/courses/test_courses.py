@@ -426,6 +426,42 @@ def test_bad_course_input_is_a_problem_and_changes_nothing(
             422,
             "latest",
         ),
+        ("POST", "/api/v1/courses/plan", {"template_id": template["id"], "times": []}, 422, "times"),
+        (
+            "POST",
+            "/api/v1/courses/plan",
+            {
+                "template_id": template["id"],
+                "times": [{"earliest": "09:00", "latest": "10:00"}, {"earliest": "12:00", "latest": "09:00"}],
+            },
+            422,
+            "times.1.latest",
+        ),
+        (
+            "POST",
+            "/api/v1/courses/plan",
+            {"template_id": template["id"], "times": [{"earliest": "09:00"}]},
+            422,
+            "times.0.latest",
+        ),
+        (
+            "POST",
+            "/api/v1/courses/plan",
+            {"template_id": template["id"], "times": [{"earliest": "09:00", "latest": "9pm"}]},
+            422,
+            "times.0.latest",
+        ),
+        (
+            "POST",
+            "/api/v1/courses/plan",
+            {
+                "template_id": template["id"],
+                "latest": "11:00",
+                "times": [{"earliest": "09:00", "latest": "10:00"}],
+            },
+            422,
+            "times",
+        ),
         (
             "POST",
             "/api/v1/courses/plan",
@@ -441,6 +477,26 @@ def test_bad_course_input_is_a_problem_and_changes_nothing(
         ("POST", f"/api/v1/courses/{nobody}/boosters", {"start": FIRST, "provider_id": 1}, 404, ""),
     ]
     assert_refused(app, client, cases)
+
+
+def test_a_plan_keeps_to_several_times_of_day(app: Flask, client: FlaskClient, clock: object) -> None:
+    setup = make_chair_setup(app, providers=1, chairs=1)
+    template = _template(client, setup)
+    # "Ten o'clock or two o'clock" (overlapping windows are fine): every start, alternatives included, in one.
+    times = [{"earliest": "10:00", "latest": "10:00"}, {"earliest": "14:00", "latest": "14:00"}]
+    answer = _plan(client, template, start=FIRST, times=[*times, {"earliest": "13:55", "latest": "14:00"}])
+    assert answer.status_code == 200, answer.json
+    starts = [s["start"] for s in answer.json["sessions"]]
+    assert starts == EXPECTED  # ten o'clock is the earlier of the two every day
+    offered = [a["start"] for s in answer.json["sessions"] for a in s["alternatives"]]
+    hours = {(datetime.fromisoformat(at).hour, datetime.fromisoformat(at).minute) for at in starts + offered}
+    assert hours == {(10, 0), (14, 0)}
+    # A window with no free start leaves the other: before opening, or two o'clock.
+    early = _plan(client, template, times=[{"earliest": "06:00", "latest": "07:00"}, times[1]]).json
+    assert {datetime.fromisoformat(s["start"]).hour for s in early["sessions"]} == {14}
+    # The single pair still works as one window, as before.
+    single = _plan(client, template, earliest="14:00", latest="14:00").json
+    assert {datetime.fromisoformat(s["start"]).hour for s in single["sessions"]} == {14}
 
 
 def test_another_booking_the_same_day_does_not_block_a_course_elsewhere(

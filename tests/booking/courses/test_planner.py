@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
@@ -71,3 +71,38 @@ def test_the_earliest_full_schedule_matches_trying_every_first_start(seed: int) 
         assert [c.start for c in found] == [c.start for c in expected]
         alternatives = planner.alternatives(spacing, found, free, TZ)
         assert [[c.start for c in a] for a in alternatives] == _alternatives(spacing, found, free)
+
+
+def test_several_times_of_day_allow_a_start_in_any_one_of_them() -> None:
+    morning, afternoon, evening = (time(0), time(11, 59)), (time(12), time(16, 59)), (time(17), time(23, 59))
+    # The three parts of the day are the whole day; overlapping and touching windows are joined, apart ones kept.
+    assert planner.merged([evening, morning, afternoon]) == (planner.ALL_DAY,)
+    assert planner.merged([(time(9), time(11)), (time(10), time(12)), (time(12, 1), time(13))]) == (
+        (time(9), time(13)),
+    )
+    assert planner.merged([evening, morning]) == (morning, evening)
+    prefs = planner.Preferences(weekdays=frozenset({1}), windows=planner.merged([evening, morning]))
+    tuesday = datetime(2026, 3, 3, tzinfo=UTC)  # a Tuesday; New York is UTC-5 then
+
+    def at(hour: int, minute: int = 0) -> bool:
+        return prefs.allows(tuesday + timedelta(hours=hour + 5, minutes=minute), TZ)
+
+    assert [at(9), at(11, 59), at(12), at(16, 59), at(17), at(23, 59)] == [
+        True,
+        True,
+        False,
+        False,
+        True,
+        True,
+    ]
+    assert not prefs.allows(tuesday + timedelta(days=1, hours=14), TZ)  # Wednesday: not a chosen day
+    # The planner's candidates are what the windows allow: a schedule of mornings and evenings only.
+    free = [
+        Candidate(tuesday + timedelta(days=d, hours=h + 5), 1) for d in range(0, 21) for h in (10, 14, 18)
+    ]
+    allowed = [c for c in free if planner.Preferences(windows=prefs.windows).allows(c.start, TZ)]
+    spacing = Spacing(
+        sessions=4, min_gap=timedelta(hours=6), max_per_week=None, within=None, length=timedelta(hours=1)
+    )
+    chosen = planner.earliest(spacing, allowed, allowed, TZ, allowed[-1].start, 5)
+    assert [c.start.hour - 5 for c in chosen] == [10, 18, 10, 18]
