@@ -9,17 +9,27 @@ one transaction, as a booking sends (counted on this build), through the service
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import random
+import time as clock
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
+import webargs.core
 from sqlalchemy import event
+from sqlalchemy.orm import Session
 
-from services.booking import create_app, search, service
+from services.booking import create_app, outbox, search, service, views
+from services.booking import schemas as booking_schemas
 from services.booking.catalog import service as catalog
 from services.booking.config import BookingConfig
 from services.booking.models import Booking
+from shared import app as shared_app
 from shared.config import load
 from shared.db import Database
 from tests.bench.common import POST_JSON, bare_flask, gunicorn, servers, table, verdict, wrk
@@ -32,6 +42,7 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 BOOKING_PROVIDERS = 60
 EXISTING_BOOKINGS = 500
 STAFF_KEY = "bench-staff-key"
+PART_BOOKINGS = int(os.environ.get("BENCH_PART_BOOKINGS", "600"))
 
 
 def _seed(db: Database) -> tuple[int, int, list[dict[str, object]]]:
@@ -139,6 +150,81 @@ def _statements_per_booking(env: dict[str, str], bodies: list[dict[str, object]]
         assert response.status_code == 201, response.get_json()
     engine.dispose()
     return len(sent)
+
+
+# The steps of a booking whose process CPU is summed in-process (docs/performance.md, part 3): (owner, name, label).
+# Each is looked up by name when called, so wrapping the attribute measures every call; the hooks are wrapped
+# before the app is built, as Flask keeps the function objects it was given.
+_PARTS: tuple[tuple[Any, str, str], ...] = (
+    (shared_app, "_start_request", "before request: correlation id, input check (reads the body)"),
+    (webargs.core.Parser, "parse", "request load (webargs, marshmallow)"),
+    (service, "_resolve", "offer query (ORM, one round trip) and hours check"),
+    (service, "_insert_booking", "patient and booking inserts"),
+    (service, "_hold", "slot claims insert"),
+    (outbox, "record_event", "outbox row (snapshot, event dump, insert)"),
+    (service, "bump_schedule", "schedule_version bump"),
+    (Session, "commit", "commit"),
+    (views, "_Presented", "manage link (signed) and presentation"),
+    (booking_schemas.BookingOut, "dump", "response dump (marshmallow)"),
+    (shared_app, "_finish_request", "after request: metrics, log"),
+)
+
+
+@contextlib.contextmanager
+def _timed_parts(spent: defaultdict[str, float]) -> Iterator[None]:
+    """Sum the process CPU spent in each of ``_PARTS`` into ``spent``, while inside."""
+
+    def timed(label: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = clock.process_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[label] += clock.process_time() - started
+
+        return wrapper
+
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in _PARTS]
+    try:
+        for (owner, name, label), (_, _, original) in zip(_PARTS, originals, strict=True):
+            setattr(owner, name, timed(label, original))
+        yield
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+
+
+def _cpu_parts(env: dict[str, str], bodies: list[dict[str, object]]) -> list[list[object]]:
+    """Process CPU per booking, whole and by step, booking ``bodies`` in-process (the first 100 warm up)."""
+    spent: defaultdict[str, float] = defaultdict(float)
+    with _timed_parts(spent):
+        app = create_app(load(BookingConfig, environ=env))
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {STAFF_KEY}"}
+        for n, body in enumerate(bodies):
+            if n == 100:
+                spent.clear()
+                started = clock.process_time()
+            response = client.post("/api/v1/bookings", json=body, headers=headers)
+            assert response.status_code == 201, response.get_json()
+        whole = clock.process_time() - started
+    app.extensions["db"].engine.dispose()
+    booked = len(bodies) - 100
+    rows: list[list[object]] = [
+        ["whole request (test client included)", f"{whole / booked * 1000:.3f}", "100%"]
+    ]
+    for _, _, label in _PARTS:
+        rows.append([label, f"{spent[label] / booked * 1000:.3f}", f"{spent[label] / whole:.0%}"])
+    rest = whole - sum(spent.values())
+    rows.append(
+        [
+            "rest: Flask, werkzeug, smorest, session upkeep",
+            f"{rest / booked * 1000:.3f}",
+            f"{rest / whole:.0%}",
+        ]
+    )
+    return rows
 
 
 def _post_lua(bodies_path: str) -> str:
@@ -291,6 +377,14 @@ def run() -> None:
         )
         print(
             f"  bookings created during the run: {created} (every 201 is one row; non-2xx would be lost slots)"
+        )
+        # In-process, after wrk (from the far end of the shuffled bodies, which wrk never reaches), so it does
+        # not share the cores with the runs above.
+        parts = _cpu_parts(env, bodies[-(100 + PART_BOOKINGS) :])
+        table(
+            f"Where an in-process booking's CPU goes ({PART_BOOKINGS} bookings, process time per booking)",
+            ["part", "ms", "share"],
+            parts,
         )
         verdict("slot search p95 < 20 ms", slots.p95_ms < 20, f"{slots.p95_ms:.1f} ms")
         verdict("booking p95 < 50 ms", create.p95_ms < 50, f"{create.p95_ms:.1f} ms")
