@@ -17,7 +17,7 @@ from sqlalchemy import event, select
 from services.booking import search
 from services.booking.courses import planner
 from services.booking.courses import service as courses
-from services.booking.courses.planner import Candidate, Preferences
+from services.booking.courses.planner import ALL_DAY, Candidate, Preferences, merged
 from services.booking.courses.rules import spacing_of
 from services.booking.models import Booking, BookingResource, OutboxEvent, Provider
 from shared.db import get_db
@@ -757,7 +757,10 @@ def test_a_busy_clinic_plans_as_a_slot_search_per_provider_would(app: Flask, cli
         asked = [
             (None, Preferences()),
             (setup.provider_ids[3], Preferences()),
-            (None, Preferences(weekdays=frozenset({0, 1, 3, 4}), earliest=clock_time(14))),
+            (
+                None,
+                Preferences(weekdays=frozenset({0, 1, 3, 4}), windows=merged([(clock_time(14), ALL_DAY[1])])),
+            ),
         ]
         with app.app_context(), get_db().transaction() as session:
             for provider_id, prefs in asked:
