@@ -69,7 +69,7 @@ class BookingConfig(CommonConfig):
     booking_rate_limit: str = setting(
         "BOOKING_RATE_LIMIT",
         default="10 per minute;40 per hour",
-        doc="limit on booking, reschedule and cancel submissions per client address (Flask-Limiter syntax)",
+        doc="limit on the patient pages' form submissions per client address (Flask-Limiter syntax)",
     )
     link_resend_per_hour: int = setting(
         "LINK_RESEND_PER_HOUR",

@@ -31,19 +31,6 @@ from shared.problems import Problem, from_problem
 
 csrf = CSRFProtect()
 
-# Endpoints that change data: each is CSRF-checked (all POSTs are) and shares one rate limit per client. Only
-# these are rate limited: the limiter skips every other endpoint.
-SUBMISSIONS = (
-    "pages.book_details",
-    "pages.invite_details",
-    "pages.manage_reschedule_confirm",
-    "pages.manage_cancel",
-    "pages.manage_send_link",
-    "pages.day_check_answer",
-    "pages.course_cancel",
-    "pages.book_course",
-    "pages.invite_course",
-)
 # Forms that re-render with the patient's input kept when their CSRF token has gone stale.
 KEEPS_INPUT_ON_STALE_FORM = {
     "pages.book_details",
@@ -97,18 +84,29 @@ def init_pages(app: Flask, config: BookingConfig) -> None:
         strategy="moving-window",
     )
     app.extensions["pages_limiter"] = limiter
+    limited = submissions(app)
 
     @limiter.request_filter
     def _not_a_submission() -> bool:
-        # Only SUBMISSIONS carry a limit. Flask-Limiter looks up the limits of every request (the API's and
+        # Only submissions carry a limit. Flask-Limiter looks up the limits of every request (the API's and
         # slot search's too) unless told it has none: 4% of a booking's CPU, 5% of a cached slot search's.
-        return request.endpoint not in SUBMISSIONS
+        return request.endpoint not in limited
 
     shared_limit = limiter.shared_limit(
         config.booking_rate_limit, scope="patient-submissions", methods=["POST"]
     )
-    for endpoint in SUBMISSIONS:
+    for endpoint in limited:
         app.view_functions[endpoint] = shared_limit(app.view_functions[endpoint])  # type: ignore[assignment]
+
+
+def submissions(app: Flask) -> frozenset[str]:
+    """The pages' endpoints that take a POST: the forms under CSRF and the shared submission limit."""
+    # Every POST of the pages changes data. Read from the routes: a hand-kept list once missed two forms.
+    return frozenset(
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith(f"{bp.name}.") and "POST" in (rule.methods or ())
+    )
 
 
 @bp.before_request

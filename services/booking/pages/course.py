@@ -17,6 +17,7 @@ from services.booking.pages.common import bp, chosen_zone, config, long_token, v
 from services.booking.pages.i18n import current_language
 from shared import links
 from shared.db import get_session, unit_of_work
+from shared.fields import parse_id
 from shared.links import current_signer
 from shared.problems import Gone
 from shared.timeutil import utcnow
@@ -141,7 +142,8 @@ def course_page(token: str) -> ResponseReturnValue:
     """The course: every session with its time, status and own manage link, and what can be cancelled."""
     course = _course(token)
     raw = request.args.get("cancelled")
-    cancelled = None if raw is None else [int(n) for n in raw.split(",") if n.isdigit()]
+    # Only ASCII digits of a session number: ``str.isdigit`` also passes "²", which ``int`` refuses.
+    cancelled = None if raw is None else [n for n in map(parse_id, raw.split(",")) if n is not None]
     return render_template(
         "pages/course.html", cancelled=cancelled, done=request.args.get("done"), **_context(course, token)
     )

@@ -261,7 +261,7 @@ def course_step(
             values |= {k: v for k, v in entry.invitation.prefill.items() if v}
         status = 422 if wish_errors else 200
         return _page(entry, template, proposal, wishes, values=values, errors=wish_errors, status=status)
-    return _submit(entry, template, proposal, wishes, tz=tz)
+    return _submit(entry, template, proposal, wishes, tz=tz, wish_errors=wish_errors)
 
 
 STALE = N_("For your security this form had expired. Your answers are kept: check them and book again.")
@@ -272,9 +272,16 @@ TAKEN = N_(
 
 
 def _submit(
-    entry: Entry, template: CourseTemplate, proposal: Proposal, wishes: Wishes, *, tz: str
+    entry: Entry,
+    template: CourseTemplate,
+    proposal: Proposal,
+    wishes: Wishes,
+    *,
+    tz: str,
+    wish_errors: dict[str, str],
 ) -> ResponseReturnValue:
-    """Check the details and book every session; a problem re-renders the page with the answers kept."""
+    """Check the days and times, the details, and book every session; a problem re-renders the page with the
+    answers kept."""
     values = forms.form_values(request.form) | {"time_zone": tz}
     page: dict[str, Any] = {"entry": entry, "template": template, "wishes": wishes, "values": values}
     # Not kept: the posted schedule no longer holds, show the new one.
@@ -282,6 +289,9 @@ def _submit(
         values["idempotency_key"] = secrets.token_urlsafe(16)
         notice, status = (STALE, 400) if g.get("stale_form") else (MOVED, 409)
         return _page(proposal=proposal, notice=notice, status=status, **page)
+    # The days and times ride in the form's address: bad ones are named, as on the GET, and nothing is booked.
+    if wish_errors:
+        return _page(proposal=proposal, errors=wish_errors, status=422, **page)
     try:
         details = DETAILS.load(values)
     except ValidationError as exc:

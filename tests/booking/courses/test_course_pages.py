@@ -116,6 +116,21 @@ def test_bad_expired_and_wrong_purpose_links_are_answered_not_crashed(
     assert asked.json["type"].endswith("/link-expired")
 
 
+def test_a_garbled_cancelled_notice_is_ignored_not_crashed(
+    pages_app: Flask, pages_client: FlaskClient, clock: object
+) -> None:
+    course = _course(pages_client, pages_app)
+    path = course["course_url"].removeprefix(BASE)
+    # "²" and "٣" pass str.isdigit; int() refuses the first and 5,000 digits: neither may be a 500.
+    for raw in ("\u00b2", "\u0663", "9" * 5000, "2,\u00b2,x,,-1"):
+        assert pages_client.get(path, query_string={"cancelled": raw}).status_code == 200, raw
+    assert pages_client.get(path, query_string={"cancelled": "\x00"}).status_code == 400
+    page = pages_client.get(path, query_string={"cancelled": "2,\u00b2,x,,-1," + "9" * 5000})
+    assert page.status_code == 200
+    assert "We have cancelled session 2 and let the clinic know." in text(page.text)
+    assert _statuses(pages_client, course) == ["confirmed"] * 6  # a notice only: nothing was cancelled
+
+
 def _cancel_page(client: FlaskClient, course: dict[str, Any], query: str = "") -> Any:
     page = client.get(course["course_url"].removeprefix(BASE) + "/cancel" + query)
     assert page.status_code == 200, page.text

@@ -4,6 +4,7 @@ link's (LINK_RESEND_PER_HOUR an hour), and answers the same whether or not anyth
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,13 +14,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from services.booking import create_app
+from services.booking.config import BookingConfig
 from services.booking.models import OutboxEvent
 from shared import events, links
 from shared.db import get_db
 from shared.links import current_signer
 from tests.booking.conftest import STAFF
 from tests.booking.courses.test_courses import EXPECTED, _template
-from tests.booking.factories import PATIENT, make_chair_setup
+from tests.booking.factories import PATIENT, make_chair_setup, table_counts
 from tests.booking.pages_support import form_action, hidden, submit, text
 
 BASE = "http://127.0.0.1:8001"
@@ -205,3 +208,90 @@ def test_a_tampered_course_link_gets_nothing(
     assert pages_client.post(f"/course/{flipped}/send-link", data={"csrf_token": csrf}).status_code == 404
     assert pages_client.post(f"/course/{stranger}/send-link", data={"csrf_token": csrf}).status_code == 404
     assert _requests(pages_app) == []
+
+
+def test_send_link_refuses_hostile_links_and_forms_and_records_nothing(
+    pages_app: Flask, pages_client: FlaskClient, clock: time_machine.Coordinates
+) -> None:
+    course = _course(pages_client, pages_app)
+    token = course["course_url"].rsplit("/", 1)[1]
+    last_end = datetime.fromisoformat(course["sessions"][-1]["end"])
+    with pages_app.test_request_context():
+        signer = current_signer()
+        # Genuine signatures of the wrong kind: another purpose naming this course, a subject that is no id.
+        other_purposes = [
+            signer.sign(purpose=purpose, subject=course["id"], version=1, expires_at=last_end)
+            for purpose in (links.MANAGE, links.JOIN, links.DAY_CHECK, links.INVITE)
+        ]
+        not_an_id = signer.sign(purpose=links.COURSE, subject="not-an-id", version=1, expires_at=last_end)
+        nobody = links.course_token(signer, course_id=str(uuid.UUID(int=7)), ends_at=last_end)
+    session_link = course["sessions"][0]["manage_url"].rsplit("/", 1)[1]
+    hostile = [
+        session_link,  # a session's manage link is no course link
+        *other_purposes,
+        not_an_id,
+        nobody,
+        token[: len(token) // 2],
+        "x" * 4000,
+        "ü" * 40,
+        "%E2%80%AE" + token,  # a right-to-left override in front
+        ".",
+        "..x",
+    ]
+    clock.move_to(last_end + timedelta(days=8))  # the genuine link has expired: its form is offered
+    csrf = _csrf(pages_client, course)
+    path = f"/course/{token}"
+    before = table_counts(pages_app)
+    for bad in hostile:
+        sent = pages_client.post(f"/course/{bad}/send-link", data={"csrf_token": csrf})
+        assert sent.status_code == 404, bad
+        assert "This link does not work" in text(sent.text)
+        assert pages_client.get(f"/course/{bad}/link-sent").status_code == 404, bad
+        asked = pages_client.post(
+            f"/course/{bad}/send-link",
+            data={"csrf_token": csrf},
+            headers={"Accept": "application/problem+json"},
+        )
+        assert (asked.status_code, asked.mimetype) == (404, "application/problem+json"), bad
+        assert asked.json["type"].endswith("/link-invalid")
+    # The genuine expired link's form without its CSRF token, with another session's, or sent as JSON.
+    assert pages_client.post(f"{path}/send-link", data={}).status_code == 400
+    assert pages_client.post(f"{path}/send-link", data={"csrf_token": "x" * 200}).status_code == 400
+    assert pages_client.post(f"{path}/send-link", json={"csrf_token": csrf}).status_code == 400
+    stranger = pages_app.test_client()  # another browser: the token is not of its session
+    assert stranger.post(f"{path}/send-link", data={"csrf_token": csrf}).status_code == 400
+    assert table_counts(pages_app) == before
+    assert _requests(pages_app) == []
+
+
+def test_send_link_shares_the_pages_submission_limit(
+    pages_config: BookingConfig, clock: time_machine.Coordinates
+) -> None:
+    app = create_app(dataclasses.replace(pages_config, booking_rate_limit="3 per minute"))
+    app.config["TESTING"] = True
+    client = app.test_client()
+    try:
+        course = _course(client, app)
+        path = course["course_url"].removeprefix(BASE)
+        _booster(client, course)
+        clock.move_to(datetime.fromisoformat(course["sessions"][-1]["end"]) + timedelta(days=8))
+        expired = client.get(path)
+        assert expired.status_code == 410
+        answers = [submit(client, expired.text).status_code for _ in range(3)]
+        assert answers == [303, 303, 303]
+        before = table_counts(app)
+        # A fourth from the same address is stopped before it reaches the booking: nothing recorded.
+        limited = submit(client, expired.text)
+        assert limited.status_code == 429
+        assert "Please wait a moment" in text(limited.text)
+        assert table_counts(app) == before
+        # One count with every other form: the escort form of a session too.
+        escort = client.post(
+            course["sessions"][0]["manage_url"].removeprefix(BASE) + "/escort",
+            data={"csrf_token": hidden(expired.text, "csrf_token")},
+        )
+        assert escort.status_code == 429
+        assert table_counts(app) == before
+        assert len(_requests(app)) == 3
+    finally:
+        app.extensions["db"].dispose()

@@ -12,11 +12,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.booking.conftest import STAFF
-from tests.booking.courses.test_course_pages import _post, _schedule
+from tests.booking.courses.test_course_pages import FORM, _post, _schedule
 from tests.booking.courses.test_courses import _template
 from tests.booking.factories import make_chair_setup
 from tests.booking.factories import table_counts as _counts
-from tests.booking.pages_support import form_action, text
+from tests.booking.pages_support import form_action, hidden, text
 from tests.booking.pages_support import links as page_links
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -95,6 +95,24 @@ def test_days_and_time_of_day_replan_and_stay_through_a_swap_and_the_booking(
             "&day=1&time=any&from=9999-12-31",
             "First session on or after: choose a day from today to 400 days ahead",
         ),
+        # Hostile answers: unicode, another case, a huge value, numbers that are not weekdays, a day that is not.
+        ("&day=1&time=m%C3%B6rning", "Times of day you can come: choose a time of day from the list"),
+        ("&day=1&time=MORNING", "Times of day you can come: choose a time of day from the list"),
+        ("&day=1&time=" + "m" * 20000, "Times of day you can come: choose a time of day from the list"),
+        ("&day=" + "9" * 5000 + "&time=morning", "Days you can come: choose days from the list"),
+        ("&day=-1&time=morning", "Days you can come: choose days from the list"),
+        ("&day=1.0&time=morning", "Days you can come: choose days from the list"),
+        ("&day=1e0&time=morning", "Days you can come: choose days from the list"),
+        ("&day=&time=morning", "Days you can come: choose days from the list"),
+        ("&day=1&time=any&from=2026-02-30", "First session on or after: enter a date like 2026-03-09"),
+        (
+            "&day=1&time=any&from=%EF%BC%92%EF%BC%90%EF%BC%92%EF%BC%96-%EF%BC%90%EF%BC%93-%EF%BC%91%EF%BC%90",
+            "First session on or after: enter a date like 2026-03-09",
+        ),
+        (
+            "&day=1&time=any&from=0001-01-01",
+            "First session on or after: choose a day from today to 400 days ahead",
+        ),
     ],
 )
 def test_bad_days_and_times_are_named_in_the_error_summary(
@@ -117,6 +135,51 @@ def test_bad_days_and_times_are_named_in_the_error_summary(
     assert f'href="#{target}"' in page.text
     assert f'id="{target}"' in page.text
     assert len(_schedule(page.text)) == 6
+    assert _counts(pages_app) == before
+
+
+def test_a_day_or_time_of_day_ticked_twice_counts_once(
+    pages_app: Flask, pages_client: FlaskClient, clock: object
+) -> None:
+    setup = make_chair_setup(pages_app, providers=1, chairs=1)
+    _template(pages_client, setup, within_days=21)
+    once = pages_client.get(PAGE + "&day=1&day=3&time=afternoon")
+    twice = pages_client.get(PAGE + "&day=3&day=1&day=1&time=afternoon&time=afternoon")
+    assert twice.status_code == once.status_code == 200
+    assert _schedule(twice.text) == _schedule(once.text)
+    assert form_action(twice.text) == form_action(once.text)  # the links carry each answer once
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("&day=1&time=night", "Times of day you can come: choose a time of day from the list"),
+        ("&day=9&time=morning", "Days you can come: choose days from the list"),
+        ("&time=morning", "Days you can come: choose at least one day"),
+        ("&day=1&time=any&from=tuesday", "First session on or after: enter a date like 2026-03-09"),
+    ],
+)
+def test_a_booking_sent_with_bad_days_or_times_is_named_and_books_nothing(
+    pages_app: Flask, pages_client: FlaskClient, clock: object, query: str, message: str
+) -> None:
+    setup = make_chair_setup(pages_app, providers=1, chairs=1)
+    _template(pages_client, setup)
+    page = pages_client.get(PAGE)
+    before = _counts(pages_app)
+    # The form's address carries the days and times: a tampered one is named, not ignored while booking.
+    answer = pages_client.post(
+        PAGE + query,
+        data={
+            "csrf_token": hidden(page.text, "csrf_token"),
+            "idempotency_key": hidden(page.text, "idempotency_key"),
+            "s": _schedule(page.text),
+            **FORM,
+        },
+    )
+    assert answer.status_code == 422, text(answer.text)[:600]
+    assert 'class="error-summary"' in answer.text
+    assert message in text(answer.text)
+    assert 'value="Jordan Example"' in answer.text  # the answers are kept
     assert _counts(pages_app) == before
 
 

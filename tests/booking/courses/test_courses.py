@@ -479,6 +479,88 @@ def test_bad_course_input_is_a_problem_and_changes_nothing(
     assert_refused(app, client, cases)
 
 
+def _window(earliest: Any, latest: Any) -> dict[str, Any]:
+    return {"earliest": earliest, "latest": latest}
+
+
+# Hostile ``times`` for a plan: (the body's times, the field the problem names).
+HOSTILE_TIMES: list[tuple[Any, str]] = [
+    ("09:00", "times"),
+    (_window("09:00", "10:00"), "times"),
+    (5, "times"),
+    (True, "times"),
+    ([None], "times.0"),
+    ([["09:00", "10:00"]], "times.0._schema"),
+    ([{}], "times.0.earliest"),
+    ([_window("09:00", "10:00")] * 25, "times"),
+    ([_window(f"{h:02d}:00", f"{h:02d}:55") for h in range(24)] * 400, "times"),
+    ([_window("10:00", "09:55")], "times.0.latest"),
+    ([_window("24:00", "24:00")], "times.0.earliest"),
+    ([_window("09:00", "25:61")], "times.0.latest"),
+    ([_window("23:60", "23:55")], "times.0.earliest"),
+    ([_window("09:03", "10:00")], "times.0.earliest"),
+    ([_window("9:00", "10:00")], "times.0.earliest"),
+    ([_window("09:00:00", "10:00")], "times.0.earliest"),
+    ([_window("09:00\n", "10:00")], "times.0.earliest"),
+    ([_window("\u0660\u0669:\u0660\u0660", "10:00")], "times.0.earliest"),  # Arabic-Indic digits
+    ([_window("\uff10\uff19:\uff10\uff10", "10:00")], "times.0.earliest"),  # full-width digits
+    ([_window("0" * 100_000, "10:00")], "times.0.earliest"),
+    ([_window(900, "10:00")], "times.0.earliest"),
+    ([_window(None, "10:00")], "times.0.earliest"),
+    ([_window("09:00", ["10:00"])], "times.0.latest"),
+    ([{**_window("09:00", "10:00"), "note": "x"}], "times.0.note"),
+]
+
+
+def test_hostile_times_of_day_in_a_plan_are_refused_by_name(
+    app: Flask, client: FlaskClient, clock: object
+) -> None:
+    setup = make_chair_setup(app, providers=1, chairs=1)
+    template = _template(client, setup)
+    cases: list[tuple[str, str, Any, int, str]] = [
+        ("POST", "/api/v1/courses/plan", {"template_id": template["id"], "times": times}, 422, field)
+        for times, field in HOSTILE_TIMES
+    ]
+    # The single pair and `times` together are refused, however good each is.
+    cases.append(
+        (
+            "POST",
+            "/api/v1/courses/plan",
+            {"template_id": template["id"], "earliest": "09:00", "times": [_window("09:00", "10:00")]},
+            422,
+            "times",
+        )
+    )
+    assert_refused(app, client, cases)
+
+
+def test_equal_overlapping_and_all_day_windows_plan_and_store_nothing(
+    app: Flask, client: FlaskClient, clock: object
+) -> None:
+    setup = make_chair_setup(app, providers=1, chairs=1)
+    template = _template(client, setup)
+    before = _counts(app)
+    whole_day = _plan(client, template, start=FIRST)
+    assert whole_day.status_code == 200, whole_day.json
+    # 24 windows that fill the day, given in any order, are the whole day; so are overlapping ones.
+    hours = [_window(f"{h:02d}:00", f"{h:02d}:55") for h in reversed(range(24))]
+    for times in (hours, [_window("00:00", "23:55"), _window("00:00", "12:00"), _window("06:00", "23:55")]):
+        answer = _plan(client, template, start=FIRST, times=times)
+        assert answer.status_code == 200, answer.json
+        assert answer.json["sessions"] == whole_day.json["sessions"]
+    # A window of one start, given twice, and the null pair beside it: only that start.
+    ten = _plan(
+        client, template, start=FIRST, times=[_window("10:00", "10:00")] * 2, earliest=None, latest=None
+    )
+    assert ten.status_code == 200, ten.json
+    assert [s["start"] for s in ten.json["sessions"]] == EXPECTED
+    # No free start in any window: the planner's 422 naming the rule, not a 500.
+    none_free = _plan(client, template, times=[_window("00:00", "00:00"), _window("23:55", "23:55")])
+    assert none_free.status_code == 422
+    assert none_free.json["blocked_by"]["rule"] == "availability"
+    assert _counts(app) == before
+
+
 def test_a_plan_keeps_to_several_times_of_day(app: Flask, client: FlaskClient, clock: object) -> None:
     setup = make_chair_setup(app, providers=1, chairs=1)
     template = _template(client, setup)
