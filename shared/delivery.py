@@ -290,6 +290,29 @@ def backlog_metrics(
     }
 
 
-def prune(session: Session, model: type[DeliveryMixin], *, before: datetime) -> int:
-    """Forget deliveries first sent before ``before`` (the events they are about are pruned too)."""
-    return rowcount(session.execute(delete(model).where(model.first_sent_at < before)))
+def prune(
+    session: Session,
+    model: type[DeliveryMixin],
+    *,
+    before: datetime,
+    settled_only: bool = False,
+    limit: int | None = None,
+) -> int:
+    """Forget deliveries first sent before ``before`` (the events they are about are pruned too).
+
+    With ``settled_only`` an unacknowledged delivery stays (it is still redelivered); with ``limit``, the
+    deliveries of at most that many rows' events go, so one call holds few row locks.
+    """
+    condition = model.first_sent_at < before
+    if settled_only:
+        condition = condition & model.outcome.is_not(None)
+    if limit is None:
+        return rowcount(session.execute(delete(model).where(condition)))
+    ids = set(
+        session.scalars(
+            select(model.event_id).where(condition).limit(limit).with_for_update(skip_locked=True)
+        )
+    )
+    if not ids:
+        return 0
+    return rowcount(session.execute(delete(model).where(condition, model.event_id.in_(ids))))

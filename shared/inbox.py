@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared import killpoints
-from shared.db import GUID, UTCDateTime, dialect_insert
+from shared.db import GUID, UTCDateTime, dialect_insert, rowcount
 from shared.timeutil import utcnow
 
 
@@ -36,3 +36,18 @@ def first_delivery(
         return False
     killpoints.reached("handler.recorded")
     return True
+
+
+def prune(session: Session, model: type[ProcessedEventMixin], *, before: datetime, limit: int) -> int:
+    """Forget up to ``limit`` events handled before ``before`` (none may arrive again by then); how many."""
+    ids = list(
+        session.scalars(
+            select(model.event_id)
+            .where(model.processed_at < before)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not ids:
+        return 0
+    return rowcount(session.execute(delete(model).where(model.event_id.in_(ids))))

@@ -249,6 +249,25 @@ class NotifyConfig(TwilioAccountConfig):
         doc="days a cancelled appointment stays in the feed, marked cancelled, before it is dropped",
     )
 
+    reply_retention_days: int = setting(
+        "NOTIFY_REPLY_RETENTION_DAYS",
+        default=90,
+        parse=int,
+        check=at_least(7),
+        doc="days an inbound SMS (and the text kept for staff) stays after its booking ended, or after it"
+        " came when it matched no booking; at least 7: the row also makes a webhook Twilio retries (within"
+        " minutes) change nothing. A reply whose event is not yet published or acknowledged always stays",
+    )
+    inbox_retention_days: int = setting(
+        "NOTIFY_INBOX_RETENTION_DAYS",
+        default=800,
+        parse=int,
+        check=at_least(731),
+        doc="days the id of a handled event stays, so a redelivery changes nothing; above 730: consult's"
+        " `links-replay` re-sends a join link while its window is open, and a visit is booked up to 730"
+        " days ahead (keep it above `OUTBOX_RETENTION_DAYS` too)",
+    )
+
     def problems(self) -> list[str]:
         """Settings that cannot work together (each field checks itself)."""
         return [

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 
 from services.notify.calendar import invites
 from services.notify.metrics import DISPATCHED
-from services.notify.models import FAILED, PLANNED, QUEUED, SENDING, Message
+from services.notify.models import FAILED, PLANNED, QUEUED, SENDING, Message, ProcessedEvent, ReplyDelivery
+from services.notify.replies import publishing as replies
 from services.notify.replies import ratings
-from services.notify.replies.publishing import relay_once as replies_relay_once
 from services.notify.runtime import SEND_QUEUE, URGENT_QUEUE, Runtime
-from shared import killpoints
+from shared import delivery, inbox, killpoints
 from shared.db import rowcount
 from shared.loop import run_loop
 from shared.queues import NOTIFY_QUEUE, queue
@@ -39,6 +39,7 @@ SEND_FAILURE_TTL = 7 * 24 * 3600
 _GONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 PASS_LIMIT = 5000
 PRUNE_SECONDS = 600  # how often the dispatcher deletes what notify no longer needs (as booking's relay does)
+PRUNE_BATCH = 1000  # rows one prune transaction deletes at most
 _MESSAGES = cast(Table, Message.__table__)
 
 
@@ -253,17 +254,38 @@ def dispatch_now(runtime: Runtime, batches: list[Batch]) -> None:
         log.warning("redis unreachable; the dispatcher will send these", extra={"count": len(ids)})
 
 
-def prune(runtime: Runtime, *, now: datetime | None = None) -> int:
-    """Delete the rating asks past their expiry and grace (replies/ratings.py), a bounded batch per
-    transaction so no pass holds many row locks; return how many."""
+def _prunes(runtime: Runtime) -> dict[str, Callable[[Session, datetime], int]]:
+    """Per table, one bounded batch of what notify no longer needs (each says why it may go)."""
+    replies_kept = timedelta(days=runtime.config.reply_retention_days)
+    inbox_kept = timedelta(days=runtime.config.inbox_retention_days)
+    return {
+        "rating_asks": lambda session, now: ratings.prune(session, now=now, limit=PRUNE_BATCH),
+        "sms_replies": lambda session, now: replies.prune(
+            session, now=now, keep=replies_kept, limit=PRUNE_BATCH
+        ),
+        "event_deliveries": lambda session, now: delivery.prune(
+            session, ReplyDelivery, before=now - replies_kept, settled_only=True, limit=PRUNE_BATCH
+        ),
+        "processed_events": lambda session, now: inbox.prune(
+            session, ProcessedEvent, before=now - inbox_kept, limit=PRUNE_BATCH
+        ),
+    }
+
+
+def prune(runtime: Runtime, *, now: datetime | None = None) -> dict[str, int]:
+    """Delete what notify no longer needs, table by table, a bounded batch per transaction so no pass holds
+    many row locks; how many rows went from each table."""
     now = now or utcnow()
-    total = 0
-    while True:
-        with runtime.db.transaction() as session:
-            count = ratings.prune(session, now=now)
-        total += count
-        if count < ratings.PRUNE_BATCH:
-            return total
+    pruned = {}
+    for table, batch in _prunes(runtime).items():
+        pruned[table] = 0
+        while True:
+            with runtime.db.transaction() as session:
+                count = batch(session, now)
+            pruned[table] += count
+            if count < PRUNE_BATCH:
+                break
+    return pruned
 
 
 def run_dispatcher(runtime: Runtime, *, interval: float, stop: threading.Event | None = None) -> None:
@@ -272,11 +294,11 @@ def run_dispatcher(runtime: Runtime, *, interval: float, stop: threading.Event |
 
     def step() -> float:
         report = dispatch_once(runtime)
-        replies_relay_once(runtime)  # SMS reply events to the booking service (services/notify/replies)
+        replies.relay_once(runtime)  # SMS reply events to the booking service (services/notify/replies)
         if time.monotonic() >= due["prune"]:
             pruned = prune(runtime)
-            if pruned:
-                log.info("pruned %d expired rating asks", pruned)
+            if any(pruned.values()):
+                log.info("pruned %d rows notify no longer needs", sum(pruned.values()), extra=pruned)
             due["prune"] = time.monotonic() + PRUNE_SECONDS
         if report.enqueued or report.requeued or report.reconciling or report.expired:
             log.info(

@@ -62,6 +62,8 @@ class ProcessedEvent(ProcessedEventMixin, Base):
     """Events this service has handled, so a redelivered job changes nothing."""
 
     __tablename__ = "processed_events"
+    # The dispatcher's prune: rows handled before a cutoff (services/notify/dispatch.py).
+    __table_args__ = (Index("ix_processed_events_processed_at", "processed_at"),)
 
 
 class BookingCopy(Base):
@@ -239,6 +241,8 @@ class SmsReply(Base):
     __table_args__ = (
         Index("ix_sms_replies_unpublished", "published_at", "event_id"),
         Index("ix_sms_replies_booking", "booking_id"),
+        # The dispatcher's prune: replies received before a cutoff (replies/service.py ``prune``).
+        Index("ix_sms_replies_received", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
@@ -269,7 +273,12 @@ class RatingAsk(Base):
     """
 
     __tablename__ = "rating_asks"
-    __table_args__ = (Index("ix_rating_asks_phone", "phone", "expires_at"),)
+    __table_args__ = (
+        Index("ix_rating_asks_phone", "phone", "expires_at"),
+        # The dispatcher's prune (asks expired before a cutoff), and the replies' prune (no ask points at it).
+        Index("ix_rating_asks_expires", "expires_at"),
+        Index("ix_rating_asks_reply", "reply_id"),
+    )
 
     checkin_id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True)
     booking_id: Mapped[uuid.UUID] = mapped_column(GUID)

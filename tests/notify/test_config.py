@@ -53,6 +53,10 @@ def test_production_with_real_senders_is_fine() -> None:
         ({"NOTIFY_QUIET_HOURS": "9pm-8am"}, "NOTIFY_QUIET_HOURS is not valid: use HH:MM-HH:MM"),
         ({"NOTIFY_RETRY_BACKOFF_SECONDS": "30,-1"}, "NOTIFY_RETRY_BACKOFF_SECONDS"),
         ({"TWILIO_TIMEOUT_SECONDS": "0"}, "TWILIO_TIMEOUT_SECONDS must be positive"),
+        # A reply row is also the MessageSid record a retried webhook is matched against.
+        ({"NOTIFY_REPLY_RETENTION_DAYS": "6"}, "NOTIFY_REPLY_RETENTION_DAYS must be at least 7"),
+        # A join link may be sent again while its window is open, up to the 730-day booking horizon.
+        ({"NOTIFY_INBOX_RETENTION_DAYS": "30"}, "NOTIFY_INBOX_RETENTION_DAYS must be at least 731"),
         # Defaults: batches of 50, 8 at a time, 15 s SMTP steps -> a 240 s job, one call 30 s more.
         ({"NOTIFY_SENDING_STALE_SECONDS": "270"}, "NOTIFY_SENDING_STALE_SECONDS must exceed 270"),
         ({"SMTP_TIMEOUT_SECONDS": "20"}, "NOTIFY_SENDING_STALE_SECONDS must exceed 350"),

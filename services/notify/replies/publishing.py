@@ -1,19 +1,21 @@
 """Publishing ``notify.sms_reply`` and ``reply.rating``: the reply's row is the outbox, ``event_deliveries``
-the ledger."""
+the ledger; and deleting the rows past their retention once nothing waits on them."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import select, update
+from sqlalchemy import and_, delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
-from services.notify.models import ReplyDelivery, SmsReply
+from services.notify.models import BookingCopy, RatingAsk, ReplyDelivery, SmsReply
 from services.notify.runtime import Runtime
 from shared import delivery
+from shared.db import rowcount
 from shared.events import ReplyRatingEvent, SmsReplyEvent, dump_event
 from shared.queues import publish
 from shared.timeutil import utcnow
@@ -117,3 +119,28 @@ def delivery_metrics(bound: float) -> Any:
     from shared.db import get_db
 
     return lambda: delivery.backlog_metrics(get_db(), ReplyDelivery, producer=PRODUCER, bound=bound)
+
+
+def prune(session: Session, *, now: datetime, keep: timedelta, limit: int) -> int:
+    """Delete up to ``limit`` inbound SMS received over ``keep`` ago whose booking ended over ``keep`` ago
+    (or that matched none), unless an ask points at one or its event is unpublished or unacknowledged."""
+    cutoff = now - keep
+    ids = list(
+        session.scalars(
+            select(SmsReply.id)
+            .where(
+                SmsReply.received_at < cutoff,
+                or_(SmsReply.event_id.is_(None), SmsReply.published_at.is_not(None)),
+                ~exists().where(BookingCopy.id == SmsReply.booking_id, BookingCopy.end_at >= cutoff),
+                ~exists().where(RatingAsk.reply_id == SmsReply.id),
+                ~exists().where(
+                    and_(ReplyDelivery.event_id == SmsReply.event_id, ReplyDelivery.outcome.is_(None))
+                ),
+            )
+            .limit(limit)
+            .with_for_update(of=SmsReply, skip_locked=True)
+        )
+    )
+    if not ids:
+        return 0
+    return rowcount(session.execute(delete(SmsReply).where(SmsReply.id.in_(ids))))

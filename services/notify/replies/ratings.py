@@ -30,7 +30,6 @@ NOT_RECORDED_LIFETIME = timedelta(days=1)
 # An ask is deleted this long after it expired: a late number is told the truth about asks sent within
 # LOOKBACK (_asks), and every such ask expires after it was sent, so none of them is gone yet.
 PRUNE_GRACE = LOOKBACK
-PRUNE_BATCH = 1000
 
 
 def record_ask(
@@ -116,7 +115,7 @@ def _not_recorded(session: Session, runtime: Runtime, ask: RatingAsk, now: datet
     )
 
 
-def prune(session: Session, *, now: datetime, limit: int = PRUNE_BATCH) -> int:
+def prune(session: Session, *, now: datetime, limit: int) -> int:
     """Delete up to ``limit`` asks expired more than PRUNE_GRACE ago; return how many."""
     ids = list(
         session.scalars(

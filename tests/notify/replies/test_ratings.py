@@ -359,13 +359,13 @@ def test_the_dispatcher_deletes_asks_past_expiry_and_grace_in_bounded_batches(
     runtime = app.extensions["notify"]
     clock.move_to(MONDAY_NOON + ratings.LOOKBACK - timedelta(minutes=1))
     with app.app_context():
-        assert dispatch.prune(runtime) == 0
+        assert dispatch.prune(runtime)["rating_asks"] == 0
     assert reply(client, "4") == (
         "Demo Clinic: that question has closed, so this number was not recorded. Thank you."
     )
     clock.move_to(EXPIRES + ratings.PRUNE_GRACE - timedelta(minutes=1))
     with app.app_context():
-        assert dispatch.prune(runtime) == 0
+        assert dispatch.prune(runtime)["rating_asks"] == 0
     # A later check-in, still open, stays whatever happens to the old ones.
     later = uuid.uuid4()
     with app.app_context(), app.extensions["notify"].db.transaction() as session:
@@ -379,12 +379,12 @@ def test_the_dispatcher_deletes_asks_past_expiry_and_grace_in_bounded_batches(
             now=utcnow(),
         )
     clock.move_to(EXPIRES + ratings.PRUNE_GRACE + timedelta(minutes=1))
-    monkeypatch.setattr(ratings, "PRUNE_BATCH", 2)
+    monkeypatch.setattr(dispatch, "PRUNE_BATCH", 2)
     with app.app_context(), runtime.db.transaction() as session:
         assert ratings.prune(session, now=utcnow(), limit=2) == 2  # one batch is bounded
     with app.app_context():
-        assert dispatch.prune(runtime) == 1  # the pass takes batches until one is short
-        assert dispatch.prune(runtime) == 0
+        assert dispatch.prune(runtime)["rating_asks"] == 1  # the pass takes batches until one is short
+        assert dispatch.prune(runtime)["rating_asks"] == 0
     assert [a.checkin_id for a in asks(app)] == [later]
     assert not set(old) & {a.checkin_id for a in asks(app)}
     (row,) = [r for r in reply_rows(app) if r.outcome == "rating-noted"]  # the replies they pointed at stay
