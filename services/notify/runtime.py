@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -23,6 +25,21 @@ URGENT_QUEUE = "notify-urgent"
 SEND_QUEUE = "notify-send"
 
 
+class SendPool:
+    """This process's threads for provider calls, started once at first use (after any fork) and reused by
+    every batch: a pool per batch started a thread per message, which a busy worker paid on every event."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def get(self, threads: int) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="notify-send")
+            return self._pool
+
+
 @dataclass(frozen=True)
 class Runtime:
     """The notify service's parts: settings, database, Redis, protocols, templates, senders, link signer,
@@ -36,6 +53,7 @@ class Runtime:
     senders: Senders
     signer: LinkSigner
     feed_cache: FeedCache = field(default_factory=FeedCache)
+    send_pool: SendPool = field(default_factory=SendPool)
     feed_salt: str = ""  # what feeds depend on besides their rows (feeds.settings_salt)
 
 

@@ -7,7 +7,7 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import Generator
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -398,17 +398,21 @@ def deliver(
     """
     if not prepared:
         return
-    pool = ThreadPoolExecutor(
-        max_workers=min(runtime.config.send_concurrency, len(prepared)), thread_name_prefix="notify-send"
-    )
+    if len(prepared) == 1:  # one call: in this thread, no handing over
+        yield [(prepared[0], _deliver_one(runtime, prepared[0]))]
+        return
+    pool = runtime.send_pool.get(runtime.config.send_concurrency)
+    pending = {pool.submit(_deliver_one, runtime, item): item for item in prepared}
     try:
-        pending = {pool.submit(_deliver_one, runtime, item): item for item in prepared}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             yield [(pending.pop(future), future.result()) for future in done]
     finally:
-        # If the job is stopped (timeout), calls not yet started must not start afterwards.
-        pool.shutdown(wait=True, cancel_futures=True)
+        # If the job is stopped (timeout), calls not yet started must not start afterwards; those already
+        # started finish before the job lets go (as with a pool of its own, shut down).
+        for future in pending:
+            future.cancel()
+        wait(pending)
 
 
 def _deliver_one(runtime: Runtime, item: Prepared) -> SendResult:

@@ -91,7 +91,7 @@ class EmailSender(Protocol):
 
 
 class Pool(Generic[T]):
-    """Connections (SMTP sessions, HTTP clients) reused across send jobs and their short-lived threads."""
+    """Connections (SMTP sessions, HTTP clients) reused across send jobs and threads."""
 
     def __init__(self, create: Callable[[], T], close: Callable[[T], None], *, keep: int = 16) -> None:
         self._create = create
