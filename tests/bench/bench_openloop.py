@@ -45,7 +45,7 @@ from services.booking.models import Clinic
 from services.notify.runtime import SEND_QUEUE
 from shared.db import Database
 from shared.queues import CONSULT_QUEUE, NOTIFY_QUEUE, queue
-from tests.bench import bench_checkins, bench_courses, bench_suite
+from tests.bench import bench_checkins, bench_courses, bench_suite, cpu_usage
 from tests.bench.common import table, verdict
 from tests.support.servers import wait_until
 from tests.support.twilio_standin import running_standin
@@ -482,6 +482,7 @@ class Phase:
     course_lags: dict[str, float] = field(default_factory=dict)
     checkins: int = 0
     due: int = 0
+    cpu: list[list[object]] = field(default_factory=list)
 
     def windows(self) -> list[list[object]]:
         return _window_rows(self.mix, self.lags, SECONDS)
@@ -509,8 +510,11 @@ def _phase(
     rate = fraction * cap
     due = _seed_due_checkins(suite, pool)
     checkins_before = _checkins_sent(suite)
+    roots = {**suite.servers, **{running.process.pid: running.name for running in suite.processes}}
     with LagSampler(redis) as sampler:
+        before = cpu_usage.snapshot(roots)
         elapsed = open_loop(mix, rate, SECONDS)
+        cpu = cpu_usage.rows(before, cpu_usage.snapshot(roots))
         drain_started = time.monotonic()
         bench_suite._wait_drained(suite, timeout=bench_suite.DRAIN_TIMEOUT)
         drain = time.monotonic() - drain_started
@@ -525,6 +529,7 @@ def _phase(
         _course_confirmations(suite, mix),
         _checkins_sent(suite) - checkins_before,
         due,
+        cpu,
     )
 
 
@@ -571,6 +576,7 @@ def _report_phase(phase: Phase) -> None:
             phase.lag_rows[1:],
         )
     print(f"  drain after the last answer: {phase.drain:.1f} s; missing confirmations: {phase.missing()}")
+    table("CPU during the load, cores used (from /proc)", ["processes", "cores"], phase.cpu)
 
 
 def _knee(phases: list[Phase]) -> str:
@@ -602,6 +608,7 @@ def run() -> None:
         running_standin() as standin,
         bench_suite._suite(workdir, env_extra=_env(standin.url), scale=scale) as suite,
     ):
+        suite.servers[standin.pid] = "twilio stand-in"
         providers, types, free, window = bench_suite._seed(suite.database_urls["booking"])
         slots = Slots({p: deque(free[p]) for p in providers})
         template = _seed_courses(suite.database_urls["booking"], providers)

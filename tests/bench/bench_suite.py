@@ -118,6 +118,7 @@ class Suite:
     database_urls: dict[str, str]
     smtp: CountingSmtp
     processes: list[Running] = field(default_factory=list)
+    servers: dict[int, str] = field(default_factory=dict)  # process id -> name: PostgreSQL, Redis
 
     def start(self, name: str, index: int = 0) -> Running:
         web = name in WEB_CONCURRENCY
@@ -267,6 +268,8 @@ def _suite(
             **(env_extra or {}),
         }
         suite = Suite(env=env, urls={}, database_urls=database_urls, smtp=smtp)
+        assert redis.process is not None
+        suite.servers = {postgres.pid(): "postgresql", redis.process.pid: "redis"}
         from deploy.suitectl.processes import NOT_IN_PROCFILE, PROCESSES
 
         for name in PROCESSES:

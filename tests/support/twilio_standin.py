@@ -180,8 +180,9 @@ def serve(port: int) -> None:
 class StandIn:
     """Client side of a running stand-in process."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, pid: int = 0) -> None:
         self.port = port
+        self.pid = pid  # the stand-in's process (0: not started here)
         self.url = f"http://127.0.0.1:{port}"
         self._session = requests.Session()
 
@@ -232,7 +233,7 @@ def running_standin() -> Iterator[StandIn]:
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.support.twilio_standin", "--port", str(port)], cwd=ROOT
     )
-    client = StandIn(port)
+    client = StandIn(port, process.pid)
     try:
         wait_until(
             lambda: requests.get(f"{client.url}/_standin/pending", timeout=1).ok, timeout=20, what="stand-in"
