@@ -151,7 +151,11 @@ def _closures_and_bookings(app: Flask, rng: random.Random, ids: dict[str, Any]) 
                                 provider_id=provider_id,
                                 appointment_type_id=type_id,
                                 start=start,
-                                patient={"name": "P", "email": f"p{provider_id}-{n}@example.com"},
+                                patient={
+                                    "name": "P",
+                                    "email": f"p{provider_id}-{n}@example.com",
+                                    "time_zone": "UTC",
+                                },
                             )
                     except Conflict:  # taken by an earlier one of these (a chair, a daily limit)
                         continue
