@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
 
-from shared.timeutil import local_date, to_zone
+from shared.timeutil import day_bounds_utc, local_date, to_zone
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,8 @@ class Spacing:
     max_per_week: int | None  # Monday to Sunday, in the clinic's zone
     within: timedelta | None  # from the first start to the last session's end
     length: timedelta  # one session's visit, for the window's end
+    # Zones in which no two sessions may fall on one day (the patient's one-a-day rule, a daily limit).
+    day_zones: tuple[str, ...] = ()
 
 
 ALL_DAY = (time(0), time(23, 59))
@@ -79,6 +81,17 @@ def _week(start: datetime, tz: str) -> date:
     return day - timedelta(days=day.weekday())
 
 
+@functools.lru_cache(maxsize=16384)
+def _next_day(start: datetime, zones: tuple[str, ...]) -> datetime:
+    """The first instant on a later day than ``start``'s in every one of ``zones`` (``start`` if none)."""
+    return max((day_bounds_utc(local_date(start, z), z)[1] for z in zones), default=start)
+
+
+def _earliest_after(spacing: Spacing, before: datetime) -> datetime:
+    """The earliest start the session after one at ``before`` may have: a gap on, and on a later day."""
+    return max(before + spacing.min_gap, _next_day(before, spacing.day_zones))
+
+
 def violation(spacing: Spacing, starts: Sequence[datetime], tz: str, index: int) -> tuple[str, str] | None:
     """The rule session ``index`` (0-based) of ``starts`` breaks, the others kept; None if none."""
     at = starts[index]
@@ -86,6 +99,10 @@ def violation(spacing: Spacing, starts: Sequence[datetime], tz: str, index: int)
         return "min_hours_between", "too soon after the session before"
     if index + 1 < len(starts) and starts[index + 1] - at < spacing.min_gap:
         return "min_hours_between", "too close to the session after"
+    if index > 0 and at < _next_day(starts[index - 1], spacing.day_zones):
+        return "one_a_day", "on the same day as the session before"
+    if index + 1 < len(starts) and starts[index + 1] < _next_day(at, spacing.day_zones):
+        return "one_a_day", "on the same day as the session after"
     if spacing.max_per_week is not None:
         week = _week(at, tz)
         same = sum(1 for s in starts if _week(s, tz) == week)
@@ -160,7 +177,7 @@ def _greedy(
     held: dict[date, int] = {_week(first.start, tz): 1}
     capped = False
     while len(chosen) < spacing.sessions:
-        i = bisect.bisect_left(starts, chosen[-1].start + spacing.min_gap)
+        i = bisect.bisect_left(starts, _earliest_after(spacing, chosen[-1].start))
         while (
             i < len(starts)
             and spacing.max_per_week is not None
@@ -198,7 +215,7 @@ def alternatives(
     for index in range(len(chosen)):
         others: list[Candidate] = []
         # Only starts a gap clear of both neighbours can keep the rules: look there alone.
-        lo = bisect.bisect_left(free, starts[index - 1] + spacing.min_gap) if index else 0
+        lo = bisect.bisect_left(free, _earliest_after(spacing, starts[index - 1])) if index else 0
         hi = (
             len(free)
             if index + 1 == len(starts)

@@ -51,10 +51,11 @@ def test_the_earliest_full_schedule_matches_trying_every_first_start(seed: int) 
     rng = random.Random(seed)
     spacing = Spacing(
         sessions=rng.randint(2, 6),
-        min_gap=timedelta(hours=rng.choice([12, 24, 48])),
+        min_gap=timedelta(hours=rng.choice([2, 12, 24, 48])),
         max_per_week=rng.choice([None, 1, 2, 3]),
         within=rng.choice([None, timedelta(days=rng.randint(3, 21))]),
         length=timedelta(hours=1),
+        day_zones=rng.choice([(), (TZ,), (TZ, "Asia/Kathmandu")]),  # a one-a-day type, a daily limit
     )
     # Free starts in bursts of a few days (a clinic with free spells between full ones) across 90 days.
     hours: set[int] = set()
