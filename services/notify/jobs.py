@@ -130,8 +130,12 @@ def _claim_inline(
     try:
         with session.begin_nested():
             prepared = sending.claim(session=session, runtime=runtime, ids=urgent, now=now, held=held)
-    except Exception:  # the old path claims them again: in its own transaction, or a job's
-        log.exception("claiming at once failed; queued instead", extra={"count": len(urgent)})
+    except Exception as exc:  # noqa: BLE001 (the old path claims them again, in its own transaction or a job)
+        # The type only: a database error quotes its parameters (the patient's number among them).
+        log.error(
+            "claiming at once failed; queued instead",
+            extra={"count": len(urgent), "error": type(exc).__name__},
+        )
         return None
     return set(urgent), prepared
 
