@@ -89,21 +89,68 @@ def handle_booking_event(payload: dict[str, Any]) -> str:
             touched = set() if applied.stale else {event.booking.id}
             if anchor is not None:
                 touched |= _course_planned(session, event.course_change, anchor, now)
-            due = [
-                row for booking_id in sorted(touched) for row in planning.due_now(session, booking_id, now)
-            ]
-            batches = dispatch.mark_queued(session=session, runtime=runtime, rows=due, now=now)
-        # What is due goes at once (the confirmation sent here) once its rows are committed and visible.
-        _send_now(runtime, batches)
+            due = {booking_id: planning.due_now(session, booking_id, now) for booking_id in sorted(touched)}
+            rows = [row for booking_rows in due.values() for row in booking_rows]
+            claim = _claim_inline(session, runtime, rows, applied, own=due.get(event.booking.id, []), now=now)
+            claimed, prepared = claim or ((), [])
+            queued = [row for row in rows if row.id not in claimed]
+            batches = dispatch.mark_queued(session=session, runtime=runtime, rows=queued, now=now)
+        if claim is None:
+            # What is due goes at once (the confirmation sent here) once its rows are committed and visible.
+            _send_now(runtime, batches)
+            return "handled"
+        dispatch.dispatch_now(runtime, batches)
+        sending.send_claimed(runtime, prepared)  # committed sending: a death from here on is reconciled
         return "handled"
 
 
-def _send_now(runtime: Runtime, batches: list[dispatch.Batch]) -> None:
-    """Send a booking event's (or links_ready's) just-committed urgent batch in this job when it takes one
-    round of provider calls (a confirmation: one job fewer to enqueue and take); push the rest as jobs."""
-    # One round of calls, well inside the event job's timeout (RQ would stop it mid-send, left to reconcile).
-    fits = 2 * runtime.config.call_budget_seconds <= EVENT_JOB_TIMEOUT
-    inline = next(
+def _claim_inline(
+    session: Session,
+    runtime: Runtime,
+    rows: list[Any],
+    applied: planning.Applied,
+    *,
+    own: list[Any],
+    now: datetime,
+) -> tuple[set[int], list[sending.Prepared]] | None:
+    """Claim the event's urgent messages (due ``rows``: id, step, urgent) in the event's own transaction,
+    where its booking copy is already locked and read: one transaction fewer than queueing then claiming.
+    None when they are not all the event booking's own and one round of calls, or the claim failed (its
+    savepoint rolled back; the planning stands): then they are queued and sent as before (``_send_now``).
+    Else the ids claimed (each now sending, skipped or planned again) and what is to go."""
+    urgent = [r.id for r in rows if dispatch.queue_for(step=r.step, urgent=r.urgent) == URGENT_QUEUE]
+    copy = applied.copy
+    limit = min(runtime.config.send_concurrency, runtime.config.send_batch_size)
+    if copy is None or not urgent or len(urgent) > limit or not _fits_one_round(runtime):
+        return None
+    if not set(urgent) <= {r.id for r in own}:
+        return None
+    join = {(copy.id, copy.version): applied.join_link} if applied.join_link is not None else {}
+    held = sending.Held(bookings={copy.id: copy}, join_links=join)
+    try:
+        with session.begin_nested():
+            prepared = sending.claim(session=session, runtime=runtime, ids=urgent, now=now, held=held)
+    except Exception as exc:  # noqa: BLE001 (the old path claims them again, in its own transaction or a job)
+        # The type only: a database error quotes its parameters (the patient's number among them).
+        log.error(
+            "claiming at once failed; queued instead",
+            extra={"count": len(urgent), "error": type(exc).__name__},
+        )
+        return None
+    return set(urgent), prepared
+
+
+def _fits_one_round(runtime: Runtime) -> bool:
+    """Whether one round of provider calls fits well inside an event job's timeout (RQ would stop it
+    mid-send, left to reconcile)."""
+    return 2 * runtime.config.call_budget_seconds <= EVENT_JOB_TIMEOUT
+
+
+def _inline_batch(runtime: Runtime, batches: list[dispatch.Batch]) -> dispatch.Batch | None:
+    """The urgent batch an event job sends itself when it takes one round of provider calls (a
+    confirmation: one job fewer to enqueue and take)."""
+    fits = _fits_one_round(runtime)
+    return next(
         (
             b
             for b in batches
@@ -111,6 +158,12 @@ def _send_now(runtime: Runtime, batches: list[dispatch.Batch]) -> None:
         ),
         None,
     )
+
+
+def _send_now(runtime: Runtime, batches: list[dispatch.Batch]) -> None:
+    """Send an event's just-committed (queued, not yet claimed) inline batch in this job; push the rest as
+    jobs."""
+    inline = _inline_batch(runtime, batches)
     dispatch.dispatch_now(runtime, [b for b in batches if b is not inline])
     if inline is None:
         return

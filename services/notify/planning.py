@@ -69,6 +69,7 @@ class Applied:
     planned: int = 0
     cancelled: int = 0
     copy: BookingCopy | None = None  # the copy as applied, locked (None when stale)
+    join_link: JoinLink | None = None  # the copy's version's join links, if they came before the event
 
 
 def lock_booking(session: Session, booking_id: uuid.UUID) -> BookingCopy | None:
@@ -149,8 +150,16 @@ def apply_booking_event(
     # A first version has no older rows to cancel (most events: a new booking's confirmation).
     cancelled = _cancel_older(session, snap, now) if snap.version > 1 else 0
     protocol = book.get(copy.protocol)
+    # Read once here: the plan needs it, and so does the claim of the event's inline batch (jobs.py).
+    join = session.get(JoinLink, (copy.id, copy.version))
     rows = plan_rows(
-        copy=copy, protocol=protocol, anchors=_ANCHORS[event.type], session=session, quiet=quiet, now=now
+        copy=copy,
+        protocol=protocol,
+        anchors=_ANCHORS[event.type],
+        session=session,
+        quiet=quiet,
+        now=now,
+        link_ready=join is not None,
     )
     if event.course_change is not None:
         cover_by_course(rows, protocol)
@@ -168,7 +177,9 @@ def apply_booking_event(
         event.type,
         extra={"booking_id": str(snap.id), "version": snap.version, "cancelled": cancelled},
     )
-    return Applied(booking_id=snap.id, stale=False, planned=len(rows), cancelled=cancelled, copy=copy)
+    return Applied(
+        booking_id=snap.id, stale=False, planned=len(rows), cancelled=cancelled, copy=copy, join_link=join
+    )
 
 
 def _store_copy(
@@ -279,11 +290,12 @@ def plan_rows(
     session: Session,
     quiet: tuple[time, time] | None,
     now: datetime,
+    link_ready: bool | None = None,
 ) -> list[dict[str, Any]]:
-    """The message rows of ``copy``'s current version for the steps anchored at ``anchors``."""
+    """The message rows of ``copy``'s current version for the steps anchored at ``anchors``
+    (``link_ready``: whether its join links are here, when the caller knows; else read if a step needs it)."""
     patient = copy.snapshot["patient"]
     mode = copy.snapshot["appointment_type"]["mode"]
-    link_ready: bool | None = None
     rows = []
     for step in protocol.steps_on(anchors, mode):
         if step.about_escort:

@@ -69,6 +69,15 @@ def status_callback_url(runtime: Runtime, message_id: int) -> str:
     return f"{runtime.config.notify_public_url.rstrip('/')}/webhooks/twilio/status?m={message_id}"
 
 
+@dataclass(frozen=True)
+class Held:
+    """What the caller's transaction already holds for a claim: the booking copies of the messages, locked
+    for update, and those bookings' join links as read in that transaction."""
+
+    bookings: dict[uuid.UUID, BookingCopy]
+    join_links: dict[tuple[uuid.UUID, int], JoinLink]
+
+
 def _lock_rows(session: Session, ids: list[int], statuses: tuple[str, ...]) -> list[Message]:
     # Bookings first, shared, then messages: the same order the event handler takes its locks in.
     locked = session.scalars(
@@ -79,6 +88,10 @@ def _lock_rows(session: Session, ids: list[int], statuses: tuple[str, ...]) -> l
     ).all()
     if not locked:
         return []
+    return _lock_messages(session, ids, statuses)
+
+
+def _lock_messages(session: Session, ids: list[int], statuses: tuple[str, ...]) -> list[Message]:
     query = select(Message).where(Message.id.in_(ids), Message.status.in_(statuses)).order_by(Message.id)
     return list(session.scalars(query.with_for_update().execution_options(populate_existing=True)))
 
@@ -96,20 +109,17 @@ def _why_not(row: Message, booking: BookingCopy, now: datetime) -> tuple[str, st
     return None
 
 
-def claim(*, session: Session, runtime: Runtime, ids: list[int], now: datetime) -> list[Prepared]:
-    """Check, render and mark ``sending`` the due messages among ``ids`` (in the caller's transaction)."""
+def claim(
+    *, session: Session, runtime: Runtime, ids: list[int], now: datetime, held: Held | None = None
+) -> list[Prepared]:
+    """Check, render and mark ``sending`` the due messages among ``ids`` (in the caller's transaction);
+    ``held``: their bookings are already locked and read there (an event's own inline batch)."""
     prepared: list[Prepared] = []
-    rows = _lock_rows(session, ids, PENDING)
-    booking_ids = {r.booking_id for r in rows}
-    bookings = {b.id: b for b in session.scalars(select(BookingCopy).where(BookingCopy.id.in_(booking_ids)))}
+    rows, bookings, join_links = _claim_rows(session, ids, held)
     # What the checks and the texts need, read once for the batch rather than once per message.
     phones = {b.snapshot["patient"].get("phone") for b in bookings.values()} - {None}
     phones |= {b.snapshot["escort"]["phone"] for b in bookings.values() if b.snapshot.get("escort")}
     opted_out = optouts.opted_out_among(session, phones)
-    join_links = {
-        (j.booking_id, j.booking_version): j
-        for j in session.scalars(select(JoinLink).where(JoinLink.booking_id.in_(booking_ids)))
-    }
     with session.no_autoflush:
         for row in rows:
             ready = _claim_one(
@@ -129,6 +139,25 @@ def claim(*, session: Session, runtime: Runtime, ids: list[int], now: datetime) 
     }
     bump_feeds(session, invited, now)
     return prepared
+
+
+def _claim_rows(
+    session: Session, ids: list[int], held: Held | None
+) -> tuple[list[Message], dict[uuid.UUID, BookingCopy], dict[tuple[uuid.UUID, int], JoinLink]]:
+    """The due messages among ``ids``, locked, with their bookings and those bookings' join links."""
+    if held is not None:
+        rows = _lock_messages(session, ids, PENDING)
+        if not {r.booking_id for r in rows} <= held.bookings.keys():
+            raise ValueError("a claim given held bookings was asked for a message of another booking")
+        return rows, held.bookings, held.join_links
+    rows = _lock_rows(session, ids, PENDING)
+    booking_ids = {r.booking_id for r in rows}
+    bookings = {b.id: b for b in session.scalars(select(BookingCopy).where(BookingCopy.id.in_(booking_ids)))}
+    join_links = {
+        (j.booking_id, j.booking_version): j
+        for j in session.scalars(select(JoinLink).where(JoinLink.booking_id.in_(booking_ids)))
+    }
+    return rows, bookings, join_links
 
 
 def _claim_one(
@@ -502,6 +531,13 @@ def send_batch(runtime: Runtime, ids: list[int], *, now: datetime | None = None)
     """Claim, send and record the due messages among ``ids``."""
     with runtime.db.transaction() as session:
         prepared = claim(session=session, runtime=runtime, ids=ids, now=now or utcnow())
+    return send_claimed(runtime, prepared, now=now)
+
+
+def send_claimed(
+    runtime: Runtime, prepared: list[Prepared], *, now: datetime | None = None
+) -> dict[str, int]:
+    """Send and record messages whose claim is committed."""
     if prepared:
         killpoints.reached("send.claimed")
     counts: Counter[str] = Counter()

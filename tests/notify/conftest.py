@@ -150,8 +150,10 @@ def twilio_sender(http_client: Any = None, base_url: str = "") -> Any:
 
 @pytest.fixture
 def no_send_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Event jobs queue their urgent messages as send jobs instead of sending them (jobs._send_now): for a
-    test that needs a confirmation planned and not sent yet, as when its worker died before sending."""
+    """Event jobs queue their urgent messages as send jobs instead of claiming and sending them
+    (jobs._claim_inline, jobs._send_now): for a test that needs a confirmation planned and not sent yet, as
+    when its worker died before sending."""
+    monkeypatch.setattr(jobs, "_claim_inline", lambda *args, **kwargs: None)
     monkeypatch.setattr(jobs, "_send_now", dispatch_now)
 
 

@@ -163,18 +163,25 @@ def test_worker_killed_mid_send_and_redis_restarted_lose_and_double_nothing(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["send.inline", "send.claimed"])
-def test_worker_killed_sending_a_confirmation_in_its_event_job_sends_it_once(
+def test_worker_killed_sending_at_once_in_its_event_job_sends_it_once(
     make_app: Callable[..., Flask],
     standin: StandIn,
     redis_server: RedisServer,
     point: str,
 ) -> None:
-    """The event job sends the confirmation itself (no send job): killed after its commit, or after the
-    claim, the confirmation still goes exactly once."""
+    """An event job sends its urgent messages itself (no send job). A booking event claims its confirmation
+    in its own transaction, so a death after that commit (``send.claimed``) leaves it sending; links_ready
+    commits its join messages queued and claims them after (killed at ``send.inline``, they stay queued).
+    Either way each goes exactly once."""
     app = make_app(**_settings(standin))
     now = utcnow()
-    booking = Booking(start=now + timedelta(hours=25), phone=A, sms_consent=True)
-    event = booking.confirmed(at=now)
+    booking = Booking(start=now + timedelta(minutes=30 if point == "send.inline" else 25 * 60), phone=A)
+    if point == "send.inline":
+        deliver(app, booking.confirmed(at=now))  # the confirmation, sent here; the join steps wait
+        event, step = booking.links_ready(at=now), "join-1h"
+    else:
+        event, step = booking.confirmed(at=now), "confirmation"
+    sent_before = len(standin.messages())
     publish(redis_server.client(), event, only="notify")
     worker = _worker(app, standin, kill_at=point)
     try:
@@ -183,9 +190,9 @@ def test_worker_killed_sending_a_confirmation_in_its_event_job_sends_it_once(
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait(timeout=10)
-    confirmation = by_step(app, booking_id=booking.id)[("confirmation", "sms")]
-    assert confirmation.status == (QUEUED if point == "send.inline" else SENDING)
-    assert standin.messages() == []  # killed before the call
+    row = by_step(app, booking_id=booking.id)[(step, "sms")]
+    assert row.status == (QUEUED if point == "send.inline" else SENDING)
+    assert len(standin.messages()) == sent_before  # killed before the call
     assert queue(URGENT_QUEUE, redis_server.client()).count == 0  # no send job was queued for it
 
     with time_machine.travel(utcnow() + timedelta(seconds=90), tick=False):
@@ -195,11 +202,11 @@ def test_worker_killed_sending_a_confirmation_in_its_event_job_sends_it_once(
         work(app)
         dispatch(app)  # "sending" and absent at Twilio: planned again, queued now
         work(app)
-    confirmation = by_step(app, booking_id=booking.id)[("confirmation", "sms")]
-    assert confirmation.status == SENT
-    sent = [m for m in standin.messages() if m["to"] == A]
+    row = by_step(app, booking_id=booking.id)[(step, "sms")]
+    assert row.status == SENT
+    sent = [m for m in standin.messages()[sent_before:] if m["to"] == A]
     assert len(sent) == 1  # exactly once
-    assert sent[0]["sid"] == confirmation.provider_ref
+    assert sent[0]["sid"] == row.provider_ref
     with app.app_context(), app.extensions["notify"].db.transaction() as session:
         handled = session.scalar(
             select(func.count())

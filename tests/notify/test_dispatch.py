@@ -7,6 +7,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import time_machine
@@ -14,9 +15,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 
-from services.notify import dispatch
+from services.notify import dispatch, sending
 from services.notify.models import (
     FAILED,
     PLANNED,
@@ -116,6 +117,33 @@ def test_redis_down_does_not_hold_a_confirmation_its_event_job_sends(
     assert by_step(app)[("confirmation", "sms")].status == SENT
     assert len(outbox(app)) == 2
     redis_server.start()
+    tick(app)
+    assert len(outbox(app)) == 2  # nothing twice
+
+
+def test_a_claim_failing_inside_the_event_transaction_keeps_the_plan_and_sends_the_old_way(
+    app: Flask, clock: time_machine.Coordinates, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A database error in the event's own claim: on PostgreSQL it aborts the transaction but for its savepoint.
+    claim = sending.claim
+    calls: list[bool] = []
+
+    def failing_first(**kwargs: Any) -> list[sending.Prepared]:
+        calls.append(kwargs.get("held") is not None)
+        if len(calls) == 1:
+            kwargs["session"].execute(text("SELECT * FROM no_such_table"))
+        return claim(**kwargs)
+
+    monkeypatch.setattr(sending, "claim", failing_first)
+    booking = Booking(start=START)
+    assert deliver(app, booking.confirmed(at=MONDAY_NOON)) == "handled"
+    assert calls == [True, False]  # in the event's transaction, then claimed again in its own
+    plan = by_step(app)
+    assert plan[("confirmation", "sms")].status == plan[("confirmation", "email")].status == SENT
+    assert plan[("reminder-24h", "sms")].status == PLANNED  # the rest of the plan stands
+    assert len(outbox(app)) == 2
+    with app.app_context(), app.extensions["notify"].db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(ProcessedEvent)) == 1
     tick(app)
     assert len(outbox(app)) == 2  # nothing twice
 
