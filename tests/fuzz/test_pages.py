@@ -48,6 +48,10 @@ FILLED = {
     "email": "jordan@example.com",
     "first_name": "Sam",
     "mobile": "+14155552671",
+    "escort_first_name": "Sam",
+    "escort_phone": "+14155552672",
+    "escort_patient_first_name": "Jordan",
+    "by": "Dr. Maya Chen",
 }
 
 
@@ -160,6 +164,7 @@ def _checkins(database_url: str, redis_url: str, clock: time_machine.Coordinates
         alert_link = checkin_links.alert_url(signer, checkins_tests.BASE_URL, alert)
     timeline = client.get(f"/api/v1/patients/{checkins_tests.PATIENT}/timeline", headers=STAFF).json
     entries = [
+        f"/c/{token}/support",
         f"/c/{checkins_tests.checkin_token(app, open_one)}",
         _path(alert_link),
         _path(timeline["timeline_url"]),
