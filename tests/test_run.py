@@ -175,8 +175,8 @@ def _book(booking_api: str, email: str) -> None:
 def test_a_killed_notify_worker_is_started_again_and_confirmations_keep_going(tmp_path: Path) -> None:
     with run_script(tmp_path) as suite:
         client = redis.Redis(port=suite.ports["REDIS_PORT"])
-        # `make run` starts two notify workers (docs/performance.md).
-        wait_until(lambda: len(_notify_worker_pids(client)) == 2, timeout=60, what="the notify workers")
+        # `make run` starts three notify workers (docs/performance.md).
+        wait_until(lambda: len(_notify_worker_pids(client)) == 3, timeout=60, what="the notify workers")
         first = _notify_worker_pids(client)
         killed = min(first)
         os.kill(killed, signal.SIGKILL)

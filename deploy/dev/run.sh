@@ -44,9 +44,9 @@ seed_json=$(flask --app services.booking seed-demo)
 first_provider=$(python -c 'import json, sys; print(json.loads(sys.argv[1])["providers"][0])' "$seed_json")
 feed_json=$(flask --app services.notify feed-link "$first_provider")
 
-# Two notify workers, as the deploy files run: one is taken by a send job (a provider call) or planning while the
-# other picks up the next confirmation (docs/performance.md).
-honcho -f "$procfile" -d . start -c "notify-worker=${NOTIFY_WORKERS:-2}" &
+# Three notify workers, as the deploy files run: a worker waits on PostgreSQL, Redis and the provider for about
+# half its busy time, and a third overlaps those waits; measured in the open loop (docs/performance.md).
+honcho -f "$procfile" -d . start -c "notify-worker=${NOTIFY_WORKERS:-3}" &
 honcho_pid=$!
 trap 'kill -INT $honcho_pid 2>/dev/null || true; wait $honcho_pid 2>/dev/null || true' INT TERM
 

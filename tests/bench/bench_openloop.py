@@ -52,7 +52,7 @@ from tests.support.twilio_standin import running_standin
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "60"))
 CAPACITY_SECONDS = max(2, min(20, SECONDS // 3))
-NOTIFY_WORKERS = int(os.environ.get("BENCH_NOTIFY_WORKERS", "2"))
+NOTIFY_WORKERS = int(os.environ.get("BENCH_NOTIFY_WORKERS", "3"))
 NOOP_JOBS = int(os.environ.get("BENCH_NOOP_JOBS", "1000"))
 FRACTIONS = (0.25, 0.5, 0.75)
 SEARCHES = 4

@@ -2,7 +2,7 @@
 
 Everything runs here at once, as in production but on 2 cores: a private PostgreSQL (a database per service) and
 Redis, every process of deploy/Procfile started by the image's entry point (``python -m deploy.suitectl run NAME``):
-the three web services under gunicorn, the relay, two notify workers, notify's dispatcher, consult's worker and
+the three web services under gunicorn, the relay, three notify workers, notify's dispatcher, consult's worker and
 sweeper. Email goes over real SMTP to a server that counts every message by Message-ID (a double send would
 show there); SMS go to notify's console sender. A Python load generator (two processes of eight client threads on loopback) runs a mixed load of slot
 searches, bookings, reschedules and cancels on the booking API for ``BENCH_SECONDS`` (60). Then the queues drain
@@ -59,7 +59,7 @@ CLIENTS_PER_PROCESS = 8
 PROVIDERS = 48
 STAFF_KEY = "bench-staff-key"
 # How many of each process run; every other process of the Procfile runs once.
-SCALE = {"notify-worker": 2}
+SCALE = {"notify-worker": 3}
 WEB_CONCURRENCY = {"booking": "3", "notify": "1", "consult": "1"}
 # How long the queues may take to empty after the load when no worker was killed (they take 60-90 s after the
 # full 60 s load). After a kill, see _drain_timeout.
