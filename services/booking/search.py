@@ -86,23 +86,28 @@ def bump_schedule(session: Session, provider_ids: list[int] | int, *, hours: boo
     )
 
 
-# session.info key: providers whose bump waits for the end of several bookings (a course).
+# session.info keys: providers whose bump waits for the end of several bookings (a course), and the offers
+# those bookings read.
 _DEFERRED = "search.deferred_bumps"
+_OFFERS = "search.batch_offers"
 
 
 @contextmanager
-def bumps_deferred(session: Session) -> Iterator[None]:
-    """Within: bookings' bump_schedule calls are collected; at the end each provider is bumped once.
+def batched(session: Session) -> Iterator[None]:
+    """Within: several bookings in one transaction (a course) read each offer once, bump each provider once.
 
-    Still the last lock the bookings take, in one statement; on an error nothing is bumped (the caller rolls
-    back).
+    The bump is at the end, still the last lock the bookings take, in one statement; on an error nothing is
+    bumped (the caller rolls back). An offer read again in the same transaction would give the same objects
+    from the identity map, so keeping it changes no check.
     """
     pending: set[int] = set()
     session.info[_DEFERRED] = pending
+    session.info[_OFFERS] = {}
     try:
         yield
     finally:
         session.info.pop(_DEFERRED, None)
+        session.info.pop(_OFFERS, None)
     bump_schedule(session, sorted(pending))
 
 
@@ -153,8 +158,14 @@ OFFER = _offer_select(Provider, AppointmentType, ProviderAppointmentType.provide
 
 def offer(session: Session, provider_id: int, appointment_type_id: int) -> Offer:
     """The provider and type in one query; 404 if either is unknown, 422 if not offered, 409 if paused."""
+    kept: dict[tuple[int, int], Offer] | None = session.info.get(_OFFERS)
+    if kept is not None and (found := kept.get((provider_id, appointment_type_id))) is not None:
+        return found
     row = session.execute(OFFER, {"provider_id": provider_id, "type_id": appointment_type_id}).first()
-    return checked_offer(session, row, provider_id, appointment_type_id)
+    found = checked_offer(session, row, provider_id, appointment_type_id)
+    if kept is not None:
+        kept[(provider_id, appointment_type_id)] = found
+    return found
 
 
 def checked_offer(session: Session, row: Any, provider_id: int, appointment_type_id: int) -> Offer:

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services.booking import outbox, search, service
 from services.booking.catalog import service as catalog
@@ -413,7 +414,7 @@ def book_course(
         with (
             outbox.course_change(session) as change_id,
             _one_calendar(session, template, sessions),
-            search.bumps_deferred(session),
+            search.batched(session),
         ):
             booked = [
                 service.book_appointment(
@@ -427,6 +428,8 @@ def book_course(
                 )[0]
                 for index, wanted in enumerate(sessions, start=1)
             ]
+        # The sessions just written, in index order: the answer reads them (and their chairs) without a query.
+        set_committed_value(course, "sessions", booked)
         # One confirmation for the whole course: the sessions' own events say this one covers them.
         outbox.record_course_event(
             session, event_id=change_id, course_id=course.id, change=events.COURSE_BOOKED, bookings=booked

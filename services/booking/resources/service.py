@@ -129,11 +129,14 @@ class _Calendar:
 
     def __init__(
         self,
-        ids: list[int],
+        resources: list[Resource],
         windows: dict[int, list[Window]],
         held: dict[int, list[tuple[datetime, datetime]]],
     ) -> None:
-        self.ids = ids
+        # Kept, not only their ids: the session's identity map holds them weakly, and a hold reads the one it
+        # claims back from it.
+        self.resources = resources
+        self.ids = [r.id for r in resources]
         self.windows = {rid: sorted(w, key=lambda w: w.start) for rid, w in windows.items()}
         self.window_starts = {rid: [w.start for w in ws] for rid, ws in self.windows.items()}
         # Held spans of one resource never overlap (its claims forbid it), so sorted by start their ends are
@@ -201,7 +204,7 @@ def _calendar(
             query = query.where(BookingResource.booking_id.not_in(skip))
         for row in session.scalars(query.order_by(BookingResource.start_at)):
             held[row.resource_id].append((row.start_at, row.end_at))
-    return _Calendar(ids, windows, held)
+    return _Calendar(resources, windows, held)
 
 
 # session.info key: calendars loaded once for several holds in one transaction (a whole course).

@@ -677,11 +677,12 @@ def test_moving_this_and_following_keeps_the_chairs_staff_pinned(
     assert [s["resource"]["id"] for s in moved.json["sessions"][3:]] == [other] * 3
 
 
-def test_a_course_reads_the_chair_calendar_once_and_bumps_each_provider_once(
+def test_a_course_reads_the_chair_calendar_once_and_each_offer_and_bump_once_per_provider(
     app: Flask, client: FlaskClient, clock: object
 ) -> None:
-    # Six sessions, two providers, two chairs: one read of the chairs (not one per session) and one bump of
-    # both providers' schedule versions at the end (not one per session); the claims still hold every chair.
+    # Six sessions, two providers, two chairs: one read of the chairs (not one per session), one read of each
+    # provider's offer and one bump of both providers' schedule versions at the end (not one per session);
+    # the claims still hold every chair.
     setup = make_chair_setup(app, providers=2, chairs=2)
     template = _template(client, setup, same_provider="preferred")
     sessions = [{"start": s, "provider_id": setup.provider_ids[n % 2]} for n, s in enumerate(EXPECTED)]
@@ -705,6 +706,10 @@ def test_a_course_reads_the_chair_calendar_once_and_bumps_each_provider_once(
     assert len(chair_reads) == 1, chair_reads
     bumps = [s for s, _ in sent if s.startswith("UPDATE providers SET schedule_version")]
     assert len(bumps) == 1, bumps
+    offers = [s for s, _ in sent if re.search(r"^SELECT providers\..* JOIN appointment_types\b", s)]
+    assert len(offers) == 2, offers
+    # The answer reads the sessions just written and their chairs from the session, not the database.
+    assert [s for s, _ in sent if s.startswith(("SELECT resources.", "SELECT bookings."))] == chair_reads
     assert _schedule_versions(app) == {p: v + 1 for p, v in versions.items()}
     with app.app_context(), get_db().transaction() as session:
         held = session.execute(select(BookingResource.resource_id, BookingResource.start_at)).all()
