@@ -61,9 +61,9 @@ def between(low: float, high: float, why: str = "") -> Check:
     return check
 
 
-def at_least(low: float) -> Check:
+def at_least(low: float, why: str = "") -> Check:
     """A check that ``value >= low``."""
-    return lambda value: None if value >= low else f"must be at least {low}"
+    return lambda value: None if value >= low else f"must be at least {low}{why}"
 
 
 def positive(value: Any) -> str | None:

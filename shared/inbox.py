@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import String, delete, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import Index, String, delete, select
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from shared import killpoints
 from shared.db import GUID, UTCDateTime, dialect_insert, rowcount
@@ -19,6 +20,11 @@ class ProcessedEventMixin:
     event_id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True)
     event_type: Mapped[str] = mapped_column(String(64))
     processed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        # The prune's question (``prune`` below): which rows were handled before a cutoff?
+        return (Index(f"ix_{cls.__tablename__}_processed_at", "processed_at"),)  # type: ignore[attr-defined]
 
 
 def first_delivery(
@@ -39,7 +45,11 @@ def first_delivery(
 
 
 def prune(session: Session, model: type[ProcessedEventMixin], *, before: datetime, limit: int) -> int:
-    """Forget up to ``limit`` events handled before ``before`` (none may arrive again by then); how many."""
+    """Forget up to ``limit`` events handled before ``before`` (none may arrive again by then); how many.
+
+    Rows another transaction holds are skipped (``SKIP LOCKED``); each service runs this from its periodic
+    loop through shared/retention.py, with a cutoff its producers can no longer re-send an event from.
+    """
     ids = list(
         session.scalars(
             select(model.event_id)

@@ -32,6 +32,7 @@ def _relay() -> None:
         batch_size=config.outbox_batch_size,
         retention=timedelta(days=config.outbox_retention_days),
         redeliver_seconds=config.event_redeliver_seconds,
+        inbox_retention_days=config.inbox_retention_days,
         delivery_bound_seconds=config.event_delivery_bound_seconds,
     )
 

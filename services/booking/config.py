@@ -47,6 +47,15 @@ class BookingConfig(CommonConfig):
         check=at_least(1),
         doc="days a published event stays in the outbox table",
     )
+    inbox_retention_days: int = setting(
+        "BOOKING_INBOX_RETENTION_DAYS",
+        default=800,
+        parse=int,
+        check=at_least(731),
+        doc="days the id of a handled event (notify's `notify.sms_reply`) stays, so a redelivery changes"
+        " nothing; above 730: notify holds a reply until its visit, booked up to 730 days ahead, is over and"
+        " re-sends it while unacknowledged",
+    )
     secret_key: str = setting(
         "BOOKING_SECRET_KEY",
         default="",

@@ -13,13 +13,14 @@ from redis import Redis
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from services.booking.models import OutboxDelivery, OutboxEvent
-from shared import delivery, killpoints
+from services.booking.models import OutboxDelivery, OutboxEvent, ProcessedEvent
+from shared import delivery, inbox, killpoints
 from shared.db import Database
 from shared.logging import correlation
 from shared.loop import run_loop
 from shared.metrics import OUTBOX_PUBLISHED, count_after_commit
 from shared.queues import publish
+from shared.retention import PRUNE_BATCH, Every, log_pruned, prune_tables
 from shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,16 @@ def prune(*, db: Database, retention: timedelta) -> int:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
+def prune_inbox(*, db: Database, retention_days: int, now: datetime | None = None) -> int:
+    """Forget, in bounded batches, the events booking handled over ``retention_days`` ago; how many."""
+    keep = timedelta(days=retention_days)
+
+    def batch(session: Session, now: datetime) -> int:
+        return inbox.prune(session, ProcessedEvent, before=now - keep, limit=PRUNE_BATCH)
+
+    return prune_tables(db, {"processed_events": batch}, limit=PRUNE_BATCH, now=now)["processed_events"]
+
+
 def outbox_payloads(session: Session, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
     """The events among ``event_ids`` still in the outbox, as published."""
     rows = session.execute(
@@ -166,11 +177,13 @@ def run_relay(
     batch_size: int,
     retention: timedelta,
     redeliver_seconds: float,
+    inbox_retention_days: int,
     delivery_bound_seconds: float = 120.0,
     stop: threading.Event | None = None,
 ) -> None:
     """Relay until ``stop`` is set (or SIGTERM/SIGINT arrives), backing off while Redis is unreachable."""
-    due = {"reconcile": 0.0, "prune": 0.0}
+    due = {"reconcile": 0.0}
+    pruning = Every()
 
     def step() -> float:
         moved = relay_once(db=db, redis=redis, batch_size=batch_size)
@@ -178,11 +191,12 @@ def run_relay(
         if now >= due["reconcile"]:
             reconcile_once(db=db, redis=redis, grace=redeliver_seconds, bound=delivery_bound_seconds)
             due["reconcile"] = now + min(RECONCILE_SECONDS, redeliver_seconds / 3)
-        if now >= due["prune"]:
-            pruned = prune(db=db, retention=retention)
-            if pruned:
-                log.info("pruned %d published events", pruned)
-            due["prune"] = now + 600
+        if pruning.due():
+            pruned = {
+                "outbox": prune(db=db, retention=retention),
+                "processed_events": prune_inbox(db=db, retention_days=inbox_retention_days),
+            }
+            log_pruned("booking", pruned)
         return 0.0 if moved >= batch_size else poll_seconds
 
     run_loop("outbox relay", step, max_backoff=5.0, stop=stop)

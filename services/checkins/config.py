@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.config import CommonConfig, between, parse_list, positive, setting
+from shared.config import CommonConfig, at_least, between, parse_list, positive, setting
 
 
 def _some_contact(value: tuple[str, ...]) -> str | None:
@@ -41,6 +41,15 @@ class CheckinsConfig(CommonConfig):
         check=positive,
         doc="how often the scheduler sends due check-ins and alerts, expires old ones and redelivers events "
         "notify has not acknowledged",
+    )
+    inbox_retention_days: int = setting(
+        "CHECKINS_INBOX_RETENTION_DAYS",
+        default=800,
+        parse=int,
+        check=at_least(731),
+        doc="days the id of a handled event (booking's session events, notify's `reply.rating`) stays, so a"
+        " redelivery changes nothing; above 730: booking re-sends what its outbox holds (`outbox-replay`),"
+        " notify holds a rating reply until its visit, booked up to 730 days ahead, is over",
     )
     oncall_phones: tuple[str, ...] = setting(
         "CHECKINS_ONCALL_PHONES",

@@ -28,6 +28,7 @@ from services.checkins.models import (
 )
 from services.checkins.plans import EACH, FIRST, LAST, Plan, PlanBook, PlanStep
 from shared import events
+from shared.db import dialect_insert
 from shared.links import new_secret
 
 log = logging.getLogger(__name__)
@@ -102,11 +103,15 @@ _KINDS = {
 
 
 def record_change(session: Session, patient: Patient, event: events.BookingEvent) -> None:
-    """Add the event to the patient's session history (whatever order events arrive in; never a name)."""
+    """Add the event to the patient's session history (whatever order events arrive in; never a name).
+
+    Once: an event redelivered after the inbox forgot it (shared/inbox.py ``prune``) adds nothing.
+    """
     booking, escort = event.booking, event.booking.escort
     state = NO_ESCORT if escort is None else ESCORT_CONFIRMED if escort.confirmed_at else ESCORT_GIVEN
-    session.add(
-        SessionChange(
+    session.execute(
+        dialect_insert(session, SessionChange)
+        .values(
             event_id=event.event_id,
             patient_id=patient.id,
             booking_id=booking.id,
@@ -119,6 +124,7 @@ def record_change(session: Session, patient: Patient, event: events.BookingEvent
             escort=state,
             escort_confirmed_how=escort.confirmed_how if escort and escort.confirmed_at else None,
         )
+        .on_conflict_do_nothing(index_elements=["event_id"])
     )
 
 

@@ -1,13 +1,18 @@
-"""The scheduler: sends due check-ins and alerts, expires old ones, redelivers unacknowledged events."""
+"""The scheduler: sends due check-ins and alerts, expires old ones, redelivers unacknowledged events, and
+forgets handled events past the inbox's retention."""
 
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timedelta
 
-from services.checkins.models import CheckinDelivery
+from sqlalchemy.orm import Session
+
+from services.checkins.models import CheckinDelivery, ProcessedEvent
 from services.checkins.publishing import Publisher, current_payloads, make_due, publish_pending
-from shared import delivery
+from shared import delivery, inbox
 from shared.loop import run_loop
+from shared.retention import PRUNE_BATCH, Every, log_pruned, prune_tables
 from shared.timeutil import utcnow
 
 
@@ -29,11 +34,25 @@ def schedule_once(p: Publisher) -> dict[str, int]:
     return counts
 
 
+def prune(p: Publisher, *, now: datetime | None = None) -> dict[str, int]:
+    """Forget, in bounded batches, the events checkins handled over its inbox retention ago; how many."""
+    keep = timedelta(days=p.config.inbox_retention_days)
+
+    def batch(session: Session, now: datetime) -> int:
+        return inbox.prune(session, ProcessedEvent, before=now - keep, limit=PRUNE_BATCH)
+
+    return prune_tables(p.db, {"processed_events": batch}, limit=PRUNE_BATCH, now=now)
+
+
 def run_scheduler(p: Publisher, *, interval: float, stop: threading.Event | None = None) -> None:
-    """Run a round every ``interval`` seconds until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
+    """Run a round every ``interval`` seconds (and prune every few minutes) until ``stop`` is set (or
+    SIGTERM/SIGINT arrives)."""
+    pruning = Every()
 
     def step() -> float:
         schedule_once(p)
+        if pruning.due():
+            log_pruned("checkins", prune(p))
         return interval
 
     run_loop("checkins scheduler", step, max_backoff=60.0, stop=stop)

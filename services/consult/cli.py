@@ -45,6 +45,8 @@ def _sweep(once: bool) -> None:
         signer=signer,
         base_url=base_url,
         interval=config.sweep_seconds,
+        inbox_retention_days=config.inbox_retention_days,
+        visit_retention_days=config.visit_retention_days,
         redeliver_seconds=config.event_redeliver_seconds,
     )
 

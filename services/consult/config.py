@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from shared.config import TwilioAccountConfig, between, one_of, positive, setting
-from shared.links import JOIN_LINK_GRACE
+from shared.config import TwilioAccountConfig, at_least, between, one_of, positive, setting
+from shared.links import JOIN_LINK_GRACE, MANAGE_LINK_GRACE
 
 LOCAL = "local"
 TWILIO = "twilio"
 VIDEO_PROVIDERS = (LOCAL, TWILIO)
 GRACE_MINUTES = int(JOIN_LINK_GRACE.total_seconds() // 60)
+MANAGE_DAYS = MANAGE_LINK_GRACE.days
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,25 @@ class ConsultConfig(TwilioAccountConfig):
         check=positive,
         doc="how often the sweeper completes rooms that are due, re-sends unpublished links and redelivers "
         "links notify has not acknowledged",
+    )
+    inbox_retention_days: int = setting(
+        "CONSULT_INBOX_RETENTION_DAYS",
+        default=800,
+        parse=int,
+        check=at_least(731),
+        doc="days the id of a handled booking event stays, so a redelivery changes nothing; above 730:"
+        " booking re-sends what its outbox holds (`outbox-replay`), and a visit is booked up to 730 days"
+        " ahead (keep it above `OUTBOX_RETENTION_DAYS` too)",
+    )
+    visit_retention_days: int = setting(
+        "CONSULT_VISIT_RETENTION_DAYS",
+        default=90,
+        parse=int,
+        # A manage link still asks this service for the visit's join link until it expires.
+        check=at_least(MANAGE_DAYS, f" (a manage link works {MANAGE_DAYS} days after the visit)"),
+        doc="days a consultation (its window, link secret, rooms and acknowledged link deliveries) stays"
+        f" after its join window closed, for staff and `suite timeline`; at least {MANAGE_DAYS}: a manage"
+        " link asks for the join link until then. A room not yet completed always stays",
     )
     video_provider: str = setting(
         "VIDEO_PROVIDER",

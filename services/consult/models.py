@@ -44,6 +44,8 @@ class Consultation(Base):
         CheckConstraint("opens_at <= start_at AND start_at < end_at AND end_at <= closes_at", name="window"),
         # The sweeper's question: which current links are not on the queue yet?
         Index("ix_consultations_links_pending", "links_published_at", "closes_at"),
+        # The sweeper's prune: consultations whose window closed before a cutoff (services/consult/sweep.py).
+        Index("ix_consultations_closes_at", "closes_at"),
     )
 
     booking_id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from services.notify.models import FAILED, PLANNED, QUEUED, SENDING, Message, Pr
 from services.notify.replies import publishing as replies
 from services.notify.replies import ratings
 from services.notify.runtime import SEND_QUEUE, URGENT_QUEUE, Runtime
-from shared import delivery, inbox, killpoints
+from shared import delivery, inbox, killpoints, retention
 from shared.db import rowcount
 from shared.loop import run_loop
 from shared.queues import NOTIFY_QUEUE, queue
@@ -38,8 +37,7 @@ SEND_RESULT_TTL = 3600
 SEND_FAILURE_TTL = 7 * 24 * 3600
 _GONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 PASS_LIMIT = 5000
-PRUNE_SECONDS = 600  # how often the dispatcher deletes what notify no longer needs (as booking's relay does)
-PRUNE_BATCH = 1000  # rows one prune transaction deletes at most
+PRUNE_BATCH = retention.PRUNE_BATCH  # rows one prune transaction deletes at most
 _MESSAGES = cast(Table, Message.__table__)
 
 
@@ -273,33 +271,19 @@ def _prunes(runtime: Runtime) -> dict[str, Callable[[Session, datetime], int]]:
 
 
 def prune(runtime: Runtime, *, now: datetime | None = None) -> dict[str, int]:
-    """Delete what notify no longer needs, table by table, a bounded batch per transaction so no pass holds
-    many row locks; how many rows went from each table."""
-    now = now or utcnow()
-    pruned = {}
-    for table, batch in _prunes(runtime).items():
-        pruned[table] = 0
-        while True:
-            with runtime.db.transaction() as session:
-                count = batch(session, now)
-            pruned[table] += count
-            if count < PRUNE_BATCH:
-                break
-    return pruned
+    """Delete what notify no longer needs, table by table, in bounded batches; rows gone per table."""
+    return retention.prune_tables(runtime.db, _prunes(runtime), limit=PRUNE_BATCH, now=now)
 
 
 def run_dispatcher(runtime: Runtime, *, interval: float, stop: threading.Event | None = None) -> None:
     """Dispatch every ``interval`` seconds until ``stop`` is set (or SIGTERM/SIGINT arrives)."""
-    due = {"prune": 0.0}
+    pruning = retention.Every()
 
     def step() -> float:
         report = dispatch_once(runtime)
         replies.relay_once(runtime)  # SMS reply events to the booking service (services/notify/replies)
-        if time.monotonic() >= due["prune"]:
-            pruned = prune(runtime)
-            if any(pruned.values()):
-                log.info("pruned %d rows notify no longer needs", sum(pruned.values()), extra=pruned)
-            due["prune"] = time.monotonic() + PRUNE_SECONDS
+        if pruning.due():
+            retention.log_pruned("notify", prune(runtime))
         if report.enqueued or report.requeued or report.reconciling or report.expired:
             log.info(
                 "dispatched %d messages in %d jobs",

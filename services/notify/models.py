@@ -62,8 +62,6 @@ class ProcessedEvent(ProcessedEventMixin, Base):
     """Events this service has handled, so a redelivered job changes nothing."""
 
     __tablename__ = "processed_events"
-    # The dispatcher's prune: rows handled before a cutoff (services/notify/dispatch.py).
-    __table_args__ = (Index("ix_processed_events_processed_at", "processed_at"),)
 
 
 class BookingCopy(Base):

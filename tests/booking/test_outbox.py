@@ -108,6 +108,7 @@ def test_relay_loop_rides_out_an_outage(
             "batch_size": 10,
             "retention": timedelta(days=1),
             "redeliver_seconds": 45.0,
+            "inbox_retention_days": 800,
             "stop": stop,
         },
     )

@@ -189,6 +189,8 @@ def test_the_sweeper_process_completes_due_rooms_and_stops_when_asked(
             "signer": app.extensions["link_signer"],
             "base_url": "http://consult.test",
             "interval": 0.05,
+            "inbox_retention_days": 800,
+            "visit_retention_days": 90,
             "stop": stop,
         },
     )
