@@ -2,12 +2,15 @@
 signed as Twilio signs them: real-looking fields mixed with missing, repeated, huge and hostile ones, keywords,
 ratings and the numbers of known and unknown people. A webhook never answers 5xx; a refusal is problem+json and
 changes nothing; an inbound answer is TwiML that names no patient and shows no phone number; a request not
-signed with the auth token for the URL Twilio called is refused and changes nothing. Parts: tests/fuzz/pages.py.
+signed with the auth token for the URL Twilio called is refused and changes nothing; no name or number is
+logged. The parts shared with the page fuzz are in tests/fuzz/pages.py; why and how: docs/architecture.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import itertools
 import logging
 import re
@@ -138,7 +141,10 @@ class World:
 
 
 def _world(database_url: str, redis_url: str, clock: time_machine.Coordinates) -> World:
-    app = create_app(notify_config(database_url, redis_url, log_level="WARNING", sms_help_reply=HELP_REPLY))
+    config = notify_config(
+        database_url, redis_url, log_level="INFO", log_format="json", sms_help_reply=HELP_REPLY
+    )
+    app = create_app(config)
     app.config["TESTING"] = True
     clock.move_to(QUIET_ENDS)
     # Two visits of one patient (their reminders ask "which?"), and an infusion whose escort is asked YES.
@@ -296,6 +302,19 @@ def _fuzz(world: World, path: str, failures: list[str], statuses: Counter[str]) 
     probe()
 
 
+@contextlib.contextmanager
+def _written() -> Iterator[io.StringIO]:
+    """What the app's own log handler (JSON lines, as in production) writes meanwhile."""
+    handler = next(h for h in logging.getLogger().handlers if getattr(h, "_suite_handler", False))
+    assert isinstance(handler, logging.StreamHandler)
+    stream = io.StringIO()
+    old = handler.setStream(stream)
+    try:
+        yield stream
+    finally:
+        handler.setStream(old)
+
+
 @pytest.fixture
 def clock() -> Iterator[time_machine.Coordinates]:
     with time_machine.travel(MONDAY_NOON, tick=False) as traveller:
@@ -319,10 +338,16 @@ def test_no_webhook_answers_a_signed_hostile_request_with_a_server_error_or_a_le
         assert webhooks == {INBOUND_PATH, STATUS_PATH}, f"a webhook this test does not fuzz: {webhooks}"
         failures: list[str] = []
         report: list[str] = []
-        for path in sorted(webhooks):
-            statuses: Counter[str] = Counter()
-            _fuzz(world, path, failures, statuses)
-            report.append(f"{path}: {dict(sorted(statuses.items()))}")
+        with _written() as written:
+            for path in sorted(webhooks):
+                statuses: Counter[str] = Counter()
+                _fuzz(world, path, failures, statuses)
+                report.append(f"{path}: {dict(sorted(statuses.items()))}")
+        logged = written.getvalue()
+        assert "inbound sms" in logged, "the fuzz's log lines were not captured"
+        secrets = [*KNOWN_PHONES, *(p.removeprefix("+1") for p in KNOWN_PHONES), *NAMES]
+        secrets += [name.split()[1] for name in NAMES]
+        assert not [s for s in secrets if s in logged], "the webhooks logged a name or a number"
         with world.app.app_context(), world.app.extensions["notify"].db.transaction() as session:
             outcomes = Counter(session.scalars(select(SmsReply.outcome)))
         report.append(f"inbound outcomes: {dict(sorted(outcomes.items()))}")
