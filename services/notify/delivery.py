@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from services.notify import optouts
 from services.notify.metrics import DELIVERY, error_label, status_label
-from services.notify.models import SENDING, SENT, Message
+from services.notify.models import SENDING, SENT, SMS, Message
 from services.notify.senders.twilio_sms import OPTED_OUT_CODE
 from shared.metrics import count_after_commit
 from shared.timeutil import utcnow
@@ -37,7 +37,7 @@ class StatusUpdate:
     """One status callback's content."""
 
     message_sid: str
-    status: str
+    status: str  # lower-case, as Twilio sends it
     error_code: str | None = None
     message_id: int | None = None  # our row id, from the callback URL we gave Twilio
 
@@ -45,7 +45,8 @@ class StatusUpdate:
 def record_status(*, session: Session, update: StatusUpdate) -> bool:
     """Apply a status callback to its message; False when no message matches."""
     now = utcnow()
-    query = select(Message)
+    # Twilio reports on the SMS it sent; a callback naming an email of ours is about nothing.
+    query = select(Message).where(Message.channel == SMS)
     if update.message_id is not None:
         query = query.where(Message.id == update.message_id)
     else:
@@ -59,7 +60,7 @@ def record_status(*, session: Session, update: StatusUpdate) -> bool:
         row.status, row.sent_at, row.reason = SENT, now, "sent (confirmed by Twilio's status callback)"
     if row.provider_ref is None:
         row.provider_ref = update.message_sid
-    status = update.status.lower()
+    status = update.status
     if _RANK.get(status, 0) >= _RANK.get(row.delivery_status or "", 0):
         row.delivery_status = status
         row.delivery_updated_at = now

@@ -117,7 +117,8 @@ def status() -> Response:
         raise field_error("MessageSid", f"longer than {SID_MAX} characters", location="form")
     update = delivery.StatusUpdate(
         message_sid=sid,
-        status=_fit(state, Message.delivery_status) or "",
+        # Lower-cased before the cut: some letters lower-case to two ("İ"), which would overflow the column.
+        status=_fit(state.lower(), Message.delivery_status) or "",
         error_code=_fit(request.form.get("ErrorCode"), Message.error_code),
         message_id=_message_id(),
     )

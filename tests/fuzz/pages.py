@@ -220,7 +220,8 @@ def fingerprint(app: Flask, metadata: MetaData) -> str:
     return digest.hexdigest()
 
 
-def _mutate(data: st.DataObject, pairs: list[tuple[str, str]], keys: list[str]) -> list[tuple[str, bytes]]:
+def mutate(data: st.DataObject, pairs: list[tuple[str, str]], keys: list[str]) -> list[tuple[str, bytes]]:
+    """``pairs`` with some fields dropped, repeated or hostile, and up to three extra fields."""
     sent: list[tuple[str, bytes]] = []
     # Half the cases change one field and keep the rest as the page gave them, so they get past the other
     # fields' checks to the code behind (a booking made with one odd value); the others change any.
@@ -242,7 +243,8 @@ def _mutate(data: st.DataObject, pairs: list[tuple[str, str]], keys: list[str]) 
     return sent + [(k, v) for k, v in extras]
 
 
-def _encode(pairs: list[tuple[str, bytes]]) -> str:
+def encode(pairs: list[tuple[str, bytes]]) -> str:
+    """``pairs`` as a form body or query string, every byte percent-encoded as it is."""
     return "&".join(
         f"{quote_from_bytes(k.encode(), safe='')}={quote_from_bytes(v, safe='')}" for k, v in pairs
     )
@@ -283,13 +285,13 @@ def fuzz(
                 segments[segments.index(shown)] = quote_from_bytes(data.draw(HOSTILE) or b"x", safe="")
                 path = "/".join(segments)
         if target.method == "GET":
-            url, body = f"{path}?{_encode(_mutate(data, target.fields, query_keys))}", None
+            url, body = f"{path}?{encode(mutate(data, target.fields, query_keys))}", None
             content_type = None
         else:
             # A form's action may carry its own query (the chosen slot): kept, and fuzzed like the fields.
-            query = _encode(_mutate(data, parse_qsl(action_query, keep_blank_values=True), query_keys))
+            query = encode(mutate(data, parse_qsl(action_query, keep_blank_values=True), query_keys))
             url = f"{path}?{query}" if query else path
-            body = _encode(_mutate(data, target.fields, query_keys)).encode()
+            body = encode(mutate(data, target.fields, query_keys)).encode()
             content_type = data.draw(CONTENT_TYPES)
         before = fingerprint(app, metadata)
         answer = client.open(

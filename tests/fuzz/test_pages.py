@@ -213,7 +213,7 @@ def _notify(database_url: str, redis_url: str, clock: time_machine.Coordinates) 
     assert feed.status_code == 200, feed.json
     excluded = {
         "twilio_webhooks.inbound": "Twilio's webhooks, not pages: refused (403) before any field is read unless "
-        "Twilio signed them; their fields are tested in tests/notify/test_webhooks.py",
+        "Twilio signed them; fuzzed signed in tests/fuzz/test_webhooks.py",
         "twilio_webhooks.status": "as the inbound webhook",
     }
     return World(app, ["/outbox", _path(feed.json["url"])], NotifyBase.metadata, excluded=excluded)

@@ -190,3 +190,36 @@ def test_callback_for_an_unknown_or_mismatched_message_changes_nothing(
     assert _status(client, 999999, "SM" + "1" * 32, "delivered").status_code == 204
     assert _status(client, row.id, "SM" + "2" * 32, "failed").status_code == 204  # another message's SID
     assert by_step(app)[("confirmation", "sms")].delivery_status == row.delivery_status
+
+
+def test_a_status_that_lower_cases_longer_is_kept_cut_to_its_column(
+    app: Flask, client: FlaskClient, clock: time_machine.Coordinates, no_send_at_once: None
+) -> None:
+    deliver(app, Booking(start=START).confirmed(at=MONDAY_NOON))
+    with app.app_context(), app.extensions["notify"].db.transaction() as session:
+        from services.notify.models import Message
+
+        row = session.get(Message, by_step(app)[("confirmation", "sms")].id)
+        assert row is not None
+        row.status, row.sending_started_at, row.recipient = SENDING, MONDAY_NOON, PHONE
+    # "İ" lower-cases to two characters: cut after lower-casing, so the column still holds it (PostgreSQL
+    # refused the 64 characters with a 500).
+    assert _status(client, row.id, "SM" + "f" * 32, "İ" * 32).status_code == 204
+    assert by_step(app)[("confirmation", "sms")].delivery_status == ("İ" * 32).lower()[:32]
+
+
+def test_a_callback_naming_an_email_changes_nothing(
+    app: Flask, client: FlaskClient, clock: time_machine.Coordinates
+) -> None:
+    deliver(app, Booking(start=START).confirmed(at=MONDAY_NOON))
+    work(app)
+    email = by_step(app)[("confirmation", "email")]
+    response = _status(client, email.id, email.provider_ref or "SM1", "failed", ErrorCode="21610")
+    assert response.status_code == 204
+    after = by_step(app)[("confirmation", "email")]
+    assert (after.delivery_status, after.error_code, after.provider_ref) == (
+        email.delivery_status,
+        email.error_code,
+        email.provider_ref,
+    )
+    assert opt_out(app, email.recipient or "") is None  # an email address is no phone to opt out

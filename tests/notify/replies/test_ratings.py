@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -42,6 +42,7 @@ def ask(
     *,
     reminder: int = 0,
     checkin_id: uuid.UUID | None = None,
+    expires_at: datetime = EXPIRES,
 ) -> uuid.UUID:
     """Deliver a ``checkin.requested`` for a check-in of ``rating`` (a new one unless given); its id."""
     checkin_id = checkin_id or uuid.uuid4()
@@ -51,7 +52,7 @@ def ask(
             booking_version=booking.version,
             checkin_id=checkin_id,
             checkin_url=URL,
-            expires_at=EXPIRES,
+            expires_at=expires_at,
             reminder=reminder,
             rating=rating,
         )
