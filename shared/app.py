@@ -116,6 +116,7 @@ def create_service_app(
     configure_logging(service, level=config.log_level, fmt=config.log_format)
     app = SuiteFlask(import_name)
     app.config["SERVICE_NAME"] = service
+    app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes  # werkzeug refuses more, unread (413)
     app.extensions["suite_config"] = config
     app.extensions["link_signer"] = LinkSigner(config.link_signing_keys)
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -170,6 +170,14 @@ class CommonConfig:
     log_format: str = setting(
         "LOG_FORMAT", default="json", check=one_of("json", "text"), doc="`json` (one object a line) or `text`"
     )
+    max_request_bytes: int = setting(
+        "MAX_REQUEST_BYTES",
+        default=1_048_576,
+        parse=int,
+        check=between(65_536, 104_857_600),
+        doc="the largest request body any route reads; a larger one is refused (413) before it is read (a"
+        " booking, a page form or a Twilio webhook is a few KB)",
+    )
     worker_maintenance_seconds: int = setting(
         "WORKER_MAINTENANCE_SECONDS",
         default=60,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flask import Response, json
+from flask import Response, current_app, has_app_context, json
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -159,6 +159,10 @@ def from_problem(exc: Problem) -> Response:
     return problem_response(body, exc.headers)
 
 
+def _body_limit() -> int | None:
+    return current_app.config.get("MAX_CONTENT_LENGTH") if has_app_context() else None
+
+
 def from_http_exception(exc: HTTPException) -> Response:
     """Render a werkzeug/webargs HTTP error (webargs puts validation messages in ``exc.data``)."""
     status = exc.code or 500
@@ -171,6 +175,8 @@ def from_http_exception(exc: HTTPException) -> Response:
         detail = "The request could not be read; see invalid_params."
     elif status >= 500:
         detail = "Something went wrong on our side. It has been logged."
+    elif status == 413:
+        detail = f"The request body is larger than the {_body_limit()} bytes this service reads."
     else:
         detail = data.get("message") or exc.description
     body = problem_body(status, detail, errors=errors)

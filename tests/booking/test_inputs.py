@@ -283,3 +283,38 @@ def test_the_booking_page_ignores_a_provider_beyond_any_id(
 ) -> None:
     make_setup(pages_app)
     assert pages_client.get(f"/book/clinic-consult?provider={HUGE}").status_code == 200
+
+
+def test_a_body_over_the_request_limit_is_refused_unread(
+    app: Flask, client: FlaskClient, setup: Setup
+) -> None:
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    body = booking_body(setup, START)
+    body["intake"] = {"reason_other": "x" * limit}
+    answer = _refused(app, client, "POST", "/api/v1/bookings", status=413, json=body)
+    assert str(limit) in answer["detail"]
+    # One byte under the limit is read (and judged on its fields, not its size).
+    small = _refused(
+        app,
+        client,
+        "POST",
+        "/api/v1/bookings",
+        status=422,
+        data="{" + " " * (limit - 2) + "}",
+        content_type="application/json",
+    )
+    assert small["invalid_params"]
+
+
+def test_the_booking_page_refuses_a_form_over_the_request_limit(
+    pages_app: Flask, pages_client: FlaskClient, clock: object
+) -> None:
+    setup = make_setup(pages_app)
+    form = pages_client.get(_details_url(setup))
+    before = _counts(pages_app)
+    answer = submit(
+        pages_client, form.text, **{**PATIENT_FORM, "name": "J" * pages_app.config["MAX_CONTENT_LENGTH"]}
+    )
+    assert answer.status_code == 413
+    assert answer.mimetype == "text/html"
+    assert _counts(pages_app) == before

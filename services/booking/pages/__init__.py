@@ -18,7 +18,7 @@ from flask_babel import gettext, lazy_gettext
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import TooManyRequests
+from werkzeug.exceptions import RequestEntityTooLarge, TooManyRequests
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
@@ -180,6 +180,18 @@ def _too_many(_exc: TooManyRequests) -> ResponseReturnValue:
         gettext(
             "We received many requests from your connection in a short time. Wait a minute, then go back "
             "and try again; nothing has been booked or changed by the request that was stopped."
+        ),
+    )
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(_exc: RequestEntityTooLarge) -> ResponseReturnValue:
+    return _problem_page(
+        413,
+        gettext("That is more than this form takes"),
+        gettext(
+            "What was sent is far longer than any answer on this page. Go back, shorten what you typed or "
+            "pasted, and try again; nothing has been booked or changed."
         ),
     )
 
