@@ -47,8 +47,12 @@ class DeliveryMixin:
 
     @declared_attr.directive
     def __table_args__(cls) -> tuple[Any, ...]:
-        # The reconciler's question: which unsettled deliveries are oldest?
-        return (Index(f"ix_{cls.__tablename__}_unsettled", "outcome", "last_sent_at"),)  # type: ignore[attr-defined]
+        # The reconciler's question: which unsettled deliveries are oldest? The prune's: which are old?
+        table = cls.__tablename__  # type: ignore[attr-defined]
+        return (
+            Index(f"ix_{table}_unsettled", "outcome", "last_sent_at"),
+            Index(f"ix_{table}_first_sent_at", "first_sent_at"),
+        )
 
 
 # Prefixes that name what an event is about, not who publishes it (notify publishes what a reply meant).

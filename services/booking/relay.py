@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from services.booking.models import OutboxDelivery, OutboxEvent, ProcessedEvent
 from shared import delivery, inbox, killpoints
-from shared.db import Database
+from shared.db import Database, rowcount
 from shared.logging import correlation
 from shared.loop import run_loop
 from shared.metrics import OUTBOX_PUBLISHED, count_after_commit
@@ -117,16 +117,27 @@ def republish_since(*, db: Database, since: datetime) -> int:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
-def prune(*, db: Database, retention: timedelta) -> int:
-    """Delete events published longer than ``retention`` ago, and their delivery records."""
-    with db.transaction() as session:
-        delivery.prune(session, OutboxDelivery, before=utcnow() - retention)
-        result = session.execute(
-            delete(OutboxEvent).where(
-                OutboxEvent.published_at.is_not(None), OutboxEvent.published_at < utcnow() - retention
+def prune(*, db: Database, retention: timedelta, now: datetime | None = None) -> int:
+    """Delete, in bounded batches, events published longer than ``retention`` ago and their delivery records;
+    how many events."""
+
+    def deliveries(session: Session, now: datetime) -> int:
+        return delivery.prune(session, OutboxDelivery, before=now - retention, limit=PRUNE_BATCH)
+
+    def events(session: Session, now: datetime) -> int:
+        # Through ix_outbox_unpublished (published_at, seq): a range, never the waiting events (NULL).
+        seqs = list(
+            session.scalars(
+                select(OutboxEvent.seq)
+                .where(OutboxEvent.published_at < now - retention)
+                .limit(PRUNE_BATCH)
+                .with_for_update(skip_locked=True)
             )
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return rowcount(session.execute(delete(OutboxEvent).where(OutboxEvent.seq.in_(seqs)))) if seqs else 0
+
+    batches = {"event_deliveries": deliveries, "outbox": events}
+    return prune_tables(db, batches, limit=PRUNE_BATCH, now=now)["outbox"]
 
 
 def prune_inbox(*, db: Database, retention_days: int, now: datetime | None = None) -> int:

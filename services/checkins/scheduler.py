@@ -35,13 +35,19 @@ def schedule_once(p: Publisher) -> dict[str, int]:
 
 
 def prune(p: Publisher, *, now: datetime | None = None) -> dict[str, int]:
-    """Forget, in bounded batches, the events checkins handled over its inbox retention ago; how many."""
+    """Forget, in bounded batches, the events checkins handled over its inbox retention ago, and the settled
+    deliveries of its own events first sent as long ago (when consumers forget those ids too); how many."""
     keep = timedelta(days=p.config.inbox_retention_days)
 
-    def batch(session: Session, now: datetime) -> int:
+    def handled(session: Session, now: datetime) -> int:
         return inbox.prune(session, ProcessedEvent, before=now - keep, limit=PRUNE_BATCH)
 
-    return prune_tables(p.db, {"processed_events": batch}, limit=PRUNE_BATCH, now=now)
+    def delivered(session: Session, now: datetime) -> int:
+        before = now - keep
+        return delivery.prune(session, CheckinDelivery, before=before, settled_only=True, limit=PRUNE_BATCH)
+
+    batches = {"processed_events": handled, "event_deliveries": delivered}
+    return prune_tables(p.db, batches, limit=PRUNE_BATCH, now=now)
 
 
 def run_scheduler(p: Publisher, *, interval: float, stop: threading.Event | None = None) -> None:

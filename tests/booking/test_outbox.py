@@ -13,10 +13,10 @@ from flask.testing import FlaskClient
 from redis.exceptions import RedisError
 from rq.job import Job
 from rq.serializers import JSONSerializer
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from services.booking import relay
-from services.booking.models import OutboxEvent
+from services.booking.models import OutboxDelivery, OutboxEvent
 from shared import queues
 from shared.db import get_db
 from tests.booking.conftest import STAFF
@@ -165,3 +165,31 @@ def test_prune_keeps_unpublished_events(
     (left,) = _rows(app)
     assert left.published_at is None
     assert relay.pending_count(app.extensions["db"]) == 1
+
+
+def test_prune_deletes_in_bounded_batches(
+    app: Flask, client: FlaskClient, redis_client: redis.Redis, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup = make_setup(app)
+    for hour in range(9, 14):
+        body = booking_body(setup, f"2026-03-03T{hour:02d}:00:00-05:00", email=f"p{hour}@x.org")
+        assert client.post("/api/v1/bookings", json=body, headers=STAFF).status_code == 201
+    _relay(app, redis_client)
+    deleted: list[int] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("DELETE FROM OUTBOX"):
+            deleted.append(cursor.rowcount)
+
+    engine = app.extensions["db"].engine
+    event.listen(engine, "after_cursor_execute", count)
+    monkeypatch.setattr(relay, "PRUNE_BATCH", 2)
+    clock.shift(timedelta(days=20))
+    try:
+        assert relay.prune(db=app.extensions["db"], retention=timedelta(days=14)) == 5
+    finally:
+        event.remove(engine, "after_cursor_execute", count)
+    assert deleted == [2, 2, 1]  # one transaction per batch, none holding more than its limit
+    assert _rows(app) == []
+    with app.app_context(), get_db().transaction() as session:
+        assert session.scalars(select(OutboxDelivery)).all() == []

@@ -13,10 +13,11 @@ from sqlalchemy import select
 
 from services.checkins import scheduler
 from services.checkins.config import CheckinsConfig
-from services.checkins.models import ProcessedEvent, SessionChange
+from services.checkins.models import CheckinDelivery, ProcessedEvent, SessionChange
 from services.checkins.runtime import get_runtime
 from shared import events, inbox
 from shared.config import ConfigError, check, load
+from shared.delivery import HANDLED
 from shared.timeutil import utcnow
 from tests.checkins.conftest import FIRST, NOW, SESSION, booking_event, checkins, deliver, schedule
 from tests.support.servers import wait_until
@@ -56,14 +57,14 @@ def test_handled_events_outlive_any_redelivery_then_go_in_bounded_batches_and_a_
     rated_at = utcnow()
 
     clock.move_to(NOW + keep - timedelta(minutes=1))
-    assert prune(app) == {"processed_events": 0}
+    assert prune(app)["processed_events"] == 0
     assert deliver(app, sessions[0]) == "duplicate"  # a redelivery within the retention changes nothing
 
     clock.move_to(NOW + keep + timedelta(minutes=1))
     monkeypatch.setattr(scheduler, "PRUNE_BATCH", 2)
     with app.extensions["db"].transaction() as session:
         assert inbox.prune(session, ProcessedEvent, before=utcnow() - keep, limit=2) == 2  # one bounded batch
-    assert prune(app) == {"processed_events": 1}  # the pass takes batches until one is short
+    assert prune(app)["processed_events"] == 1  # the pass takes batches until one is short
     assert handled(app) == [uuid.UUID(rating["event_id"])]  # handled later, so kept longer
 
     # Past the retention a redelivered event is handled again, harmlessly: the session copy already holds
@@ -73,7 +74,7 @@ def test_handled_events_outlive_any_redelivery_then_go_in_bounded_batches_and_a_
     assert deliver(app, sessions[0]) == "stale"
     assert changes(app) == history
     clock.move_to(rated_at + keep + timedelta(minutes=1))
-    assert prune(app) == {"processed_events": 1}  # the rating (the redelivery, handled later, stays)
+    assert prune(app)["processed_events"] == 1  # the rating (the redelivery, handled later, stays)
     assert deliver(app, rating) == "not-open"
     assert states(app) == before
     (mood,) = checkins(app, id=mood.id)
@@ -110,3 +111,31 @@ def test_an_inbox_retention_below_its_floor_is_refused(env: dict[str, str], mess
     with pytest.raises(ConfigError, match=message):
         check(load(CheckinsConfig, environ=env))
     assert load(CheckinsConfig, environ={"CHECKINS_INBOX_RETENTION_DAYS": "731"}).inbox_retention_days == 731
+
+
+def test_settled_deliveries_go_with_the_inbox_retention_and_unsettled_ones_stay(
+    app: Flask, clock: time_machine.Coordinates
+) -> None:
+    keep = timedelta(days=app.extensions["checkins"].config.inbox_retention_days)
+    sent = utcnow()
+    rows = {name: uuid.uuid4() for name in ("settled", "unsettled", "recent")}
+    with app.extensions["db"].transaction() as session:
+        for name, event_id in rows.items():
+            first = sent if name != "recent" else sent + timedelta(days=30)
+            settled = name != "unsettled"
+            session.add(
+                CheckinDelivery(
+                    event_id=event_id,
+                    consumer="notify",
+                    event_type="checkin.due",
+                    first_sent_at=first,
+                    last_sent_at=first,
+                    settled_at=first if settled else None,
+                    outcome=HANDLED if settled else None,
+                )
+            )
+    clock.move_to(sent + keep + timedelta(days=1))
+    assert prune(app)["event_deliveries"] == 1
+    with app.extensions["db"].transaction() as session:
+        left = set(session.scalars(select(CheckinDelivery.event_id)))
+    assert left == {rows["unsettled"], rows["recent"]}  # an unsettled one is still redelivered
