@@ -1,6 +1,6 @@
 """Delivery ledger prune index
 
-The relay's prune cycle (settled deliveries of pruned outbox events) deletes deliveries first sent before a cutoff, in bounded batches:
+The relay's prune deletes the delivery ledger's rows first sent before a cutoff, in bounded batches:
 an index on ``event_deliveries.first_sent_at`` so each batch reads only what it deletes.
 
 Revision ID: 0cde7537f5c9

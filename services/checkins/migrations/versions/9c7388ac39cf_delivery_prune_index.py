@@ -1,6 +1,6 @@
 """Delivery ledger prune index
 
-Its delivery ledger (the index every service's ``event_deliveries`` now has) deletes deliveries first sent before a cutoff, in bounded batches:
+The scheduler's prune deletes the delivery ledger's rows first sent before a cutoff, in bounded batches:
 an index on ``event_deliveries.first_sent_at`` so each batch reads only what it deletes.
 
 Revision ID: 9c7388ac39cf

@@ -1,6 +1,6 @@
 """Delivery ledger prune index
 
-The sweeper's prune (settled deliveries of join-link events) deletes deliveries first sent before a cutoff, in bounded batches:
+The sweeper's prune deletes the delivery ledger's rows first sent before a cutoff, in bounded batches:
 an index on ``event_deliveries.first_sent_at`` so each batch reads only what it deletes.
 
 Revision ID: 5b058150f3de
