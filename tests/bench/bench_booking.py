@@ -13,6 +13,7 @@ import contextlib
 import functools
 import json
 import os
+import pickle
 import random
 import time as clock
 from collections import Counter, defaultdict
@@ -131,34 +132,39 @@ def _seed(db: Database) -> tuple[int, int, list[dict[str, object]]]:
     return searched.id, visit.id, bodies
 
 
-def _statements_per_booking(env: dict[str, str], bodies: list[dict[str, object]]) -> int:
-    """How many statements a booking usually sends to the database (BEGIN and COMMIT aside), caches warm.
+Sent = list[tuple[str, Any]]  # a booking's statements as the driver got them: (SQL, parameters)
 
-    ``bodies`` are one provider's, by start: the first two warm the caches, the rest are counted one by one, and
-    the most common count is the answer (a booking that loads another month's hours sends two more reads).
+
+def _statements_per_booking(env: dict[str, str], bodies: list[dict[str, object]]) -> Sent:
+    """The statements a booking usually sends to the database (BEGIN and COMMIT aside), caches warm.
+
+    ``bodies`` are one provider's, by start: the first two warm the caches, the rest are recorded one by one, and
+    a booking with the most common count is the answer (one that loads another month's hours sends two more).
     """
     app = create_app(load(BookingConfig, environ=env))
     client = app.test_client()
     engine = app.extensions["db"].engine
+    seen: dict[int, Sent] = {}
     counts: Counter[int] = Counter()
-    sent: list[str] = []
+    sent: Sent = []
 
-    def count(*_: object) -> None:
-        sent.append("")
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
 
     for n, body in enumerate(bodies):
         if n == 2:
-            event.listen(engine, "before_cursor_execute", count)
-        sent.clear()
+            event.listen(engine, "before_cursor_execute", record)
+        sent = []
         response = client.post(
             "/api/v1/bookings", json=body, headers={"Authorization": f"Bearer {STAFF_KEY}"}
         )
         assert response.status_code == 201, response.get_json()
         if n >= 2:
             counts[len(sent)] += 1
-    event.remove(engine, "before_cursor_execute", count)
+            seen.setdefault(len(sent), sent)
+    event.remove(engine, "before_cursor_execute", record)
     engine.dispose()
-    return counts.most_common(1)[0][0]
+    return seen[counts.most_common(1)[0][0]]
 
 
 # The steps of a booking whose process CPU is summed in-process (docs/performance.md, part 3): (owner, name, label).
@@ -266,6 +272,7 @@ def run() -> None:
         url, redis, workdir = running.database_url, running.redis, running.workdir
         db = Database(url)
         provider_id, type_id, bodies = _seed(db)
+        provider_ids = sorted({int(str(b["provider_id"])) for b in bodies})
         db.dispose()
         # Booked in-process to count a booking's statements (one provider's, by start); wrk never sends them.
         chosen = bodies[-1]["provider_id"]
@@ -283,14 +290,23 @@ def run() -> None:
             "API_KEYS": STAFF_KEY,
             "LOG_LEVEL": "WARNING",
         }
-        statements = _statements_per_booking(env, counted)
+        recorded = _statements_per_booking(env, counted)
+        statements = len(recorded)
+        replay_path = os.path.join(workdir, "booking-statements.pickle")
+        with open(replay_path, "wb") as handle:
+            pickle.dump(recorded, handle)
         now = datetime.now(UTC)
         slot_path = (
             f"/api/v1/slots?provider_id={provider_id}&appointment_type_id={type_id}"
             f"&start={(now + timedelta(days=1)).strftime('%Y-%m-%dT%H:%M:%SZ')}"
             f"&end={(now + timedelta(days=29)).strftime('%Y-%m-%dT%H:%M:%SZ')}&tz=Europe/London"
         )
-        floor_env = {"BARE_DATABASE_URL": url, "BARE_STATEMENTS": str(statements)}
+        floor_env = {
+            "BARE_DATABASE_URL": url,
+            "BARE_STATEMENTS": str(statements),
+            "BARE_REPLAY": replay_path,
+            "BARE_PROVIDERS": ",".join(str(p) for p in provider_ids),
+        }
         with bare_flask(workers=WORKERS, env=floor_env) as bare:
             bare_get = wrk(bare + "/", seconds=SECONDS, connections=CONNECTIONS)
             bare_post = wrk(
@@ -300,6 +316,10 @@ def run() -> None:
                 lua=POST_JSON,
             )
             floor = wrk(bare + "/db", seconds=SECONDS, connections=CONNECTIONS, lua=POST_JSON)
+            writes = wrk(bare + "/db/writes", seconds=SECONDS, connections=CONNECTIONS, lua=POST_JSON)
+        db = Database(url)
+        with db.transaction() as session:
+            before = session.query(Booking).count()  # the seed's, the counted ones and the floor's replays
         with gunicorn("services.booking:create_app()", env=env, workers=WORKERS) as base:
             slots = wrk(base + slot_path, seconds=SECONDS, connections=CONNECTIONS)
             create = wrk(
@@ -309,9 +329,8 @@ def run() -> None:
                 lua=_post_lua(bodies_path),
             )
 
-        db = Database(url)
         with db.transaction() as session:
-            created = session.query(Booking).count() - EXISTING_BOOKINGS
+            created = session.query(Booking).count() - before
         db.dispose()
 
         print(
@@ -353,6 +372,16 @@ def run() -> None:
                     f"{floor.rps / bare_post.rps:.2f}",
                 ],
                 [
+                    "floor POST: its writes, bare",
+                    writes.rps,
+                    writes.p50_ms,
+                    writes.p95_ms,
+                    writes.p99_ms,
+                    writes.non2xx,
+                    writes.errors,
+                    f"{writes.rps / bare_post.rps:.2f}",
+                ],
+                [
                     "GET slots (28 days)",
                     slots.rps,
                     slots.p50_ms,
@@ -377,6 +406,11 @@ def run() -> None:
         print(
             f"  floor: the bare app sending a booking's {statements} statements in one transaction, doing nothing "
             f"else; booking creation reaches {create.rps / floor.rps:.2f} of it"
+        )
+        print(
+            f"  its writes, bare: the same {statements} statements a booking sent, replayed with fresh keys and"
+            " times through the driver (the database's real work: indexes, foreign keys, JSONB), nothing else;"
+            f" booking creation reaches {create.rps / writes.rps:.2f} of it"
         )
         print(
             f"  bookings created during the run: {created} (every 201 is one row; non-2xx would be lost slots)"
