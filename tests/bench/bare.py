@@ -5,8 +5,8 @@ transaction to ``BARE_DATABASE_URL``, through the same engine settings as the se
 nothing else. What a booking costs beyond it is the booking's own work: parsing, checks, real inserts, events.
 
 ``POST /db/writes`` sends a booking's own statements (``BARE_REPLAY``: the SQL and parameters one booking sent,
-pickled by the booking bench) in one transaction through the driver, each time with new ids, the times moved by
-a random offset and one of ``BARE_PROVIDERS``: what the database itself does for a booking, without the app.
+pickled by the booking bench) in one transaction through the driver, each time with new ids, a new patient's
+address, the times moved by a random offset and one of ``BARE_PROVIDERS``: what the database itself does for a booking, without the app.
 """
 
 import os
@@ -56,7 +56,11 @@ def _recorded() -> tuple[list[tuple[str, dict[str, Any]]], list[int]]:
     return statements, [int(p) for p in os.environ["BARE_PROVIDERS"].split(",")]
 
 
-def _fresh(name: str, value: Any, ids: dict[uuid.UUID, uuid.UUID], shift: timedelta, provider: int) -> Any:
+def _fresh(
+    name: str, value: Any, ids: dict[uuid.UUID, uuid.UUID], shift: timedelta, provider: int, email: str
+) -> Any:
+    if name.startswith("email"):
+        return email  # a new patient each time, as the booking bench's bodies are (the lookup finds none)
     if isinstance(value, uuid.UUID):
         return ids.setdefault(value, uuid.uuid4())
     if isinstance(value, datetime):
@@ -72,8 +76,9 @@ def writes() -> tuple[Response, int]:
     ids: dict[uuid.UUID, uuid.UUID] = {}
     shift = timedelta(microseconds=random.randrange(-(10**14), 10**14))  # about three years either way
     provider = random.choice(providers)
+    email = f"{uuid.uuid4().hex}@floor.example"
     with _database().engine.begin() as connection:
         for sql, parameters in statements:
-            fresh = {k: _fresh(k, v, ids, shift, provider) for k, v in parameters.items()}
+            fresh = {k: _fresh(k, v, ids, shift, provider, email) for k, v in parameters.items()}
             connection.exec_driver_sql(sql, fresh)
     return jsonify(ok=True), 201
